@@ -1,0 +1,391 @@
+//! All servers' tools under one namespace (`server__tool`), in two modes.
+//!
+//! - **Temporary** (the default, [`Aggregator::call_tool`]): a call spawns only the server it
+//!   names, calls, and shuts it down: one process per call, nothing kept.
+//! - **Persistent** ([`Aggregator::session`]): a [`Session`] holds connections open until it
+//!   is closed (or dropped), so many calls pay for one spawn and handshake. Servers outside
+//!   the session's set still work, through temporary calls.
+//!
+//! This is the public API everything above builds on: the CLI, `serve` and the Wasm plugin
+//! host call only what is here, so a Rust embedder gets everything a guest gets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::join_all;
+use rmcp::model::{CallToolResult, Tool};
+use serde_json::{Map, Value};
+
+use crate::client::{ClientError, ServerConnection};
+use crate::config::{Registry, ServerConfig, NAMESPACE_SEPARATOR};
+use crate::manager::{ConnectionManager, ManagerError};
+
+/// Errors of the aggregator.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AggregatorError {
+    /// No server of this name in the registry.
+    #[error("unknown server \"{0}\"")]
+    UnknownServer(String),
+    /// The tool name is not `server__tool`.
+    #[error("tool name \"{0}\" is not namespaced; expected SERVER__TOOL")]
+    BadToolName(String),
+    /// The tool exists but the server's tool filter hides it.
+    #[error("tool \"{tool}\" of server \"{server}\" is excluded by the registry's tool filter")]
+    Filtered {
+        /// Server name.
+        server: String,
+        /// Tool name (un-namespaced).
+        tool: String,
+    },
+    /// Arguments are not a JSON object.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The session was closed.
+    #[error("the session is closed")]
+    SessionClosed,
+    /// The server failed (spawn, handshake, timeout, transport, protocol).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl From<ManagerError> for AggregatorError {
+    fn from(e: ManagerError) -> Self {
+        match e {
+            ManagerError::NotInPool(s) => AggregatorError::UnknownServer(s),
+            ManagerError::Closed => AggregatorError::SessionClosed,
+            ManagerError::Client(c) => AggregatorError::Client(c),
+        }
+    }
+}
+
+/// A tool as the aggregator presents it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespacedTool {
+    /// `server__tool`.
+    pub name: String,
+    /// The server it belongs to.
+    pub server: String,
+    /// The tool as the server described it (its own, un-namespaced name).
+    pub tool: Tool,
+}
+
+impl NamespacedTool {
+    fn new(server: &str, tool: Tool) -> Self {
+        Self {
+            name: format!("{server}{NAMESPACE_SEPARATOR}{}", tool.name),
+            server: server.to_owned(),
+            tool,
+        }
+    }
+
+    /// The description, prefixed with the server name so it stays visible to a model.
+    pub fn description(&self) -> String {
+        match self.tool.description.as_deref() {
+            Some(d) if !d.is_empty() => format!("[{}] {d}", self.server),
+            _ => format!("[{}]", self.server),
+        }
+    }
+
+    /// The input JSON schema.
+    pub fn input_schema(&self) -> Value {
+        Value::Object((*self.tool.input_schema).clone())
+    }
+}
+
+/// Splits `server__tool` on the first `__`.
+pub fn split_tool_name(name: &str) -> Result<(&str, &str), AggregatorError> {
+    match name.split_once(NAMESPACE_SEPARATOR) {
+        Some((server, tool)) if !server.is_empty() && !tool.is_empty() => Ok((server, tool)),
+        _ => Err(AggregatorError::BadToolName(name.to_owned())),
+    }
+}
+
+/// Parses tool arguments given as JSON text: must be an object (or empty/`null` for none).
+pub fn parse_arguments(text: &str) -> Result<Option<Map<String, Value>>, AggregatorError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(Value::Null) => Ok(None),
+        Ok(other) => Err(AggregatorError::InvalidArguments(format!(
+            "arguments must be a JSON object, got {}",
+            match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "a boolean",
+            }
+        ))),
+        Err(e) => Err(AggregatorError::InvalidArguments(format!(
+            "arguments are not valid JSON: {e}"
+        ))),
+    }
+}
+
+struct CachedTools {
+    /// Identity of the connection the list came from: (pid, list_changed generation).
+    source: (Option<u32>, u64),
+    tools: Vec<Tool>,
+}
+
+struct Inner {
+    registry: Registry,
+    cache: Mutex<HashMap<String, CachedTools>>,
+}
+
+/// The registry's servers under one namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Aggregator {
+    inner: Arc<Inner>,
+}
+
+impl Aggregator {
+    /// An aggregator over this registry.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    fn server_config(&self, server: &str) -> Result<&ServerConfig, AggregatorError> {
+        self.inner
+            .registry
+            .server(server)
+            .ok_or_else(|| AggregatorError::UnknownServer(server.to_owned()))
+    }
+
+    fn resolve(&self, name: &str) -> Result<(String, String), AggregatorError> {
+        let (server, tool) = split_tool_name(name)?;
+        let config = self.server_config(server)?;
+        if !config.tools.permits(tool) {
+            return Err(AggregatorError::Filtered {
+                server: server.into(),
+                tool: tool.into(),
+            });
+        }
+        Ok((server.into(), tool.into()))
+    }
+
+    fn namespaced(&self, server: &str, tools: Vec<Tool>) -> Vec<NamespacedTool> {
+        let filter = self
+            .inner
+            .registry
+            .server(server)
+            .map(|c| c.tools.clone())
+            .unwrap_or_default();
+        tools
+            .into_iter()
+            .filter(|t| filter.permits(&t.name))
+            .map(|t| NamespacedTool::new(server, t))
+            .collect()
+    }
+
+    /// Lists the tools of `servers` (all servers if empty) in temporary mode: each server is
+    /// started, listed and shut down, concurrently. A server that fails is reported in the
+    /// second list without failing the others.
+    pub async fn list_tools(
+        &self,
+        servers: &[String],
+    ) -> Result<(Vec<NamespacedTool>, Vec<(String, AggregatorError)>), AggregatorError> {
+        let names: Vec<String> = if servers.is_empty() {
+            self.inner.registry.servers().keys().cloned().collect()
+        } else {
+            for s in servers {
+                self.server_config(s)?;
+            }
+            servers.to_vec()
+        };
+        let results = join_all(names.iter().map(|name| async move {
+            let config = self.server_config(name)?;
+            let conn = ServerConnection::connect(name, config).await?;
+            let tools = conn.list_tools().await;
+            conn.close().await;
+            Ok::<_, AggregatorError>(tools?)
+        }))
+        .await;
+        let mut tools = Vec::new();
+        let mut failures = Vec::new();
+        for (name, result) in names.into_iter().zip(results) {
+            match result {
+                Ok(list) => tools.extend(self.namespaced(&name, list)),
+                Err(e) => failures.push((name, e)),
+            }
+        }
+        Ok((tools, failures))
+    }
+
+    /// Calls `server__tool` in temporary mode: starts only that server, calls, shuts it down.
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<CallToolResult, AggregatorError> {
+        let (server, tool) = self.resolve(name)?;
+        let started = Instant::now();
+        let config = self.server_config(&server)?;
+        let result = async {
+            let conn = ServerConnection::connect(&server, config).await?;
+            let result = conn.call_tool(&tool, arguments).await;
+            conn.close().await;
+            Ok(result?)
+        }
+        .await;
+        log_call(&server, &tool, "temporary", started, &result);
+        result
+    }
+
+    /// Opens a persistent session on `servers`: every connection is established
+    /// (concurrently) before this returns. Close it with [`Session::close`]; dropping it
+    /// also ends its processes, without waiting.
+    pub async fn session(&self, servers: &[impl AsRef<str>]) -> Result<Session, AggregatorError> {
+        let mut pool = Vec::new();
+        for s in servers {
+            let s = s.as_ref();
+            let config = self.server_config(s)?;
+            pool.push((s.to_owned(), config.clone()));
+        }
+        let manager = ConnectionManager::new(pool);
+        if let Err(e) = manager.connect_all().await {
+            manager.close().await;
+            return Err(e.into());
+        }
+        Ok(Session {
+            aggregator: self.clone(),
+            manager,
+        })
+    }
+
+    /// Runs `body` inside a session on `servers` and closes the session afterwards, whatever
+    /// `body` returned (the `async with` of the Python original).
+    pub async fn with_session<T>(
+        &self,
+        servers: &[impl AsRef<str>],
+        body: impl AsyncFnOnce(&Session) -> T,
+    ) -> Result<T, AggregatorError> {
+        let session = self.session(servers).await?;
+        let out = body(&session).await;
+        session.close().await;
+        Ok(out)
+    }
+
+    async fn cached_tools(&self, conn: &ServerConnection) -> Result<Vec<Tool>, AggregatorError> {
+        let source = (conn.pid(), conn.tools_generation());
+        {
+            let cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = cache.get(conn.name()) {
+                if entry.source == source {
+                    return Ok(entry.tools.clone());
+                }
+            }
+        }
+        let tools = conn.list_tools().await?;
+        let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(
+            conn.name().to_owned(),
+            CachedTools {
+                source,
+                tools: tools.clone(),
+            },
+        );
+        Ok(tools)
+    }
+}
+
+fn log_call<T>(
+    server: &str,
+    tool: &str,
+    mode: &str,
+    started: Instant,
+    result: &Result<T, AggregatorError>,
+) {
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(_) => {
+            tracing::debug!(target: "mcp_registry::calls", server, tool, mode, duration_ms, outcome = "ok", "tool call")
+        }
+        Err(e) => {
+            tracing::info!(target: "mcp_registry::calls", server, tool, mode, duration_ms, outcome = "error", error = %e, "tool call")
+        }
+    }
+}
+
+/// A persistent session: open connections to a set of servers until closed.
+pub struct Session {
+    aggregator: Aggregator,
+    manager: ConnectionManager,
+}
+
+impl Session {
+    /// The servers this session holds open.
+    pub fn servers(&self) -> Vec<String> {
+        self.manager.servers().map(str::to_owned).collect()
+    }
+
+    /// Lists the tools of the session's servers (concurrently, through the tool cache,
+    /// which a `tools/list_changed` notification or a reconnect invalidates).
+    pub async fn list_tools(&self) -> Result<Vec<NamespacedTool>, AggregatorError> {
+        let results = join_all(self.manager.servers().map(|server| async move {
+            let conn = self.manager.connection(server).await?;
+            let tools = self.aggregator.cached_tools(&conn).await?;
+            Ok::<_, AggregatorError>(self.aggregator.namespaced(server, tools))
+        }))
+        .await;
+        let mut all = Vec::new();
+        for r in results {
+            all.extend(r?);
+        }
+        Ok(all)
+    }
+
+    /// Calls `server__tool`: on the session's connection if the server is in the session,
+    /// otherwise as a temporary call.
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<CallToolResult, AggregatorError> {
+        let (server, tool) = self.aggregator.resolve(name)?;
+        if !self.manager.contains(&server) {
+            return self.aggregator.call_tool(name, arguments).await;
+        }
+        let started = Instant::now();
+        let result = self
+            .manager
+            .call_tool(&server, &tool, arguments)
+            .await
+            .map_err(AggregatorError::from);
+        log_call(&server, &tool, "session", started, &result);
+        result
+    }
+
+    /// Pids of the session's live server processes.
+    pub async fn pids(&self) -> std::collections::BTreeMap<String, u32> {
+        self.manager.pids().await
+    }
+
+    /// How many times `server` was restarted in this session.
+    pub fn restarts(&self, server: &str) -> u64 {
+        self.manager.restarts(server)
+    }
+
+    /// The session's connection to `server` (connecting if it died), for protocol details
+    /// such as the negotiated version.
+    pub async fn connection(&self, server: &str) -> Result<Arc<ServerConnection>, AggregatorError> {
+        Ok(self.manager.connection(server).await?)
+    }
+
+    /// Closes every connection and waits for the processes to exit.
+    pub async fn close(&self) {
+        self.manager.close().await;
+    }
+}

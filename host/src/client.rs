@@ -1,0 +1,458 @@
+//! One stdio MCP connection: spawn, handshake, list, call, close.
+//!
+//! The protocol itself (JSON-RPC framing, the `initialize` handshake, `server/discover` with
+//! fallback, cancellation on drop) is rmcp's; this module adds what a registry needs around
+//! it: an explicit [`ConnectionState`], per-server timeouts, the server's stderr routed to our
+//! log, distinct error kinds, and a shutdown that never leaves a process behind.
+//!
+//! Why a process group: servers are often launched through wrappers (`npx`, `uv run`, shell
+//! scripts) whose real server is a grandchild. Killing only the direct child would orphan
+//! it, so each server is the leader of its own group and the whole group is killed.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    ProtocolVersion, Tool,
+};
+#[allow(deprecated)] // roots: deprecated for 2026-07-28, still asked for by 2025-11-25 servers
+use rmcp::model::{ListRootsResult, Root};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{
+    ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient, ServiceError,
+};
+use serde_json::{Map, Value};
+use tokio::io::AsyncBufReadExt;
+
+use crate::config::{ProtocolMode, ServerConfig};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Spawned; handshake in progress.
+    Connecting,
+    /// Handshake done; requests may be sent.
+    Ready {
+        /// The negotiated MCP protocol version (e.g. `2025-11-25` or `2026-07-28`).
+        protocol_version: String,
+        /// The server's self-reported name, if any.
+        server_name: Option<String>,
+        /// The server's self-reported version, if any.
+        server_version: Option<String>,
+    },
+    /// The connection broke (process exited, pipe closed, handshake failed).
+    Failed(String),
+    /// `close` is in progress.
+    Closing,
+    /// Closed by us; the process has exited.
+    Closed,
+}
+
+/// Errors of one MCP connection. Each kind is distinct so callers (and guests) can tell a
+/// slow server from a dead one from a bad request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The server process could not be started.
+    #[error("server \"{server}\": cannot start `{command}`: {message}")]
+    Spawn {
+        /// Server name.
+        server: String,
+        /// The command we tried to run.
+        command: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The handshake did not complete in time.
+    #[error("server \"{server}\": no handshake within {timeout:?}")]
+    ConnectTimeout {
+        /// Server name.
+        server: String,
+        /// The configured connect timeout.
+        timeout: Duration,
+    },
+    /// The handshake failed.
+    #[error("server \"{server}\": handshake failed: {message}")]
+    Handshake {
+        /// Server name.
+        server: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The connection is gone: the process exited or closed its pipes.
+    #[error("server \"{server}\": connection lost: {message}")]
+    Transport {
+        /// Server name.
+        server: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A request did not get an answer in time (a cancellation was sent).
+    #[error("server \"{server}\": `{operation}` timed out after {timeout:?}")]
+    Timeout {
+        /// Server name.
+        server: String,
+        /// The request, e.g. `tools/call echo`.
+        operation: String,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// The server does not have this tool.
+    #[error("server \"{server}\": unknown tool \"{tool}\": {message}")]
+    UnknownTool {
+        /// Server name.
+        server: String,
+        /// Tool name (un-namespaced).
+        tool: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server rejected the arguments.
+    #[error("server \"{server}\": invalid arguments for \"{tool}\": {message}")]
+    InvalidArguments {
+        /// Server name.
+        server: String,
+        /// Tool name.
+        tool: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Any other JSON-RPC error the server returned.
+    #[error("server \"{server}\": {operation} failed: {message}")]
+    Protocol {
+        /// Server name.
+        server: String,
+        /// The request.
+        operation: String,
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Whether this error means the connection is unusable (so a pool should restart it).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, ClientError::Transport { .. })
+    }
+}
+
+/// Answers the requests a server sends to us and records notifications we care about.
+#[derive(Clone)]
+struct ClientEvents {
+    server: Arc<str>,
+    roots: Arc<Vec<String>>,
+    tools_generation: Arc<AtomicU64>,
+}
+
+impl ClientHandler for ClientEvents {
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.roots = Some(Default::default());
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("mcp-registry", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+
+    #[allow(deprecated)]
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let roots = self
+            .roots
+            .iter()
+            .map(|uri| Root::new(uri.clone()))
+            .collect();
+        Ok(ListRootsResult::new(roots))
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        tracing::debug!(server = %self.server, "tools/list_changed");
+        self.tools_generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// One live stdio MCP connection to a server process.
+///
+/// Dropping it closes the connection in the background and kills the process group; call
+/// [`ServerConnection::close`] to wait for the process to exit.
+pub struct ServerConnection {
+    name: Arc<str>,
+    config: ServerConfig,
+    service: tokio::sync::Mutex<Option<RunningService<RoleClient, ClientEvents>>>,
+    peer: rmcp::Peer<RoleClient>,
+    state: Mutex<ConnectionState>,
+    pid: Option<u32>,
+    tools_generation: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ServerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConnection")
+            .field("name", &self.name)
+            .field("pid", &self.pid)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ServerConnection {
+    /// Spawns the server and completes the handshake within the configured connect timeout.
+    pub async fn connect(name: &str, config: &ServerConfig) -> Result<Self, ClientError> {
+        let started = Instant::now();
+        let mut command = tokio::process::Command::new(&config.command);
+        command.args(&config.args).envs(&config.env);
+        if let Some(cwd) = &config.cwd {
+            command.current_dir(cwd);
+        }
+        let mut wrapped = CommandWrap::from(command);
+        wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+        let (transport, stderr) = TokioChildProcess::builder(wrapped)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ClientError::Spawn {
+                server: name.into(),
+                command: config.command.clone(),
+                message: e.to_string(),
+            })?;
+        let pid = transport.id();
+        let name: Arc<str> = name.into();
+        if let Some(stderr) = stderr {
+            tokio::spawn(forward_stderr(name.clone(), stderr));
+        }
+        let tools_generation = Arc::new(AtomicU64::new(0));
+        let events = ClientEvents {
+            server: name.clone(),
+            roots: Arc::new(config.roots.clone()),
+            tools_generation: tools_generation.clone(),
+        };
+        let lifecycle = match config.protocol {
+            ProtocolMode::Legacy => ClientLifecycleMode::Initialize,
+            ProtocolMode::Modern => ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+            ProtocolMode::Auto => ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+            },
+        };
+        let service = tokio::time::timeout(
+            config.connect_timeout,
+            events.serve_with_lifecycle(transport, lifecycle),
+        )
+        .await
+        .map_err(|_| ClientError::ConnectTimeout {
+            server: name.to_string(),
+            timeout: config.connect_timeout,
+        })?
+        .map_err(|e| ClientError::Handshake {
+            server: name.to_string(),
+            message: e.to_string(),
+        })?;
+        let peer = service.peer().clone();
+        let info = peer.peer_info();
+        let state = ConnectionState::Ready {
+            protocol_version: info
+                .as_ref()
+                .map(|i| i.protocol_version.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            server_name: info
+                .as_ref()
+                .and_then(|i| i.server_info.as_ref().map(|s| s.name.clone())),
+            server_version: info
+                .as_ref()
+                .and_then(|i| i.server_info.as_ref().map(|s| s.version.clone())),
+        };
+        tracing::debug!(server = %name, ?pid, ?state, elapsed = ?started.elapsed(), "connected");
+        Ok(Self {
+            name,
+            config: config.clone(),
+            service: tokio::sync::Mutex::new(Some(service)),
+            peer,
+            state: Mutex::new(state),
+            pid,
+            tools_generation,
+        })
+    }
+
+    /// The server's name in the registry.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The server process id (the leader of its process group).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The current state; a `Ready` connection whose transport has closed reports `Failed`.
+    pub fn state(&self) -> ConnectionState {
+        let mut state = lock(&self.state);
+        if matches!(*state, ConnectionState::Ready { .. }) && self.peer.is_transport_closed() {
+            *state = ConnectionState::Failed("the server process closed the connection".into());
+        }
+        state.clone()
+    }
+
+    /// The negotiated protocol version, while ready.
+    pub fn protocol_version(&self) -> Option<String> {
+        match self.state() {
+            ConnectionState::Ready {
+                protocol_version, ..
+            } => Some(protocol_version),
+            _ => None,
+        }
+    }
+
+    /// Whether requests can still be sent.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state(), ConnectionState::Ready { .. })
+    }
+
+    /// Counts `notifications/tools/list_changed` received; a cache of this server's tools is
+    /// stale once this moves.
+    pub fn tools_generation(&self) -> u64 {
+        self.tools_generation.load(Ordering::SeqCst)
+    }
+
+    /// All tools (every page of `tools/list`).
+    pub async fn list_tools(&self) -> Result<Vec<Tool>, ClientError> {
+        let timeout = self.config.call_timeout;
+        match tokio::time::timeout(timeout, self.peer.list_all_tools()).await {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: "tools/list".into(),
+                timeout,
+            }),
+            Ok(result) => result.map_err(|e| self.classify(e, "tools/list", None)),
+        }
+    }
+
+    /// Calls a tool (un-namespaced name) with the configured call timeout. A tool error
+    /// (`isError: true`) is a successful return carrying the server's own content. On timeout
+    /// the request is cancelled (`notifications/cancelled`).
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<CallToolResult, ClientError> {
+        self.call_tool_with_timeout(tool, arguments, self.config.call_timeout)
+            .await
+    }
+
+    /// Like [`ServerConnection::call_tool`] with an explicit timeout.
+    pub async fn call_tool_with_timeout(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        timeout: Duration,
+    ) -> Result<CallToolResult, ClientError> {
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = arguments;
+        // Dropping rmcp's call future (on timeout, or when our caller is cancelled) sends
+        // `notifications/cancelled` for the request.
+        match tokio::time::timeout(timeout, self.peer.call_tool(params)).await {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: format!("tools/call {tool}"),
+                timeout,
+            }),
+            Ok(result) => result.map_err(|e| self.classify(e, "tools/call", Some(tool))),
+        }
+    }
+
+    /// Sends `ping` (legacy era) and waits for the answer.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        let timeout = self.config.call_timeout;
+        let request = rmcp::model::ClientRequest::PingRequest(Default::default());
+        match tokio::time::timeout(timeout, self.peer.send_request(request)).await {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: "ping".into(),
+                timeout,
+            }),
+            Ok(result) => result
+                .map(|_| ())
+                .map_err(|e| self.classify(e, "ping", None)),
+        }
+    }
+
+    /// Closes stdin, waits for the process to exit (then SIGTERM, then SIGKILL, as the spec's
+    /// stdio shutdown says), and reaps it. Idempotent.
+    pub async fn close(&self) {
+        let service = self.service.lock().await.take();
+        if let Some(mut service) = service {
+            *lock(&self.state) = ConnectionState::Closing;
+            let _ = service.close().await;
+            *lock(&self.state) = ConnectionState::Closed;
+            tracing::debug!(server = %self.name, pid = ?self.pid, "closed");
+        }
+    }
+
+    fn classify(&self, error: ServiceError, operation: &str, tool: Option<&str>) -> ClientError {
+        let server = self.name.to_string();
+        match error {
+            ServiceError::McpError(data) => {
+                let message = data.message.to_string();
+                let lower = message.to_ascii_lowercase();
+                match (data.code, tool) {
+                    (rmcp::model::ErrorCode::INVALID_PARAMS, Some(tool))
+                        if lower.contains("not found")
+                            || lower.contains("unknown tool")
+                            || lower.contains("no such tool") =>
+                    {
+                        ClientError::UnknownTool {
+                            server,
+                            tool: tool.into(),
+                            message,
+                        }
+                    }
+                    (rmcp::model::ErrorCode::INVALID_PARAMS, Some(tool)) => {
+                        ClientError::InvalidArguments {
+                            server,
+                            tool: tool.into(),
+                            message,
+                        }
+                    }
+                    _ => ClientError::Protocol {
+                        server,
+                        operation: operation.into(),
+                        message,
+                    },
+                }
+            }
+            ServiceError::Timeout { timeout } => ClientError::Timeout {
+                server,
+                operation: operation.into(),
+                timeout,
+            },
+            ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                let message = "the server process exited or closed its pipes".to_string();
+                *lock(&self.state) = ConnectionState::Failed(message.clone());
+                ClientError::Transport { server, message }
+            }
+            other => ClientError::Protocol {
+                server,
+                operation: operation.into(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+async fn forward_stderr(server: Arc<str>, stderr: tokio::process::ChildStderr) {
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "mcp_registry::server_stderr", server = %server, "{line}");
+    }
+}

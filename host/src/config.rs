@@ -1,0 +1,640 @@
+//! The registry file: which MCP servers exist and how to start them.
+//!
+//! The file has the ecosystem's shape (`{"mcpServers": {"NAME": {...}}}`), so one file can be
+//! shared with other MCP clients. That is why top-level keys we do not know are *kept* on
+//! write, while unknown keys inside a server entry are *rejected*: there, an unknown key is
+//! almost always a typo (`"arg"` for `"args"`) that would otherwise be silently ignored.
+//!
+//! Validation is done by hand over a `serde_json::Value` rather than by `#[derive(Deserialize)]`
+//! so that every error can name the file, the server and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// Environment variable that overrides the default registry path.
+pub const CONFIG_ENV: &str = "MCP_REGISTRY_CONFIG";
+
+/// Separator between server and tool in a namespaced tool name (`server__tool`).
+pub const NAMESPACE_SEPARATOR: &str = "__";
+
+/// Default time allowed to spawn a server and finish the MCP handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time allowed for one tool call.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An error in reading, validating or writing a registry file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read registry file: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON.
+    #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What serde_json reported.
+        message: String,
+    },
+    /// The JSON is well formed but a value is wrong.
+    #[error("{}: {location}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which server and field.
+        location: Location,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file could not be written.
+    #[error("{}: cannot write registry file: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No registry path could be determined (no `--config`, `$MCP_REGISTRY_CONFIG`,
+    /// `$XDG_CONFIG_HOME` or `$HOME`).
+    #[error("cannot locate the registry file: set --config or ${CONFIG_ENV}")]
+    NoPath,
+}
+
+/// Where in the file a validation error is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The server entry, if the error is inside one.
+    pub server: Option<String>,
+    /// The JSON path of the field, e.g. `args[2]` or `mcpServers`.
+    pub field: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.server {
+            Some(server) => write!(f, "server \"{server}\": field \"{}\"", self.field),
+            None => write!(f, "field \"{}\"", self.field),
+        }
+    }
+}
+
+/// Which of a server's tools are visible through the aggregator.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ToolFilter {
+    /// Every tool.
+    #[default]
+    All,
+    /// Only these tools.
+    Allow(Vec<String>),
+    /// Every tool except these.
+    Deny(Vec<String>),
+}
+
+impl ToolFilter {
+    /// Whether the server's tool `tool` (un-namespaced) passes the filter.
+    pub fn permits(&self, tool: &str) -> bool {
+        match self {
+            ToolFilter::All => true,
+            ToolFilter::Allow(names) => names.iter().any(|n| n == tool),
+            ToolFilter::Deny(names) => !names.iter().any(|n| n == tool),
+        }
+    }
+}
+
+/// Which protocol era to speak to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProtocolMode {
+    /// Probe with `server/discover` (2026-07-28), fall back to `initialize` (the spec's
+    /// stdio back-compatibility rule).
+    #[default]
+    Auto,
+    /// Only the `initialize` handshake (2025-11-25 and earlier).
+    Legacy,
+    /// Only `server/discover` (2026-07-28).
+    Modern,
+}
+
+/// How to start one stdio MCP server, and how to treat it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Program to run.
+    pub command: String,
+    /// Its arguments (may be empty).
+    pub args: Vec<String>,
+    /// Extra environment variables, added to ours.
+    pub env: BTreeMap<String, String>,
+    /// Working directory; the registry's own directory if relative.
+    pub cwd: Option<PathBuf>,
+    /// Free text shown in `list` and in tool descriptions.
+    pub description: Option<String>,
+    /// Time allowed to spawn and finish the handshake.
+    pub connect_timeout: Duration,
+    /// Time allowed for one tool call.
+    pub call_timeout: Duration,
+    /// Which tools are visible.
+    pub tools: ToolFilter,
+    /// Roots answered to `roots/list` (file URIs).
+    pub roots: Vec<String>,
+    /// Which protocol era to speak.
+    pub protocol: ProtocolMode,
+}
+
+impl ServerConfig {
+    /// A server started as `command args...`, with default settings.
+    pub fn new(
+        command: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            command: command.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            description: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            tools: ToolFilter::All,
+            roots: Vec::new(),
+            protocol: ProtocolMode::Auto,
+        }
+    }
+}
+
+/// A parsed registry: its servers, plus the whole JSON document so writes keep what we
+/// do not model.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    path: Option<PathBuf>,
+    servers: BTreeMap<String, ServerConfig>,
+    document: Map<String, Value>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        let mut document = Map::new();
+        document.insert("mcpServers".into(), Value::Object(Map::new()));
+        Self {
+            path: None,
+            servers: BTreeMap::new(),
+            document,
+        }
+    }
+}
+
+/// Checks a server name: non-empty, `[A-Za-z0-9_-]` only, no `__` (the namespace separator).
+pub fn validate_server_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("server name must not be empty".into());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "server name \"{name}\" contains {bad:?}; use only letters, digits, '_' and '-'"
+        ));
+    }
+    if name.contains(NAMESPACE_SEPARATOR) {
+        return Err(format!(
+            "server name \"{name}\" contains \"{NAMESPACE_SEPARATOR}\", the namespace separator"
+        ));
+    }
+    Ok(())
+}
+
+/// The registry path: `explicit`, else `$MCP_REGISTRY_CONFIG`, else
+/// `$XDG_CONFIG_HOME/mcp-registry/config.json`, else `~/.config/mcp-registry/config.json`.
+pub fn default_path(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME").ok_or(ConfigError::NoPath)?).join(".config"),
+    };
+    Ok(base.join("mcp-registry").join("config.json"))
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    server: Option<&'a str>,
+}
+
+impl Validator<'_> {
+    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            location: Location {
+                server: self.server.map(str::to_owned),
+                field: field.into(),
+            },
+            message: message.into(),
+        }
+    }
+
+    fn string(&self, field: &str, v: &Value) -> Result<String, ConfigError> {
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| self.err(field, format!("expected a string, found {}", kind(v))))
+    }
+
+    fn strings(&self, field: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
+        let items = v.as_array().ok_or_else(|| {
+            self.err(
+                field,
+                format!("expected an array of strings, found {}", kind(v)),
+            )
+        })?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.string(&format!("{field}[{i}]"), item))
+            .collect()
+    }
+
+    fn seconds(&self, field: &str, v: &Value) -> Result<Duration, ConfigError> {
+        let secs = v.as_f64().ok_or_else(|| {
+            self.err(
+                field,
+                format!("expected a number of seconds, found {}", kind(v)),
+            )
+        })?;
+        if !(secs > 0.0 && secs.is_finite() && secs < 86_400.0 * 365.0) {
+            return Err(self.err(
+                field,
+                format!("must be a positive number of seconds, got {secs}"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+const SERVER_FIELDS: &[&str] = &[
+    "type",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "description",
+    "timeouts",
+    "tools",
+    "roots",
+    "protocol",
+];
+
+impl Registry {
+    /// Reads and validates the registry at `path`. A missing file is an error; use
+    /// [`Registry::load_or_default`] where an absent registry means "no servers".
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Like [`Registry::load`], but a file that does not exist gives an empty registry
+    /// bound to `path`.
+    pub fn load_or_default(path: &Path) -> Result<Self, ConfigError> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self {
+                path: Some(path.to_path_buf()),
+                ..Self::default()
+            }),
+            _ => Self::load(path),
+        }
+    }
+
+    /// Parses registry JSON text; `path` is used in error messages and for relative `cwd`s.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Json {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let top = Validator { path, server: None };
+        let Value::Object(document) = value else {
+            return Err(top.err(
+                "(top level)",
+                format!("expected an object, found {}", kind(&value)),
+            ));
+        };
+        let servers_value = document.get("mcpServers").ok_or_else(|| {
+            top.err(
+                "mcpServers",
+                "missing; expected {\"mcpServers\": {\"NAME\": {\"command\": ...}}}",
+            )
+        })?;
+        let servers_obj = servers_value.as_object().ok_or_else(|| {
+            top.err(
+                "mcpServers",
+                format!("expected an object, found {}", kind(servers_value)),
+            )
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let mut servers = BTreeMap::new();
+        for (name, entry) in servers_obj {
+            let v = Validator {
+                path,
+                server: Some(name),
+            };
+            validate_server_name(name).map_err(|m| v.err("(name)", m))?;
+            servers.insert(name.clone(), parse_server(&v, entry, base_dir)?);
+        }
+        Ok(Self {
+            path: Some(path.to_path_buf()),
+            servers,
+            document,
+        })
+    }
+
+    /// Builds a registry in memory (for embedders and tests).
+    pub fn from_servers(servers: impl IntoIterator<Item = (String, ServerConfig)>) -> Self {
+        let mut registry = Self::default();
+        for (name, config) in servers {
+            registry.servers.insert(name, config);
+        }
+        registry
+    }
+
+    /// The file this registry was read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// All servers, by name.
+    pub fn servers(&self) -> &BTreeMap<String, ServerConfig> {
+        &self.servers
+    }
+
+    /// One server's configuration.
+    pub fn server(&self, name: &str) -> Option<&ServerConfig> {
+        self.servers.get(name)
+    }
+
+    /// Adds (or replaces) a server entry, written as `command`, `args` and `env`.
+    pub fn insert_server(
+        &mut self,
+        name: &str,
+        command: &str,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        validate_server_name(name)?;
+        if command.trim().is_empty() {
+            return Err("command must not be empty".into());
+        }
+        let mut entry = Map::new();
+        entry.insert("command".into(), Value::String(command.into()));
+        entry.insert("args".into(), Value::from(args.to_vec()));
+        if !env.is_empty() {
+            let env_obj: Map<String, Value> = env
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            entry.insert("env".into(), Value::Object(env_obj));
+        }
+        let mut config = ServerConfig::new(command, args.iter().cloned());
+        config.env = env.clone();
+        self.servers_object()
+            .insert(name.into(), Value::Object(entry));
+        self.servers.insert(name.into(), config);
+        Ok(())
+    }
+
+    /// Removes a server; returns whether it existed.
+    pub fn remove_server(&mut self, name: &str) -> bool {
+        self.servers_object().remove(name);
+        self.servers.remove(name).is_some()
+    }
+
+    fn servers_object(&mut self) -> &mut Map<String, Value> {
+        let slot = self
+            .document
+            .entry("mcpServers")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        match slot {
+            Value::Object(map) => map,
+            _ => unreachable!("just made an object"),
+        }
+    }
+
+    /// Writes the registry atomically (temporary file in the same directory, then rename),
+    /// keeping every key of the original document that we do not model.
+    pub fn save(&self) -> Result<(), ConfigError> {
+        let path = self.path.as_deref().ok_or(ConfigError::NoPath)?;
+        let write_err = |source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        let mut text = serde_json::to_string_pretty(&Value::Object(self.document.clone()))
+            .map_err(|e| write_err(std::io::Error::other(e)))?;
+        text.push('\n');
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "config.json".into());
+        let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
+        std::fs::write(&tmp, text).map_err(write_err)?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            write_err(e)
+        })
+    }
+}
+
+fn parse_server(
+    v: &Validator<'_>,
+    entry: &Value,
+    base_dir: &Path,
+) -> Result<ServerConfig, ConfigError> {
+    let obj = entry.as_object().ok_or_else(|| {
+        v.err(
+            "(entry)",
+            format!("expected an object, found {}", kind(entry)),
+        )
+    })?;
+    for key in obj.keys() {
+        if !SERVER_FIELDS.contains(&key.as_str()) {
+            return Err(v.err(
+                key.as_str(),
+                format!(
+                    "unknown field; expected one of: {}",
+                    SERVER_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(t) = obj.get("type") {
+        let t = v.string("type", t)?;
+        if t != "stdio" {
+            return Err(v.err(
+                "type",
+                format!("unsupported transport \"{t}\"; only \"stdio\" is supported"),
+            ));
+        }
+    }
+    let command = match obj.get("command") {
+        None => return Err(v.err("command", "missing; every server needs a command to run")),
+        Some(c) => v.string("command", c)?,
+    };
+    if command.trim().is_empty() {
+        return Err(v.err("command", "must not be empty"));
+    }
+    let mut config = ServerConfig::new(command, Vec::<String>::new());
+    if let Some(args) = obj.get("args") {
+        config.args = v.strings("args", args)?;
+    }
+    if let Some(env) = obj.get("env") {
+        let env = env.as_object().ok_or_else(|| {
+            v.err(
+                "env",
+                format!("expected an object of strings, found {}", kind(env)),
+            )
+        })?;
+        for (key, value) in env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(v.err(format!("env.{key}"), "invalid environment variable name"));
+            }
+            config
+                .env
+                .insert(key.clone(), v.string(&format!("env.{key}"), value)?);
+        }
+    }
+    if let Some(cwd) = obj.get("cwd") {
+        let cwd = PathBuf::from(v.string("cwd", cwd)?);
+        config.cwd = Some(if cwd.is_relative() {
+            base_dir.join(cwd)
+        } else {
+            cwd
+        });
+    }
+    if let Some(d) = obj.get("description") {
+        config.description = Some(v.string("description", d)?);
+    }
+    if let Some(t) = obj.get("timeouts") {
+        let t = t
+            .as_object()
+            .ok_or_else(|| v.err("timeouts", format!("expected an object, found {}", kind(t))))?;
+        for (key, value) in t {
+            match key.as_str() {
+                "connect" => config.connect_timeout = v.seconds("timeouts.connect", value)?,
+                "call" => config.call_timeout = v.seconds("timeouts.call", value)?,
+                other => {
+                    return Err(v.err(
+                        format!("timeouts.{other}"),
+                        "unknown field; expected \"connect\" or \"call\" (seconds)",
+                    ))
+                }
+            }
+        }
+    }
+    if let Some(t) = obj.get("tools") {
+        let t = t.as_object().ok_or_else(|| {
+            v.err(
+                "tools",
+                format!(
+                    "expected {{\"allow\": [...]}} or {{\"deny\": [...]}}, found {}",
+                    kind(t)
+                ),
+            )
+        })?;
+        config.tools = match (t.get("allow"), t.get("deny"), t.len()) {
+            (Some(a), None, 1) => ToolFilter::Allow(v.strings("tools.allow", a)?),
+            (None, Some(d), 1) => ToolFilter::Deny(v.strings("tools.deny", d)?),
+            _ => {
+                return Err(v.err(
+                    "tools",
+                    "expected exactly one of {\"allow\": [...]} or {\"deny\": [...]}",
+                ))
+            }
+        };
+    }
+    if let Some(r) = obj.get("roots") {
+        config.roots = v.strings("roots", r)?;
+    }
+    if let Some(p) = obj.get("protocol") {
+        config.protocol = match v.string("protocol", p)?.as_str() {
+            "auto" => ProtocolMode::Auto,
+            "legacy" | "2025-11-25" => ProtocolMode::Legacy,
+            "2026-07-28" => ProtocolMode::Modern,
+            other => return Err(v.err(
+                "protocol",
+                format!(
+                    "unknown protocol \"{other}\"; expected \"auto\", \"legacy\" or \"2026-07-28\""
+                ),
+            )),
+        };
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Registry, ConfigError> {
+        Registry::parse(text, Path::new("/etc/reg.json"))
+    }
+
+    #[test]
+    fn accepts_the_ecosystem_shape_and_empty_args() {
+        let r = parse(
+            r#"{"mcpServers": {"a-1": {"type": "stdio", "command": "x", "args": []}}, "other": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.server("a-1").unwrap().command, "x");
+        assert!(r.server("a-1").unwrap().args.is_empty());
+    }
+
+    #[test]
+    fn relative_cwd_is_resolved_against_the_file() {
+        let r = parse(r#"{"mcpServers": {"a": {"command": "x", "cwd": "sub"}}}"#).unwrap();
+        assert_eq!(
+            r.server("a").unwrap().cwd.as_deref(),
+            Some(Path::new("/etc/sub"))
+        );
+    }
+
+    #[test]
+    fn filters_permit_what_they_say() {
+        assert!(ToolFilter::Allow(vec!["a".into()]).permits("a"));
+        assert!(!ToolFilter::Allow(vec!["a".into()]).permits("b"));
+        assert!(!ToolFilter::Deny(vec!["a".into()]).permits("a"));
+        assert!(ToolFilter::All.permits("z"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Registry validation (every message names file, server and field) and the CLI end to end.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mcp_registry_host::config::{ConfigError, Registry};
+use support::*;
+
+fn load(dir: &Path, text: &str) -> Result<Registry, ConfigError> {
+    let path = dir.join("reg.json");
+    std::fs::write(&path, text).unwrap();
+    Registry::load(&path)
+}
+
+/// Asserts that loading `text` fails with a message naming the file and every `needle`.
+fn assert_rejected(text: &str, needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load(dir.path(), text).expect_err(text).to_string();
+    assert!(
+        err.contains("reg.json"),
+        "message does not name the file: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "message {err:?} does not contain {n:?}");
+    }
+}
+
+#[test]
+fn bad_json_reports_line_and_column() {
+    assert_rejected(
+        "{\n  \"mcpServers\": {,}\n}",
+        &["reg.json:2:", "invalid JSON"],
+    );
+}
+
+#[test]
+fn missing_or_mistyped_mcp_servers() {
+    assert_rejected(r#"{"servers": {}}"#, &["mcpServers", "missing"]);
+    assert_rejected(
+        r#"{"mcpServers": []}"#,
+        &["mcpServers", "expected an object"],
+    );
+    assert_rejected(r#"[]"#, &["expected an object"]);
+}
+
+#[test]
+fn empty_or_missing_command() {
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": ""}}}"#,
+        &["server \"s1\"", "\"command\"", "empty"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "  "}}}"#,
+        &["server \"s1\"", "\"command\""],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"args": []}}}"#,
+        &["server \"s1\"", "\"command\"", "missing"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": 3}}}"#,
+        &["server \"s1\"", "\"command\"", "a number"],
+    );
+}
+
+#[test]
+fn bad_server_names() {
+    assert_rejected(
+        r#"{"mcpServers": {"": {"command": "x"}}}"#,
+        &["server \"\"", "empty"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"a__b": {"command": "x"}}}"#,
+        &["server \"a__b\"", "__"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"a b": {"command": "x"}}}"#,
+        &["server \"a b\"", "' '"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"a.b": {"command": "x"}}}"#,
+        &["server \"a.b\"", "'.'"],
+    );
+}
+
+#[test]
+fn unknown_and_mistyped_fields() {
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "arg": []}}}"#,
+        &["server \"s1\"", "\"arg\"", "unknown field"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "args": [1]}}}"#,
+        &["server \"s1\"", "args[0]"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "env": {"K": 1}}}}"#,
+        &["server \"s1\"", "env.K"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "type": "sse"}}}"#,
+        &["server \"s1\"", "\"type\"", "sse"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "timeouts": {"call": -1}}}}"#,
+        &["server \"s1\"", "timeouts.call", "positive"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "timeouts": {"calls": 1}}}}"#,
+        &["server \"s1\"", "timeouts.calls"],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "tools": {"allow": ["a"], "deny": ["b"]}}}}"#,
+        &["server \"s1\"", "\"tools\""],
+    );
+    assert_rejected(
+        r#"{"mcpServers": {"s1": {"command": "x", "protocol": "1999"}}}"#,
+        &["server \"s1\"", "\"protocol\""],
+    );
+}
+
+#[test]
+fn valid_config_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = load(
+        dir.path(),
+        r#"{"mcpServers": {"s1": {"type": "stdio", "command": "x", "args": [], "env": {"A": "1"},
+            "cwd": "/tmp", "description": "d", "timeouts": {"connect": 2, "call": 0.5},
+            "tools": {"deny": ["crash"]}, "roots": ["file:///tmp"], "protocol": "legacy"}}}"#,
+    )
+    .unwrap();
+    let s = r.server("s1").unwrap();
+    assert_eq!(s.call_timeout.as_millis(), 500);
+    assert_eq!(s.env.get("A").map(String::as_str), Some("1"));
+}
+
+fn cli(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mcp-registry")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn add_list_remove_keep_foreign_content_and_write_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, r#"{"globalShortcut": "Ctrl+M", "mcpServers": {}}"#).unwrap();
+    let server = test_server().display().to_string();
+    let o = cli(&path, &["add", "t1", "--env", "GREETING=hi", "--", &server]);
+    assert!(o.status.success(), "{o:?}");
+    let o = cli(&path, &["add", "bad__name", "--", &server]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("__"), "{o:?}");
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["globalShortcut"], "Ctrl+M", "foreign key lost on write");
+    assert_eq!(doc["mcpServers"]["t1"]["env"]["GREETING"], "hi");
+    // No temporary files left beside the registry.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+
+    let o = cli(&path, &["-v", "list"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains("t1:"), "{out}");
+    assert!(
+        out.contains("protocol 2026-07-28"),
+        "list -v shows the negotiated version: {out}"
+    );
+
+    let o = cli(&path, &["remove", "t1"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = cli(&path, &["remove", "t1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["globalShortcut"], "Ctrl+M");
+    assert!(doc["mcpServers"].as_object().unwrap().is_empty());
+}
+
+#[test]
+fn init_creates_a_registry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join("config.json");
+    assert!(cli(&path, &["init"]).status.success());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(doc["mcpServers"].is_object());
+    let o = cli(&path, &["init"]);
+    assert!(stdout(&o).contains("already exists"));
+}
+
+#[test]
+fn call_and_list_tools_output_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let server = test_server().display().to_string();
+    assert!(cli(&path, &["add", "t1", "--", &server]).status.success());
+
+    let o = cli(&path, &["list-tools", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let tools: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).expect("list-tools --json prints JSON only");
+    assert!(tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "t1__echo"));
+
+    let o = cli(&path, &["call", "t1__echo", r#"{"message": "hello"}"#]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let result: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("call prints JSON");
+    assert_eq!(result["content"][0]["text"], "hello");
+
+    let o = cli(&path, &["call", "t1__fail", r#"{"message": "nope"}"#]);
+    assert_eq!(o.status.code(), Some(1), "isError exits 1: {o:?}");
+    let result: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(result["isError"], true);
+
+    for bad in [
+        &["call", "t1__echo", "[1, 2]"][..],
+        &["call", "nope__echo"],
+        &["call", "t1__nope"],
+    ] {
+        let o = cli(&path, bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {o:?}");
+        assert!(stdout(&o).is_empty(), "errors go to stderr only: {o:?}");
+        assert!(!o.stderr.is_empty());
+    }
+
+    // Arguments from stdin.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .args(["--config", path.to_str().unwrap(), "call", "t1__add", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"a": 2, "b": 40}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let result: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(result["content"][0]["text"], "42");
+}
+
+#[test]
+fn config_errors_reach_the_cli_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, r#"{"mcpServers": {"s1": {"command": ""}}}"#).unwrap();
+    let o = cli(&path, &["call", "s1__echo"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("config.json") && err.contains("s1") && err.contains("command"),
+        "{err}"
+    );
+}

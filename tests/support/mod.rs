@@ -1,0 +1,135 @@
+//! Shared helpers for the integration tests: locating (building) the test server, building
+//! registries that point at it, and checking that processes are gone.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mcp_registry_host::config::{Registry, ServerConfig};
+
+/// Builds a workspace binary once per test process and returns its path.
+fn build_bin(package: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = workspace_root();
+    let out = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--message-format=json", "-p", package])
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "building {package} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == package {
+            if let Some(exe) = msg["executable"].as_str() {
+                return PathBuf::from(exe);
+            }
+        }
+    }
+    panic!("cargo did not report an executable for {package}");
+}
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Path of the `mcp-test-server` binary (built on first use).
+pub fn test_server() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build_bin("mcp-test-server"))
+}
+
+/// A server config that runs the test server.
+pub fn test_server_config() -> ServerConfig {
+    ServerConfig::new(test_server().display().to_string(), Vec::<String>::new())
+}
+
+/// A registry of test servers under the given names.
+pub fn registry(names: &[&str]) -> Registry {
+    Registry::from_servers(names.iter().map(|n| (n.to_string(), test_server_config())))
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            // The state is the field after the parenthesised command name.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+    }
+}
+
+/// Waits up to 5 s for a pid to be gone; returns whether it is.
+pub fn gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The first text content of a tool result.
+pub fn text(result: &rmcp::model::CallToolResult) -> String {
+    let v = serde_json::to_value(result).expect("serialize result");
+    v["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Direct children of this test process (pids), to check nothing of ours is left running.
+pub fn children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut kids = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                let fields: Vec<&str> = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect();
+                if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(me)
+                    && fields.first() != Some(&"Z")
+                {
+                    kids.push(pid);
+                }
+            }
+        }
+    }
+    kids
+}
+
+/// Whether a test that needs an external peer must run (CI) or may skip.
+pub fn peers_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The directory where `.ci/run` / `scripts/install-peers.sh` install npm and PyPI peers.
+pub fn peers_dir() -> PathBuf {
+    workspace_root().join(".peers")
+}

@@ -1,0 +1,244 @@
+//! `mcp-test-server`: an MCP stdio server whose tools make client behaviour observable.
+//!
+//! Every tool exists to prove something about the client side:
+//! - `counter` counts calls per *process*, so 1, 2, 3 proves one persistent connection
+//!   and 1, 1, 1 proves a fresh process per call;
+//! - `pid` names the process that answered, so tests can check it is gone afterwards;
+//! - `sleep`, `crash`, `fail`, `big` exercise timeouts, restarts, tool errors and large results;
+//! - `enable_extra` changes the tool list and sends `notifications/tools/list_changed`.
+//!
+//! Environment knobs (read once at start-up):
+//! - `MCP_TEST_STARTUP_DELAY_MS`: sleep this long before answering anything (an
+//!   "expensive initialization", the case persistent connections exist for);
+//! - `MCP_TEST_PAGE_SIZE`: page `tools/list` with this many tools per page.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_router, ErrorData, RoleServer, ServerHandler, ServiceExt};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+#[derive(Deserialize, JsonSchema)]
+struct EchoArgs {
+    /// Text to send back.
+    message: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct AddArgs {
+    a: f64,
+    b: f64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct SleepArgs {
+    /// Milliseconds to sleep before answering.
+    ms: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct FailArgs {
+    /// The error text the tool result carries.
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct BigArgs {
+    /// Number of bytes of text to return.
+    bytes: usize,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct EnvArgs {
+    /// Name of the environment variable to read.
+    name: String,
+}
+
+#[derive(Clone)]
+struct TestServer {
+    calls: Arc<AtomicU64>,
+    extra_enabled: Arc<AtomicBool>,
+    page_size: Option<usize>,
+    tool_router: ToolRouter<TestServer>,
+}
+
+fn text(s: impl Into<String>) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(s)])
+}
+
+#[tool_router]
+impl TestServer {
+    #[tool(description = "Return the message unchanged")]
+    async fn echo(&self, Parameters(args): Parameters<EchoArgs>) -> CallToolResult {
+        text(args.message)
+    }
+
+    #[tool(description = "Add two numbers")]
+    async fn add(&self, Parameters(args): Parameters<AddArgs>) -> CallToolResult {
+        text((args.a + args.b).to_string())
+    }
+
+    #[tool(description = "Count calls to this tool in this server process: 1, 2, 3...")]
+    async fn counter(&self) -> CallToolResult {
+        text((self.calls.fetch_add(1, Ordering::SeqCst) + 1).to_string())
+    }
+
+    #[tool(description = "Return the process id of this server")]
+    async fn pid(&self) -> CallToolResult {
+        text(std::process::id().to_string())
+    }
+
+    #[tool(description = "Sleep for `ms` milliseconds, then answer with the pid")]
+    async fn sleep(&self, Parameters(args): Parameters<SleepArgs>) -> CallToolResult {
+        tokio::time::sleep(Duration::from_millis(args.ms)).await;
+        text(std::process::id().to_string())
+    }
+
+    #[tool(description = "Return a tool error (isError: true) with the given message")]
+    async fn fail(&self, Parameters(args): Parameters<FailArgs>) -> CallToolResult {
+        let message = args
+            .message
+            .unwrap_or_else(|| "failed on purpose".to_owned());
+        CallToolResult::error(vec![ContentBlock::text(message)])
+    }
+
+    #[tool(description = "Exit the server process in the middle of the call")]
+    async fn crash(&self) -> CallToolResult {
+        std::process::exit(3)
+    }
+
+    #[tool(description = "Return `bytes` bytes of text")]
+    async fn big(&self, Parameters(args): Parameters<BigArgs>) -> CallToolResult {
+        text("x".repeat(args.bytes))
+    }
+
+    #[tool(description = "Read an environment variable of the server process")]
+    async fn env(&self, Parameters(args): Parameters<EnvArgs>) -> CallToolResult {
+        text(std::env::var(&args.name).unwrap_or_default())
+    }
+
+    #[tool(description = "Return the working directory of the server process")]
+    async fn cwd(&self) -> CallToolResult {
+        let dir = std::env::current_dir().map(|d| d.display().to_string());
+        text(dir.unwrap_or_default())
+    }
+
+    #[tool(description = "Add the tool `extra` and send notifications/tools/list_changed")]
+    async fn enable_extra(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        self.extra_enabled.store(true, Ordering::SeqCst);
+        let _ = context.peer.notify_tool_list_changed().await;
+        text("extra enabled")
+    }
+}
+
+impl TestServer {
+    fn new() -> Self {
+        let page_size = std::env::var("MCP_TEST_PAGE_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n: &usize| *n > 0);
+        Self {
+            calls: Arc::default(),
+            extra_enabled: Arc::default(),
+            page_size,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn extra_tool() -> Tool {
+        let schema = serde_json::json!({"type": "object", "properties": {}});
+        let serde_json::Value::Object(schema) = schema else {
+            unreachable!("literal is an object")
+        };
+        Tool::new(
+            "extra",
+            "A tool that appears after enable_extra",
+            Arc::new(schema),
+        )
+    }
+
+    fn all_tools(&self) -> Vec<Tool> {
+        let mut tools = self.tool_router.list_all();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        if self.extra_enabled.load(Ordering::SeqCst) {
+            tools.push(Self::extra_tool());
+        }
+        tools
+    }
+}
+
+impl ServerHandler for TestServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new(
+            "mcp-test-server",
+            env!("CARGO_PKG_VERSION"),
+        ))
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self.all_tools();
+        let Some(page_size) = self.page_size else {
+            return Ok(ListToolsResult::with_all_items(tools));
+        };
+        let start: usize = match request.and_then(|r| r.cursor) {
+            Some(cursor) => cursor
+                .parse()
+                .map_err(|_| ErrorData::invalid_params("bad cursor", None))?,
+            None => 0,
+        };
+        let end = (start + page_size).min(tools.len());
+        let mut result = ListToolsResult::with_all_items(tools[start.min(end)..end].to_vec());
+        result.next_cursor = (end < tools.len()).then(|| end.to_string());
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if request.name == "extra" && self.extra_enabled.load(Ordering::SeqCst) {
+            return Ok(CallToolResponse::Complete(text("extra called")));
+        }
+        let tcc = ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.all_tools().into_iter().find(|t| t.name == name)
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(ms) = std::env::var("MCP_TEST_STARTUP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let service = TestServer::new().serve(rmcp::transport::stdio()).await?;
+    service.waiting().await?;
+    Ok(())
+}
