@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::aggregator::{parse_arguments, Aggregator};
 use crate::client::{ConnectionState, ServerConnection};
 use crate::config::{self, Registry};
+use crate::plugin::{default_cache_dir, PluginError, PluginHost, PluginPolicy};
 
 /// Registry and aggregator of MCP stdio servers, with a sandboxed Wasm plugin host.
 #[derive(Debug, Parser)]
@@ -69,6 +70,25 @@ pub enum Command {
         tool: String,
         /// Arguments as a JSON object, or `-` to read them from stdin.
         arguments: Option<String>,
+    },
+    /// Run a plugin (a Wasm component) and print its JSON output.
+    Run {
+        /// The component file (`.wasm`).
+        plugin: PathBuf,
+        /// Input as JSON text, or `-` to read it from stdin.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// A server the plugin may use (repeatable; default: every server in the registry).
+        #[arg(long = "allow-server", value_name = "NAME")]
+        allow_server: Vec<String>,
+        /// Wall-clock deadline of the run, in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Print a plugin's self-description (name, description, input schema) as JSON.
+    Describe {
+        /// The component file (`.wasm`).
+        plugin: PathBuf,
     },
 }
 
@@ -232,6 +252,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Run {
+            plugin,
+            input,
+            allow_server,
+            timeout,
+        } => {
+            let input = if input == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading input from stdin")?;
+                s
+            } else {
+                input
+            };
+            serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
+            if !(timeout > 0.0 && timeout.is_finite()) {
+                bail!("--timeout must be a positive number of seconds");
+            }
+            let registry = Registry::load_or_default(&path)?;
+            for s in &allow_server {
+                if registry.server(s).is_none() {
+                    bail!("--allow-server {s}: no such server in {}", path.display());
+                }
+            }
+            let host = PluginHost::new(Aggregator::new(registry), default_cache_dir())?;
+            let plugin = host.load_file(&plugin)?;
+            let policy = PluginPolicy {
+                allowed_servers: (!allow_server.is_empty()).then_some(allow_server),
+                deadline: std::time::Duration::from_secs_f64(timeout),
+                ..PluginPolicy::default()
+            };
+            match host.run(&plugin, &input, &policy).await {
+                Ok(output) => {
+                    match serde_json::from_str::<Value>(&output) {
+                        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+                        Err(_) => println!("{output}"),
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(PluginError::Failed { name, message }) => {
+                    eprintln!("plugin {name} failed: {message}");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Describe { plugin } => {
+            let registry = Registry::load_or_default(&path)?;
+            let host = PluginHost::new(Aggregator::new(registry), default_cache_dir())?;
+            let plugin = host.load_file(&plugin)?;
+            let text = host.describe(&plugin).await?;
+            let v: Value =
+                serde_json::from_str(&text).context("the plugin's describe() is not JSON")?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -592,12 +592,14 @@ fn parse_server(
             "auto" => ProtocolMode::Auto,
             "legacy" | "2025-11-25" => ProtocolMode::Legacy,
             "2026-07-28" => ProtocolMode::Modern,
-            other => return Err(v.err(
-                "protocol",
-                format!(
+            other => {
+                return Err(v.err(
+                    "protocol",
+                    format!(
                     "unknown protocol \"{other}\"; expected \"auto\", \"legacy\" or \"2026-07-28\""
                 ),
-            )),
+                ))
+            }
         };
     }
     Ok(config)

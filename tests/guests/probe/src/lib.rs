@@ -1,0 +1,120 @@
+//! Test guest: does what the input's `op` says, so one component covers many host tests.
+
+use mcp_registry_guest::{
+    call, call_raw, export_plugin, join_all, json, Error, Plugin, Session, Value,
+};
+
+struct Probe;
+
+fn s(input: &Value, key: &str) -> String {
+    input
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("a")
+        .to_owned()
+}
+
+fn n(input: &Value, key: &str, default: u64) -> u64 {
+    input.get(key).and_then(Value::as_u64).unwrap_or(default)
+}
+
+fn err(e: Error) -> String {
+    e.to_string()
+}
+
+fn kind<T>(r: Result<T, Error>) -> Value {
+    match r {
+        Ok(_) => json!("ok"),
+        Err(e) => json!(e.kind()),
+    }
+}
+
+impl Plugin for Probe {
+    fn describe() -> Value {
+        json!({"name": "probe", "description": "host test probe", "inputSchema": {"type": "object"}})
+    }
+
+    fn run(input: Value) -> Result<Value, String> {
+        let server = s(&input, "server");
+        match input.get("op").and_then(Value::as_str).unwrap_or("") {
+            "session_counter" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                let mut counters = Vec::new();
+                for _ in 0..n(&input, "n", 3) {
+                    counters.push(
+                        session
+                            .call(&format!("{server}__counter"), &json!({}))
+                            .map_err(err)?
+                            .text(),
+                    );
+                }
+                let pid = session
+                    .call(&format!("{server}__pid"), &json!({}))
+                    .map_err(err)?
+                    .text();
+                Ok(json!({"counters": counters, "pid": pid}))
+            }
+            "temp_counter" => {
+                let mut counters = Vec::new();
+                for _ in 0..n(&input, "n", 3) {
+                    counters.push(
+                        call(&format!("{server}__counter"), &json!({}))
+                            .map_err(err)?
+                            .text(),
+                    );
+                }
+                Ok(json!({"counters": counters}))
+            }
+            "leak" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                let pid = session
+                    .call(&format!("{server}__pid"), &json!({}))
+                    .map_err(err)?
+                    .text();
+                std::mem::forget(session);
+                Ok(json!({"pid": pid}))
+            }
+            "trap" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                session
+                    .call(&format!("{server}__counter"), &json!({}))
+                    .map_err(err)?;
+                panic!("probe traps on purpose while holding a session");
+            }
+            "hold" => {
+                let _session = Session::open(&[&server]).map_err(err)?;
+                #[allow(clippy::empty_loop)]
+                loop {}
+            }
+            "sleep_concurrent" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                let ms = n(&input, "ms", 500);
+                let calls = (0..n(&input, "n", 4))
+                    .map(|_| session.start(&format!("{server}__sleep"), &json!({"ms": ms})))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(err)?;
+                let ok = join_all(calls).into_iter().filter(|r| r.is_ok()).count();
+                Ok(json!({"ok": ok}))
+            }
+            "errors" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                let echo = format!("{server}__echo");
+                Ok(json!({
+                    "array_args": kind(session.call_raw(&echo, "[1, 2]")),
+                    "bad_json_args": kind(session.call_raw(&echo, "{not json")),
+                    "unknown_tool": kind(session.call(&format!("{server}__nope"), &json!({}))),
+                    "unknown_server": kind(call("nosuch__echo", &json!({}))),
+                    "unknown_server_session": kind(Session::open(&["nosuch"])),
+                    "bad_name": kind(session.call("echo", &json!({}))),
+                    "temp_array_args": kind(call_raw(&echo, "3")),
+                    "tool_error": session.call(&format!("{server}__fail"), &json!({"message": "m"})).map(|r| r.is_error).map_err(err)?,
+                    "still_works": session.call(&echo, &json!({"message": "ok"})).map(|r| r.text()).map_err(err)?,
+                }))
+            }
+            "fail" => Err("the probe was asked to fail".into()),
+            other => Err(format!("unknown op {other:?}")),
+        }
+    }
+}
+
+export_plugin!(Probe);
