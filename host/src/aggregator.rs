@@ -384,6 +384,11 @@ impl Session {
         Ok(self.manager.connection(server).await?)
     }
 
+    /// Whether the session was closed.
+    pub fn is_closed(&self) -> bool {
+        self.manager.is_closed()
+    }
+
     /// Closes every connection and waits for the processes to exit.
     pub async fn close(&self) {
         self.manager.close().await;

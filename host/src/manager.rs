@@ -163,6 +163,11 @@ impl ConnectionManager {
         Ok(conn.call_tool(tool, arguments).await?)
     }
 
+    /// Whether [`ConnectionManager::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// How many times `server` was restarted after its connection died.
     pub fn restarts(&self, server: &str) -> u64 {
         self.slots

@@ -387,11 +387,15 @@ impl registry::HostSession for PluginState {
         }
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let task = tokio::spawn(async move {
-            session
-                .call_tool(&name, arguments)
-                .await
-                .map(to_wit_result)
-                .map_err(to_wit_error)
+            match session.call_tool(&name, arguments).await {
+                Ok(r) => Ok(to_wit_result(r)),
+                // The guest dropped the session under this call: say so, whatever the
+                // connection reported while it was being torn down.
+                Err(_) if session.is_closed() => Err(types::Error::InvalidInput(
+                    "the session was dropped while this call was in flight".into(),
+                )),
+                Err(e) => Err(to_wit_error(e)),
+            }
         });
         let entry = CallEntry {
             task: Some(task),

@@ -133,3 +133,53 @@ pub fn peers_required() -> bool {
 pub fn peers_dir() -> PathBuf {
     workspace_root().join(".peers")
 }
+
+/// Builds the workspace's guest components (examples and test guests) for
+/// `wasm32-wasip2` once per test process and returns the path of `name`.wasm.
+pub fn guest(name: &str) -> PathBuf {
+    static GUESTS: OnceLock<std::collections::HashMap<String, PathBuf>> = OnceLock::new();
+    let guests = GUESTS.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "--quiet", "--message-format=json", "--target", "wasm32-wasip2"])
+            .args(["-p", "fanout", "-p", "temporary", "-p", "probe"])
+            .output()
+            .expect("run cargo build for the guests");
+        assert!(
+            out.status.success(),
+            "building the wasm32-wasip2 guests failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut map = std::collections::HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if msg["reason"] != "compiler-artifact" {
+                continue;
+            }
+            for f in msg["filenames"].as_array().into_iter().flatten() {
+                if let Some(f) = f.as_str().filter(|f| f.ends_with(".wasm")) {
+                    let p = PathBuf::from(f);
+                    let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+                    map.insert(stem, p);
+                }
+            }
+        }
+        map
+    });
+    guests
+        .get(name)
+        .unwrap_or_else(|| panic!("guest {name} was not built; have: {:?}", guests.keys()))
+        .clone()
+}
+
+/// Reads the pids a test server wrote to its `MCP_TEST_PID_FILE`.
+pub fn pids_in(file: &Path) -> Vec<u32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}

@@ -56,11 +56,13 @@ impl Plugin for FanOut {
                     .text()
                     .parse()
                     .map_err(|_| "counter returned a non-number")?;
-                counters
+                if let Some(list) = counters
                     .entry(server.to_string())
                     .or_insert_with(|| json!([]))
                     .as_array_mut()
-                    .map(|a| a.push(json!(n)));
+                {
+                    list.push(json!(n));
+                }
             }
         }
         let echoes = names

@@ -10,7 +10,9 @@
 //! Environment knobs (read once at start-up):
 //! - `MCP_TEST_STARTUP_DELAY_MS`: sleep this long before answering anything (an
 //!   "expensive initialization", the case persistent connections exist for);
-//! - `MCP_TEST_PAGE_SIZE`: page `tools/list` with this many tools per page.
+//! - `MCP_TEST_PAGE_SIZE`: page `tools/list` with this many tools per page;
+//! - `MCP_TEST_PID_FILE`: append this process's pid (one line) to that file at start-up, so a
+//!   test can find every process a plugin started even if the plugin never reported it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -68,6 +70,7 @@ struct EnvArgs {
 #[derive(Clone)]
 struct TestServer {
     calls: Arc<AtomicU64>,
+    cancelled: Arc<AtomicU64>,
     extra_enabled: Arc<AtomicBool>,
     page_size: Option<usize>,
     tool_router: ToolRouter<TestServer>,
@@ -100,9 +103,23 @@ impl TestServer {
     }
 
     #[tool(description = "Sleep for `ms` milliseconds, then answer with the pid")]
-    async fn sleep(&self, Parameters(args): Parameters<SleepArgs>) -> CallToolResult {
-        tokio::time::sleep(Duration::from_millis(args.ms)).await;
+    async fn sleep(
+        &self,
+        Parameters(args): Parameters<SleepArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(args.ms)) => {}
+            _ = context.ct.cancelled() => {
+                self.cancelled.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         text(std::process::id().to_string())
+    }
+
+    #[tool(description = "How many `sleep` calls were cancelled (notifications/cancelled) so far")]
+    async fn cancelled(&self) -> CallToolResult {
+        text(self.cancelled.load(Ordering::SeqCst).to_string())
     }
 
     #[tool(description = "Return a tool error (isError: true) with the given message")]
@@ -150,6 +167,7 @@ impl TestServer {
             .filter(|n: &usize| *n > 0);
         Self {
             calls: Arc::default(),
+            cancelled: Arc::default(),
             extra_enabled: Arc::default(),
             page_size,
             tool_router: Self::tool_router(),
@@ -232,6 +250,14 @@ impl ServerHandler for TestServer {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(path) = std::env::var_os("MCP_TEST_PID_FILE") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(f, "{}", std::process::id())?;
+    }
     if let Some(ms) = std::env::var("MCP_TEST_STARTUP_DELAY_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

@@ -111,6 +111,38 @@ impl Plugin for Probe {
                     "still_works": session.call(&echo, &json!({"message": "ok"})).map(|r| r.text()).map_err(err)?,
                 }))
             }
+            "cancel" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                let pending = session
+                    .start(&format!("{server}__sleep"), &json!({"ms": 30_000}))
+                    .map_err(err)?;
+                // Let the request reach the server, then drop it: the host must cancel it.
+                session
+                    .call(&format!("{server}__sleep"), &json!({"ms": 100}))
+                    .map_err(err)?;
+                drop(pending);
+                for _ in 0..250 {
+                    let n = session
+                        .call(&format!("{server}__cancelled"), &json!({}))
+                        .map_err(err)?
+                        .text();
+                    if n != "0" {
+                        return Ok(json!({"cancelled": n}));
+                    }
+                    session
+                        .call(&format!("{server}__sleep"), &json!({"ms": 20}))
+                        .map_err(err)?;
+                }
+                Ok(json!({"cancelled": "0"}))
+            }
+            "drop_session_with_calls_in_flight" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                let pending = session
+                    .start(&format!("{server}__sleep"), &json!({"ms": 30_000}))
+                    .map_err(err)?;
+                drop(session);
+                Ok(json!({"outcome": kind(pending.wait())}))
+            }
             "fail" => Err("the probe was asked to fail".into()),
             other => Err(format!("unknown op {other:?}")),
         }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test. Installs what the tests need first: the wasm32-wasip2 target (guests are
+# built by the tests themselves) and the pinned npm/PyPI interop peers under .peers/.
+# Without npm/python the interop tests skip with a reason, unless CI=true.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+if command -v npm >/dev/null && command -v python3 >/dev/null; then
+  ./scripts/install-peers.sh
+elif [ "${CI:-}" = "true" ]; then
+  echo "CI=true but npm or python3 is missing: the interop peers cannot be installed" >&2
+  exit 1
+else
+  echo "note: npm or python3 missing; interop tests will skip" >&2
+fi
+exec cargo test "$@"
