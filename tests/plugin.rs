@@ -401,4 +401,63 @@ fn cli_run_prints_output_and_maps_exit_codes() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let o = run(&["describe", fanout.to_str().unwrap()]);
     assert!(o.status.success(), "{o:?}");
+
+    // A policy file: two tenants side by side, one of them hostile.
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({"plugins": {
+            "good": {"component": fanout, "input": {"servers": ["alpha", "beta"]}, "servers": ["alpha", "beta"]},
+            "spinner": {"component": guest("hostile"), "input": {"op": "loop"}, "limits": {"deadline_secs": 1}}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let o = run(&["run", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["good"]["ok"]["counters"]["beta"],
+        json!([1, 2, 3]),
+        "{report}"
+    );
+    assert!(
+        report["spinner"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deadline"),
+        "{report}"
+    );
+    std::fs::write(
+        &policy,
+        r#"{"plugins": {"x": {"component": "x.wasm", "limits": {"fuel": -1}}}}"#,
+    )
+    .unwrap();
+    let o = run(&["run", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("policy.json") && err.contains("\"x\"") && err.contains("limits.fuel"),
+        "{err}"
+    );
+    // Flags carry the same grants: a read-only directory and an env var.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("granted.txt"), "abc").unwrap();
+    let hostile = guest("hostile");
+    let o = run(&[
+        "run",
+        hostile.to_str().unwrap(),
+        "--input",
+        r#"{"op": "ambient"}"#,
+        "--dir",
+        &format!("{}:/data", data.display()),
+        "--env",
+        "K=V",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["granted"], 3);
+    assert_eq!(out["env"], json!([["K", "V"]]));
+    assert_eq!(out["write_granted"], false);
 }

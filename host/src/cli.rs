@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use crate::aggregator::{parse_arguments, Aggregator};
 use crate::client::{ConnectionState, ServerConnection};
 use crate::config::{self, Registry};
-use crate::plugin::{default_cache_dir, PluginError, PluginHost, PluginPolicy};
+use crate::plugin::{
+    default_cache_dir, load_policy_file, PluginError, PluginHost, PluginPolicy, Preopen,
+};
 
 /// Registry and aggregator of MCP stdio servers, with a sandboxed Wasm plugin host.
 #[derive(Debug, Parser)]
@@ -71,25 +73,134 @@ pub enum Command {
         /// Arguments as a JSON object, or `-` to read them from stdin.
         arguments: Option<String>,
     },
-    /// Run a plugin (a Wasm component) and print its JSON output.
+    /// Run a plugin (a Wasm component) and print its JSON output; or, with --policy, run
+    /// every plugin of a policy file concurrently, each as its own tenant.
     Run {
-        /// The component file (`.wasm`).
-        plugin: PathBuf,
+        /// The component file (`.wasm`); omit with --policy.
+        #[arg(required_unless_present = "policy")]
+        plugin: Option<PathBuf>,
         /// Input as JSON text, or `-` to read it from stdin.
         #[arg(long, default_value = "{}")]
         input: String,
-        /// A server the plugin may use (repeatable; default: every server in the registry).
-        #[arg(long = "allow-server", value_name = "NAME")]
-        allow_server: Vec<String>,
-        /// Wall-clock deadline of the run, in seconds.
-        #[arg(long, default_value_t = 60.0)]
-        timeout: f64,
+        /// A policy file naming plugins, components, grants and limits.
+        #[arg(long, value_name = "FILE", conflicts_with = "plugin")]
+        policy: Option<PathBuf>,
+        /// The plugin's grants and limits.
+        #[command(flatten)]
+        limits: PolicyArgs,
     },
     /// Print a plugin's self-description (name, description, input schema) as JSON.
     Describe {
         /// The component file (`.wasm`).
         plugin: PathBuf,
     },
+}
+
+/// `mcp-registry run` flags: the same options as a policy file entry.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// A server the plugin may use (repeatable; default: every server in the registry).
+    #[arg(long = "allow-server", value_name = "NAME")]
+    allow_server: Vec<String>,
+    /// A glob over SERVER__TOOL the plugin may call (repeatable; default: all tools).
+    #[arg(long = "allow-tool", value_name = "GLOB")]
+    allow_tool: Vec<String>,
+    /// Grant a directory: HOST_DIR:GUEST_PATH, read-only; add `:rw` for read-write.
+    #[arg(long = "dir", value_name = "HOST:GUEST[:rw]")]
+    dir: Vec<String>,
+    /// Grant an environment variable, as K=V (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Let the plugin see the real wall clock (default: frozen at the Unix epoch).
+    #[arg(long)]
+    wall_clock: bool,
+    /// Give the plugin real randomness (default: a fixed sequence).
+    #[arg(long)]
+    random: bool,
+    /// Wall-clock deadline of the run, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Fuel (roughly, Wasm instructions) for the run (default: unlimited).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Maximum linear memory, in MiB.
+    #[arg(long, default_value_t = 256)]
+    max_memory_mib: usize,
+    /// Maximum sessions open at once.
+    #[arg(long, default_value_t = 16)]
+    max_sessions: usize,
+    /// Maximum tool calls in one run.
+    #[arg(long, default_value_t = 10_000)]
+    max_calls: usize,
+    /// Maximum calls in flight at once.
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+    /// Maximum bytes of one call's arguments.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_argument_bytes: usize,
+    /// Maximum bytes of one call's result.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_result_bytes: usize,
+    /// Maximum bytes of the plugin's stdout and of its stderr.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_output_bytes: usize,
+}
+
+impl PolicyArgs {
+    fn to_policy(
+        &self,
+        registry: &Registry,
+        path: &std::path::Path,
+    ) -> anyhow::Result<PluginPolicy> {
+        for s in &self.allow_server {
+            if registry.server(s).is_none() {
+                bail!("--allow-server {s}: no such server in {}", path.display());
+            }
+        }
+        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
+            bail!("--timeout must be a positive number of seconds");
+        }
+        let mut policy = PluginPolicy {
+            allowed_servers: (!self.allow_server.is_empty()).then(|| self.allow_server.clone()),
+            allowed_tools: (!self.allow_tool.is_empty()).then(|| self.allow_tool.clone()),
+            wall_clock: self.wall_clock,
+            random: self.random,
+            deadline: std::time::Duration::from_secs_f64(self.timeout),
+            fuel: self.fuel,
+            max_memory_bytes: self.max_memory_mib << 20,
+            max_sessions: self.max_sessions,
+            max_calls: self.max_calls,
+            max_in_flight: self.max_in_flight,
+            max_argument_bytes: self.max_argument_bytes,
+            max_result_bytes: self.max_result_bytes,
+            max_output_bytes: self.max_output_bytes,
+            ..PluginPolicy::default()
+        };
+        for kv in &self.env {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--env {kv:?}: expected K=V"))?;
+            policy.env.insert(k.to_owned(), v.to_owned());
+        }
+        for d in &self.dir {
+            let (spec, writable) = match d.strip_suffix(":rw") {
+                Some(rest) => (rest, true),
+                None => (d.strip_suffix(":ro").unwrap_or(d), false),
+            };
+            let (host, guest) = spec
+                .rsplit_once(':')
+                .with_context(|| format!("--dir {d:?}: expected HOST_DIR:GUEST_PATH[:rw]"))?;
+            if !std::path::Path::new(host).is_dir() {
+                bail!("--dir {d:?}: {host} is not a directory");
+            }
+            policy.preopens.push(Preopen {
+                host: host.into(),
+                guest: guest.into(),
+                writable,
+            });
+        }
+        Ok(policy)
+    }
 }
 
 /// Runs the CLI with the process's arguments; returns the exit code.
@@ -256,49 +367,75 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             plugin,
             input,
-            allow_server,
-            timeout,
+            policy: policy_file,
+            limits,
         } => {
-            let input = if input == "-" {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("reading input from stdin")?;
-                s
-            } else {
-                input
-            };
-            serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
-            if !(timeout > 0.0 && timeout.is_finite()) {
-                bail!("--timeout must be a positive number of seconds");
-            }
             let registry = Registry::load_or_default(&path)?;
-            for s in &allow_server {
-                if registry.server(s).is_none() {
-                    bail!("--allow-server {s}: no such server in {}", path.display());
-                }
-            }
-            let host = PluginHost::new(Aggregator::new(registry), default_cache_dir())?;
-            let plugin = host.load_file(&plugin)?;
-            let policy = PluginPolicy {
-                allowed_servers: (!allow_server.is_empty()).then_some(allow_server),
-                deadline: std::time::Duration::from_secs_f64(timeout),
-                ..PluginPolicy::default()
-            };
-            match host.run(&plugin, &input, &policy).await {
-                Ok(output) => {
-                    match serde_json::from_str::<Value>(&output) {
-                        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
-                        Err(_) => println!("{output}"),
+            let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
+            let Some(policy_file) = policy_file else {
+                let plugin = plugin.context("missing PLUGIN")?;
+                let input = if input == "-" {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .context("reading input from stdin")?;
+                    s
+                } else {
+                    input
+                };
+                serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
+                let policy = limits.to_policy(&registry, &path)?;
+                let plugin = host.load_file(&plugin)?;
+                return match host.run(&plugin, &input, &policy).await {
+                    Ok(output) => {
+                        match serde_json::from_str::<Value>(&output) {
+                            Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+                            Err(_) => println!("{output}"),
+                        }
+                        Ok(ExitCode::SUCCESS)
                     }
-                    Ok(ExitCode::SUCCESS)
+                    Err(PluginError::Failed { name, message }) => {
+                        eprintln!("plugin {name} failed: {message}");
+                        Ok(ExitCode::from(1))
+                    }
+                    Err(e) => Err(e.into()),
+                };
+            };
+            let specs = load_policy_file(&policy_file)?;
+            for spec in &specs {
+                for s in spec.policy.allowed_servers.iter().flatten() {
+                    if registry.server(s).is_none() {
+                        bail!(
+                            "{}: plugin \"{}\": field \"servers\": no server \"{s}\" in {}",
+                            policy_file.display(),
+                            spec.name,
+                            path.display()
+                        );
+                    }
                 }
-                Err(PluginError::Failed { name, message }) => {
-                    eprintln!("plugin {name} failed: {message}");
-                    Ok(ExitCode::from(1))
-                }
-                Err(e) => Err(e.into()),
             }
+            let mut runs = Vec::new();
+            for spec in &specs {
+                let plugin = host.load_file_as(&spec.name, &spec.component)?;
+                runs.push((plugin, spec.input.to_string(), spec.policy.clone()));
+            }
+            let results = host.run_many(&runs).await;
+            let mut report = serde_json::Map::new();
+            let mut code = ExitCode::SUCCESS;
+            for (spec, result) in specs.iter().zip(results) {
+                let entry = match result {
+                    Ok(out) => {
+                        json!({"ok": serde_json::from_str::<Value>(&out).unwrap_or(Value::String(out))})
+                    }
+                    Err(e) => {
+                        code = ExitCode::from(1);
+                        json!({"error": e.to_string()})
+                    }
+                };
+                report.insert(spec.name.clone(), entry);
+            }
+            println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+            Ok(code)
         }
         Command::Describe { plugin } => {
             let registry = Registry::load_or_default(&path)?;

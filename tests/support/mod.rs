@@ -143,7 +143,7 @@ pub fn guest(name: &str) -> PathBuf {
         let out = Command::new(cargo)
             .current_dir(workspace_root())
             .args(["build", "--quiet", "--message-format=json", "--target", "wasm32-wasip2"])
-            .args(["-p", "fanout", "-p", "temporary", "-p", "probe"])
+            .args(["-p", "fanout", "-p", "temporary", "-p", "probe", "-p", "hostile"])
             .output()
             .expect("run cargo build for the guests");
         assert!(

@@ -143,6 +143,16 @@ impl Plugin for Probe {
                 drop(session);
                 Ok(json!({"outcome": kind(pending.wait())}))
             }
+            "bench" => {
+                let session = Session::open(&[&server]).map_err(err)?;
+                let echo = format!("{server}__echo");
+                let args = json!({"message": "x"});
+                for _ in 0..n(&input, "n", 0) {
+                    session.call(&echo, &args).map_err(err)?;
+                }
+                Ok(json!({}))
+            }
+            "noop" => Ok(json!({})),
             "fail" => Err("the probe was asked to fail".into()),
             other => Err(format!("unknown op {other:?}")),
         }

@@ -1,0 +1,521 @@
+//! The Wasm plugin host: wasmtime embedding of `wit/orchestrator.wit`.
+//!
+//! Shape (after wasmtime's `crates/wasi`): one [`PluginHost`] per process owns the `Engine`,
+//! the `Linker` and a cache of compiled components; a [`Plugin`] is a component ready to
+//! instantiate (`InstancePre`); every run gets a fresh `Store` holding a [`PluginState`]:
+//! the WASI context (no ambient authority), the resource table, limits and the plugin's
+//! [`PluginPolicy`]. The WIT host side calls only the [`Aggregator`]'s public API.
+//!
+//! Decisions forced by wasmtime's semantics:
+//! - Dropping a `Store` does not call `HostSession::drop` for handles a guest leaked, so all
+//!   cleanup lives in Rust `Drop` of the table entries ([`SessionEntry`], [`CallEntry`]):
+//!   a plugin that returns, traps or is killed still gets every connection closed.
+//! - Anything a guest can cause is a WIT `result` error, never a trap; only host bugs trap.
+//! - A run that is cancelled (deadline) leaves the instance unusable, so a `Store` is never
+//!   reused: each `run` and `describe` instantiates anew (cheap with `InstancePre`).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx};
+
+use crate::aggregator::Aggregator;
+
+pub mod policy;
+mod state;
+
+pub use policy::{load_policy_file, PluginPolicy, PluginSpec, PolicyError, Preopen};
+pub use state::{CallEntry, Gauges, PluginState, SessionEntry};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "orchestrator",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
+            "mcp-registry:plugin/registry.session": super::state::SessionEntry,
+            "mcp-registry:plugin/registry.future-call-result": super::state::CallEntry,
+        },
+    });
+}
+
+use bindings::mcp_registry::plugin::{log as wit_log, registry, types};
+
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Errors of the plugin host (loading, instantiating, running).
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component file could not be read.
+    #[error("{}: cannot read plugin: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component for this world.
+    #[error("{name}: not a valid orchestrator component: {message}")]
+    Invalid {
+        /// Plugin name.
+        name: String,
+        /// What wasmtime reported.
+        message: String,
+    },
+    /// The plugin trapped (or was stopped by a limit) in `describe` or `run`.
+    #[error("plugin {name}: trapped: {message}")]
+    Trap {
+        /// Plugin name.
+        name: String,
+        /// The trap.
+        message: String,
+    },
+    /// The run exceeded its wall-clock deadline and was stopped.
+    #[error("plugin {name}: stopped after its deadline of {deadline:?}")]
+    Deadline {
+        /// Plugin name.
+        name: String,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// `run` returned an error string.
+    #[error("plugin {name}: {message}")]
+    Failed {
+        /// Plugin name.
+        name: String,
+        /// The guest's message.
+        message: String,
+    },
+    /// The engine could not be set up.
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How the host's engine is set up.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Where compiled components are cached (`None`: compile in memory every time).
+    pub cache_dir: Option<PathBuf>,
+    /// Use wasmtime's pooling instance allocator (pre-reserved slots; faster instantiation
+    /// when many instances come and go).
+    pub pooling: bool,
+}
+
+/// The process's plugin host: one `Engine`, one `Linker`, a compile cache, and gauges.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    aggregator: Aggregator,
+    cache_dir: Option<PathBuf>,
+    compiled: Mutex<HashMap<[u8; 32], Component>>,
+    gauges: Arc<Gauges>,
+    _ticker: EpochTicker,
+}
+
+/// A loaded plugin component, ready to instantiate cheaply.
+#[derive(Clone)]
+pub struct Plugin {
+    name: Arc<str>,
+    pre: bindings::OrchestratorPre<PluginState>,
+}
+
+impl Plugin {
+    /// The plugin's name (its file stem, or the name it was loaded under).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The default on-disk compile cache: `$MCP_REGISTRY_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/mcp-registry/components`, else `~/.cache/mcp-registry/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("MCP_REGISTRY_CACHE_DIR").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("mcp-registry").join("components"))
+}
+
+/// A wall clock frozen at the Unix epoch, for guests not granted the real one.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl PluginHost {
+    /// A host whose plugins reach MCP servers through `aggregator`, caching compiled
+    /// components in `cache_dir`.
+    pub fn new(aggregator: Aggregator, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        Self::with_options(
+            aggregator,
+            HostOptions {
+                cache_dir,
+                pooling: false,
+            },
+        )
+    }
+
+    /// A host with explicit engine options.
+    pub fn with_options(aggregator: Aggregator, options: HostOptions) -> Result<Self, PluginError> {
+        let engine_err = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(true);
+        config.wasm_component_model(true);
+        if options.pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(1000)
+                .total_memories(1000)
+                .total_tables(1000)
+                .total_core_instances(10_000)
+                .max_memory_size(256 << 20);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&config).map_err(engine_err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        // Only our own interfaces: wasi:io/poll was added with the rest of WASI above.
+        types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        registry::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        wit_log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("mcp-registry-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| PluginError::Engine(e.to_string()))?;
+        }
+        Ok(Self {
+            engine,
+            linker,
+            aggregator,
+            cache_dir: options.cache_dir,
+            compiled: Mutex::new(HashMap::new()),
+            gauges: Arc::default(),
+            _ticker: EpochTicker { stop },
+        })
+    }
+
+    /// The aggregator plugins use.
+    pub fn aggregator(&self) -> &Aggregator {
+        &self.aggregator
+    }
+
+    /// Plugin instances (`Store`s) alive right now.
+    pub fn live_instances(&self) -> usize {
+        self.gauges.instances.load(Ordering::SeqCst)
+    }
+
+    /// Sessions plugins hold open right now.
+    pub fn open_sessions(&self) -> usize {
+        self.gauges.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Loads a component file (compiling it, or reading the compile cache).
+    pub fn load_file(&self, path: &Path) -> Result<Plugin, PluginError> {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        self.load_file_as(&name, path)
+    }
+
+    /// Loads a component file under a given plugin name.
+    pub fn load_file_as(&self, name: &str, path: &Path) -> Result<Plugin, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load(name, &bytes)
+    }
+
+    /// Loads a component from bytes.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let invalid = |e: wasmtime::Error| PluginError::Invalid {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let component = self.compile(bytes).map_err(invalid)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
+        let pre = bindings::OrchestratorPre::new(pre).map_err(invalid)?;
+        Ok(Plugin {
+            name: name.into(),
+            pre,
+        })
+    }
+
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let mut hasher = Sha256::new();
+        hasher.update(bytes);
+        let key: [u8; 32] = hasher.finalize().into();
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = compiled.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
+        let file = self.cache_dir.as_ref().map(|dir| {
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            dir.join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
+        });
+        if let Some(file) = file.as_ref().filter(|f| f.exists()) {
+            // SAFETY: the file is in our own cache directory, named by the hash of the source
+            // component and of this engine's configuration, and was written by `serialize`
+            // below (atomically, via rename). A file that fails to deserialize is recompiled.
+            match unsafe { Component::deserialize_file(&self.engine, file) } {
+                Ok(c) => {
+                    compiled.insert(key, c.clone());
+                    return Ok(c);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "discarding bad compile cache entry")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if let Some(file) = file {
+            let write = || -> std::io::Result<()> {
+                let dir = file.parent().unwrap_or(Path::new("."));
+                std::fs::create_dir_all(dir)?;
+                let data = component.serialize().map_err(std::io::Error::other)?;
+                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, data)?;
+                std::fs::rename(&tmp, &file)
+            };
+            if let Err(e) = write() {
+                tracing::warn!(file = %file.display(), error = %e, "cannot write compile cache");
+            }
+        }
+        compiled.insert(key, component.clone());
+        Ok(component)
+    }
+
+    fn store(
+        &self,
+        plugin: &Plugin,
+        policy: &Arc<PluginPolicy>,
+    ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), PluginError> {
+        let stdout = MemoryOutputPipe::new(policy.max_output_bytes);
+        let stderr = MemoryOutputPipe::new(policy.max_output_bytes);
+        // Nothing ambient: no args, no inherited env or stdin, no sockets, and only the
+        // directories, env vars, clock and randomness the policy grants.
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        for (k, v) in &policy.env {
+            wasi.env(k, v);
+        }
+        for p in &policy.preopens {
+            let perms = if p.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&p.host, &p.guest, perms)
+                .map_err(|e| PluginError::Engine(format!("preopen {}: {e:#}", p.host.display())))?;
+        }
+        if !policy.wall_clock {
+            wasi.wall_clock(FrozenClock);
+        }
+        if !policy.random {
+            wasi.secure_random(wasmtime_wasi::Deterministic::new(vec![
+                7, 1, 3, 9, 4, 2, 8, 6,
+            ]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![5, 3, 1, 2]))
+            .insecure_random_seed(0);
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(policy.max_memory_bytes)
+            .table_elements(policy.max_table_elements)
+            .instances(32)
+            .tables(64)
+            .memories(32)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = PluginState::new(
+            plugin.name.clone(),
+            wasi.build(),
+            limits,
+            self.aggregator.clone(),
+            policy.clone(),
+            self.gauges.clone(),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let fuel_err = |e: wasmtime::Error| PluginError::Engine(format!("fuel: {e:#}"));
+        store
+            .set_fuel(policy.fuel.unwrap_or(u64::MAX))
+            .map_err(fuel_err)?;
+        // Yield to the executor every EPOCH_TICK so a spinning guest cannot starve other
+        // tenants on the same worker thread; trap once the run's deadline has passed.
+        let deadline = Instant::now() + policy.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok((store, stdout, stderr))
+    }
+
+    /// Calls the plugin's `describe` export (JSON text), under the default policy.
+    pub async fn describe(&self, plugin: &Plugin) -> Result<String, PluginError> {
+        let policy = Arc::new(PluginPolicy::default());
+        let (mut store, _, _) = self.store(plugin, &policy)?;
+        let trap = |e: wasmtime::Error| PluginError::Trap {
+            name: plugin.name.to_string(),
+            message: format!("{e:#}"),
+        };
+        let describe = async {
+            let instance = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(trap)?;
+            instance.call_describe(&mut store).await.map_err(trap)
+        };
+        tokio::time::timeout(policy.deadline, describe)
+            .await
+            .map_err(|_| PluginError::Deadline {
+                name: plugin.name.to_string(),
+                deadline: policy.deadline,
+            })?
+    }
+
+    /// Runs the plugin once under `policy`: a fresh instance, `run(input)`, then the instance
+    /// and everything it opened are torn down, whatever happened.
+    pub async fn run(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        policy: &PluginPolicy,
+    ) -> Result<String, PluginError> {
+        let span = tracing::info_span!("plugin", plugin = %plugin.name);
+        self.run_inner(plugin, input, policy).instrument(span).await
+    }
+
+    async fn run_inner(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        policy: &PluginPolicy,
+    ) -> Result<String, PluginError> {
+        let started = Instant::now();
+        let policy = Arc::new(policy.clone());
+        let (mut store, stdout, stderr) = self.store(plugin, &policy)?;
+        let name = plugin.name.to_string();
+        let trap = |e: wasmtime::Error| PluginError::Trap {
+            name: name.clone(),
+            message: format!("{e:#}"),
+        };
+        let run = async {
+            let instance = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(trap)?;
+            instance.call_run(&mut store, input).await.map_err(trap)
+        };
+        // The epoch callback stops a guest that computes past its deadline; this timeout
+        // stops one that waits past it (inside a host call). The grace lets the first fire
+        // first so its message wins.
+        let outcome = tokio::time::timeout(policy.deadline + EPOCH_TICK * 5, run).await;
+        forward_output(&plugin.name, "stdout", &stdout);
+        forward_output(&plugin.name, "stderr", &stderr);
+        // Dropping the store drops every session and call the guest still held.
+        drop(store);
+        let result = match outcome {
+            Err(_) => Err(PluginError::Deadline {
+                name,
+                deadline: policy.deadline,
+            }),
+            Ok(Err(PluginError::Trap { name, message }))
+                if started.elapsed() >= policy.deadline =>
+            {
+                let _ = message;
+                Err(PluginError::Deadline {
+                    name,
+                    deadline: policy.deadline,
+                })
+            }
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Err(message))) => Err(PluginError::Failed { name, message }),
+            Ok(Ok(Ok(output))) => Ok(output),
+        };
+        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        match &result {
+            Ok(_) => {
+                tracing::info!(target: "mcp_registry::audit", duration_ms, outcome = "ok", "plugin run")
+            }
+            Err(e) => {
+                tracing::info!(target: "mcp_registry::audit", duration_ms, outcome = "error", error = %e, "plugin run")
+            }
+        }
+        result
+    }
+
+    /// Runs several plugins concurrently, each in its own `Store` under its own policy (one
+    /// tenant each); one tenant's failure does not affect the others' results.
+    pub async fn run_many(
+        &self,
+        runs: &[(Plugin, String, PluginPolicy)],
+    ) -> Vec<Result<String, PluginError>> {
+        futures::future::join_all(
+            runs.iter()
+                .map(|(p, input, policy)| self.run(p, input, policy)),
+        )
+        .await
+    }
+}
+
+fn forward_output(plugin: &str, stream: &str, pipe: &MemoryOutputPipe) {
+    let bytes = pipe.contents();
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        tracing::info!(target: "mcp_registry::plugin_output", plugin, stream, "{line}");
+    }
+}
