@@ -17,7 +17,7 @@ use futures::future::join_all;
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ServerConnection};
+use crate::client::{ClientError, ServerConnection, ToolsChanged};
 use crate::config::{Registry, ServerConfig, NAMESPACE_SEPARATOR};
 use crate::manager::{ConnectionManager, ManagerError};
 
@@ -265,6 +265,25 @@ impl Aggregator {
         })
     }
 
+    /// A session on `servers` that connects each server on first use (and restarts it after
+    /// a crash), announcing `tools/list_changed` on `observer`: what a long-lived front end
+    /// such as `serve` holds.
+    pub fn lazy_session(
+        &self,
+        servers: &[impl AsRef<str>],
+        observer: Option<ToolsChanged>,
+    ) -> Result<Session, AggregatorError> {
+        let mut pool = Vec::new();
+        for s in servers {
+            let s = s.as_ref();
+            pool.push((s.to_owned(), self.server_config(s)?.clone()));
+        }
+        Ok(Session {
+            aggregator: self.clone(),
+            manager: ConnectionManager::with_observer(pool, observer),
+        })
+    }
+
     /// Runs `body` inside a session on `servers` and closes the session afterwards, whatever
     /// `body` returned (the `async with` of the Python original).
     pub async fn with_session<T>(
@@ -345,6 +364,16 @@ impl Session {
             all.extend(r?);
         }
         Ok(all)
+    }
+
+    /// The tools of one of the session's servers (through the tool cache).
+    pub async fn list_server_tools(
+        &self,
+        server: &str,
+    ) -> Result<Vec<NamespacedTool>, AggregatorError> {
+        let conn = self.manager.connection(server).await?;
+        let tools = self.aggregator.cached_tools(&conn).await?;
+        Ok(self.aggregator.namespaced(server, tools))
     }
 
     /// Calls `server__tool`: on the session's connection if the server is in the session,

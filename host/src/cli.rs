@@ -19,6 +19,7 @@ use crate::config::{self, Registry};
 use crate::plugin::{
     default_cache_dir, load_policy_file, PluginError, PluginHost, PluginPolicy, Preopen,
 };
+use crate::serve::ServeOptions;
 
 /// Registry and aggregator of MCP stdio servers, with a sandboxed Wasm plugin host.
 #[derive(Debug, Parser)]
@@ -88,6 +89,24 @@ pub enum Command {
         /// The plugin's grants and limits.
         #[command(flatten)]
         limits: PolicyArgs,
+    },
+    /// Run the registry as one MCP server (stdio, or streamable HTTP with --http): every
+    /// selected server's tools as SERVER__TOOL, the registry's aliases, and plugins as tools.
+    Serve {
+        /// Servers to expose (default: all, or those the filter names).
+        servers: Vec<String>,
+        /// Tool filter, e.g. 'memory:get,set;github' or 'memory:-delete'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Expose every plugin of this policy file as a tool, under its policy.
+        #[arg(long, value_name = "POLICY_FILE", conflicts_with = "plugin")]
+        plugins: Option<PathBuf>,
+        /// Expose this plugin component as a tool (repeatable), under the default policy.
+        #[arg(long, value_name = "PATH")]
+        plugin: Vec<PathBuf>,
+        /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
     },
     /// Print a plugin's self-description (name, description, input schema) as JSON.
     Describe {
@@ -436,6 +455,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
             Ok(code)
+        }
+        Command::Serve {
+            servers,
+            filter,
+            plugins,
+            plugin,
+            http,
+        } => {
+            let registry = Registry::load(&path)?;
+            let mut loaded = Vec::new();
+            if let Some(file) = plugins {
+                for spec in load_policy_file(&file)? {
+                    loaded.push((spec.name, spec.component, spec.policy));
+                }
+            }
+            for p in plugin {
+                let name = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "plugin".into());
+                loaded.push((name, p, PluginPolicy::default()));
+            }
+            let options = ServeOptions {
+                servers,
+                filter,
+                plugins: loaded,
+                http,
+            };
+            crate::serve::serve(Aggregator::new(registry), options).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Describe { plugin } => {
             let registry = Registry::load_or_default(&path)?;

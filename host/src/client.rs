@@ -31,6 +31,10 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::config::{ProtocolMode, ServerConfig};
 
+/// How long [`ServerConnection::close`] waits for a server to exit after closing its stdin
+/// before killing it.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(1000);
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionState {
@@ -140,12 +144,17 @@ impl ClientError {
     }
 }
 
+/// Where `notifications/tools/list_changed` from any server is announced (by server name),
+/// for layers that forward it (e.g. `serve` to its own clients).
+pub type ToolsChanged = tokio::sync::broadcast::Sender<String>;
+
 /// Answers the requests a server sends to us and records notifications we care about.
 #[derive(Clone)]
 struct ClientEvents {
     server: Arc<str>,
     roots: Arc<Vec<String>>,
     tools_generation: Arc<AtomicU64>,
+    observer: Option<ToolsChanged>,
 }
 
 impl ClientHandler for ClientEvents {
@@ -175,6 +184,9 @@ impl ClientHandler for ClientEvents {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         tracing::debug!(server = %self.server, "tools/list_changed");
         self.tools_generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(self.server.to_string());
+        }
     }
 }
 
@@ -209,6 +221,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ServerConnection {
     /// Spawns the server and completes the handshake within the configured connect timeout.
     pub async fn connect(name: &str, config: &ServerConfig) -> Result<Self, ClientError> {
+        Self::connect_observed(name, config, None).await
+    }
+
+    /// Like [`ServerConnection::connect`], announcing the server's `tools/list_changed`
+    /// notifications on `observer`.
+    pub async fn connect_observed(
+        name: &str,
+        config: &ServerConfig,
+        observer: Option<ToolsChanged>,
+    ) -> Result<Self, ClientError> {
         let started = Instant::now();
         let mut command = tokio::process::Command::new(&config.command);
         command.args(&config.args).envs(&config.env);
@@ -235,6 +257,7 @@ impl ServerConnection {
             server: name.clone(),
             roots: Arc::new(config.roots.clone()),
             tools_generation: tools_generation.clone(),
+            observer,
         };
         let lifecycle = match config.protocol {
             ProtocolMode::Legacy => ClientLifecycleMode::Initialize,
@@ -387,13 +410,26 @@ impl ServerConnection {
         }
     }
 
-    /// Closes stdin, waits for the process to exit (then SIGTERM, then SIGKILL, as the spec's
-    /// stdio shutdown says), and reaps it. Idempotent.
+    /// Closes stdin and waits up to [`CLOSE_GRACE`] for the process to exit, then kills its
+    /// whole process group (the spec's stdio shutdown, with a short fuse: a server busy with
+    /// abandoned requests must not hold up a session's close). Idempotent.
     pub async fn close(&self) {
         let service = self.service.lock().await.take();
         if let Some(mut service) = service {
             *lock(&self.state) = ConnectionState::Closing;
-            let _ = service.close().await;
+            match service.close_with_timeout(CLOSE_GRACE).await {
+                Ok(Some(_)) => {}
+                _ => {
+                    if let Some(pid) = self.pid {
+                        tracing::debug!(server = %self.name, pid, "no exit after closing stdin; killing");
+                        // SAFETY: kill(2) on the process group we created for this server;
+                        // rmcp's transport task still owns and reaps the child.
+                        unsafe {
+                            libc::kill(-(pid as i32), libc::SIGKILL);
+                        }
+                    }
+                }
+            }
             *lock(&self.state) = ConnectionState::Closed;
             tracing::debug!(server = %self.name, pid = ?self.pid, "closed");
         }

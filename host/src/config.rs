@@ -179,6 +179,7 @@ impl ServerConfig {
 pub struct Registry {
     path: Option<PathBuf>,
     servers: BTreeMap<String, ServerConfig>,
+    aliases: BTreeMap<String, String>,
     document: Map<String, Value>,
 }
 
@@ -189,6 +190,7 @@ impl Default for Registry {
         Self {
             path: None,
             servers: BTreeMap::new(),
+            aliases: BTreeMap::new(),
             document,
         }
     }
@@ -369,9 +371,39 @@ impl Registry {
             validate_server_name(name).map_err(|m| v.err("(name)", m))?;
             servers.insert(name.clone(), parse_server(&v, entry, base_dir)?);
         }
+        let mut aliases = BTreeMap::new();
+        if let Some(a) = document.get("aliases") {
+            let a = a.as_object().ok_or_else(|| {
+                top.err(
+                    "aliases",
+                    format!("expected an object of strings, found {}", kind(a)),
+                )
+            })?;
+            for (alias, target) in a {
+                let field = format!("aliases.{alias}");
+                let target = top.string(&field, target)?;
+                if alias.is_empty() || alias.contains(NAMESPACE_SEPARATOR) {
+                    return Err(top.err(
+                        &field,
+                        "an alias is a plain tool name: non-empty, without \"__\"",
+                    ));
+                }
+                match target.split_once(NAMESPACE_SEPARATOR) {
+                    Some((server, tool)) if servers.contains_key(server) && !tool.is_empty() => {}
+                    _ => {
+                        return Err(top.err(
+                            &field,
+                            format!("target \"{target}\" must be SERVER__TOOL with a server of this registry"),
+                        ))
+                    }
+                }
+                aliases.insert(alias.clone(), target);
+            }
+        }
         Ok(Self {
             path: Some(path.to_path_buf()),
             servers,
+            aliases,
             document,
         })
     }
@@ -393,6 +425,16 @@ impl Registry {
     /// All servers, by name.
     pub fn servers(&self) -> &BTreeMap<String, ServerConfig> {
         &self.servers
+    }
+
+    /// Aliases: plain tool names standing for `server__tool`.
+    pub fn aliases(&self) -> &BTreeMap<String, String> {
+        &self.aliases
+    }
+
+    /// Adds an alias (in memory; for embedders and tests).
+    pub fn insert_alias(&mut self, alias: &str, target: &str) {
+        self.aliases.insert(alias.to_owned(), target.to_owned());
     }
 
     /// One server's configuration.

@@ -3,7 +3,8 @@
 //!
 //! Dependencies run one way: [`config`] -> [`client`] (one connection) -> [`manager`]
 //! (persistent pool) -> [`aggregator`] (namespace, temporary/persistent routing) ->
-//! [`plugin`] (wasmtime embedding) -> [`cli`] (the `mcp-registry` binary).
+//! [`plugin`] (wasmtime embedding) -> [`serve`] (the registry as an MCP server) -> [`cli`]
+//! (the `mcp-registry` binary).
 
 #![warn(missing_docs)]
 
@@ -13,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod manager;
 pub mod plugin;
+pub mod serve;
 
 pub use aggregator::{Aggregator, AggregatorError, NamespacedTool, Session};
 pub use client::{ClientError, ConnectionState, ServerConnection};

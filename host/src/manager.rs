@@ -18,7 +18,7 @@ use futures::future::join_all;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ServerConnection};
+use crate::client::{ClientError, ServerConnection, ToolsChanged};
 use crate::config::ServerConfig;
 
 /// Connect attempts per use of a dead or never-started server.
@@ -44,6 +44,7 @@ struct Slot {
     config: ServerConfig,
     connection: tokio::sync::Mutex<Option<Arc<ServerConnection>>>,
     restarts: AtomicU64,
+    observer: Option<ToolsChanged>,
 }
 
 impl Slot {
@@ -63,7 +64,13 @@ impl Slot {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            match ServerConnection::connect(&self.name, &self.config).await {
+            match ServerConnection::connect_observed(
+                &self.name,
+                &self.config,
+                self.observer.clone(),
+            )
+            .await
+            {
                 Ok(conn) => {
                     let conn = Arc::new(conn);
                     *guard = Some(conn.clone());
@@ -102,6 +109,15 @@ pub struct ConnectionManager {
 impl ConnectionManager {
     /// A pool for these servers; nothing is spawned yet.
     pub fn new(servers: impl IntoIterator<Item = (String, ServerConfig)>) -> Self {
+        Self::with_observer(servers, None)
+    }
+
+    /// Like [`ConnectionManager::new`], announcing every connection's `tools/list_changed`
+    /// on `observer`.
+    pub fn with_observer(
+        servers: impl IntoIterator<Item = (String, ServerConfig)>,
+        observer: Option<ToolsChanged>,
+    ) -> Self {
         let slots = servers
             .into_iter()
             .map(|(name, config)| {
@@ -110,6 +126,7 @@ impl ConnectionManager {
                     config,
                     connection: tokio::sync::Mutex::new(None),
                     restarts: AtomicU64::new(0),
+                    observer: observer.clone(),
                 };
                 (name, Arc::new(slot))
             })

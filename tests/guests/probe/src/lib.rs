@@ -153,6 +153,19 @@ impl Plugin for Probe {
                 Ok(json!({}))
             }
             "noop" => Ok(json!({})),
+            "latencies" => {
+                // One tenant of the multi-tenant benchmark: a session, n timed calls, drop.
+                let session = Session::open(&[&server]).map_err(err)?;
+                let echo = format!("{server}__echo");
+                let args = json!({"message": "x"});
+                let mut us = Vec::new();
+                for _ in 0..n(&input, "n", 10) {
+                    let t = std::time::Instant::now();
+                    session.call(&echo, &args).map_err(err)?;
+                    us.push(t.elapsed().as_micros() as u64);
+                }
+                Ok(json!({"us": us}))
+            }
             "fail" => Err("the probe was asked to fail".into()),
             other => Err(format!("unknown op {other:?}")),
         }

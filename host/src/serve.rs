@@ -1,0 +1,491 @@
+//! `mcp-registry serve`: the registry as one MCP server.
+//!
+//! Our client sees every selected server's tools as `server__tool`, the registry's aliases,
+//! and every plugin as a tool of its own. Upstream connections are persistent for the life of
+//! the front end (connected lazily, restarted after a crash), tool lists are cached, and an
+//! upstream `notifications/tools/list_changed` is forwarded to our client.
+//!
+//! Why one [`Session`] per front-end session: on HTTP every client session is a tenant with
+//! its own upstream processes, so server-side state (a counter, a memory graph) never leaks
+//! between clients; on stdio there is exactly one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig as ServerInfoConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Map, Value};
+
+use crate::aggregator::{split_tool_name, Aggregator, AggregatorError, NamespacedTool, Session};
+use crate::client::ClientError;
+use crate::config::{ToolFilter, NAMESPACE_SEPARATOR};
+use crate::plugin::{Plugin, PluginError, PluginHost, PluginPolicy};
+
+/// Errors of the front end (set-up only; per-request errors go back to the client).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A `--filter` spec could not be parsed.
+    #[error("--filter {spec:?}: {message}")]
+    Filter {
+        /// The spec.
+        spec: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A server named on the command line or in a filter is not in the registry.
+    #[error(transparent)]
+    Aggregator(#[from] AggregatorError),
+    /// A plugin could not be loaded or described.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A plugin's `describe` did not return the expected JSON.
+    #[error("plugin {name}: describe() must return {{\"name\", \"description\", \"inputSchema\"}}: {message}")]
+    Describe {
+        /// Plugin file name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The transport failed.
+    #[error("serve: {0}")]
+    Io(String),
+}
+
+/// Parses the seed's `--filter` syntax: `server[:tool,tool|:-tool,-tool];server...`.
+/// `'memory:get,set;github'` exposes `get` and `set` of `memory` and all of `github`;
+/// `'memory:-delete'` exposes everything of `memory` but `delete`. Servers not named are hidden.
+pub fn parse_filter(spec: &str) -> Result<BTreeMap<String, ToolFilter>, ServeError> {
+    let err = |message: String| ServeError::Filter {
+        spec: spec.to_owned(),
+        message,
+    };
+    let mut out = BTreeMap::new();
+    for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (server, tools) = match part.split_once(':') {
+            Some((s, t)) => (s.trim(), Some(t)),
+            None => (part, None),
+        };
+        if server.is_empty() {
+            return Err(err(format!("\"{part}\" has no server name")));
+        }
+        let filter = match tools {
+            None => ToolFilter::All,
+            Some(t) => {
+                let names: Vec<&str> = t
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if names.is_empty() {
+                    return Err(err(format!("server \"{server}\" has an empty tool list")));
+                }
+                let denied = names.iter().filter(|n| n.starts_with('-')).count();
+                if denied == names.len() {
+                    ToolFilter::Deny(names.iter().map(|n| n[1..].to_owned()).collect())
+                } else if denied == 0 {
+                    ToolFilter::Allow(names.iter().map(|n| n.to_string()).collect())
+                } else {
+                    return Err(err(format!(
+                        "server \"{server}\" mixes allowed and -denied tools"
+                    )));
+                }
+            }
+        };
+        out.insert(server.to_owned(), filter);
+    }
+    Ok(out)
+}
+
+/// A plugin exposed as a tool.
+struct PluginTool {
+    tool: Tool,
+    plugin: Plugin,
+    policy: PluginPolicy,
+}
+
+/// What every front-end session shares.
+struct Shared {
+    aggregator: Aggregator,
+    servers: Vec<String>,
+    filter: BTreeMap<String, ToolFilter>,
+    host: Option<Arc<PluginHost>>,
+    plugins: BTreeMap<String, PluginTool>,
+}
+
+impl Shared {
+    fn visible(&self, server: &str, tool: &str) -> bool {
+        self.filter.get(server).is_none_or(|f| f.permits(tool))
+    }
+}
+
+/// What to serve.
+pub struct ServeOptions {
+    /// Servers to expose (empty: all, or those named by the filter).
+    pub servers: Vec<String>,
+    /// `--filter` spec.
+    pub filter: Option<String>,
+    /// Plugins to expose as tools, with their policies.
+    pub plugins: Vec<(String, std::path::PathBuf, PluginPolicy)>,
+    /// Streamable HTTP address instead of stdio.
+    pub http: Option<SocketAddr>,
+}
+
+/// One front-end session's MCP server.
+#[derive(Clone)]
+pub struct RegistryServer {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    peer: Arc<Mutex<Option<Peer<RoleServer>>>>,
+}
+
+impl RegistryServer {
+    fn new(shared: Arc<Shared>) -> Result<Self, AggregatorError> {
+        let (tx, mut rx) = tokio::sync::broadcast::channel::<String>(64);
+        let session = Arc::new(shared.aggregator.lazy_session(&shared.servers, Some(tx))?);
+        let peer: Arc<Mutex<Option<Peer<RoleServer>>>> = Arc::default();
+        // Forward upstream list changes to our client. The task ends when the session (and
+        // with it the channel's sender) is dropped.
+        let forward_to = Arc::downgrade(&peer);
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(server) => {
+                        let Some(peer) = forward_to.upgrade() else {
+                            break;
+                        };
+                        let peer = peer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        if let Some(peer) = peer {
+                            tracing::debug!(server, "forwarding tools/list_changed");
+                            let _ = peer.notify_tool_list_changed().await;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(Self {
+            shared,
+            session,
+            peer,
+        })
+    }
+
+    fn remember_peer(&self, context: &RequestContext<RoleServer>) {
+        let mut peer = self.peer.lock().unwrap_or_else(|p| p.into_inner());
+        if peer.is_none() {
+            *peer = Some(context.peer.clone());
+        }
+    }
+
+    async fn upstream_tools(&self) -> Vec<NamespacedTool> {
+        let mut all = Vec::new();
+        for server in &self.shared.servers {
+            match self.session.list_server_tools(server).await {
+                Ok(tools) => all.extend(
+                    tools
+                        .into_iter()
+                        .filter(|t| self.shared.visible(&t.server, &t.tool.name)),
+                ),
+                Err(e) => tracing::warn!(server, error = %e, "cannot list tools; leaving them out"),
+            }
+        }
+        all
+    }
+
+    async fn call_upstream(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let (server, tool) =
+            split_tool_name(name).map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        if !self.shared.servers.iter().any(|s| s == server) || !self.shared.visible(server, tool) {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool \"{name}\""),
+                None,
+            ));
+        }
+        match self.session.call_tool(name, arguments).await {
+            Ok(r) => Ok(r),
+            Err(
+                AggregatorError::Client(ClientError::UnknownTool { .. })
+                | AggregatorError::UnknownServer(_),
+            ) => Err(ErrorData::invalid_params(
+                format!("unknown tool \"{name}\""),
+                None,
+            )),
+            Err(AggregatorError::BadToolName(m) | AggregatorError::InvalidArguments(m)) => {
+                Err(ErrorData::invalid_params(m, None))
+            }
+            // The server failed, timed out or is filtered: a tool execution error the model
+            // can read, as the spec recommends for failures during the call.
+            Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(
+                e.to_string(),
+            )])),
+        }
+    }
+
+    async fn call_plugin(
+        &self,
+        plugin: &PluginTool,
+        arguments: Option<Map<String, Value>>,
+    ) -> CallToolResult {
+        let Some(host) = &self.shared.host else {
+            return CallToolResult::error(vec![ContentBlock::text("no plugin host")]);
+        };
+        let input = Value::Object(arguments.unwrap_or_default()).to_string();
+        match host.run(&plugin.plugin, &input, &plugin.policy).await {
+            Ok(out) => match serde_json::from_str::<Value>(&out) {
+                Ok(v) => {
+                    let mut r = CallToolResult::success(vec![ContentBlock::text(out)]);
+                    if v.is_object() {
+                        r.structured_content = Some(v);
+                    }
+                    r
+                }
+                Err(_) => CallToolResult::success(vec![ContentBlock::text(out)]),
+            },
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+        }
+    }
+}
+
+fn alias_tool(alias: &str, target: &NamespacedTool) -> Tool {
+    let mut tool = target.tool.clone();
+    tool.name = alias.to_owned().into();
+    tool.description = Some(format!("alias of {}: {}", target.name, target.description()).into());
+    tool
+}
+
+impl ServerHandler for RegistryServer {
+    fn get_info(&self) -> ServerInfoConfig {
+        ServerInfoConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new(
+            "mcp-registry",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "Tools of several MCP servers, named SERVER__TOOL, plus aliases and plugin tools."
+                .to_string(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.remember_peer(&context);
+        let upstream = self.upstream_tools().await;
+        let mut tools: Vec<Tool> = Vec::new();
+        for t in &upstream {
+            let mut tool = t.tool.clone();
+            tool.name = t.name.clone().into();
+            tool.description = Some(t.description().into());
+            tools.push(tool);
+        }
+        for (alias, target) in self.shared.aggregator.registry().aliases() {
+            if let Some(t) = upstream.iter().find(|t| &t.name == target) {
+                tools.push(alias_tool(alias, t));
+            }
+        }
+        tools.extend(self.shared.plugins.values().map(|p| p.tool.clone()));
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.remember_peer(&context);
+        let name = request.name.to_string();
+        let arguments = request.arguments;
+        let call = async {
+            if let Some(plugin) = self.shared.plugins.get(&name) {
+                return Ok(self.call_plugin(plugin, arguments).await);
+            }
+            let target = match self.shared.aggregator.registry().aliases().get(&name) {
+                Some(target) => target.clone(),
+                None if name.contains(NAMESPACE_SEPARATOR) => name.clone(),
+                None => {
+                    return Err(ErrorData::invalid_params(
+                        format!("unknown tool \"{name}\""),
+                        None,
+                    ))
+                }
+            };
+            self.call_upstream(&target, arguments).await
+        };
+        // A `notifications/cancelled` from our client drops the call: an upstream request
+        // is cancelled in turn (rmcp sends `notifications/cancelled` when its call future is
+        // dropped), a plugin run's Store and sessions are torn down.
+        tokio::select! {
+            result = call => result.map(CallToolResponse::Complete),
+            _ = context.ct.cancelled() => {
+                tracing::info!(tool = %name, "cancelled by the client");
+                Err(ErrorData::internal_error("cancelled", None))
+            }
+        }
+    }
+}
+
+async fn build_shared(
+    aggregator: Aggregator,
+    options: &ServeOptions,
+) -> Result<Arc<Shared>, ServeError> {
+    let filter = match &options.filter {
+        Some(spec) => parse_filter(spec)?,
+        None => BTreeMap::new(),
+    };
+    let mut servers: Vec<String> = if !options.servers.is_empty() {
+        options.servers.clone()
+    } else if !filter.is_empty() {
+        filter.keys().cloned().collect()
+    } else {
+        aggregator.registry().servers().keys().cloned().collect()
+    };
+    servers.sort();
+    servers.dedup();
+    for s in servers.iter().chain(filter.keys()) {
+        if aggregator.registry().server(s).is_none() {
+            return Err(AggregatorError::UnknownServer(s.clone()).into());
+        }
+    }
+    let mut plugins = BTreeMap::new();
+    let host = if options.plugins.is_empty() {
+        None
+    } else {
+        let host = Arc::new(PluginHost::new(
+            aggregator.clone(),
+            crate::plugin::default_cache_dir(),
+        )?);
+        for (name, path, policy) in &options.plugins {
+            let plugin = host.load_file_as(name, path)?;
+            let text = host.describe(&plugin).await?;
+            let describe_err = |message: String| ServeError::Describe {
+                name: name.clone(),
+                message,
+            };
+            let d: Value = serde_json::from_str(&text).map_err(|e| describe_err(e.to_string()))?;
+            let tool_name = d["name"].as_str().unwrap_or(name).to_owned();
+            let description = d["description"].as_str().unwrap_or("").to_owned();
+            let schema = match d.get("inputSchema") {
+                Some(Value::Object(m)) => m.clone(),
+                None => serde_json::json!({"type": "object"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                Some(_) => return Err(describe_err("inputSchema is not an object".into())),
+            };
+            let tool = Tool::new(
+                tool_name.clone(),
+                format!("[plugin] {description}"),
+                Arc::new(schema),
+            );
+            plugins.insert(
+                tool_name,
+                PluginTool {
+                    tool,
+                    plugin,
+                    policy: policy.clone(),
+                },
+            );
+        }
+        Some(host)
+    };
+    Ok(Arc::new(Shared {
+        aggregator,
+        servers,
+        filter,
+        host,
+        plugins,
+    }))
+}
+
+/// Serves until the client goes away (stdio: stdin closes) or, for HTTP, until Ctrl-C.
+/// Every upstream process is closed before this returns.
+pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), ServeError> {
+    let shared = build_shared(aggregator, &options).await?;
+    match options.http {
+        None => {
+            let server = RegistryServer::new(shared)?;
+            let session = server.session.clone();
+            let running = server
+                .serve(rmcp::transport::stdio())
+                .await
+                .map_err(|e| ServeError::Io(e.to_string()))?;
+            let _ = running.waiting().await;
+            session.close().await;
+            Ok(())
+        }
+        Some(addr) => serve_http(shared, addr).await,
+    }
+}
+
+async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeError> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+
+    let ct = tokio_util::sync::CancellationToken::new();
+    let mut config = StreamableHttpServerConfig::default();
+    config.cancellation_token = ct.child_token();
+    if !addr.ip().is_loopback() {
+        config.allowed_hosts.push(addr.ip().to_string());
+    }
+    let factory_shared = shared.clone();
+    let service = StreamableHttpService::new(
+        move || RegistryServer::new(factory_shared.clone()).map_err(std::io::Error::other),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Io(format!("bind {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    // Tests and scripts read the bound address (useful with port 0) from stderr.
+    eprintln!("mcp-registry: serving MCP on http://{local}/mcp");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            ct.cancel();
+        })
+        .await
+        .map_err(|e| ServeError::Io(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_specs() {
+        let f = parse_filter("memory:get,set;github").unwrap();
+        assert_eq!(
+            f["memory"],
+            ToolFilter::Allow(vec!["get".into(), "set".into()])
+        );
+        assert_eq!(f["github"], ToolFilter::All);
+        let f = parse_filter("memory:-delete").unwrap();
+        assert_eq!(f["memory"], ToolFilter::Deny(vec!["delete".into()]));
+        assert!(parse_filter("memory:get,-set").is_err());
+        assert!(parse_filter(":x").is_err());
+        assert!(parse_filter("m:").is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! `mcp-registry serve` driven by MCP clients: rmcp (ours) and the Python `mcp` SDK (not ours).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::ServiceExt;
+use serde_json::{json, Value};
+use support::*;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    pid_file: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let server = |_: &str| {
+        json!({"command": test_server().display().to_string(),
+               "env": {"MCP_TEST_PID_FILE": pid_file.display().to_string()}})
+    };
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {"a": server("a"), "b": server("b")}, "aliases": {"say": "a__echo"}})
+            .to_string(),
+    )
+    .unwrap();
+    Setup {
+        dir,
+        config,
+        pid_file,
+    }
+}
+
+fn serve_command(s: &Setup, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
+    cmd.env("MCP_REGISTRY_CACHE_DIR", s.dir.path().join("cache"))
+        .arg("--config")
+        .arg(&s.config)
+        .arg("serve")
+        .args(extra);
+    cmd
+}
+
+fn args(v: Value) -> Option<serde_json::Map<String, Value>> {
+    v.as_object().cloned()
+}
+
+fn result_text(r: &rmcp::model::CallToolResult) -> String {
+    text(r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_over_stdio_with_an_rmcp_client() {
+    let s = setup();
+    let fanout = guest("fanout");
+    let mut child = serve_command(
+        &s,
+        &[
+            "--plugin",
+            fanout.to_str().unwrap(),
+            "--filter",
+            "a:echo,counter,sleep,fail;b",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .kill_on_drop(true)
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let client = ().serve((stdout, stdin)).await.unwrap();
+
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    for expected in [
+        "a__echo",
+        "a__counter",
+        "b__echo",
+        "b__crash",
+        "say",
+        "fanout",
+    ] {
+        assert!(
+            names.contains(&expected.to_string()),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names.contains(&"a__crash".to_string()),
+        "the filter did not hide a__crash: {names:?}"
+    );
+    let say = tools.iter().find(|t| t.name == "say").unwrap();
+    assert_eq!(say.input_schema.get("type"), Some(&json!("object")));
+
+    // Upstream connections are persistent for the life of serve.
+    for n in 1..=3 {
+        let r = client
+            .call_tool(CallToolRequestParams::new("a__counter"))
+            .await
+            .unwrap();
+        assert_eq!(result_text(&r), n.to_string());
+    }
+    let mut p = CallToolRequestParams::new("say");
+    p.arguments = args(json!({"message": "aliased"}));
+    assert_eq!(result_text(&client.call_tool(p).await.unwrap()), "aliased");
+    // Upstream tool errors keep the upstream's own content.
+    let mut p = CallToolRequestParams::new("a__fail");
+    p.arguments = args(json!({"message": "upstream words"}));
+    let r = client.call_tool(p).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(result_text(&r), "upstream words");
+    // Filtered and unknown tools are errors, not calls.
+    assert!(client
+        .call_tool(CallToolRequestParams::new("a__crash"))
+        .await
+        .is_err());
+    assert!(client
+        .call_tool(CallToolRequestParams::new("nope"))
+        .await
+        .is_err());
+    // A plugin is a tool; its sessions are its own (counters start at 1).
+    let mut p = CallToolRequestParams::new("fanout");
+    p.arguments = args(json!({"servers": ["a", "b"], "rounds": 2}));
+    let r = client.call_tool(p).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let out: Value = serde_json::from_str(&result_text(&r)).unwrap();
+    assert_eq!(out["counters"]["a"], json!([1, 2]));
+
+    // Closing stdin shuts everything down cleanly.
+    drop(client);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    let pids = pids_in(&s.pid_file);
+    assert!(
+        pids.len() >= 4,
+        "expected serve's and the plugin's upstream processes: {pids:?}"
+    );
+    for pid in pids {
+        assert!(gone(pid), "upstream {pid} outlived serve");
+    }
+}
+
+fn python() -> Option<PathBuf> {
+    let p = peers_dir().join("venv/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        !peers_required(),
+        "the Python mcp SDK is missing at {} (CI=true)",
+        p.display()
+    );
+    eprintln!(
+        "skipping: Python mcp SDK not installed at {} (run scripts/install-peers.sh)",
+        p.display()
+    );
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_the_python_sdk_client() {
+    let Some(python) = python() else { return };
+    let s = setup();
+    let fanout = guest("fanout");
+    let script = workspace_root().join("tests/peers/serve_client.py");
+    let out = tokio::process::Command::new(python)
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_mcp-registry"))
+        .args([
+            "--config",
+            s.config.to_str().unwrap(),
+            "serve",
+            "--plugin",
+            fanout.to_str().unwrap(),
+        ])
+        .env("MCP_REGISTRY_CACHE_DIR", s.dir.path().join("cache"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+    let tools: Vec<&str> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tools.contains(&"a__echo")
+            && tools.contains(&"b__counter")
+            && tools.contains(&"fanout")
+            && tools.contains(&"say")
+    );
+    assert_eq!(v["echo"], "from python");
+    assert_eq!(v["counter"], json!(["1", "2", "3"]));
+    assert_eq!(v["alias"], "via alias");
+    assert_eq!(
+        v["fail"],
+        json!({"is_error": true, "text": "upstream words"})
+    );
+    assert_eq!(v["plugin"]["is_error"], false, "{v}");
+    assert!(v["plugin"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("\"counters\""));
+    assert_eq!(
+        v["cancelled_upstream"], "1",
+        "the client's cancel did not reach the upstream call"
+    );
+    assert!(
+        v["list_changed"].as_u64().unwrap() >= 1,
+        "list_changed was not forwarded: {v}"
+    );
+    assert_eq!(v["extra_listed"], true);
+    for pid in pids_in(&s.pid_file) {
+        assert!(gone(pid), "upstream {pid} outlived serve");
+    }
+}
