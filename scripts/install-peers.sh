@@ -6,13 +6,20 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 peers="$root/.peers"
 mkdir -p "$peers"
 
+# Node 22 comes from the npm registry as a package (the inspector and the conformance suite
+# need Node >= 22; the machine has 20). Everything below runs with it first on PATH.
 npm_pkgs=(
+  "node@22.23.3"
   "@modelcontextprotocol/server-everything@2026.8.31"
+  "@modelcontextprotocol/inspector@2.12.0"
+  "@modelcontextprotocol/conformance@0.1.16"
 )
 stamp="$peers/.npm-stamp"
 if [ "$(cat "$stamp" 2>/dev/null)" != "${npm_pkgs[*]}" ]; then
-  (cd "$peers" && [ -f package.json ] || echo '{"private": true}' > package.json)
-  npm install --prefix "$peers" --no-audit --no-fund --loglevel=error "${npm_pkgs[@]}"
+  [ -f "$peers/package.json" ] || echo '{"private": true}' > "$peers/package.json"
+  # First node itself (with the machine's npm), then the rest under Node 22.
+  npm install --prefix "$peers" --no-audit --no-fund --loglevel=error "${npm_pkgs[0]}"
+  PATH="$peers/node_modules/.bin:$PATH" npm install --prefix "$peers" --no-audit --no-fund --loglevel=error "${npm_pkgs[@]}"
   echo "${npm_pkgs[*]}" > "$stamp"
 fi
 

@@ -281,6 +281,18 @@ impl ServerHandler for RegistryServer {
         )
     }
 
+    // Logging is deprecated for 2026-07-28 but still part of 2025-11-25, which clients use.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // We send no log notifications of our own yet; accept the level as the spec asks.
+        tracing::debug!(level = ?request.level, "client set the log level");
+        Ok(())
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,

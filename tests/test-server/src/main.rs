@@ -67,6 +67,11 @@ struct EnvArgs {
     name: String,
 }
 
+/// A 1x1 transparent PNG, base64.
+const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+/// A tiny silent WAV, base64.
+const WAV_TINY: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=";
+
 #[derive(Clone)]
 struct TestServer {
     calls: Arc<AtomicU64>,
@@ -149,6 +154,47 @@ impl TestServer {
     async fn cwd(&self) -> CallToolResult {
         let dir = std::env::current_dir().map(|d| d.display().to_string());
         text(dir.unwrap_or_default())
+    }
+
+    // The tools the official conformance suite's server scenarios call (`serve` exposes them
+    // through aliases), proving each content type passes through unchanged.
+    #[tool(description = "Conformance: simple text")]
+    async fn test_simple_text(&self) -> CallToolResult {
+        text("This is a simple text response for testing.")
+    }
+
+    #[tool(description = "Conformance: image content")]
+    async fn test_image_content(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::image(PNG_1X1, "image/png")])
+    }
+
+    #[tool(description = "Conformance: audio content")]
+    async fn test_audio_content(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::audio(WAV_TINY, "audio/wav")])
+    }
+
+    #[tool(description = "Conformance: embedded resource")]
+    async fn test_embedded_resource(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::embedded_text(
+            "test://embedded-resource",
+            "embedded text",
+        )])
+    }
+
+    #[tool(description = "Conformance: text, image and resource together")]
+    async fn test_multiple_content_types(&self) -> CallToolResult {
+        CallToolResult::success(vec![
+            ContentBlock::text("Multiple content types test:"),
+            ContentBlock::image(PNG_1X1, "image/png"),
+            ContentBlock::embedded_text("test://mixed-content-resource", "{\"test\": \"data\"}"),
+        ])
+    }
+
+    #[tool(description = "Conformance: a tool error")]
+    async fn test_error_handling(&self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(
+            "This tool intentionally returns an error for testing",
+        )])
     }
 
     #[tool(description = "Add the tool `extra` and send notifications/tools/list_changed")]

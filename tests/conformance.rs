@@ -1,0 +1,200 @@
+//! Interop proven by tools this project did not write, against `mcp-registry serve`:
+//! the official `@modelcontextprotocol/conformance` server scenarios (over streamable HTTP)
+//! and the `@modelcontextprotocol/inspector` CLI (over stdio). Both need Node >= 22, which
+//! `scripts/install-peers.sh` installs from the npm registry under `.peers/`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use support::*;
+
+fn node_tool(name: &str) -> Option<(PathBuf, PathBuf)> {
+    let bin = peers_dir().join("node_modules/.bin");
+    let node = bin.join("node");
+    let tool = bin.join(name);
+    if node.exists() && tool.exists() {
+        return Some((node, tool));
+    }
+    assert!(
+        !peers_required(),
+        "{name} / Node 22 missing under {} (CI=true)",
+        bin.display()
+    );
+    eprintln!(
+        "skipping: {name} or Node 22 not installed under {} (run scripts/install-peers.sh)",
+        bin.display()
+    );
+    None
+}
+
+/// Content-type tools of the test server under the names the suite calls.
+const ALIASED: &[&str] = &[
+    "test_simple_text",
+    "test_image_content",
+    "test_audio_content",
+    "test_embedded_resource",
+    "test_multiple_content_types",
+    "test_error_handling",
+];
+
+fn registry(dir: &std::path::Path) -> PathBuf {
+    let aliases: serde_json::Map<String, Value> = ALIASED
+        .iter()
+        .map(|t| (t.to_string(), json!(format!("conf__{t}"))))
+        .collect();
+    let path = dir.join("config.json");
+    std::fs::write(
+        &path,
+        json!({"mcpServers": {"conf": {"command": test_server().display().to_string()}}, "aliases": aliases}).to_string(),
+    )
+    .unwrap();
+    path
+}
+
+/// Scenarios that apply to an aggregating, tools-only server, and must pass.
+const APPLICABLE: &[&str] = &[
+    "server-initialize",
+    "ping",
+    "logging-set-level",
+    "tools-list",
+    "tools-call-simple-text",
+    "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
+    "tools-call-error",
+    "server-sse-multiple-streams",
+    "dns-rebinding-protection",
+];
+
+#[test]
+fn conformance_server_scenarios_against_serve_http() {
+    let Some((node, conformance)) = node_tool("conformance") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = registry(dir.path());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(serve.stderr.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(rest) = line.trim().strip_prefix("mcp-registry: serving MCP on ") {
+            url = Some(rest.to_owned());
+            break;
+        }
+        line.clear();
+    }
+    let url = url.expect("serve --http did not report its address");
+    // Keep draining serve's stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    let out = Command::new(&node)
+        .arg(&conformance)
+        .args(["server", "--url", &url])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let summary: Vec<&str> = report
+        .lines()
+        .skip_while(|l| !l.contains("=== SUMMARY ==="))
+        .collect();
+    println!("{}", summary.join("\n"));
+    for scenario in APPLICABLE {
+        let line = summary
+            .iter()
+            .find(|l| l.contains(&format!(" {scenario}:")))
+            .unwrap_or_else(|| panic!("scenario {scenario} missing from the report:\n{report}"));
+        assert!(
+            line.contains(", 0 failed") && line.starts_with('✓'),
+            "scenario {scenario} failed: {line}\n{report}"
+        );
+    }
+}
+
+#[test]
+fn inspector_cli_lists_and_calls_through_serve() {
+    let Some((node, _)) = node_tool("mcp-inspector") else {
+        return;
+    };
+    let inspector = peers_dir().join("node_modules/@modelcontextprotocol/inspector");
+    let dir = tempfile::tempdir().unwrap();
+    let config = registry(dir.path());
+    let run = |args: &[&str], tool_error: bool| {
+        let out = Command::new(&node)
+            .arg(peers_dir().join("node_modules/.bin/mcp-inspector"))
+            .arg("--cli")
+            .args(["-e", &format!("MCP_REGISTRY_CONFIG={}", config.display())])
+            .args(args)
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_mcp-registry"))
+            .arg("serve")
+            .env("HOME", dir.path())
+            .current_dir(&inspector)
+            .output()
+            .unwrap();
+        // The inspector exits non-zero when a tool returns isError, and says so on stderr.
+        assert_eq!(
+            out.status.success(),
+            !tool_error,
+            "inspector {args:?}: {out:?}"
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("inspector printed non-JSON ({e}): {out:?}"))
+    };
+    let list = run(&["--method", "tools/list"], false);
+    let names: Vec<&str> = list["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"conf__echo") && names.contains(&"test_simple_text"),
+        "{names:?}"
+    );
+    let call = run(
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "conf__echo",
+            "--tool-arg",
+            "message=inspected",
+        ],
+        false,
+    );
+    assert_eq!(call["content"][0]["text"], "inspected");
+    let call = run(
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "conf__fail",
+            "--tool-arg",
+            "message=nope",
+        ],
+        true,
+    );
+    assert_eq!(call["isError"], true);
+    assert_eq!(call["content"][0]["text"], "nope");
+}
