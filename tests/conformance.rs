@@ -39,6 +39,7 @@ const ALIASED: &[&str] = &[
     "test_embedded_resource",
     "test_multiple_content_types",
     "test_error_handling",
+    "test_tool_with_progress",
 ];
 
 fn registry(dir: &std::path::Path) -> PathBuf {
@@ -67,6 +68,7 @@ const APPLICABLE: &[&str] = &[
     "tools-call-embedded-resource",
     "tools-call-mixed-content",
     "tools-call-error",
+    "tools-call-with-progress",
     "server-sse-multiple-streams",
     "dns-rebinding-protection",
 ];

@@ -17,7 +17,7 @@ use futures::future::join_all;
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ServerConnection, ToolsChanged};
+use crate::client::{ClientError, ProgressSink, ServerConnection, ToolsChanged};
 use crate::config::{Registry, ServerConfig, NAMESPACE_SEPARATOR};
 use crate::manager::{ConnectionManager, ManagerError};
 
@@ -391,6 +391,28 @@ impl Session {
         let result = self
             .manager
             .call_tool(&server, &tool, arguments)
+            .await
+            .map_err(AggregatorError::from);
+        log_call(&server, &tool, "session", started, &result);
+        result
+    }
+
+    /// Like [`Session::call_tool`], sending the upstream's `notifications/progress` for this
+    /// call to `progress` (servers outside the session are called without progress).
+    pub async fn call_tool_with_progress(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        progress: ProgressSink,
+    ) -> Result<CallToolResult, AggregatorError> {
+        let (server, tool) = self.aggregator.resolve(name)?;
+        if !self.manager.contains(&server) {
+            return self.aggregator.call_tool(name, arguments).await;
+        }
+        let started = Instant::now();
+        let result = self
+            .manager
+            .call_tool_with_progress(&server, &tool, arguments, progress)
             .await
             .map_err(AggregatorError::from);
         log_call(&server, &tool, "session", started, &result);

@@ -9,6 +9,7 @@
 //! scripts) whose real server is a grandchild. Killing only the direct child would orphan
 //! it, so each server is the leader of its own group and the whole group is killed.
 
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,11 +18,11 @@ use std::time::{Duration, Instant};
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    ProtocolVersion, Tool,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, Tool,
 };
 #[allow(deprecated)] // roots: deprecated for 2026-07-28, still asked for by 2025-11-25 servers
 use rmcp::model::{ListRootsResult, Root};
-use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{
     ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient, ServiceError,
@@ -144,6 +145,11 @@ impl ClientError {
     }
 }
 
+/// Receives the `notifications/progress` of one call, in order.
+pub type ProgressSink = tokio::sync::mpsc::UnboundedSender<ProgressNotificationParam>;
+
+type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>;
+
 /// Where `notifications/tools/list_changed` from any server is announced (by server name),
 /// for layers that forward it (e.g. `serve` to its own clients).
 pub type ToolsChanged = tokio::sync::broadcast::Sender<String>;
@@ -155,9 +161,21 @@ struct ClientEvents {
     roots: Arc<Vec<String>>,
     tools_generation: Arc<AtomicU64>,
     observer: Option<ToolsChanged>,
+    progress: ProgressRoutes,
 }
 
 impl ClientHandler for ClientEvents {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let sink = lock(&self.progress).get(&params.progress_token).cloned();
+        if let Some(sink) = sink {
+            let _ = sink.send(params);
+        }
+    }
+
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
         capabilities.roots = Some(Default::default());
@@ -202,6 +220,7 @@ pub struct ServerConnection {
     state: Mutex<ConnectionState>,
     pid: Option<u32>,
     tools_generation: Arc<AtomicU64>,
+    progress: ProgressRoutes,
 }
 
 impl std::fmt::Debug for ServerConnection {
@@ -253,11 +272,13 @@ impl ServerConnection {
             tokio::spawn(forward_stderr(name.clone(), stderr));
         }
         let tools_generation = Arc::new(AtomicU64::new(0));
+        let progress: ProgressRoutes = Arc::default();
         let events = ClientEvents {
             server: name.clone(),
             roots: Arc::new(config.roots.clone()),
             tools_generation: tools_generation.clone(),
             observer,
+            progress: progress.clone(),
         };
         let lifecycle = match config.protocol {
             ProtocolMode::Legacy => ClientLifecycleMode::Initialize,
@@ -305,6 +326,7 @@ impl ServerConnection {
             state: Mutex::new(state),
             pid,
             tools_generation,
+            progress,
         })
     }
 
@@ -392,6 +414,47 @@ impl ServerConnection {
             }),
             Ok(result) => result.map_err(|e| self.classify(e, "tools/call", Some(tool))),
         }
+    }
+
+    /// Like [`ServerConnection::call_tool_with_timeout`], sending the call's
+    /// `notifications/progress` to `progress` as they arrive.
+    pub async fn call_tool_with_progress(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        timeout: Duration,
+        progress: ProgressSink,
+    ) -> Result<CallToolResult, ClientError> {
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = arguments;
+        let request =
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
+        let handle = self
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| self.classify(e, "tools/call", Some(tool)))?;
+        let route = ProgressRoute {
+            token: handle.progress_token.clone(),
+            routes: self.progress.clone(),
+            request: Some((self.peer.clone(), handle.id.clone())),
+        };
+        lock(&self.progress).insert(route.token.clone(), progress);
+        let outcome = tokio::time::timeout(timeout, handle.await_response()).await;
+        let result = match outcome {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: format!("tools/call {tool}"),
+                timeout,
+            }),
+            Ok(Ok(rmcp::model::ServerResult::CallToolResult(r))) => Ok(r),
+            Ok(Ok(_)) => {
+                Err(self.classify(ServiceError::UnexpectedResponse, "tools/call", Some(tool)))
+            }
+            Ok(Err(e)) => Err(self.classify(e, "tools/call", Some(tool))),
+        };
+        route.finish(result.is_ok());
+        result
     }
 
     /// Sends `ping` (legacy era) and waits for the answer.
@@ -482,6 +545,42 @@ impl ServerConnection {
                 operation: operation.into(),
                 message: other.to_string(),
             },
+        }
+    }
+}
+
+/// A call's progress route; dropping it before the call finished (the caller was cancelled,
+/// or timed out) sends `notifications/cancelled` for the request, as rmcp's own `call_tool`
+/// does.
+struct ProgressRoute {
+    token: ProgressToken,
+    routes: ProgressRoutes,
+    request: Option<(rmcp::Peer<RoleClient>, rmcp::model::RequestId)>,
+}
+
+impl ProgressRoute {
+    fn finish(mut self, answered: bool) {
+        if answered {
+            self.request = None;
+        }
+    }
+}
+
+impl Drop for ProgressRoute {
+    fn drop(&mut self) {
+        lock(&self.routes).remove(&self.token);
+        if let Some((peer, id)) = self.request.take() {
+            let cancel = rmcp::model::CancelledNotification::new(
+                rmcp::model::CancelledNotificationParam::new(
+                    Some(id),
+                    Some("cancelled by the caller".into()),
+                ),
+            );
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = peer.send_notification(cancel.into()).await;
+                });
+            }
         }
     }
 }

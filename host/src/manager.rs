@@ -18,7 +18,7 @@ use futures::future::join_all;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ServerConnection, ToolsChanged};
+use crate::client::{ClientError, ProgressSink, ServerConnection, ToolsChanged};
 use crate::config::ServerConfig;
 
 /// Connect attempts per use of a dead or never-started server.
@@ -183,6 +183,26 @@ impl ConnectionManager {
     /// Whether [`ConnectionManager::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Like [`ConnectionManager::call_tool`], forwarding the call's progress to `progress`.
+    pub async fn call_tool_with_progress(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        progress: ProgressSink,
+    ) -> Result<CallToolResult, ManagerError> {
+        let conn = self.connection(server).await?;
+        let timeout = self
+            .slots
+            .get(server)
+            .map_or(crate::config::DEFAULT_CALL_TIMEOUT, |s| {
+                s.config.call_timeout
+            });
+        Ok(conn
+            .call_tool_with_progress(tool, arguments, timeout, progress)
+            .await?)
     }
 
     /// How many times `server` was restarted after its connection died.

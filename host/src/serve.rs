@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig as ServerInfoConfig, Tool,
+    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig as ServerInfoConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
@@ -202,6 +203,7 @@ impl RegistryServer {
         &self,
         name: &str,
         arguments: Option<Map<String, Value>>,
+        context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let (server, tool) =
             split_tool_name(name).map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
@@ -211,7 +213,29 @@ impl RegistryServer {
                 None,
             ));
         }
-        match self.session.call_tool(name, arguments).await {
+        let result = match context.meta.get_progress_token() {
+            None => self.session.call_tool(name, arguments).await,
+            Some(token) => {
+                // Relay the upstream's progress for this call to our client, in order, under
+                // the client's own token.
+                let (tx, mut rx) =
+                    tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
+                let peer = context.peer.clone();
+                let relay = tokio::spawn(async move {
+                    while let Some(mut p) = rx.recv().await {
+                        p.progress_token = token.clone();
+                        let _ = peer.notify_progress(p).await;
+                    }
+                });
+                let result = self
+                    .session
+                    .call_tool_with_progress(name, arguments, tx)
+                    .await;
+                let _ = relay.await;
+                result
+            }
+        };
+        match result {
             Ok(r) => Ok(r),
             Err(
                 AggregatorError::Client(ClientError::UnknownTool { .. })
@@ -338,7 +362,7 @@ impl ServerHandler for RegistryServer {
                     ))
                 }
             };
-            self.call_upstream(&target, arguments).await
+            self.call_upstream(&target, arguments, &context).await
         };
         // A `notifications/cancelled` from our client drops the call: an upstream request
         // is cancelled in turn (rmcp sends `notifications/cancelled` when its call future is

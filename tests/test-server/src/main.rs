@@ -190,6 +190,19 @@ impl TestServer {
         ])
     }
 
+    #[tool(description = "Conformance: report progress 0, 50, 100 of 100 while working")]
+    async fn test_tool_with_progress(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        if let Some(token) = context.meta.get_progress_token() {
+            for step in [0.0, 50.0, 100.0] {
+                let p = rmcp::model::ProgressNotificationParam::new(token.clone(), step)
+                    .with_total(100.0);
+                let _ = context.peer.notify_progress(p).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        text("progress done")
+    }
+
     #[tool(description = "Conformance: a tool error")]
     async fn test_error_handling(&self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(
