@@ -13,6 +13,11 @@ npm_pkgs=(
   "@modelcontextprotocol/server-everything@2026.8.31"
   "@modelcontextprotocol/inspector@2.12.0"
   "@modelcontextprotocol/conformance@0.1.16"
+  "@bytecodealliance/jco@1.35.0"
+  "@bytecodealliance/componentize-js@0.23.0"
+  # componentize-js 0.23.0 imports preview2-shim at run time but lists it only as a dev
+  # dependency; install the version it was developed against.
+  "@bytecodealliance/preview2-shim@0.17.5"
 )
 stamp="$peers/.npm-stamp"
 if [ "$(cat "$stamp" 2>/dev/null)" != "${npm_pkgs[*]}" ]; then

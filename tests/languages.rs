@@ -1,0 +1,220 @@
+//! Guests in other Wasm languages against the same WIT and the same host, with the same
+//! assertions as the Rust guests: Python (componentize-py) and JavaScript (componentize-js).
+//! The toolchains come from `scripts/install-peers.sh` (pinned, under `.peers/`); with
+//! `CI=true` they are mandatory, elsewhere a missing toolchain skips with a reason.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use mcp_registry_host::config::Registry;
+use mcp_registry_host::plugin::{PluginHost, PluginPolicy};
+use mcp_registry_host::Aggregator;
+use serde_json::{json, Value};
+use support::*;
+
+fn toolchain(path: PathBuf, what: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        !peers_required(),
+        "{what} missing at {} (CI=true)",
+        path.display()
+    );
+    eprintln!(
+        "skipping: {what} not installed at {} (run scripts/install-peers.sh)",
+        path.display()
+    );
+    None
+}
+
+fn out_dir() -> PathBuf {
+    let dir = workspace_root().join("target/guests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn build(cmd: &mut Command, what: &str) {
+    let started = Instant::now();
+    let out = cmd.current_dir(workspace_root()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "building the {what} guest failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("built the {what} guest in {:?}", started.elapsed());
+}
+
+fn python_guest() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let tool = toolchain(
+                peers_dir().join("venv/bin/componentize-py"),
+                "componentize-py",
+            )?;
+            let wasm = out_dir().join("python-fanout.wasm");
+            build(
+                Command::new(tool)
+                    .args(["-d", "wit", "-w", "orchestrator", "componentize", "app"])
+                    .args([
+                        "-p",
+                        "examples/python-fanout",
+                        "-p",
+                        "guest-sdk/python",
+                        "-o",
+                    ])
+                    .arg(&wasm),
+                "Python",
+            );
+            Some(wasm)
+        })
+        .clone()
+}
+
+fn js_guest() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let node = toolchain(peers_dir().join("node_modules/.bin/node"), "Node 22")?;
+            let cli = toolchain(
+                peers_dir().join("node_modules/@bytecodealliance/componentize-js/src/cli.js"),
+                "componentize-js",
+            )?;
+            let wasm = out_dir().join("js-fanout.wasm");
+            build(
+                Command::new(node)
+                    .arg(cli)
+                    .args([
+                        "examples/js-fanout/app.js",
+                        "--wit",
+                        "wit",
+                        "--world-name",
+                        "orchestrator",
+                    ])
+                    .args(["-d", "http", "fetch-event", "-o"])
+                    .arg(&wasm),
+                "JavaScript",
+            );
+            Some(wasm)
+        })
+        .clone()
+}
+
+/// A host over two test servers recording their pids; the compile cache is shared across
+/// runs (components of 10-20 MB take seconds to compile, milliseconds to load).
+fn host() -> (PluginHost, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let servers = ["alpha", "beta"].map(|n| {
+        let mut cfg = test_server_config();
+        cfg.env
+            .insert("MCP_TEST_PID_FILE".into(), pid_file.display().to_string());
+        (n.to_string(), cfg)
+    });
+    let host = PluginHost::new(
+        Aggregator::new(Registry::from_servers(servers)),
+        Some(out_dir().join("compile-cache")),
+    )
+    .unwrap();
+    (host, pid_file, dir)
+}
+
+async fn same_assertions_as_rust(guest: PathBuf, language: &str) {
+    let (host, pid_file, _dir) = host();
+    let plugin = host.load_file(&guest).unwrap();
+    let describe: Value = serde_json::from_str(&host.describe(&plugin).await.unwrap()).unwrap();
+    assert_eq!(describe["name"], format!("{language}-fanout"));
+    assert_eq!(describe["inputSchema"]["type"], "object");
+    let policy = PluginPolicy::default();
+
+    // Persistence through the guest's session: each server counts 1, 2, 3 in one process.
+    let out = host
+        .run(
+            &plugin,
+            &json!({"servers": ["alpha", "beta"], "rounds": 3}).to_string(),
+            &policy,
+        )
+        .await
+        .unwrap();
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["counters"]["alpha"], json!([1, 2, 3]), "{out}");
+    assert_eq!(out["counters"]["beta"], json!([1, 2, 3]), "{out}");
+    let hello = format!("hello from {}", full_name(language));
+    assert_eq!(out["echoes"], json!([hello, hello]));
+    // Cleanup: the session's processes are gone once the run returned.
+    for pid in out["pids"].as_object().unwrap().values() {
+        let pid: u32 = pid.as_str().unwrap().parse().unwrap();
+        assert!(gone(pid), "{language}: server {pid} outlived the session");
+    }
+
+    // Temporary calls: a fresh process each time.
+    let out = host
+        .run(
+            &plugin,
+            &json!({"servers": ["alpha"], "mode": "temporary"}).to_string(),
+            &policy,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["counters"],
+        json!([1, 1, 1])
+    );
+
+    // Error cases arrive as the right WIT variants.
+    let out = host
+        .run(
+            &plugin,
+            &json!({"servers": ["alpha"], "mode": "errors"}).to_string(),
+            &policy,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"array_args": "invalid-input", "unknown_tool": "not-found", "unknown_server": "not-found",
+               "bad_name": "invalid-input", "tool_error": true})
+    );
+
+    // A denied server is `denied`, reported through the plugin's own error.
+    let denied = PluginPolicy {
+        allowed_servers: Some(vec!["alpha".into()]),
+        ..PluginPolicy::default()
+    };
+    let e = host
+        .run(&plugin, &json!({"servers": ["beta"]}).to_string(), &denied)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("denied"), "{language}: {e}");
+
+    for pid in pids_in(&pid_file) {
+        assert!(gone(pid), "{language}: server {pid} leaked");
+    }
+    assert_eq!(host.live_instances(), 0);
+    assert_eq!(host.open_sessions(), 0);
+}
+
+fn full_name(language: &str) -> &'static str {
+    match language {
+        "python" => "python",
+        _ => "javascript",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_guest_behaves_like_the_rust_one() {
+    let Some(guest) = python_guest() else { return };
+    same_assertions_as_rust(guest, "python").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_guest_behaves_like_the_rust_one() {
+    let Some(guest) = js_guest() else { return };
+    same_assertions_as_rust(guest, "js").await;
+}
