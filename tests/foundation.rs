@@ -444,3 +444,33 @@ async fn big_results_arrive_whole() {
         .unwrap();
     assert_eq!(text(&r).len(), 2_000_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_falls_back_for_servers_that_die_on_the_probe_and_remembers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("methods");
+    let script = workspace_root().join("tests/peers/strict_legacy_server.py");
+    let mut cfg = mcp_registry_host::ServerConfig::new("python3", [script.display().to_string()]);
+    cfg.env
+        .insert("STRICT_LOG".into(), log.display().to_string());
+    let conn = ServerConnection::connect("strict", &cfg).await.unwrap();
+    assert_eq!(conn.protocol_version().as_deref(), Some("2024-11-05"));
+    let r = conn
+        .call_tool("echo", args(json!({"message": "old"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "old");
+    conn.close().await;
+    // The probe killed the first process; the second was started with initialize.
+    let methods = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        methods.starts_with("server/discover\ninitialize\n"),
+        "{methods}"
+    );
+    // The answer is remembered for this process: the next connection skips the probe.
+    std::fs::write(&log, "").unwrap();
+    let conn = ServerConnection::connect("strict", &cfg).await.unwrap();
+    conn.close().await;
+    let methods = std::fs::read_to_string(&log).unwrap();
+    assert!(methods.starts_with("initialize\n"), "{methods}");
+}

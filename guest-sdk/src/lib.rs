@@ -1,4 +1,4 @@
-//! Write [mcp-registry](https://github.com/) orchestration plugins in Rust.
+//! Write mcp-registry orchestration plugins in Rust.
 //!
 //! A plugin is a Wasm component (`wasm32-wasip2`) implementing the `orchestrator` world of
 //! `wit/orchestrator.wit`. This crate wraps the generated bindings in an idiomatic API:

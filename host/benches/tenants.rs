@@ -89,7 +89,14 @@ async fn child(pooling: bool, n: usize, server: &str, probe: &str) {
         match r {
             Ok(out) => {
                 let v: Value = serde_json::from_str(&out).unwrap();
-                us.extend(v["us"].as_array().unwrap().iter().filter_map(Value::as_u64));
+                us.extend(
+                    v["ns"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(Value::as_u64)
+                        .map(|ns| ns / 1000),
+                );
             }
             Err(e) => {
                 failures += 1;

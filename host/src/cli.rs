@@ -243,9 +243,10 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // rmcp warns about every slow server exit; ours already says what matters.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,rmcp=error",
+        1 => "info,rmcp=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -32,6 +32,11 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::config::{ProtocolMode, ServerConfig};
 
+/// How long the `server/discover` probe of [`ProtocolMode::Auto`] may take before falling
+/// back to `initialize` on a fresh process (the spec's rule: fall back on any error or a
+/// timeout).
+pub const PROBE_BUDGET: Duration = Duration::from_secs(3);
+
 /// How long [`ServerConnection::close`] waits for a server to exit after closing its stdin
 /// before killing it.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(1000);
@@ -251,6 +256,73 @@ impl ServerConnection {
         observer: Option<ToolsChanged>,
     ) -> Result<Self, ClientError> {
         let started = Instant::now();
+        let legacy_known = config.protocol == ProtocolMode::Auto && is_known_legacy(config);
+        let lifecycle = match config.protocol {
+            ProtocolMode::Legacy => ClientLifecycleMode::Initialize,
+            _ if legacy_known => ClientLifecycleMode::Initialize,
+            ProtocolMode::Modern => ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+            ProtocolMode::Auto => ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+            },
+        };
+        let probing = matches!(lifecycle, ClientLifecycleMode::Auto { .. });
+        // rmcp waits up to 10 s for a `server/discover` answer; a legacy server that ignores
+        // the request should not cost that much, so the probe gets a shorter budget.
+        let budget = if probing {
+            config.connect_timeout.min(PROBE_BUDGET)
+        } else {
+            config.connect_timeout
+        };
+        let conn = match Self::spawn_and_handshake(
+            name,
+            config,
+            observer.clone(),
+            lifecycle,
+            budget,
+        )
+        .await
+        {
+            // Some legacy servers (e.g. Python `mcp` 1.x) fail on the unknown `server/discover`
+            // (exit, or stop reading) instead of answering it with an error, so the probe
+            // cannot fall back on the same connection. The spec's rule is to fall back on any failure: start the server
+            // again with `initialize`, and remember the answer for this process.
+            Err(e) if probing && !matches!(e, ClientError::Spawn { .. }) => {
+                tracing::warn!(
+                    server = name,
+                    error = %e,
+                    "no answer to the server/discover probe; using initialize (set \"protocol\": \"legacy\" for this server to skip the probe)"
+                );
+                let remaining = config
+                    .connect_timeout
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_secs(1));
+                let conn = Self::spawn_and_handshake(
+                    name,
+                    config,
+                    observer,
+                    ClientLifecycleMode::Initialize,
+                    remaining,
+                )
+                .await?;
+                remember_legacy(config);
+                conn
+            }
+            other => other?,
+        };
+        tracing::debug!(server = %name, pid = ?conn.pid, state = ?conn.state(), elapsed = ?started.elapsed(), "connected");
+        Ok(conn)
+    }
+
+    async fn spawn_and_handshake(
+        name: &str,
+        config: &ServerConfig,
+        observer: Option<ToolsChanged>,
+        lifecycle: ClientLifecycleMode,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let mut command = tokio::process::Command::new(&config.command);
         command.args(&config.args).envs(&config.env);
         if let Some(cwd) = &config.cwd {
@@ -280,29 +352,21 @@ impl ServerConnection {
             observer,
             progress: progress.clone(),
         };
-        let lifecycle = match config.protocol {
-            ProtocolMode::Legacy => ClientLifecycleMode::Initialize,
-            ProtocolMode::Modern => ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-            ProtocolMode::Auto => ClientLifecycleMode::Auto {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-                legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
-            },
+        let handshake =
+            tokio::time::timeout(timeout, events.serve_with_lifecycle(transport, lifecycle));
+        // rmcp does not notice a server that exits mid-handshake until its own timeout; watch
+        // the process so such a failure is reported at once.
+        let service = tokio::select! {
+            r = handshake => r
+                .map_err(|_| ClientError::ConnectTimeout { server: name.to_string(), timeout })?
+                .map_err(|e| ClientError::Handshake { server: name.to_string(), message: e.to_string() })?,
+            _ = exited(pid) => {
+                return Err(ClientError::Handshake {
+                    server: name.to_string(),
+                    message: "the server process exited during the handshake".into(),
+                })
+            }
         };
-        let service = tokio::time::timeout(
-            config.connect_timeout,
-            events.serve_with_lifecycle(transport, lifecycle),
-        )
-        .await
-        .map_err(|_| ClientError::ConnectTimeout {
-            server: name.to_string(),
-            timeout: config.connect_timeout,
-        })?
-        .map_err(|e| ClientError::Handshake {
-            server: name.to_string(),
-            message: e.to_string(),
-        })?;
         let peer = service.peer().clone();
         let info = peer.peer_info();
         let state = ConnectionState::Ready {
@@ -317,7 +381,6 @@ impl ServerConnection {
                 .as_ref()
                 .and_then(|i| i.server_info.as_ref().map(|s| s.version.clone())),
         };
-        tracing::debug!(server = %name, ?pid, ?state, elapsed = ?started.elapsed(), "connected");
         Ok(Self {
             name,
             config: config.clone(),
@@ -581,6 +644,55 @@ impl Drop for ProgressRoute {
                     let _ = peer.send_notification(cancel.into()).await;
                 });
             }
+        }
+    }
+}
+
+/// Servers (by command line) that failed the `server/discover` probe in this process: the
+/// spec's "cache the answer per process".
+fn legacy_servers() -> &'static Mutex<std::collections::HashSet<String>> {
+    static LEGACY: std::sync::OnceLock<Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    LEGACY.get_or_init(Default::default)
+}
+
+fn server_key(config: &ServerConfig) -> String {
+    format!(
+        "{}\0{}\0{:?}",
+        config.command,
+        config.args.join("\0"),
+        config.cwd
+    )
+}
+
+fn is_known_legacy(config: &ServerConfig) -> bool {
+    lock(legacy_servers()).contains(&server_key(config))
+}
+
+fn remember_legacy(config: &ServerConfig) {
+    lock(legacy_servers()).insert(server_key(config));
+}
+
+/// Resolves once the process `pid` has exited (it is a zombie or gone). Never resolves where
+/// `/proc` is not available.
+async fn exited(pid: Option<u32>) {
+    let Some(pid) = pid else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().next());
+                if matches!(state, Some("Z") | Some("X")) {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => return std::future::pending().await,
         }
     }
 }

@@ -153,18 +153,40 @@ impl Plugin for Probe {
                 Ok(json!({}))
             }
             "noop" => Ok(json!({})),
+            "concurrent_total" => {
+                // n calls started at once on one session; the total time of the batch.
+                let session = Session::open(&[&server]).map_err(err)?;
+                let echo = format!("{server}__echo");
+                let args = json!({"message": "x"});
+                let mut totals = Vec::new();
+                for _ in 0..n(&input, "batches", 1) {
+                    let t = std::time::Instant::now();
+                    let calls = (0..n(&input, "n", 10))
+                        .map(|_| session.start(&echo, &args))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(err)?;
+                    for r in join_all(calls) {
+                        r.map_err(err)?;
+                    }
+                    totals.push(t.elapsed().as_micros() as u64);
+                }
+                Ok(json!({"totals_us": totals}))
+            }
             "latencies" => {
                 // One tenant of the multi-tenant benchmark: a session, n timed calls, drop.
                 let session = Session::open(&[&server]).map_err(err)?;
                 let echo = format!("{server}__echo");
                 let args = json!({"message": "x"});
                 let mut us = Vec::new();
-                for _ in 0..n(&input, "n", 10) {
+                let warmup = n(&input, "warmup", 0);
+                for i in 0..n(&input, "n", 10) + warmup {
                     let t = std::time::Instant::now();
                     session.call(&echo, &args).map_err(err)?;
-                    us.push(t.elapsed().as_micros() as u64);
+                    if i >= warmup {
+                        us.push(t.elapsed().as_nanos() as u64);
+                    }
                 }
-                Ok(json!({"us": us}))
+                Ok(json!({"ns": us}))
             }
             "fail" => Err("the probe was asked to fail".into()),
             other => Err(format!("unknown op {other:?}")),

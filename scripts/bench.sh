@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every benchmark side by side and writes BENCHMARKS.md and docs/benchmarks.png.
+# Installs what it needs first: the seed (Python mcp-registry 0.9.2, mcp 1.6.0,
+# pydantic<2.11) and matplotlib in .peers/seed-venv, the interop peers and guest
+# toolchains (scripts/install-peers.sh). Release builds; takes ~15 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+./scripts/install-peers.sh
+venv=.peers/seed-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check \
+  "mcp-registry==0.9.2" "mcp==1.6.0" "pydantic<2.11" "matplotlib==3.9.2"
+./scripts/build-guests.sh >/dev/null
+mkdir -p target/bench
+cargo bench -p mcp-registry-host --bench compare | tee target/bench/compare.txt
+cargo bench -p mcp-registry-host --bench calls | tee target/bench/calls.txt
+cargo bench -p mcp-registry-host --bench tenants | tee target/bench/tenants.txt
+cargo bench -p mcp-registry-host --bench languages | tee target/bench/languages.txt
+"$venv/bin/python" bench/report.py
