@@ -77,9 +77,10 @@ for name, title in [
 
 open(os.path.join(root, "BENCHMARKS.md"), "w").write("\n".join(lines))
 
-# Plot: p50 per mode, grouped by server, log scale.
-servers = [s for s in dict.fromkeys(r["server"] for r in rows)]
-fig, axes = plt.subplots(len(servers), 1, figsize=(10, 2.2 + 1.9 * len(servers)), squeeze=False)
+# Plot: p50 per mode, grouped by server, log scale; the pipe floors as dashed lines.
+floors = [r for r in rows if r["server"] == "(none)"]
+servers = [s for s in dict.fromkeys(r["server"] for r in rows) if s != "(none)"]
+fig, axes = plt.subplots(len(servers), 1, figsize=(10, 1.5 + 2.1 * len(servers)), squeeze=False)
 for ax, server in zip(axes[:, 0], servers):
     sub = [r for r in rows if r["server"] == server]
     labels = [r["mode"] for r in sub]
@@ -91,6 +92,9 @@ for ax, server in zip(axes[:, 0], servers):
     ax.tick_params(labelsize=8)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:,.0f} µs", va="center", fontsize=7)
+    for f, style in zip(floors, [":", "--"]):
+        ax.axvline(f["p50_us"], color="#336", linestyle=style, linewidth=1, label=f"{f['mode']}: {f['p50_us']:.0f} µs")
+    ax.legend(fontsize=7, loc="lower right")
 axes[-1, 0].set_xlabel("p50 latency per call (µs, log scale); red = seed, green = this project")
 fig.tight_layout()
 os.makedirs(os.path.join(root, "docs"), exist_ok=True)

@@ -6,7 +6,10 @@
 //! `mcp-registry run` of a trivial plugin with a warm compile cache. Numbers only; no
 //! thresholds are asserted anywhere.
 
-use std::path::{Path, PathBuf};
+#[path = "common/mod.rs"]
+mod common;
+use common::cargo_build;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,44 +19,6 @@ use mcp_registry_host::{Aggregator, ServerConnection};
 use rmcp::model::CallToolRequestParams;
 use rmcp::ServiceExt;
 use serde_json::json;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn cargo_build(args: &[&str], wanted: &str) -> PathBuf {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root())
-        .args(["build", "--release", "--quiet", "--message-format=json"])
-        .args(args)
-        .output()
-        .expect("cargo build");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        if let Some(exe) = msg["executable"].as_str().filter(|e| e.ends_with(wanted)) {
-            return PathBuf::from(exe);
-        }
-        for f in msg["filenames"].as_array().into_iter().flatten() {
-            if let Some(f) = f.as_str().filter(|f| f.ends_with(wanted)) {
-                return PathBuf::from(f);
-            }
-        }
-    }
-    panic!("no artifact {wanted}");
-}
 
 struct Stats {
     name: &'static str,
@@ -150,37 +115,27 @@ async fn main() {
             samples: temp,
         });
     }
-    // 4. Guest session call: (run with N calls - run with 0 calls) / N, repeated.
+    // 4. Guest session call, timed inside the guest around each call (the monotonic clock is
+    // real; only the wall clock is frozen).
     let cache = tempfile::tempdir().unwrap();
     let host = PluginHost::new(agg.clone(), Some(cache.path().to_path_buf())).unwrap();
     let plugin = host.load_file(&probe).unwrap();
     {
-        let policy = PluginPolicy::default();
-        let mut samples = Vec::new();
-        const CALLS: u64 = 500;
-        for _ in 0..10 {
-            let t = Instant::now();
-            host.run(
-                &plugin,
-                &json!({"op": "bench", "server": "a", "n": 0}).to_string(),
-                &policy,
-            )
+        let input = json!({"op": "latencies", "server": "a", "n": N, "warmup": 100}).to_string();
+        let out = host
+            .run(&plugin, &input, &PluginPolicy::default())
             .await
             .unwrap();
-            let base = t.elapsed();
-            let t = Instant::now();
-            host.run(
-                &plugin,
-                &json!({"op": "bench", "server": "a", "n": CALLS}).to_string(),
-                &policy,
-            )
-            .await
-            .unwrap();
-            let full = t.elapsed();
-            samples.push(full.saturating_sub(base) / CALLS as u32);
-        }
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let samples = v["ns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.as_u64())
+            .map(Duration::from_nanos)
+            .collect();
         results.push(Stats {
-            name: "guest session call (mean of 500)",
+            name: "guest session call",
             samples,
         });
     }

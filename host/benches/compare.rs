@@ -7,8 +7,12 @@
 //! Run through `scripts/bench.sh` (it installs the seed's virtualenv first). Numbers only:
 //! nothing here asserts a threshold.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{cargo_build, root};
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,41 +22,6 @@ use mcp_registry_host::Aggregator;
 use rmcp::model::CallToolRequestParams;
 use rmcp::ServiceExt;
 use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn cargo_build(args: &[&str], wanted: &str) -> PathBuf {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root())
-        .args(["build", "--release", "--quiet", "--message-format=json"])
-        .args(args)
-        .output()
-        .expect("cargo build");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if let Some(exe) = msg["executable"].as_str().filter(|e| e.ends_with(wanted)) {
-            return PathBuf::from(exe);
-        }
-        for f in msg["filenames"].as_array().into_iter().flatten() {
-            if let Some(f) = f.as_str().filter(|f| f.ends_with(wanted)) {
-                return PathBuf::from(f);
-            }
-        }
-    }
-    panic!("no artifact {wanted}");
-}
 
 /// One benchmarked server.
 struct Server {
@@ -149,6 +118,37 @@ fn pipe_floor(n: usize) -> Vec<f64> {
     out
 }
 
+/// The same round trip through tokio's async pipes (what an async stdio client pays for the
+/// reactor and a task wake-up, before any JSON-RPC work).
+async fn pipe_floor_async(n: usize) -> Vec<f64> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut cat = tokio::process::Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = cat.stdin.take().unwrap();
+    let mut stdout = tokio::io::BufReader::new(cat.stdout.take().unwrap());
+    let line = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"message": "x"}}})
+    .to_string()
+        + "\n";
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    for i in 0..n + 100 {
+        let t = Instant::now();
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+        buf.clear();
+        stdout.read_line(&mut buf).await.unwrap();
+        if i >= 100 {
+            out.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    out
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let test_server = cargo_build(&["-p", "mcp-test-server"], "mcp-test-server");
@@ -198,8 +198,14 @@ async fn main() {
     let mut rows: Vec<Row> = Vec::new();
     rows.push(Row {
         server: "(none)",
-        mode: "pipe floor (cat)",
+        mode: "pipe floor (cat, blocking I/O)",
         us: pipe_floor(2000),
+        spawns_per_call: None,
+    });
+    rows.push(Row {
+        server: "(none)",
+        mode: "pipe floor (cat, tokio async I/O)",
+        us: pipe_floor_async(2000).await,
         spawns_per_call: None,
     });
 
@@ -394,7 +400,8 @@ async fn main() {
         let p = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
         (p(0.5), p(0.99), s.len())
     };
-    let floor = stats(&rows[0].us).0;
+    // Ratios are to the async floor: every MCP client measured here is async.
+    let floor = stats(&rows[1].us).0;
     let mut results = Vec::new();
     println!(
         "\n{:<20} {:<46} {:>11} {:>11} {:>10} {:>9} {:>9} {:>8}",

@@ -5,49 +5,16 @@
 //! `cargo bench -p mcp-registry-host --bench languages` after `scripts/install-peers.sh`
 //! and `scripts/build-guests.sh` (Python/JS guests missing from target/guests are skipped).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "common/mod.rs"]
+mod common;
+use common::{cargo_build, root};
+
 use std::time::{Duration, Instant};
 
 use mcp_registry_host::config::{Registry, ServerConfig};
 use mcp_registry_host::plugin::{PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
-use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn cargo_build(args: &[&str], wanted: &str) -> PathBuf {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root())
-        .args(["build", "--release", "--quiet", "--message-format=json"])
-        .args(args)
-        .output()
-        .expect("cargo build");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if let Some(exe) = msg["executable"].as_str().filter(|e| e.ends_with(wanted)) {
-            return PathBuf::from(exe);
-        }
-        for f in msg["filenames"].as_array().into_iter().flatten() {
-            if let Some(f) = f.as_str().filter(|f| f.ends_with(wanted)) {
-                return PathBuf::from(f);
-            }
-        }
-    }
-    panic!("no artifact {wanted}");
-}
+use serde_json::json;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

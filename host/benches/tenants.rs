@@ -5,7 +5,11 @@
 //! `cargo bench -p mcp-registry-host --bench tenants [-- N]` (default N = 200). Each allocator
 //! mode runs in a fresh child process so peak RSS is measured per mode.
 
-use std::path::{Path, PathBuf};
+#[path = "common/mod.rs"]
+mod common;
+use common::cargo_build;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -13,35 +17,6 @@ use mcp_registry_host::config::{Registry, ServerConfig};
 use mcp_registry_host::plugin::{HostOptions, PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
-
-fn cargo_build(args: &[&str], wanted: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root)
-        .args(["build", "--release", "--quiet", "--message-format=json"])
-        .args(args)
-        .output()
-        .expect("cargo build");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if let Some(exe) = msg["executable"].as_str().filter(|e| e.ends_with(wanted)) {
-            return PathBuf::from(exe);
-        }
-        for f in msg["filenames"].as_array().into_iter().flatten() {
-            if let Some(f) = f.as_str().filter(|f| f.ends_with(wanted)) {
-                return PathBuf::from(f);
-            }
-        }
-    }
-    panic!("no artifact {wanted}");
-}
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

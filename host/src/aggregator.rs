@@ -133,6 +133,8 @@ struct CachedTools {
 struct Inner {
     registry: Registry,
     cache: Mutex<HashMap<String, CachedTools>>,
+    /// Temporary connections being closed after their call returned.
+    closing: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// The registry's servers under one namespace. Cheap to clone.
@@ -148,6 +150,7 @@ impl Aggregator {
             inner: Arc::new(Inner {
                 registry,
                 cache: Mutex::new(HashMap::new()),
+                closing: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
             }),
         }
     }
@@ -236,12 +239,24 @@ impl Aggregator {
         let result = async {
             let conn = ServerConnection::connect(&server, config).await?;
             let result = conn.call_tool(&tool, arguments).await;
-            conn.close().await;
+            // The answer is here: hand it back now and shut the server down behind it (the
+            // stdio shutdown can take a while for servers that linger after stdin closes).
+            // [`Aggregator::shutdown`] waits for these closes.
+            let mut closing = self.inner.closing.lock().await;
+            while closing.try_join_next().is_some() {}
+            closing.spawn(async move { conn.close().await });
             Ok(result?)
         }
         .await;
         log_call(&server, &tool, "temporary", started, &result);
         result
+    }
+
+    /// Waits until every temporary connection has finished closing (its process has exited
+    /// or been killed). Call before exiting a process that made temporary calls.
+    pub async fn shutdown(&self) {
+        let mut closing = self.inner.closing.lock().await;
+        while closing.join_next().await.is_some() {}
     }
 
     /// Opens a persistent session on `servers`: every connection is established

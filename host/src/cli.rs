@@ -376,7 +376,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let arguments = parse_arguments(&text)?;
             let aggregator = Aggregator::new(Registry::load(&path)?);
-            let result = aggregator.call_tool(&tool, arguments).await?;
+            let result = aggregator.call_tool(&tool, arguments).await;
+            aggregator.shutdown().await;
+            let result = result?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             Ok(if result.is_error == Some(true) {
                 ExitCode::from(1)
@@ -406,7 +408,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
                 let policy = limits.to_policy(&registry, &path)?;
                 let plugin = host.load_file(&plugin)?;
-                return match host.run(&plugin, &input, &policy).await {
+                let outcome = host.run(&plugin, &input, &policy).await;
+                host.aggregator().shutdown().await;
+                return match outcome {
                     Ok(output) => {
                         match serde_json::from_str::<Value>(&output) {
                             Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
@@ -440,6 +444,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runs.push((plugin, spec.input.to_string(), spec.policy.clone()));
             }
             let results = host.run_many(&runs).await;
+            host.aggregator().shutdown().await;
             let mut report = serde_json::Map::new();
             let mut code = ExitCode::SUCCESS;
             for (spec, result) in specs.iter().zip(results) {

@@ -456,14 +456,16 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
     let shared = build_shared(aggregator, &options).await?;
     match options.http {
         None => {
+            let shared_aggregator = shared.aggregator.clone();
             let server = RegistryServer::new(shared)?;
             let session = server.session.clone();
             let running = server
-                .serve(rmcp::transport::stdio())
+                .serve(rmcp::transport::stdio_pipes())
                 .await
                 .map_err(|e| ServeError::Io(e.to_string()))?;
             let _ = running.waiting().await;
             session.close().await;
+            shared_aggregator.shutdown().await;
             Ok(())
         }
         Some(addr) => serve_http(shared, addr).await,
@@ -497,13 +499,15 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
         .map_err(|e| ServeError::Io(e.to_string()))?;
     // Tests and scripts read the bound address (useful with port 0) from stderr.
     eprintln!("mcp-registry: serving MCP on http://{local}/mcp");
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             ct.cancel();
         })
         .await
-        .map_err(|e| ServeError::Io(e.to_string()))
+        .map_err(|e| ServeError::Io(e.to_string()));
+    shared.aggregator.shutdown().await;
+    served
 }
 
 #[cfg(test)]

@@ -323,7 +323,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let service = TestServer::new().serve(rmcp::transport::stdio()).await?;
+    let service = TestServer::new()
+        .serve(rmcp::transport::stdio_pipes())
+        .await?;
     service.waiting().await?;
     Ok(())
 }
