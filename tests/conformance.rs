@@ -40,6 +40,7 @@ const ALIASED: &[&str] = &[
     "test_multiple_content_types",
     "test_error_handling",
     "test_tool_with_progress",
+    "test_tool_with_logging",
 ];
 
 fn registry(dir: &std::path::Path) -> PathBuf {
@@ -69,6 +70,7 @@ const APPLICABLE: &[&str] = &[
     "tools-call-mixed-content",
     "tools-call-error",
     "tools-call-with-progress",
+    "tools-call-with-logging",
     "server-sse-multiple-streams",
     "dns-rebinding-protection",
 ];

@@ -17,7 +17,7 @@ use futures::future::join_all;
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ProgressSink, ServerConnection, ToolsChanged};
+use crate::client::{ClientError, ProgressSink, ServerConnection, ServerEvents};
 use crate::config::{Registry, ServerConfig, NAMESPACE_SEPARATOR};
 use crate::manager::{ConnectionManager, ManagerError};
 
@@ -281,12 +281,12 @@ impl Aggregator {
     }
 
     /// A session on `servers` that connects each server on first use (and restarts it after
-    /// a crash), announcing `tools/list_changed` on `observer`: what a long-lived front end
+    /// a crash), announcing its servers' notifications on `observer`: what a long-lived front end
     /// such as `serve` holds.
     pub fn lazy_session(
         &self,
         servers: &[impl AsRef<str>],
-        observer: Option<ToolsChanged>,
+        observer: Option<ServerEvents>,
     ) -> Result<Session, AggregatorError> {
         let mut pool = Vec::new();
         for s in servers {
@@ -398,18 +398,7 @@ impl Session {
         name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, AggregatorError> {
-        let (server, tool) = self.aggregator.resolve(name)?;
-        if !self.manager.contains(&server) {
-            return self.aggregator.call_tool(name, arguments).await;
-        }
-        let started = Instant::now();
-        let result = self
-            .manager
-            .call_tool(&server, &tool, arguments)
-            .await
-            .map_err(AggregatorError::from);
-        log_call(&server, &tool, "session", started, &result);
-        result
+        self.call(name, arguments, None).await
     }
 
     /// Like [`Session::call_tool`], sending the upstream's `notifications/progress` for this
@@ -420,16 +409,29 @@ impl Session {
         arguments: Option<Map<String, Value>>,
         progress: ProgressSink,
     ) -> Result<CallToolResult, AggregatorError> {
+        self.call(name, arguments, Some(progress)).await
+    }
+
+    async fn call(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        progress: Option<ProgressSink>,
+    ) -> Result<CallToolResult, AggregatorError> {
         let (server, tool) = self.aggregator.resolve(name)?;
         if !self.manager.contains(&server) {
             return self.aggregator.call_tool(name, arguments).await;
         }
         let started = Instant::now();
-        let result = self
-            .manager
-            .call_tool_with_progress(&server, &tool, arguments, progress)
-            .await
-            .map_err(AggregatorError::from);
+        let result = match progress {
+            None => self.manager.call_tool(&server, &tool, arguments).await,
+            Some(progress) => {
+                self.manager
+                    .call_tool_with_progress(&server, &tool, arguments, progress)
+                    .await
+            }
+        }
+        .map_err(AggregatorError::from);
         log_call(&server, &tool, "session", started, &result);
         result
     }

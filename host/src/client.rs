@@ -155,9 +155,24 @@ pub type ProgressSink = tokio::sync::mpsc::UnboundedSender<ProgressNotificationP
 
 type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>;
 
-/// Where `notifications/tools/list_changed` from any server is announced (by server name),
-/// for layers that forward it (e.g. `serve` to its own clients).
-pub type ToolsChanged = tokio::sync::broadcast::Sender<String>;
+/// A notification from a server that layers above may forward (e.g. `serve` to its own
+/// clients).
+#[derive(Debug, Clone)]
+pub enum ServerEvent {
+    /// `notifications/tools/list_changed` from this server.
+    ToolsChanged(String),
+    /// A log message (`notifications/message`) from this server.
+    Log {
+        /// The server's name.
+        server: String,
+        /// The message as the server sent it.
+        #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+        message: rmcp::model::LoggingMessageNotificationParam,
+    },
+}
+
+/// Where servers' [`ServerEvent`]s are announced.
+pub type ServerEvents = tokio::sync::broadcast::Sender<ServerEvent>;
 
 /// Answers the requests a server sends to us and records notifications we care about.
 #[derive(Clone)]
@@ -165,7 +180,7 @@ struct ClientEvents {
     server: Arc<str>,
     roots: Arc<Vec<String>>,
     tools_generation: Arc<AtomicU64>,
-    observer: Option<ToolsChanged>,
+    observer: Option<ServerEvents>,
     progress: ProgressRoutes,
 }
 
@@ -208,7 +223,22 @@ impl ClientHandler for ClientEvents {
         tracing::debug!(server = %self.server, "tools/list_changed");
         self.tools_generation.fetch_add(1, Ordering::SeqCst);
         if let Some(observer) = &self.observer {
-            let _ = observer.send(self.server.to_string());
+            let _ = observer.send(ServerEvent::ToolsChanged(self.server.to_string()));
+        }
+    }
+
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    async fn on_logging_message(
+        &self,
+        message: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        tracing::debug!(server = %self.server, level = ?message.level, data = %message.data, "server log");
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(ServerEvent::Log {
+                server: self.server.to_string(),
+                message,
+            });
         }
     }
 }
@@ -253,7 +283,7 @@ impl ServerConnection {
     pub async fn connect_observed(
         name: &str,
         config: &ServerConfig,
-        observer: Option<ToolsChanged>,
+        observer: Option<ServerEvents>,
     ) -> Result<Self, ClientError> {
         let started = Instant::now();
         let legacy_known = config.protocol == ProtocolMode::Auto && is_known_legacy(config);
@@ -319,7 +349,7 @@ impl ServerConnection {
     async fn spawn_and_handshake(
         name: &str,
         config: &ServerConfig,
-        observer: Option<ToolsChanged>,
+        observer: Option<ServerEvents>,
         lifecycle: ClientLifecycleMode,
         timeout: Duration,
     ) -> Result<Self, ClientError> {

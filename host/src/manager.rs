@@ -18,7 +18,7 @@ use futures::future::join_all;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ProgressSink, ServerConnection, ToolsChanged};
+use crate::client::{ClientError, ProgressSink, ServerConnection, ServerEvents};
 use crate::config::ServerConfig;
 
 /// Connect attempts per use of a dead or never-started server.
@@ -44,7 +44,7 @@ struct Slot {
     config: ServerConfig,
     connection: tokio::sync::Mutex<Option<Arc<ServerConnection>>>,
     restarts: AtomicU64,
-    observer: Option<ToolsChanged>,
+    observer: Option<ServerEvents>,
 }
 
 impl Slot {
@@ -112,11 +112,11 @@ impl ConnectionManager {
         Self::with_observer(servers, None)
     }
 
-    /// Like [`ConnectionManager::new`], announcing every connection's `tools/list_changed`
-    /// on `observer`.
+    /// Like [`ConnectionManager::new`], announcing every connection's server notifications
+    /// (`tools/list_changed`, log messages) on `observer`.
     pub fn with_observer(
         servers: impl IntoIterator<Item = (String, ServerConfig)>,
-        observer: Option<ToolsChanged>,
+        observer: Option<ServerEvents>,
     ) -> Self {
         let slots = servers
             .into_iter()

@@ -23,7 +23,7 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Map, Value};
 
 use crate::aggregator::{split_tool_name, Aggregator, AggregatorError, NamespacedTool, Session};
-use crate::client::ClientError;
+use crate::client::{ClientError, ServerEvent};
 use crate::config::{ToolFilter, NAMESPACE_SEPARATOR};
 use crate::plugin::{Plugin, PluginError, PluginHost, PluginPolicy};
 
@@ -146,23 +146,38 @@ pub struct RegistryServer {
 
 impl RegistryServer {
     fn new(shared: Arc<Shared>) -> Result<Self, AggregatorError> {
-        let (tx, mut rx) = tokio::sync::broadcast::channel::<String>(64);
+        let (tx, mut rx) = tokio::sync::broadcast::channel::<ServerEvent>(256);
         let session = Arc::new(shared.aggregator.lazy_session(&shared.servers, Some(tx))?);
         let peer: Arc<Mutex<Option<Peer<RoleServer>>>> = Arc::default();
-        // Forward upstream list changes to our client. The task ends when the session (and
+        // Forward upstream list changes and log messages to our client. The task ends when the session (and
         // with it the channel's sender) is dropped.
         let forward_to = Arc::downgrade(&peer);
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(server) => {
+                    Ok(event) => {
                         let Some(peer) = forward_to.upgrade() else {
                             break;
                         };
                         let peer = peer.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        if let Some(peer) = peer {
-                            tracing::debug!(server, "forwarding tools/list_changed");
-                            let _ = peer.notify_tool_list_changed().await;
+                        let Some(peer) = peer else { continue };
+                        match event {
+                            ServerEvent::ToolsChanged(server) => {
+                                tracing::debug!(server, "forwarding tools/list_changed");
+                                let _ = peer.notify_tool_list_changed().await;
+                            }
+                            #[allow(deprecated)] // logging: part of 2025-11-25
+                            ServerEvent::Log {
+                                server,
+                                mut message,
+                            } => {
+                                // Keep the origin visible: logger "server" or "server/logger".
+                                message.logger = Some(match message.logger.take() {
+                                    Some(l) => format!("{server}/{l}"),
+                                    None => server,
+                                });
+                                let _ = peer.notify_logging_message(message).await;
+                            }
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

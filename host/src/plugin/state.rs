@@ -260,6 +260,15 @@ impl PluginState {
         })
     }
 
+    /// The tools the policy lets this plugin see, in WIT form.
+    fn visible_tools(&self, tools: Vec<NamespacedTool>) -> Vec<types::Tool> {
+        tools
+            .into_iter()
+            .filter(|t| self.policy.check_tool(&t.server, &t.name).is_ok())
+            .map(to_wit_tool)
+            .collect()
+    }
+
     fn allowed_servers(&self) -> Vec<String> {
         let all = self.aggregator.registry().servers().keys();
         all.filter(|s| self.policy.check_server(s).is_ok())
@@ -321,12 +330,7 @@ impl registry::Host for PluginState {
         if let Some((_, e)) = failures.into_iter().next() {
             return Err(to_wit_error(e));
         }
-        let policy = &self.policy;
-        Ok(tools
-            .into_iter()
-            .filter(|t| policy.check_tool(&t.server, &t.name).is_ok())
-            .map(to_wit_tool)
-            .collect())
+        Ok(self.visible_tools(tools))
     }
 
     async fn call_tool(
@@ -383,12 +387,7 @@ impl registry::HostSession for PluginState {
     ) -> Result<Vec<types::Tool>, types::Error> {
         let session = self.session(&this)?;
         let tools = session.list_tools().await.map_err(to_wit_error)?;
-        let policy = &self.policy;
-        Ok(tools
-            .into_iter()
-            .filter(|t| policy.check_tool(&t.server, &t.name).is_ok())
-            .map(to_wit_tool)
-            .collect())
+        Ok(self.visible_tools(tools))
     }
 
     async fn call_tool(

@@ -203,6 +203,20 @@ impl TestServer {
         text("progress done")
     }
 
+    #[tool(description = "Conformance: send three log messages while working")]
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    async fn test_tool_with_logging(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        for step in ["starting", "working", "done"] {
+            let message = rmcp::model::LoggingMessageNotificationParam::new(
+                rmcp::model::LoggingLevel::Info,
+                serde_json::json!(format!("tool {step}")),
+            );
+            let _ = context.peer.notify_logging_message(message).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        text("logging done")
+    }
+
     #[tool(description = "Conformance: a tool error")]
     async fn test_error_handling(&self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(
