@@ -27,7 +27,10 @@ fn setup() -> Setup {
     let config = dir.path().join("config.json");
     std::fs::write(
         &config,
-        json!({"mcpServers": {"a": server("a"), "b": server("b")}, "aliases": {"say": "a__echo"}})
+        json!({"mcpServers": {"a": server("a"), "b": server("b"),
+                              // A 2025-11-25 upstream: it may still send requests to its client.
+                              "l": {"command": test_server().display().to_string(), "protocol": "legacy"}},
+               "aliases": {"say": "a__echo"}})
             .to_string(),
     )
     .unwrap();
@@ -152,6 +155,59 @@ async fn serve_over_stdio_with_an_rmcp_client() {
     }
 }
 
+/// A 2025-11-25 client that answers sampling requests (server-to-client requests are not
+/// allowed on 2026-07-28, where MRTR replaces them).
+#[derive(Clone)]
+struct SamplingClient;
+
+impl rmcp::ClientHandler for SamplingClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut caps = rmcp::model::ClientCapabilities::default();
+        #[allow(deprecated)]
+        {
+            caps.sampling = Some(Default::default());
+        }
+        rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("sampling-test", "1"))
+            .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25)
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
+        let prompt = serde_json::to_value(&params.messages[0].content).unwrap_or_default();
+        let reply = json!({"role": "assistant", "model": "test-model",
+                           "content": {"type": "text", "text": format!("echo of {}", prompt["text"].as_str().unwrap_or(""))}});
+        serde_json::from_value(reply)
+            .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_relays_upstream_sampling_to_its_client() {
+    let s = setup();
+    let mut child = serve_command(&s, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let client = SamplingClient.serve((stdout, stdin)).await.unwrap();
+    let mut p = CallToolRequestParams::new("l__test_sampling");
+    p.arguments = args(json!({"prompt": "relay me"}));
+    let r = client.call_tool(p).await.unwrap();
+    assert_eq!(result_text(&r), "LLM response: echo of relay me", "{r:?}");
+    drop(client);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn python() -> Option<PathBuf> {
     let p = peers_dir().join("venv/bin/python");
     if p.exists() {
@@ -228,6 +284,7 @@ async fn serve_with_the_python_sdk_client() {
         "list_changed was not forwarded: {v}"
     );
     assert_eq!(v["extra_listed"], true);
+
     for pid in pids_in(&s.pid_file) {
         assert!(gone(pid), "upstream {pid} outlived serve");
     }

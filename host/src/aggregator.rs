@@ -17,7 +17,7 @@ use futures::future::join_all;
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ProgressSink, ServerConnection, ServerEvents};
+use crate::client::{ClientError, ConnectHooks, ProgressSink, ServerConnection};
 use crate::config::{Registry, ServerConfig, NAMESPACE_SEPARATOR};
 use crate::manager::{ConnectionManager, ManagerError};
 
@@ -286,7 +286,7 @@ impl Aggregator {
     pub fn lazy_session(
         &self,
         servers: &[impl AsRef<str>],
-        observer: Option<ServerEvents>,
+        observer: ConnectHooks,
     ) -> Result<Session, AggregatorError> {
         let mut pool = Vec::new();
         for s in servers {

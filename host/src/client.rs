@@ -174,17 +174,73 @@ pub enum ServerEvent {
 /// Where servers' [`ServerEvent`]s are announced.
 pub type ServerEvents = tokio::sync::broadcast::Sender<ServerEvent>;
 
+/// The client of a front end (`serve`) that a server's own requests to its client are relayed
+/// to: sampling (`sampling/createMessage`) and elicitation (`elicitation/create`).
+pub type DownstreamPeer = Arc<Mutex<Option<rmcp::Peer<rmcp::RoleServer>>>>;
+
+/// What a connection reports to, and relays through, the layers above it.
+#[derive(Clone, Default)]
+pub struct ConnectHooks {
+    /// Where the server's notifications are announced.
+    pub events: Option<ServerEvents>,
+    /// Where the server's sampling and elicitation requests are relayed. Without one, the
+    /// client declares neither capability, so servers do not ask.
+    pub downstream: Option<DownstreamPeer>,
+}
+
 /// Answers the requests a server sends to us and records notifications we care about.
 #[derive(Clone)]
 struct ClientEvents {
     server: Arc<str>,
     roots: Arc<Vec<String>>,
     tools_generation: Arc<AtomicU64>,
-    observer: Option<ServerEvents>,
+    hooks: ConnectHooks,
     progress: ProgressRoutes,
 }
 
+impl ClientEvents {
+    fn downstream(&self) -> Result<rmcp::Peer<rmcp::RoleServer>, ErrorData> {
+        self.hooks
+            .downstream
+            .as_ref()
+            .and_then(|d| lock(d).clone())
+            .ok_or_else(ErrorData::method_not_found::<rmcp::model::CreateMessageRequestMethod>)
+    }
+}
+
+fn relay_error(e: ServiceError) -> ErrorData {
+    match e {
+        ServiceError::McpError(data) => data,
+        other => ErrorData::internal_error(format!("relaying to the client failed: {other}"), None),
+    }
+}
+
 impl ClientHandler for ClientEvents {
+    #[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
+        tracing::debug!(server = %self.server, "relaying sampling/createMessage to the client");
+        self.downstream()?
+            .create_message(params)
+            .await
+            .map_err(relay_error)
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: rmcp::model::ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, ErrorData> {
+        tracing::debug!(server = %self.server, "relaying elicitation/create to the client");
+        self.downstream()?
+            .create_elicitation(params)
+            .await
+            .map_err(relay_error)
+    }
+
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,
@@ -199,6 +255,13 @@ impl ClientHandler for ClientEvents {
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
         capabilities.roots = Some(Default::default());
+        if self.hooks.downstream.is_some() {
+            #[allow(deprecated)] // sampling: part of 2025-11-25
+            {
+                capabilities.sampling = Some(Default::default());
+            }
+            capabilities.elicitation = Some(Default::default());
+        }
         ClientConfig::new(
             capabilities,
             Implementation::new("mcp-registry", env!("CARGO_PKG_VERSION")),
@@ -222,7 +285,7 @@ impl ClientHandler for ClientEvents {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         tracing::debug!(server = %self.server, "tools/list_changed");
         self.tools_generation.fetch_add(1, Ordering::SeqCst);
-        if let Some(observer) = &self.observer {
+        if let Some(observer) = &self.hooks.events {
             let _ = observer.send(ServerEvent::ToolsChanged(self.server.to_string()));
         }
     }
@@ -234,7 +297,7 @@ impl ClientHandler for ClientEvents {
         _context: NotificationContext<RoleClient>,
     ) {
         tracing::debug!(server = %self.server, level = ?message.level, data = %message.data, "server log");
-        if let Some(observer) = &self.observer {
+        if let Some(observer) = &self.hooks.events {
             let _ = observer.send(ServerEvent::Log {
                 server: self.server.to_string(),
                 message,
@@ -275,7 +338,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ServerConnection {
     /// Spawns the server and completes the handshake within the configured connect timeout.
     pub async fn connect(name: &str, config: &ServerConfig) -> Result<Self, ClientError> {
-        Self::connect_observed(name, config, None).await
+        Self::connect_observed(name, config, ConnectHooks::default()).await
     }
 
     /// Like [`ServerConnection::connect`], announcing the server's `tools/list_changed`
@@ -283,7 +346,7 @@ impl ServerConnection {
     pub async fn connect_observed(
         name: &str,
         config: &ServerConfig,
-        observer: Option<ServerEvents>,
+        observer: ConnectHooks,
     ) -> Result<Self, ClientError> {
         let started = Instant::now();
         let legacy_known = config.protocol == ProtocolMode::Auto && is_known_legacy(config);
@@ -349,7 +412,7 @@ impl ServerConnection {
     async fn spawn_and_handshake(
         name: &str,
         config: &ServerConfig,
-        observer: Option<ServerEvents>,
+        observer: ConnectHooks,
         lifecycle: ClientLifecycleMode,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
@@ -379,7 +442,7 @@ impl ServerConnection {
             server: name.clone(),
             roots: Arc::new(config.roots.clone()),
             tools_generation: tools_generation.clone(),
-            observer,
+            hooks: observer,
             progress: progress.clone(),
         };
         let handshake =

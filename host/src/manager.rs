@@ -18,7 +18,7 @@ use futures::future::join_all;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ProgressSink, ServerConnection, ServerEvents};
+use crate::client::{ClientError, ConnectHooks, ProgressSink, ServerConnection};
 use crate::config::ServerConfig;
 
 /// Connect attempts per use of a dead or never-started server.
@@ -44,7 +44,7 @@ struct Slot {
     config: ServerConfig,
     connection: tokio::sync::Mutex<Option<Arc<ServerConnection>>>,
     restarts: AtomicU64,
-    observer: Option<ServerEvents>,
+    observer: ConnectHooks,
 }
 
 impl Slot {
@@ -109,14 +109,14 @@ pub struct ConnectionManager {
 impl ConnectionManager {
     /// A pool for these servers; nothing is spawned yet.
     pub fn new(servers: impl IntoIterator<Item = (String, ServerConfig)>) -> Self {
-        Self::with_observer(servers, None)
+        Self::with_observer(servers, ConnectHooks::default())
     }
 
     /// Like [`ConnectionManager::new`], announcing every connection's server notifications
     /// (`tools/list_changed`, log messages) on `observer`.
     pub fn with_observer(
         servers: impl IntoIterator<Item = (String, ServerConfig)>,
-        observer: Option<ServerEvents>,
+        observer: ConnectHooks,
     ) -> Self {
         let slots = servers
             .into_iter()

@@ -23,7 +23,7 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Map, Value};
 
 use crate::aggregator::{split_tool_name, Aggregator, AggregatorError, NamespacedTool, Session};
-use crate::client::{ClientError, ServerEvent};
+use crate::client::{ClientError, ConnectHooks, DownstreamPeer, ServerEvent};
 use crate::config::{ToolFilter, NAMESPACE_SEPARATOR};
 use crate::plugin::{Plugin, PluginError, PluginHost, PluginPolicy};
 
@@ -145,10 +145,19 @@ pub struct RegistryServer {
 }
 
 impl RegistryServer {
-    fn new(shared: Arc<Shared>) -> Result<Self, AggregatorError> {
+    /// `relay`: whether upstream sampling/elicitation requests go to our client. Only on
+    /// stdio: over HTTP such a request must travel on the stream of the call that caused it,
+    /// which a shared relay cannot pick, so there the upstream is told we cannot sample.
+    fn new(shared: Arc<Shared>, relay: bool) -> Result<Self, AggregatorError> {
         let (tx, mut rx) = tokio::sync::broadcast::channel::<ServerEvent>(256);
-        let session = Arc::new(shared.aggregator.lazy_session(&shared.servers, Some(tx))?);
-        let peer: Arc<Mutex<Option<Peer<RoleServer>>>> = Arc::default();
+        let peer: DownstreamPeer = Arc::default();
+        // Upstream notifications come back on `tx`; upstream sampling and elicitation
+        // requests are relayed to our client through `peer`.
+        let hooks = ConnectHooks {
+            events: Some(tx),
+            downstream: relay.then(|| peer.clone()),
+        };
+        let session = Arc::new(shared.aggregator.lazy_session(&shared.servers, hooks)?);
         // Forward upstream list changes and log messages to our client. The task ends when the session (and
         // with it the channel's sender) is dropped.
         let forward_to = Arc::downgrade(&peer);
@@ -472,7 +481,7 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
     match options.http {
         None => {
             let shared_aggregator = shared.aggregator.clone();
-            let server = RegistryServer::new(shared)?;
+            let server = RegistryServer::new(shared, true)?;
             let session = server.session.clone();
             let running = server
                 .serve(rmcp::transport::stdio_pipes())
@@ -501,7 +510,7 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
     }
     let factory_shared = shared.clone();
     let service = StreamableHttpService::new(
-        move || RegistryServer::new(factory_shared.clone()).map_err(std::io::Error::other),
+        move || RegistryServer::new(factory_shared.clone(), false).map_err(std::io::Error::other),
         LocalSessionManager::default().into(),
         config,
     );

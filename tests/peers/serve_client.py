@@ -8,7 +8,7 @@ import json
 import sys
 
 import anyio
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
 
@@ -30,9 +30,18 @@ async def main() -> None:
             seen["list_changed"] += 1
             changed.set()
 
+    async def on_sampling(context, params):
+        prompt = params.messages[0].content.text
+        seen["sampling_prompt"] = prompt
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=f"echo of {prompt}"),
+            model="test-model",
+        )
+
     out = {}
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write, message_handler=on_message) as session:
+        async with ClientSession(read, write, message_handler=on_message, sampling_callback=on_sampling) as session:
             await session.initialize()
             tools = await session.list_tools()
             out["tools"] = sorted(t.name for t in tools.tools)

@@ -37,6 +37,12 @@ struct EchoArgs {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct PromptArgs {
+    /// The prompt to send to the client's LLM.
+    prompt: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct AddArgs {
     a: f64,
     b: f64,
@@ -217,6 +223,118 @@ impl TestServer {
         text("logging done")
     }
 
+    #[tool(description = "Conformance: ask the client for an LLM completion (sampling)")]
+    #[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
+    async fn test_sampling(
+        &self,
+        Parameters(args): Parameters<PromptArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let params = serde_json::json!({
+            "messages": [{"role": "user", "content": {"type": "text", "text": args.prompt}}],
+            "maxTokens": 100
+        });
+        let answer = match serde_json::from_value(params) {
+            Ok(params) => context
+                .peer
+                .create_message(params)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match answer {
+            Ok(r) => {
+                let reply = serde_json::to_value(&r.message.content).unwrap_or_default();
+                let text_reply = reply["text"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| reply.to_string());
+                text(format!("LLM response: {text_reply}"))
+            }
+            Err(e) => {
+                CallToolResult::error(vec![ContentBlock::text(format!("sampling failed: {e}"))])
+            }
+        }
+    }
+
+    #[tool(description = "Conformance: ask the user for input (elicitation)")]
+    async fn test_elicitation(
+        &self,
+        Parameters(args): Parameters<EchoArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.elicit(
+            &context,
+            serde_json::json!({
+                "mode": "form",
+                "message": args.message,
+                "requestedSchema": {"type": "object", "properties": {
+                    "username": {"type": "string", "description": "User's response"},
+                    "email": {"type": "string", "description": "User's email address"}},
+                  "required": ["username", "email"]}
+            }),
+            "User response",
+        )
+        .await
+    }
+
+    #[tool(
+        description = "Conformance: elicitation with defaults for every primitive type (SEP-1034)"
+    )]
+    async fn test_elicitation_sep1034_defaults(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.elicit(
+            &context,
+            serde_json::json!({
+                "mode": "form",
+                "message": "Please review and update the form fields with defaults",
+                "requestedSchema": {"type": "object", "properties": {
+                    "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                    "age": {"type": "integer", "description": "User age", "default": 30},
+                    "score": {"type": "number", "description": "User score", "default": 95.5},
+                    "status": {"type": "string", "description": "User status",
+                               "enum": ["active", "inactive", "pending"], "default": "active"},
+                    "verified": {"type": "boolean", "description": "Verification status", "default": true}}}
+            }),
+            "Elicitation completed",
+        )
+        .await
+    }
+
+    #[tool(description = "Conformance: elicitation with every enum schema variant (SEP-1330)")]
+    async fn test_elicitation_sep1330_enums(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.elicit(
+            &context,
+            serde_json::json!({
+                "mode": "form",
+                "message": "Please select options from the enum fields",
+                "requestedSchema": {"type": "object", "properties": {
+                    "untitledSingle": {"type": "string", "description": "Select one option",
+                                       "enum": ["option1", "option2", "option3"]},
+                    "titledSingle": {"type": "string", "description": "Select one option with titles",
+                                     "oneOf": [{"const": "value1", "title": "First Option"},
+                                               {"const": "value2", "title": "Second Option"},
+                                               {"const": "value3", "title": "Third Option"}]},
+                    "legacyEnum": {"type": "string", "description": "Select one option (legacy)",
+                                   "enum": ["opt1", "opt2", "opt3"],
+                                   "enumNames": ["Option One", "Option Two", "Option Three"]},
+                    "untitledMulti": {"type": "array", "description": "Select multiple options",
+                                      "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                    "titledMulti": {"type": "array", "description": "Select multiple options with titles",
+                                    "items": {"anyOf": [{"const": "value1", "title": "First Choice"},
+                                                        {"const": "value2", "title": "Second Choice"},
+                                                        {"const": "value3", "title": "Third Choice"}]}}}}
+            }),
+            "Elicitation completed",
+        )
+        .await
+    }
+
     #[tool(description = "Conformance: a tool error")]
     async fn test_error_handling(&self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(
@@ -233,6 +351,36 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// Sends `elicitation/create` built from JSON and reports the answer as text.
+    async fn elicit(
+        &self,
+        context: &RequestContext<RoleServer>,
+        params: serde_json::Value,
+        label: &str,
+    ) -> CallToolResult {
+        let answer = match serde_json::from_value(params) {
+            Ok(params) => context
+                .peer
+                .create_elicitation(params)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("bad elicitation schema: {e}")),
+        };
+        match answer {
+            Ok(r) => {
+                let v = serde_json::to_value(&r).unwrap_or_default();
+                text(format!(
+                    "{label}: action={}, content={}",
+                    v["action"].as_str().unwrap_or("?"),
+                    v["content"]
+                ))
+            }
+            Err(e) => {
+                CallToolResult::error(vec![ContentBlock::text(format!("elicitation failed: {e}"))])
+            }
+        }
+    }
+
     fn new() -> Self {
         let page_size = std::env::var("MCP_TEST_PAGE_SIZE")
             .ok()
