@@ -10,7 +10,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use mcp_registry_host::config::Registry;
 use mcp_registry_host::plugin::{PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
@@ -111,14 +110,8 @@ fn js_guest() -> Option<PathBuf> {
 fn host() -> (PluginHost, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pids");
-    let servers = ["alpha", "beta"].map(|n| {
-        let mut cfg = test_server_config();
-        cfg.env
-            .insert("MCP_TEST_PID_FILE".into(), pid_file.display().to_string());
-        (n.to_string(), cfg)
-    });
     let host = PluginHost::new(
-        Aggregator::new(Registry::from_servers(servers)),
+        Aggregator::new(pid_recording_registry(&["alpha", "beta"], &pid_file)),
         Some(out_dir().join("compile-cache")),
     )
     .unwrap();

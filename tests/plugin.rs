@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mcp_registry_host::config::Registry;
 use mcp_registry_host::plugin::{PluginError, PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
@@ -22,14 +21,8 @@ struct Fixture {
 fn fixture(names: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pids");
-    let servers = names.iter().map(|n| {
-        let mut cfg = test_server_config();
-        cfg.env
-            .insert("MCP_TEST_PID_FILE".into(), pid_file.display().to_string());
-        (n.to_string(), cfg)
-    });
     let host = PluginHost::new(
-        Aggregator::new(Registry::from_servers(servers)),
+        Aggregator::new(pid_recording_registry(names, &pid_file)),
         Some(dir.path().join("cache")),
     )
     .unwrap();

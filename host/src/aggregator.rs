@@ -368,12 +368,7 @@ impl Session {
     /// Lists the tools of the session's servers (concurrently, through the tool cache,
     /// which a `tools/list_changed` notification or a reconnect invalidates).
     pub async fn list_tools(&self) -> Result<Vec<NamespacedTool>, AggregatorError> {
-        let results = join_all(self.manager.servers().map(|server| async move {
-            let conn = self.manager.connection(server).await?;
-            let tools = self.aggregator.cached_tools(&conn).await?;
-            Ok::<_, AggregatorError>(self.aggregator.namespaced(server, tools))
-        }))
-        .await;
+        let results = join_all(self.manager.servers().map(|s| self.list_server_tools(s))).await;
         let mut all = Vec::new();
         for r in results {
             all.extend(r?);

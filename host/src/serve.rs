@@ -208,10 +208,16 @@ impl RegistryServer {
         }
     }
 
+    /// Every visible upstream tool. Servers are listed concurrently (the first listing also
+    /// connects them); a server that fails is left out, not fatal.
     async fn upstream_tools(&self) -> Vec<NamespacedTool> {
+        let servers = &self.shared.servers;
+        let results =
+            futures::future::join_all(servers.iter().map(|s| self.session.list_server_tools(s)))
+                .await;
         let mut all = Vec::new();
-        for server in &self.shared.servers {
-            match self.session.list_server_tools(server).await {
+        for (server, result) in servers.iter().zip(results) {
+            match result {
                 Ok(tools) => all.extend(
                     tools
                         .into_iter()

@@ -183,3 +183,14 @@ pub fn pids_in(file: &Path) -> Vec<u32> {
         .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
+
+/// A registry of test servers under `names`, each appending its pid to `pid_file`, so a test
+/// can check afterwards that every process it caused is gone.
+pub fn pid_recording_registry(names: &[&str], pid_file: &Path) -> Registry {
+    Registry::from_servers(names.iter().map(|n| {
+        let mut cfg = test_server_config();
+        cfg.env
+            .insert("MCP_TEST_PID_FILE".into(), pid_file.display().to_string());
+        (n.to_string(), cfg)
+    }))
+}
