@@ -208,6 +208,136 @@ async fn serve_relays_upstream_sampling_to_its_client() {
     assert!(status.success());
 }
 
+/// A client that reports `notifications/resources/updated` on a channel.
+#[derive(Clone)]
+struct UpdateClient(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl rmcp::ClientHandler for UpdateClient {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self.0.send(params.uri);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // resources/subscribe: 2025-11-25
+async fn serve_aggregates_resources_prompts_and_completions() {
+    let s = setup();
+    // `a` and `l` list the same fixtures: a URI is listed once, and served by `a`.
+    let mut child = serve_command(&s, &["a", "l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let (tx, _updates) = tokio::sync::mpsc::unbounded_channel();
+    let client = UpdateClient(tx).serve((stdout, stdin)).await.unwrap();
+
+    let resources = client.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(
+        uris.iter().filter(|u| **u == "test://static-text").count(),
+        1,
+        "{uris:?}"
+    );
+    let templates = client.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|t| t.uri_template == "test://template/{id}/data"),
+        "{templates:?}"
+    );
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "test://template/7/data",
+        ))
+        .await
+        .unwrap();
+    let read = serde_json::to_value(&read).unwrap();
+    assert_eq!(read["contents"][0]["uri"], "test://template/7/data");
+    assert!(
+        read["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("\"7\""),
+        "{read}"
+    );
+    let missing = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new("test://nope"))
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("test://nope"), "{missing}");
+
+    let prompts = client.list_all_prompts().await.unwrap();
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"a__test_simple_prompt") && names.contains(&"l__test_prompt_with_image"),
+        "{names:?}"
+    );
+    let mut get = rmcp::model::GetPromptRequestParams::new("l__test_prompt_with_arguments");
+    get.arguments = args(json!({"arg1": "first", "arg2": "second"}));
+    let prompt = serde_json::to_value(client.get_prompt(get).await.unwrap()).unwrap();
+    let prompt = prompt["messages"].to_string();
+    assert!(
+        prompt.contains("first") && prompt.contains("second"),
+        "{prompt}"
+    );
+
+    let complete = client
+        .complete(rmcp::model::CompleteRequestParams::new(
+            rmcp::model::Reference::for_prompt("a__test_prompt_with_arguments"),
+            rmcp::model::ArgumentInfo::new("arg1", "par"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(complete.completion.values, ["paris", "park", "party"]);
+
+    drop(client);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+
+    // A subscription reaches the server that serves the URI (a legacy one: 2026-07-28
+    // replaces resources/subscribe with subscriptions/listen), and its update comes back.
+    let mut child = serve_command(&s, &["l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let client = UpdateClient(tx).serve((stdout, stdin)).await.unwrap();
+    client
+        .subscribe(rmcp::model::SubscribeRequestParams::new(
+            "test://watched-resource",
+        ))
+        .await
+        .unwrap();
+    let uri = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+        .await
+        .expect("no notifications/resources/updated within 10 s");
+    assert_eq!(uri.as_deref(), Some("test://watched-resource"));
+    client
+        .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(
+            "test://watched-resource",
+        ))
+        .await
+        .unwrap();
+    drop(client);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn python() -> Option<PathBuf> {
     let p = peers_dir().join("venv/bin/python");
     if p.exists() {

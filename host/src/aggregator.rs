@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::join_all;
-use rmcp::model::{CallToolResult, Tool};
+use rmcp::model::{
+    CallToolResult, CompleteRequestParams, CompleteResult, GetPromptResult, Prompt,
+    ReadResourceResult, Reference, Resource, ResourceTemplate, Tool,
+};
 use serde_json::{Map, Value};
 
 use crate::client::{ClientError, ConnectHooks, ProgressSink, ServerConnection};
@@ -44,6 +47,9 @@ pub enum AggregatorError {
     /// The session was closed.
     #[error("the session is closed")]
     SessionClosed,
+    /// No server of the session lists this resource or a template it matches.
+    #[error("no server of this session serves resource \"{0}\"")]
+    UnknownResource(String),
     /// The server failed (spawn, handshake, timeout, transport, protocol).
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -81,15 +87,68 @@ impl NamespacedTool {
 
     /// The description, prefixed with the server name so it stays visible to a model.
     pub fn description(&self) -> String {
-        match self.tool.description.as_deref() {
-            Some(d) if !d.is_empty() => format!("[{}] {d}", self.server),
-            _ => format!("[{}]", self.server),
-        }
+        described(&self.server, self.tool.description.as_deref())
     }
 
     /// The input JSON schema.
     pub fn input_schema(&self) -> Value {
         Value::Object((*self.tool.input_schema).clone())
+    }
+}
+
+/// A resource or resource template and the server that serves it. URIs are not namespaced:
+/// they are already global names that clients hand back verbatim, so the session remembers
+/// which server listed which URI (or template) and routes reads there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served<T> {
+    /// The server it belongs to.
+    pub server: String,
+    /// The resource or template as the server described it.
+    pub item: T,
+}
+
+/// A prompt as the aggregator presents it: `server__prompt`, like tools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespacedPrompt {
+    /// `server__prompt`.
+    pub name: String,
+    /// The server it belongs to.
+    pub server: String,
+    /// The prompt as the server described it (its own, un-namespaced name).
+    pub prompt: Prompt,
+}
+
+/// Whether `uri` is an instance of the RFC 6570 `template`: every `{...}` expression matches
+/// one or more characters, the rest literally. Enough to route a read to the server whose
+/// template produced the URI.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    match template.find('{') {
+        None => template == uri,
+        Some(open) => {
+            let Some(close) = template[open..].find('}').map(|c| open + c) else {
+                return template == uri;
+            };
+            let (literal, rest) = (&template[..open], &template[close + 1..]);
+            let Some(tail) = uri.strip_prefix(literal) else {
+                return false;
+            };
+            // Try every split point: the expression takes at least one character.
+            tail.char_indices()
+                .skip(1)
+                .map(|(i, _)| i)
+                .chain(std::iter::once(tail.len()))
+                .filter(|&i| i > 0)
+                .any(|i| template_matches(rest, &tail[i..]))
+        }
+    }
+}
+
+/// A description with the server's name in front (`[server] text`), so the origin of a
+/// tool or prompt stays visible to a model.
+pub fn described(server: &str, description: Option<&str>) -> String {
+    match description {
+        Some(d) if !d.is_empty() => format!("[{server}] {d}"),
+        _ => format!("[{server}]"),
     }
 }
 
@@ -277,6 +336,7 @@ impl Aggregator {
         Ok(Session {
             aggregator: self.clone(),
             manager,
+            owners: Mutex::default(),
         })
     }
 
@@ -296,6 +356,7 @@ impl Aggregator {
         Ok(Session {
             aggregator: self.clone(),
             manager: ConnectionManager::with_observer(pool, observer),
+            owners: Mutex::default(),
         })
     }
 
@@ -335,6 +396,16 @@ impl Aggregator {
     }
 }
 
+fn served<T>(server: &str, items: Vec<T>) -> Vec<Served<T>> {
+    items
+        .into_iter()
+        .map(|item| Served {
+            server: server.to_owned(),
+            item,
+        })
+        .collect()
+}
+
 fn log_call<T>(
     server: &str,
     tool: &str,
@@ -357,6 +428,25 @@ fn log_call<T>(
 pub struct Session {
     aggregator: Aggregator,
     manager: ConnectionManager,
+    owners: Mutex<ResourceOwners>,
+}
+
+/// Which server listed which resource URI and template, for routing reads.
+#[derive(Default)]
+struct ResourceOwners {
+    uris: HashMap<String, String>,
+    templates: Vec<(String, String)>,
+}
+
+impl ResourceOwners {
+    fn find(&self, uri: &str) -> Option<String> {
+        self.uris.get(uri).cloned().or_else(|| {
+            self.templates
+                .iter()
+                .find(|(t, _)| t == uri || template_matches(t, uri))
+                .map(|(_, server)| server.clone())
+        })
+    }
 }
 
 impl Session {
@@ -431,6 +521,137 @@ impl Session {
         result
     }
 
+    /// The resources one of the session's servers lists (none if it has no resources).
+    pub async fn list_server_resources(
+        &self,
+        server: &str,
+    ) -> Result<Vec<Served<Resource>>, AggregatorError> {
+        let conn = self.manager.connection(server).await?;
+        let resources = conn.list_resources().await?;
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.uris.retain(|_, s| s != server);
+        for r in &resources {
+            // Two servers listing one URI: the first by name serves it, as `serve` lists it.
+            let owner = owners
+                .uris
+                .entry(r.uri.clone())
+                .or_insert_with(|| server.to_owned());
+            if server < owner.as_str() {
+                *owner = server.to_owned();
+            }
+        }
+        Ok(served(server, resources))
+    }
+
+    /// The resource templates one of the session's servers lists.
+    pub async fn list_server_resource_templates(
+        &self,
+        server: &str,
+    ) -> Result<Vec<Served<ResourceTemplate>>, AggregatorError> {
+        let conn = self.manager.connection(server).await?;
+        let templates = conn.list_resource_templates().await?;
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.templates.retain(|(_, s)| s != server);
+        for t in &templates {
+            owners
+                .templates
+                .push((t.uri_template.clone(), server.to_owned()));
+        }
+        // Overlapping templates: the first server by name wins, as for URIs.
+        owners.templates.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(served(server, templates))
+    }
+
+    /// The server that serves `uri` (a resource URI, or a template for completions): the
+    /// one that listed it, listing every server first if no listing has named it yet.
+    pub async fn resource_server(&self, uri: &str) -> Result<String, AggregatorError> {
+        let known = |s: &Self| s.owners.lock().unwrap_or_else(|p| p.into_inner()).find(uri);
+        if let Some(server) = known(self) {
+            return Ok(server);
+        }
+        join_all(self.manager.servers().map(|s| async move {
+            let _ = self.list_server_resources(s).await;
+            let _ = self.list_server_resource_templates(s).await;
+        }))
+        .await;
+        known(self).ok_or_else(|| AggregatorError::UnknownResource(uri.to_owned()))
+    }
+
+    /// Reads a resource from the server that serves it.
+    pub async fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, AggregatorError> {
+        let server = self.resource_server(uri).await?;
+        let conn = self.manager.connection(&server).await?;
+        Ok(conn.read_resource(uri).await?)
+    }
+
+    /// Subscribes to a resource's updates on the server that serves it; they arrive as
+    /// [`crate::client::ServerEvent::ResourceUpdated`] on the session's hooks.
+    pub async fn subscribe(&self, uri: &str) -> Result<(), AggregatorError> {
+        let server = self.resource_server(uri).await?;
+        let conn = self.manager.connection(&server).await?;
+        Ok(conn.subscribe(uri).await?)
+    }
+
+    /// Ends a subscription made with [`Session::subscribe`].
+    pub async fn unsubscribe(&self, uri: &str) -> Result<(), AggregatorError> {
+        let server = self.resource_server(uri).await?;
+        let conn = self.manager.connection(&server).await?;
+        Ok(conn.unsubscribe(uri).await?)
+    }
+
+    /// The prompts of one of the session's servers, as `server__prompt`.
+    pub async fn list_server_prompts(
+        &self,
+        server: &str,
+    ) -> Result<Vec<NamespacedPrompt>, AggregatorError> {
+        let conn = self.manager.connection(server).await?;
+        Ok(conn
+            .list_prompts()
+            .await?
+            .into_iter()
+            .map(|prompt| NamespacedPrompt {
+                name: format!("{server}{NAMESPACE_SEPARATOR}{}", prompt.name),
+                server: server.to_owned(),
+                prompt,
+            })
+            .collect())
+    }
+
+    /// Gets `server__prompt` from a server of the session.
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<GetPromptResult, AggregatorError> {
+        let (server, prompt) = split_tool_name(name)?;
+        let conn = self.manager.connection(server).await?;
+        Ok(conn.get_prompt(prompt, arguments).await?)
+    }
+
+    /// Argument completion for `server__prompt` or a resource template, asked of the server
+    /// that owns it (under its own names).
+    pub async fn complete(
+        &self,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, AggregatorError> {
+        let server = match &mut params.r#ref {
+            Reference::Prompt(prompt) => {
+                let (server, own) = split_tool_name(&prompt.name)?;
+                let server = server.to_owned();
+                prompt.name = own.to_owned();
+                server
+            }
+            Reference::Resource(template) => self.resource_server(&template.uri).await?,
+            _ => {
+                return Err(AggregatorError::InvalidArguments(
+                    "completion/complete: unsupported reference type".into(),
+                ))
+            }
+        };
+        let conn = self.manager.connection(&server).await?;
+        Ok(conn.complete(params).await?)
+    }
+
     /// Pids of the session's live server processes.
     pub async fn pids(&self) -> std::collections::BTreeMap<String, u32> {
         self.manager.pids().await
@@ -455,5 +676,34 @@ impl Session {
     /// Closes every connection and waits for the processes to exit.
     pub async fn close(&self) {
         self.manager.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_matches;
+
+    #[test]
+    fn uri_templates_route_their_instances() {
+        assert!(template_matches(
+            "test://template/{id}/data",
+            "test://template/123/data"
+        ));
+        assert!(template_matches("file:///{path}", "file:///a/b.txt"));
+        assert!(template_matches("db://{table}/{row}", "db://users/7"));
+        assert!(!template_matches(
+            "test://template/{id}/data",
+            "test://template//data"
+        ));
+        assert!(!template_matches(
+            "test://template/{id}/data",
+            "test://other/1/data"
+        ));
+        assert!(!template_matches(
+            "test://template/{id}/data",
+            "test://template/1/meta"
+        ));
+        assert!(template_matches("test://static", "test://static"));
+        assert!(!template_matches("test://static", "test://static/x"));
     }
 }

@@ -161,6 +161,17 @@ type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>;
 pub enum ServerEvent {
     /// `notifications/tools/list_changed` from this server.
     ToolsChanged(String),
+    /// `notifications/resources/list_changed` from this server.
+    ResourcesChanged(String),
+    /// `notifications/prompts/list_changed` from this server.
+    PromptsChanged(String),
+    /// `notifications/resources/updated` for a resource this server serves.
+    ResourceUpdated {
+        /// The server's name.
+        server: String,
+        /// The resource that changed.
+        uri: String,
+    },
     /// A log message (`notifications/message`) from this server.
     Log {
         /// The server's name.
@@ -174,9 +185,26 @@ pub enum ServerEvent {
 /// Where servers' [`ServerEvent`]s are announced.
 pub type ServerEvents = tokio::sync::broadcast::Sender<ServerEvent>;
 
-/// The client of a front end (`serve`) that a server's own requests to its client are relayed
-/// to: sampling (`sampling/createMessage`) and elicitation (`elicitation/create`).
-pub type DownstreamPeer = Arc<Mutex<Option<rmcp::Peer<rmcp::RoleServer>>>>;
+/// Where a server's own requests to its client are relayed: the client of a front end such
+/// as `serve`. `server` names the registry server that asked, so a front end can deliver the
+/// request alongside the call that caused it.
+#[async_trait::async_trait]
+#[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
+pub trait RequestRelay: Send + Sync {
+    /// Relays `sampling/createMessage`.
+    async fn create_message(
+        &self,
+        server: &str,
+        params: rmcp::model::CreateMessageRequestParams,
+    ) -> Result<rmcp::model::CreateMessageResult, ErrorData>;
+
+    /// Relays `elicitation/create`.
+    async fn create_elicitation(
+        &self,
+        server: &str,
+        params: rmcp::model::ElicitRequestParams,
+    ) -> Result<rmcp::model::ElicitResult, ErrorData>;
+}
 
 /// What a connection reports to, and relays through, the layers above it.
 #[derive(Clone, Default)]
@@ -185,7 +213,7 @@ pub struct ConnectHooks {
     pub events: Option<ServerEvents>,
     /// Where the server's sampling and elicitation requests are relayed. Without one, the
     /// client declares neither capability, so servers do not ask.
-    pub downstream: Option<DownstreamPeer>,
+    pub relay: Option<Arc<dyn RequestRelay>>,
 }
 
 /// Answers the requests a server sends to us and records notifications we care about.
@@ -199,19 +227,17 @@ struct ClientEvents {
 }
 
 impl ClientEvents {
-    fn downstream(&self) -> Result<rmcp::Peer<rmcp::RoleServer>, ErrorData> {
+    fn relay(&self) -> Result<&Arc<dyn RequestRelay>, ErrorData> {
         self.hooks
-            .downstream
+            .relay
             .as_ref()
-            .and_then(|d| lock(d).clone())
             .ok_or_else(ErrorData::method_not_found::<rmcp::model::CreateMessageRequestMethod>)
     }
-}
 
-fn relay_error(e: ServiceError) -> ErrorData {
-    match e {
-        ServiceError::McpError(data) => data,
-        other => ErrorData::internal_error(format!("relaying to the client failed: {other}"), None),
+    fn announce(&self, event: ServerEvent) {
+        if let Some(observer) = &self.hooks.events {
+            let _ = observer.send(event);
+        }
     }
 }
 
@@ -223,10 +249,7 @@ impl ClientHandler for ClientEvents {
         _context: RequestContext<RoleClient>,
     ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
         tracing::debug!(server = %self.server, "relaying sampling/createMessage to the client");
-        self.downstream()?
-            .create_message(params)
-            .await
-            .map_err(relay_error)
+        self.relay()?.create_message(&self.server, params).await
     }
 
     async fn create_elicitation(
@@ -235,10 +258,7 @@ impl ClientHandler for ClientEvents {
         _context: RequestContext<RoleClient>,
     ) -> Result<rmcp::model::ElicitResult, ErrorData> {
         tracing::debug!(server = %self.server, "relaying elicitation/create to the client");
-        self.downstream()?
-            .create_elicitation(params)
-            .await
-            .map_err(relay_error)
+        self.relay()?.create_elicitation(&self.server, params).await
     }
 
     async fn on_progress(
@@ -255,7 +275,7 @@ impl ClientHandler for ClientEvents {
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
         capabilities.roots = Some(Default::default());
-        if self.hooks.downstream.is_some() {
+        if self.hooks.relay.is_some() {
             #[allow(deprecated)] // sampling: part of 2025-11-25
             {
                 capabilities.sampling = Some(Default::default());
@@ -285,9 +305,26 @@ impl ClientHandler for ClientEvents {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         tracing::debug!(server = %self.server, "tools/list_changed");
         self.tools_generation.fetch_add(1, Ordering::SeqCst);
-        if let Some(observer) = &self.hooks.events {
-            let _ = observer.send(ServerEvent::ToolsChanged(self.server.to_string()));
-        }
+        self.announce(ServerEvent::ToolsChanged(self.server.to_string()));
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.announce(ServerEvent::ResourcesChanged(self.server.to_string()));
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.announce(ServerEvent::PromptsChanged(self.server.to_string()));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.announce(ServerEvent::ResourceUpdated {
+            server: self.server.to_string(),
+            uri: params.uri,
+        });
     }
 
     #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
@@ -297,12 +334,10 @@ impl ClientHandler for ClientEvents {
         _context: NotificationContext<RoleClient>,
     ) {
         tracing::debug!(server = %self.server, level = ?message.level, data = %message.data, "server log");
-        if let Some(observer) = &self.hooks.events {
-            let _ = observer.send(ServerEvent::Log {
-                server: self.server.to_string(),
-                message,
-            });
-        }
+        self.announce(ServerEvent::Log {
+            server: self.server.to_string(),
+            message,
+        });
     }
 }
 
@@ -627,6 +662,115 @@ impl ServerConnection {
                 .map(|_| ())
                 .map_err(|e| self.classify(e, "ping", None)),
         }
+    }
+
+    /// Whether the server declared a capability in its handshake (unknown: assume it did and
+    /// let the server answer).
+    fn declares(&self, capability: impl Fn(&rmcp::model::ServerCapabilities) -> bool) -> bool {
+        self.peer
+            .peer_info()
+            .is_none_or(|info| capability(&info.capabilities))
+    }
+
+    /// Runs one request under the configured call timeout, naming `operation` in errors.
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        request: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ClientError> {
+        let timeout = self.config.call_timeout;
+        match tokio::time::timeout(timeout, request).await {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: operation.into(),
+                timeout,
+            }),
+            Ok(result) => result.map_err(|e| self.classify(e, operation, None)),
+        }
+    }
+
+    /// All resources (every page of `resources/list`); none if the server has no resources.
+    pub async fn list_resources(&self) -> Result<Vec<rmcp::model::Resource>, ClientError> {
+        if !self.declares(|c| c.resources.is_some()) {
+            return Ok(Vec::new());
+        }
+        self.timed("resources/list", self.peer.list_all_resources())
+            .await
+    }
+
+    /// All resource templates (every page of `resources/templates/list`).
+    pub async fn list_resource_templates(
+        &self,
+    ) -> Result<Vec<rmcp::model::ResourceTemplate>, ClientError> {
+        if !self.declares(|c| c.resources.is_some()) {
+            return Ok(Vec::new());
+        }
+        self.timed(
+            "resources/templates/list",
+            self.peer.list_all_resource_templates(),
+        )
+        .await
+    }
+
+    /// Reads one resource.
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+    ) -> Result<rmcp::model::ReadResourceResult, ClientError> {
+        let params = rmcp::model::ReadResourceRequestParams::new(uri);
+        self.timed("resources/read", self.peer.read_resource(params))
+            .await
+    }
+
+    /// Subscribes to updates of one resource (`notifications/resources/updated` arrive as
+    /// [`ServerEvent::ResourceUpdated`]).
+    #[allow(deprecated)] // resources/subscribe: legacy era only; 2026-07-28 uses subscriptions/listen
+    pub async fn subscribe(&self, uri: &str) -> Result<(), ClientError> {
+        let params = rmcp::model::SubscribeRequestParams::new(uri);
+        self.timed("resources/subscribe", self.peer.subscribe(params))
+            .await
+    }
+
+    /// Ends a subscription made with [`ServerConnection::subscribe`].
+    #[allow(deprecated)] // resources/unsubscribe: legacy era only
+    pub async fn unsubscribe(&self, uri: &str) -> Result<(), ClientError> {
+        let params = rmcp::model::UnsubscribeRequestParams::new(uri);
+        self.timed("resources/unsubscribe", self.peer.unsubscribe(params))
+            .await
+    }
+
+    /// All prompts (every page of `prompts/list`); none if the server has no prompts.
+    pub async fn list_prompts(&self) -> Result<Vec<rmcp::model::Prompt>, ClientError> {
+        if !self.declares(|c| c.prompts.is_some()) {
+            return Ok(Vec::new());
+        }
+        self.timed("prompts/list", self.peer.list_all_prompts())
+            .await
+    }
+
+    /// Gets one prompt (un-namespaced name).
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<rmcp::model::GetPromptResult, ClientError> {
+        let mut params = rmcp::model::GetPromptRequestParams::new(name);
+        params.arguments = arguments;
+        self.timed("prompts/get", self.peer.get_prompt(params))
+            .await
+    }
+
+    /// Asks for argument completions (`completion/complete`); an empty list if the server
+    /// does not offer completions.
+    pub async fn complete(
+        &self,
+        params: rmcp::model::CompleteRequestParams,
+    ) -> Result<rmcp::model::CompleteResult, ClientError> {
+        if !self.declares(|c| c.completions.is_some()) {
+            return Ok(rmcp::model::CompleteResult::default());
+        }
+        self.timed("completion/complete", self.peer.complete(params))
+            .await
     }
 
     /// Closes stdin and waits up to [`CLOSE_GRACE`] for the process to exit, then kills its

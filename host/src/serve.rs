@@ -1,9 +1,11 @@
 //! `mcp-registry serve`: the registry as one MCP server.
 //!
-//! Our client sees every selected server's tools as `server__tool`, the registry's aliases,
-//! and every plugin as a tool of its own. Upstream connections are persistent for the life of
-//! the front end (connected lazily, restarted after a crash), tool lists are cached, and an
-//! upstream `notifications/tools/list_changed` is forwarded to our client.
+//! Our client sees every selected server's tools and prompts as `server__name`, the
+//! registry's aliases, every plugin as a tool of its own, and the servers' resources under
+//! their own URIs. Upstream connections are persistent for the life of the front end
+//! (connected lazily, restarted after a crash), tool lists are cached, and upstream
+//! notifications (list changes, resource updates, progress, logs) are forwarded to our
+//! client; upstream sampling and elicitation requests are relayed to it (see `ClientRelay`).
 //!
 //! Why one [`Session`] per front-end session: on HTTP every client session is a tenant with
 //! its own upstream processes, so server-side state (a counter, a memory graph) never leaks
@@ -14,16 +16,23 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig as ServerInfoConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientResult, CompleteRequestParams,
+    CompleteResult, ContentBlock, GetExtensions, GetPromptRequestParams, GetPromptResponse,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, Prompt, ReadResourceRequestParams,
+    ReadResourceResponse, RequestId, ResourceUpdatedNotificationParam, ServerCapabilities,
+    ServerConfig as ServerInfoConfig, ServerRequest, SubscribeRequestParams, Tool,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
+use rmcp::service::{OriginatingRequestId, RequestContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceError, ServiceExt};
 use serde_json::{Map, Value};
 
-use crate::aggregator::{split_tool_name, Aggregator, AggregatorError, NamespacedTool, Session};
-use crate::client::{ClientError, ConnectHooks, DownstreamPeer, ServerEvent};
+use crate::aggregator::{
+    described, split_tool_name, Aggregator, AggregatorError, NamespacedPrompt, NamespacedTool,
+    Session,
+};
+use crate::client::{ClientError, ConnectHooks, RequestRelay, ServerEvent};
 use crate::config::{ToolFilter, NAMESPACE_SEPARATOR};
 use crate::plugin::{Plugin, PluginError, PluginHost, PluginPolicy};
 
@@ -141,92 +150,226 @@ pub struct ServeOptions {
 pub struct RegistryServer {
     shared: Arc<Shared>,
     session: Arc<Session>,
-    peer: Arc<Mutex<Option<Peer<RoleServer>>>>,
+    client: Arc<ClientRelay>,
 }
 
-impl RegistryServer {
-    /// `relay`: whether upstream sampling/elicitation requests go to our client. Only on
-    /// stdio: over HTTP such a request must travel on the stream of the call that caused it,
-    /// which a shared relay cannot pick, so there the upstream is told we cannot sample.
-    fn new(shared: Arc<Shared>, relay: bool) -> Result<Self, AggregatorError> {
-        let (tx, mut rx) = tokio::sync::broadcast::channel::<ServerEvent>(256);
-        let peer: DownstreamPeer = Arc::default();
-        // Upstream notifications come back on `tx`; upstream sampling and elicitation
-        // requests are relayed to our client through `peer`.
-        let hooks = ConnectHooks {
-            events: Some(tx),
-            downstream: relay.then(|| peer.clone()),
-        };
-        let session = Arc::new(shared.aggregator.lazy_session(&shared.servers, hooks)?);
-        // Forward upstream list changes and log messages to our client. The task ends when the session (and
-        // with it the channel's sender) is dropped.
-        let forward_to = Arc::downgrade(&peer);
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(event) => {
-                        let Some(peer) = forward_to.upgrade() else {
-                            break;
-                        };
-                        let peer = peer.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        let Some(peer) = peer else { continue };
-                        match event {
-                            ServerEvent::ToolsChanged(server) => {
-                                tracing::debug!(server, "forwarding tools/list_changed");
-                                let _ = peer.notify_tool_list_changed().await;
-                            }
-                            #[allow(deprecated)] // logging: part of 2025-11-25
-                            ServerEvent::Log {
-                                server,
-                                mut message,
-                            } => {
-                                // Keep the origin visible: logger "server" or "server/logger".
-                                message.logger = Some(match message.logger.take() {
-                                    Some(l) => format!("{server}/{l}"),
-                                    None => server,
-                                });
-                                let _ = peer.notify_logging_message(message).await;
-                            }
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
-        Ok(Self {
-            shared,
-            session,
-            peer,
-        })
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Our client, as upstream servers reach it: their notifications are forwarded to it, and
+/// their sampling and elicitation requests are relayed to it.
+///
+/// Why the calls in flight: on streamable HTTP a server-to-client request must travel on
+/// the SSE stream of the client's request that caused it (a client may have no standalone
+/// stream at all). An upstream request does not say which call it belongs to, so it is
+/// tied to the latest call our client has in flight on that upstream server (exactly right
+/// when there is one). On stdio the tie is harmless: there is only one stream.
+#[derive(Default)]
+struct ClientRelay {
+    peer: Mutex<Option<Peer<RoleServer>>>,
+    calls: Mutex<Vec<(String, RequestId)>>,
+}
+
+/// Registers one of our client's calls as in flight on `server` until dropped.
+struct InFlight<'a> {
+    relay: &'a ClientRelay,
+    id: RequestId,
+}
+
+impl ClientRelay {
+    fn peer(&self) -> Option<Peer<RoleServer>> {
+        lock(&self.peer).clone()
     }
 
-    fn remember_peer(&self, context: &RequestContext<RoleServer>) {
-        let mut peer = self.peer.lock().unwrap_or_else(|p| p.into_inner());
+    fn remember(&self, context: &RequestContext<RoleServer>) {
+        let mut peer = lock(&self.peer);
         if peer.is_none() {
             *peer = Some(context.peer.clone());
         }
     }
 
-    /// Every visible upstream tool. Servers are listed concurrently (the first listing also
-    /// connects them); a server that fails is left out, not fatal.
-    async fn upstream_tools(&self) -> Vec<NamespacedTool> {
+    fn in_flight(&self, server: &str, id: RequestId) -> InFlight<'_> {
+        lock(&self.calls).push((server.to_owned(), id.clone()));
+        InFlight { relay: self, id }
+    }
+
+    /// Sends an upstream server's request to our client on the stream of the call that
+    /// caused it.
+    async fn relay(
+        &self,
+        server: &str,
+        mut request: ServerRequest,
+        declared: impl Fn(&rmcp::model::ClientCapabilities) -> bool,
+        what: &str,
+    ) -> Result<ClientResult, ErrorData> {
+        let peer = self.peer().ok_or_else(|| {
+            ErrorData::internal_error(format!("{what}: no client is connected"), None)
+        })?;
+        if peer
+            .peer_info()
+            .is_some_and(|info| !declared(&info.capabilities))
+        {
+            return Err(ErrorData::invalid_request(
+                format!("{what}: the client of mcp-registry serve does not support it"),
+                None,
+            ));
+        }
+        let originating = lock(&self.calls)
+            .iter()
+            .rev()
+            .find(|(s, _)| s == server)
+            .map(|(_, id)| id.clone());
+        if let Some(id) = originating {
+            request.extensions_mut().insert(OriginatingRequestId(id));
+        }
+        // A task of its own: inside the upstream connection's handler rmcp would stamp the
+        // *upstream* request's id over the marker set above.
+        let sent = tokio::spawn(async move { peer.send_request(request).await })
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("{what}: {e}"), None))?;
+        sent.map_err(|e| match e {
+            ServiceError::McpError(data) => data,
+            other => ErrorData::internal_error(
+                format!("{what}: relaying to the client failed: {other}"),
+                None,
+            ),
+        })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut calls = lock(&self.relay.calls);
+        if let Some(i) = calls.iter().rposition(|(_, id)| *id == self.id) {
+            calls.remove(i);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
+impl RequestRelay for ClientRelay {
+    async fn create_message(
+        &self,
+        server: &str,
+        params: rmcp::model::CreateMessageRequestParams,
+    ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
+        let request = ServerRequest::CreateMessageRequest(rmcp::model::Request::new(params));
+        match self
+            .relay(server, request, |c| c.sampling.is_some(), "sampling")
+            .await?
+        {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            other => Err(unexpected("sampling/createMessage", &other)),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        server: &str,
+        params: rmcp::model::ElicitRequestParams,
+    ) -> Result<rmcp::model::ElicitResult, ErrorData> {
+        let request = ServerRequest::ElicitRequest(rmcp::model::Request::new(params));
+        match self
+            .relay(server, request, |c| c.elicitation.is_some(), "elicitation")
+            .await?
+        {
+            ClientResult::ElicitResult(r) => Ok(r),
+            other => Err(unexpected("elicitation/create", &other)),
+        }
+    }
+}
+
+fn unexpected(method: &str, answer: &ClientResult) -> ErrorData {
+    ErrorData::internal_error(
+        format!("{method}: the client answered with an unexpected result: {answer:?}"),
+        None,
+    )
+}
+
+impl RegistryServer {
+    fn new(shared: Arc<Shared>) -> Result<Self, AggregatorError> {
+        let (tx, mut rx) = tokio::sync::broadcast::channel::<ServerEvent>(256);
+        let client = Arc::new(ClientRelay::default());
+        // Upstream notifications come back on `tx`; upstream sampling and elicitation
+        // requests are relayed to our client.
+        let hooks = ConnectHooks {
+            events: Some(tx),
+            relay: Some(client.clone()),
+        };
+        let session = Arc::new(shared.aggregator.lazy_session(&shared.servers, hooks)?);
+        // Forward upstream notifications to our client. The task ends when the session (and
+        // with it the channel's sender) is dropped.
+        let forward_to = Arc::downgrade(&client);
+        tokio::spawn(async move {
+            loop {
+                let event = match rx.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let Some(client) = forward_to.upgrade() else {
+                    break;
+                };
+                let Some(peer) = client.peer() else { continue };
+                forward(&peer, event).await;
+            }
+        });
+        Ok(Self {
+            shared,
+            session,
+            client,
+        })
+    }
+
+    fn remember_peer(&self, context: &RequestContext<RoleServer>) {
+        self.client.remember(context);
+    }
+
+    /// One listing of every upstream server, concurrently (the first listing also connects
+    /// them); a server that fails is left out, not fatal.
+    async fn gather<'a, T, F>(&'a self, what: &str, list: impl Fn(&'a str) -> F) -> Vec<T>
+    where
+        F: std::future::Future<Output = Result<Vec<T>, AggregatorError>>,
+    {
         let servers = &self.shared.servers;
-        let results =
-            futures::future::join_all(servers.iter().map(|s| self.session.list_server_tools(s)))
-                .await;
+        let results = futures::future::join_all(servers.iter().map(|s| list(s))).await;
         let mut all = Vec::new();
         for (server, result) in servers.iter().zip(results) {
             match result {
-                Ok(tools) => all.extend(
-                    tools
-                        .into_iter()
-                        .filter(|t| self.shared.visible(&t.server, &t.tool.name)),
-                ),
-                Err(e) => tracing::warn!(server, error = %e, "cannot list tools; leaving them out"),
+                Ok(items) => all.extend(items),
+                Err(e) => {
+                    tracing::warn!(server, error = %e, "cannot list {what}; leaving them out")
+                }
             }
         }
         all
+    }
+
+    /// Every visible upstream tool.
+    async fn upstream_tools(&self) -> Vec<NamespacedTool> {
+        let mut tools = self
+            .gather("tools", |s| self.session.list_server_tools(s))
+            .await;
+        tools.retain(|t| self.shared.visible(&t.server, &t.tool.name));
+        tools
+    }
+
+    /// Every upstream prompt.
+    async fn upstream_prompts(&self) -> Vec<NamespacedPrompt> {
+        self.gather("prompts", |s| self.session.list_server_prompts(s))
+            .await
+    }
+
+    /// An alias's target, or the name itself.
+    fn unalias<'a>(&'a self, name: &'a str) -> &'a str {
+        self.shared
+            .aggregator
+            .registry()
+            .aliases()
+            .get(name)
+            .map_or(name, String::as_str)
     }
 
     async fn call_upstream(
@@ -243,6 +386,7 @@ impl RegistryServer {
                 None,
             ));
         }
+        let _in_flight = self.client.in_flight(server, context.id.clone());
         let result = match context.meta.get_progress_token() {
             None => self.session.call_tool(name, arguments).await,
             Some(token) => {
@@ -310,6 +454,54 @@ impl RegistryServer {
     }
 }
 
+/// An aggregator error on a resources/prompts/completion request, as the error our client
+/// gets.
+fn request_error(e: AggregatorError) -> ErrorData {
+    match e {
+        AggregatorError::UnknownResource(uri) => ErrorData::resource_not_found(
+            format!("no upstream server serves resource \"{uri}\""),
+            Some(serde_json::json!({ "uri": uri })),
+        ),
+        AggregatorError::UnknownServer(_)
+        | AggregatorError::BadToolName(_)
+        | AggregatorError::InvalidArguments(_)
+        | AggregatorError::Filtered { .. }
+        | AggregatorError::Client(ClientError::InvalidArguments { .. })
+        | AggregatorError::Client(ClientError::UnknownTool { .. }) => {
+            ErrorData::invalid_params(e.to_string(), None)
+        }
+        other => ErrorData::internal_error(other.to_string(), None),
+    }
+}
+
+/// Forwards one upstream notification to our client.
+async fn forward(peer: &Peer<RoleServer>, event: ServerEvent) {
+    let _ = match event {
+        ServerEvent::ToolsChanged(server) => {
+            tracing::debug!(server, "forwarding tools/list_changed");
+            peer.notify_tool_list_changed().await
+        }
+        ServerEvent::ResourcesChanged(_) => peer.notify_resource_list_changed().await,
+        ServerEvent::PromptsChanged(_) => peer.notify_prompt_list_changed().await,
+        ServerEvent::ResourceUpdated { uri, .. } => {
+            peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                .await
+        }
+        #[allow(deprecated)] // logging: part of 2025-11-25
+        ServerEvent::Log {
+            server,
+            mut message,
+        } => {
+            // Keep the origin visible: logger "server" or "server/logger".
+            message.logger = Some(match message.logger.take() {
+                Some(l) => format!("{server}/{l}"),
+                None => server,
+            });
+            peer.notify_logging_message(message).await
+        }
+    };
+}
+
 fn alias_tool(alias: &str, target: &NamespacedTool) -> Tool {
     let mut tool = target.tool.clone();
     tool.name = alias.to_owned().into();
@@ -321,6 +513,12 @@ impl ServerHandler for RegistryServer {
     fn get_info(&self) -> ServerInfoConfig {
         ServerInfoConfig::new(
             ServerCapabilities::builder()
+                .enable_completions()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .enable_resources_subscribe()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build(),
@@ -330,7 +528,8 @@ impl ServerHandler for RegistryServer {
             env!("CARGO_PKG_VERSION"),
         ))
         .with_instructions(
-            "Tools of several MCP servers, named SERVER__TOOL, plus aliases and plugin tools."
+            "Tools and prompts of several MCP servers, named SERVER__NAME, plus aliases, plugin \
+             tools, and the servers' resources under their own URIs."
                 .to_string(),
         )
     }
@@ -345,6 +544,134 @@ impl ServerHandler for RegistryServer {
         // We send no log notifications of our own yet; accept the level as the spec asks.
         tracing::debug!(level = ?request.level, "client set the log level");
         Ok(())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.remember_peer(&context);
+        let resources = self
+            .gather("resources", |s| self.session.list_server_resources(s))
+            .await;
+        // Servers are listed in name order; a URI two servers list is the first one's (the
+        // session routes it there too).
+        let mut seen = std::collections::HashSet::new();
+        Ok(ListResourcesResult::with_all_items(
+            resources
+                .into_iter()
+                .map(|r| r.item)
+                .filter(|r| seen.insert(r.uri.clone()))
+                .collect(),
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.remember_peer(&context);
+        let templates = self
+            .gather("resource templates", |s| {
+                self.session.list_server_resource_templates(s)
+            })
+            .await;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            templates.into_iter().map(|t| t.item).collect(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.remember_peer(&context);
+        self.session
+            .read_resource(&request.uri)
+            .await
+            .map(ReadResourceResponse::Complete)
+            .map_err(request_error)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.remember_peer(&context);
+        self.session
+            .subscribe(&request.uri)
+            .await
+            .map_err(request_error)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.remember_peer(&context);
+        self.session
+            .unsubscribe(&request.uri)
+            .await
+            .map_err(request_error)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.remember_peer(&context);
+        let upstream = self.upstream_prompts().await;
+        let mut prompts: Vec<Prompt> = Vec::new();
+        for p in &upstream {
+            let mut prompt = p.prompt.clone();
+            prompt.name = p.name.clone();
+            prompt.description = Some(described(&p.server, p.prompt.description.as_deref()));
+            prompts.push(prompt);
+        }
+        for (alias, target) in self.shared.aggregator.registry().aliases() {
+            if let Some(p) = upstream.iter().find(|p| &p.name == target) {
+                let mut prompt = p.prompt.clone();
+                prompt.name = alias.clone();
+                prompt.description = Some(format!(
+                    "alias of {}: {}",
+                    p.name,
+                    described(&p.server, p.prompt.description.as_deref())
+                ));
+                prompts.push(prompt);
+            }
+        }
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.remember_peer(&context);
+        self.session
+            .get_prompt(self.unalias(&request.name), request.arguments)
+            .await
+            .map(GetPromptResponse::Complete)
+            .map_err(request_error)
+    }
+
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.remember_peer(&context);
+        if let rmcp::model::Reference::Prompt(prompt) = &mut request.r#ref {
+            prompt.name = self.unalias(&prompt.name).to_owned();
+        }
+        self.session.complete(request).await.map_err(request_error)
     }
 
     async fn list_tools(
@@ -487,7 +814,7 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
     match options.http {
         None => {
             let shared_aggregator = shared.aggregator.clone();
-            let server = RegistryServer::new(shared, true)?;
+            let server = RegistryServer::new(shared)?;
             let session = server.session.clone();
             let running = server
                 .serve(rmcp::transport::stdio_pipes())
@@ -516,7 +843,7 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
     }
     let factory_shared = shared.clone();
     let service = StreamableHttpService::new(
-        move || RegistryServer::new(factory_shared.clone(), false).map_err(std::io::Error::other),
+        move || RegistryServer::new(factory_shared.clone()).map_err(std::io::Error::other),
         LocalSessionManager::default().into(),
         config,
     );

@@ -152,7 +152,9 @@ impl WasiView for PluginState {
 fn to_wit_error(e: AggregatorError) -> types::Error {
     let message = e.to_string();
     match e {
-        AggregatorError::UnknownServer(_) => types::Error::NotFound(message),
+        AggregatorError::UnknownServer(_) | AggregatorError::UnknownResource(_) => {
+            types::Error::NotFound(message)
+        }
         AggregatorError::BadToolName(_) | AggregatorError::InvalidArguments(_) => {
             types::Error::InvalidInput(message)
         }

@@ -7,6 +7,12 @@
 //! - `sleep`, `crash`, `fail`, `big` exercise timeouts, restarts, tool errors and large results;
 //! - `enable_extra` changes the tool list and sends `notifications/tools/list_changed`.
 //!
+//! It also serves the fixtures of the official conformance suite's resource, prompt and
+//! completion scenarios (`test://static-text`, `test_simple_prompt`, ...), so a front end
+//! that aggregates it (`mcp-registry serve`) can be checked by that suite. Subscribing to a
+//! resource answers with one `notifications/resources/updated` for it, so a test can see
+//! the notification travel.
+//!
 //! Environment knobs (read once at start-up):
 //! - `MCP_TEST_STARTUP_DELAY_MS`: sleep this long before answering anything (an
 //!   "expensive initialization", the case persistent connections exist for);
@@ -22,13 +28,18 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, ErrorData, RoleServer, ServerHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Deserialize, JsonSchema)]
 struct EchoArgs {
@@ -85,6 +96,11 @@ struct TestServer {
     extra_enabled: Arc<AtomicBool>,
     page_size: Option<usize>,
     tool_router: ToolRouter<TestServer>,
+}
+
+/// Builds a result from its JSON form (the fixtures read best as the wire JSON).
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ErrorData> {
+    serde_json::from_value(value).map_err(|e| ErrorData::internal_error(e.to_string(), None))
 }
 
 fn text(s: impl Into<String>) -> CallToolResult {
@@ -421,6 +437,10 @@ impl ServerHandler for TestServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
+                .enable_completions()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build(),
@@ -452,6 +472,166 @@ impl ServerHandler for TestServer {
         Ok(result)
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        from_json(json!({"resources": [
+            {"uri": "test://static-text", "name": "static-text", "mimeType": "text/plain",
+             "description": "A fixed text resource"},
+            {"uri": "test://static-binary", "name": "static-binary", "mimeType": "image/png",
+             "description": "A fixed binary resource"},
+            {"uri": "test://watched-resource", "name": "watched-resource", "mimeType": "text/plain",
+             "description": "A resource to subscribe to"}
+        ]}))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        from_json(json!({"resourceTemplates": [
+            {"uriTemplate": "test://template/{id}/data", "name": "template-data",
+             "mimeType": "application/json", "description": "Data for an id"}
+        ]}))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.as_str();
+        let content = match uri {
+            "test://static-text" => json!({"uri": uri, "mimeType": "text/plain",
+                "text": "This is the content of the static text resource."}),
+            "test://static-binary" => json!({"uri": uri, "mimeType": "image/png", "blob": PNG_1X1}),
+            "test://watched-resource" => json!({"uri": uri, "mimeType": "text/plain",
+                "text": "watched"}),
+            _ => match uri
+                .strip_prefix("test://template/")
+                .and_then(|rest| rest.strip_suffix("/data"))
+            {
+                Some(id) if !id.is_empty() => json!({"uri": uri, "mimeType": "application/json",
+                    "text": json!({"id": id, "templateTest": true}).to_string()}),
+                _ => {
+                    return Err(ErrorData::resource_not_found(
+                        format!("no resource {uri}"),
+                        Some(json!({"uri": uri})),
+                    ))
+                }
+            },
+        };
+        from_json::<ReadResourceResult>(json!({ "contents": [content] }))
+            .map(ReadResourceResponse::Complete)
+    }
+
+    #[allow(deprecated)] // resources/subscribe: legacy era
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // Announce one update right after the subscription is acknowledged.
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = peer
+                .notify_resource_updated(ResourceUpdatedNotificationParam::new(request.uri))
+                .await;
+        });
+        Ok(())
+    }
+
+    #[allow(deprecated)] // resources/unsubscribe: legacy era
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        from_json(json!({"prompts": [
+            {"name": "test_simple_prompt", "description": "A prompt without arguments"},
+            {"name": "test_prompt_with_arguments", "description": "A prompt with two arguments",
+             "arguments": [{"name": "arg1", "description": "First argument", "required": true},
+                           {"name": "arg2", "description": "Second argument", "required": true}]},
+            {"name": "test_prompt_with_embedded_resource",
+             "description": "A prompt that embeds a resource",
+             "arguments": [{"name": "resourceUri", "description": "The resource to embed",
+                            "required": true}]},
+            {"name": "test_prompt_with_image", "description": "A prompt with an image"}
+        ]}))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let arg = |name: &str| {
+            request
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let user = |content: serde_json::Value| json!({"role": "user", "content": content});
+        let messages = match request.name.as_str() {
+            "test_simple_prompt" => vec![user(
+                json!({"type": "text", "text": "This is a simple prompt for testing."}),
+            )],
+            "test_prompt_with_arguments" => vec![user(json!({"type": "text",
+                "text": format!("Prompt with arguments: arg1='{}', arg2='{}'", arg("arg1"), arg("arg2"))}))],
+            "test_prompt_with_embedded_resource" => vec![
+                user(
+                    json!({"type": "resource", "resource": {"uri": arg("resourceUri"),
+                    "mimeType": "text/plain", "text": "Embedded resource content for testing."}}),
+                ),
+                user(
+                    json!({"type": "text", "text": "Please process the embedded resource above."}),
+                ),
+            ],
+            "test_prompt_with_image" => vec![
+                user(json!({"type": "image", "data": PNG_1X1, "mimeType": "image/png"})),
+                user(json!({"type": "text", "text": "Please analyze the image above."})),
+            ],
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("prompt not found: {other}"),
+                    None,
+                ))
+            }
+        };
+        from_json::<GetPromptResult>(json!({ "messages": messages }))
+            .map(GetPromptResponse::Complete)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let prefix = request.argument.value.as_str();
+        let values: Vec<&str> = ["paris", "park", "party"]
+            .into_iter()
+            .filter(|v| v.starts_with(prefix))
+            .collect();
+        from_json(
+            json!({"completion": {"values": values, "total": values.len(), "hasMore": false}}),
+        )
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -477,7 +657,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .create(true)
             .append(true)
             .open(path)?;
-        writeln!(f, "{}", std::process::id())?;
+        // One write(2) per line: servers starting together must not interleave digits.
+        f.write_all(format!("{}\n", std::process::id()).as_bytes())?;
     }
     if let Some(ms) = std::env::var("MCP_TEST_STARTUP_DELAY_MS")
         .ok()
