@@ -51,6 +51,39 @@ fn serve_command(s: &Setup, extra: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// `serve` as a child process on stdio, with an rmcp client (`handler`) connected to it.
+async fn serve_stdio<H: rmcp::ClientHandler>(
+    s: &Setup,
+    extra: &[&str],
+    handler: H,
+) -> (
+    rmcp::service::RunningService<rmcp::RoleClient, H>,
+    tokio::process::Child,
+) {
+    let mut child = serve_command(s, extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let client = handler.serve((stdout, stdin)).await.unwrap();
+    (client, child)
+}
+
+/// Closes the client (serve's stdin) and checks that serve exits 0.
+async fn close_and_expect_exit_0<H: rmcp::ClientHandler>(
+    client: rmcp::service::RunningService<rmcp::RoleClient, H>,
+    mut child: tokio::process::Child,
+) {
+    drop(client);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("serve did not exit within 20 s of stdin closing")
+        .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+}
+
 fn args(v: Value) -> Option<serde_json::Map<String, Value>> {
     v.as_object().cloned()
 }
@@ -63,7 +96,7 @@ fn result_text(r: &rmcp::model::CallToolResult) -> String {
 async fn serve_over_stdio_with_an_rmcp_client() {
     let s = setup();
     let fanout = guest("fanout");
-    let mut child = serve_command(
+    let (client, child) = serve_stdio(
         &s,
         &[
             "--plugin",
@@ -71,16 +104,9 @@ async fn serve_over_stdio_with_an_rmcp_client() {
             "--filter",
             "a:echo,counter,sleep,fail;b",
         ],
+        (),
     )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .kill_on_drop(true)
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let client = ().serve((stdout, stdin)).await.unwrap();
+    .await;
 
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
@@ -139,12 +165,7 @@ async fn serve_over_stdio_with_an_rmcp_client() {
     assert_eq!(out["counters"]["a"], json!([1, 2]));
 
     // Closing stdin shuts everything down cleanly.
-    drop(client);
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "serve exited with {status}");
+    close_and_expect_exit_0(client, child).await;
     let pids = pids_in(&s.pid_file);
     assert!(
         pids.len() >= 4,
@@ -188,24 +209,12 @@ impl rmcp::ClientHandler for SamplingClient {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_relays_upstream_sampling_to_its_client() {
     let s = setup();
-    let mut child = serve_command(&s, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
-    let client = SamplingClient.serve((stdout, stdin)).await.unwrap();
+    let (client, child) = serve_stdio(&s, &[], SamplingClient).await;
     let mut p = CallToolRequestParams::new("l__test_sampling");
     p.arguments = args(json!({"prompt": "relay me"}));
     let r = client.call_tool(p).await.unwrap();
     assert_eq!(result_text(&r), "LLM response: echo of relay me", "{r:?}");
-    drop(client);
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    close_and_expect_exit_0(client, child).await;
 }
 
 /// A client that reports `notifications/resources/updated` on a channel.
@@ -227,15 +236,8 @@ impl rmcp::ClientHandler for UpdateClient {
 async fn serve_aggregates_resources_prompts_and_completions() {
     let s = setup();
     // `a` and `l` list the same fixtures: a URI is listed once, and served by `a`.
-    let mut child = serve_command(&s, &["a", "l"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
     let (tx, _updates) = tokio::sync::mpsc::unbounded_channel();
-    let client = UpdateClient(tx).serve((stdout, stdin)).await.unwrap();
+    let (client, child) = serve_stdio(&s, &["a", "l"], UpdateClient(tx)).await;
 
     let resources = client.list_all_resources().await.unwrap();
     let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
@@ -296,24 +298,12 @@ async fn serve_aggregates_resources_prompts_and_completions() {
         .unwrap();
     assert_eq!(complete.completion.values, ["paris", "park", "party"]);
 
-    drop(client);
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    close_and_expect_exit_0(client, child).await;
 
     // A subscription reaches the server that serves the URI (a legacy one: 2026-07-28
     // replaces resources/subscribe with subscriptions/listen), and its update comes back.
-    let mut child = serve_command(&s, &["l"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
     let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
-    let client = UpdateClient(tx).serve((stdout, stdin)).await.unwrap();
+    let (client, child) = serve_stdio(&s, &["l"], UpdateClient(tx)).await;
     client
         .subscribe(rmcp::model::SubscribeRequestParams::new(
             "test://watched-resource",
@@ -330,12 +320,7 @@ async fn serve_aggregates_resources_prompts_and_completions() {
         ))
         .await
         .unwrap();
-    drop(client);
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    close_and_expect_exit_0(client, child).await;
 }
 
 fn python() -> Option<PathBuf> {
