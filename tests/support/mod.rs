@@ -16,7 +16,10 @@ fn build_bin(package: &str) -> PathBuf {
     let root = workspace_root();
     let out = Command::new(cargo)
         .current_dir(&root)
+        // With the host package beside it, cargo unifies features as the outer `cargo test`
+        // did, so the build reuses its tokio and rmcp instead of compiling them again.
         .args(["build", "--quiet", "--message-format=json", "-p", package])
+        .args(["-p", "mcp-registry-host"])
         .output()
         .expect("run cargo build");
     assert!(
