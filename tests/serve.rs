@@ -323,6 +323,61 @@ async fn serve_aggregates_resources_prompts_and_completions() {
     close_and_expect_exit_0(client, child).await;
 }
 
+/// A client that reports every `notifications/progress` it gets on a channel.
+#[derive(Clone)]
+struct ProgressClient(tokio::sync::mpsc::UnboundedSender<rmcp::model::ProgressNotificationParam>);
+
+impl rmcp::ClientHandler for ProgressClient {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self.0.send(params);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sends_a_plugin_runs_progress_to_its_client() {
+    let s = setup();
+    let probe = guest("probe");
+    let (tx, mut progress) = tokio::sync::mpsc::unbounded_channel();
+    let (client, child) = serve_stdio(
+        &s,
+        &["--plugin", probe.to_str().unwrap()],
+        ProgressClient(tx),
+    )
+    .await;
+    // rmcp puts a progressToken on every request.
+    let mut p = CallToolRequestParams::new("probe");
+    p.arguments = args(json!({"op": "progress"}));
+    let r = client.call_tool(p).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let n = tokio::time::timeout(Duration::from_secs(10), progress.recv())
+            .await
+            .expect("progress notifications missing")
+            .unwrap();
+        seen.push((n.progress, n.total, n.message));
+    }
+    // serve sends them in order, but rmcp's client runs each notification handler in a task
+    // of its own, so they may reach this handler in any order.
+    seen.sort_by(|a, b| a.0.total_cmp(&b.0));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(progress.try_recv().is_err(), "more than 3 reports arrived");
+    assert_eq!(
+        seen,
+        [
+            (1.0, Some(3.0), Some("one".to_string())),
+            (2.0, Some(3.0), Some("two".to_string())),
+            (3.0, Some(3.0), Some("done".to_string())),
+        ],
+        "reports that do not increase are dropped"
+    );
+    close_and_expect_exit_0(client, child).await;
+}
+
 fn python() -> Option<PathBuf> {
     let p = peers_dir().join("venv/bin/python");
     if p.exists() {

@@ -8,8 +8,9 @@
 //
 // Leaving the block drops the WIT resource, which closes the session's server processes.
 
-import { servers as rawServers, listTools as rawListTools, callTool as rawCallTool, Session as RawSession } from 'mcp-registry:plugin/registry@0.1.0';
-import { log as rawLog } from 'mcp-registry:plugin/log@0.1.0';
+import { servers as rawServers, listTools as rawListTools, callTool as rawCallTool, Session as RawSession } from 'mcp-registry:plugin/registry@0.1.1';
+import { log as rawLog } from 'mcp-registry:plugin/log@0.1.1';
+import { report as rawReport } from 'mcp-registry:plugin/progress@0.1.1';
 import { poll } from 'wasi:io/poll@0.2.12';
 
 const dispose = Symbol.dispose ?? Symbol.for('Symbol.dispose');
@@ -149,4 +150,10 @@ export function withSession(names, body) {
 
 export function log(level, message) {
   rawLog(level, message);
+}
+
+// Reports how far the run is (`progress` must grow; `total` and `message` optional). Under
+// `mcp-registry serve` it becomes the tools/call's notifications/progress.
+export function reportProgress(progress, total = undefined, message = undefined) {
+  rawReport(progress, total, message);
 }

@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 from componentize_py_types import Err
 from wit_world.imports import log as _log
 from wit_world.imports import poll as _poll
+from wit_world.imports import progress as _progress
 from wit_world.imports import registry as _registry
 
 
@@ -172,3 +173,9 @@ class Session:
 def log(level: str, message: str) -> None:
     """Writes to the host log: level is trace, debug, info, warn or error."""
     _log.log(getattr(_log.Level, level.upper()), message)
+
+
+def report_progress(progress: float, total: Optional[float] = None, message: Optional[str] = None) -> None:
+    """Reports how far the run is (progress must grow). Under `mcp-registry serve` it becomes
+    the tools/call's notifications/progress."""
+    _progress.report(progress, total, message)

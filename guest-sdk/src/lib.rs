@@ -312,6 +312,14 @@ pub fn log(level: Level, message: &str) {
     wit_log::log(level, message);
 }
 
+/// Reports how far the run is: `progress` must grow from one report to the next, `total` if
+/// known. Under `mcp-registry serve` it reaches the client as the `tools/call`'s
+/// `notifications/progress` (when the client asked for progress); elsewhere the host logs it.
+/// Needs a host of plugin API 0.1.1 or later.
+pub fn report_progress(progress: f64, total: Option<f64>, message: Option<&str>) {
+    bindings::mcp_registry::plugin::progress::report(progress, total, message);
+}
+
 /// What a plugin implements; export it with [`export_plugin!`].
 pub trait Plugin {
     /// `{"name": ..., "description": ..., "inputSchema": {...}}`.

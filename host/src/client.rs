@@ -150,8 +150,9 @@ impl ClientError {
     }
 }
 
-/// Receives the `notifications/progress` of one call, in order.
-pub type ProgressSink = tokio::sync::mpsc::UnboundedSender<ProgressNotificationParam>;
+/// Receives the `notifications/progress` of one call, in order. Bounded: progress is advisory,
+/// so what a full channel cannot take is dropped rather than queued.
+pub type ProgressSink = tokio::sync::mpsc::Sender<ProgressNotificationParam>;
 
 type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>;
 
@@ -268,7 +269,8 @@ impl ClientHandler for ClientEvents {
     ) {
         let sink = lock(&self.progress).get(&params.progress_token).cloned();
         if let Some(sink) = sink {
-            let _ = sink.send(params);
+            // Advisory: a flood the consumer cannot keep up with is dropped, not queued.
+            let _ = sink.try_send(params);
         }
     }
 

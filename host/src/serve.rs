@@ -32,7 +32,7 @@ use crate::aggregator::{
     described, split_tool_name, Aggregator, AggregatorError, NamespacedPrompt, NamespacedTool,
     Session,
 };
-use crate::client::{ClientError, ConnectHooks, RequestRelay, ServerEvent};
+use crate::client::{ClientError, ConnectHooks, ProgressSink, RequestRelay, ServerEvent};
 use crate::config::{ToolFilter, NAMESPACE_SEPARATOR};
 use crate::plugin::{Plugin, PluginError, PluginHost, PluginPolicy};
 
@@ -387,25 +387,14 @@ impl RegistryServer {
             ));
         }
         let _in_flight = self.client.in_flight(server, context.id.clone());
-        let result = match context.meta.get_progress_token() {
+        let result = match ProgressRelay::start(context) {
             None => self.session.call_tool(name, arguments).await,
-            Some(token) => {
-                // Relay the upstream's progress for this call to our client, in order, under
-                // the client's own token.
-                let (tx, mut rx) =
-                    tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
-                let peer = context.peer.clone();
-                let relay = tokio::spawn(async move {
-                    while let Some(mut p) = rx.recv().await {
-                        p.progress_token = token.clone();
-                        let _ = peer.notify_progress(p).await;
-                    }
-                });
+            Some((sink, relay)) => {
                 let result = self
                     .session
-                    .call_tool_with_progress(name, arguments, tx)
+                    .call_tool_with_progress(name, arguments, sink)
                     .await;
-                let _ = relay.await;
+                relay.finish().await;
                 result
             }
         };
@@ -433,12 +422,23 @@ impl RegistryServer {
         &self,
         plugin: &PluginTool,
         arguments: Option<Map<String, Value>>,
+        context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
         let Some(host) = &self.shared.host else {
             return CallToolResult::error(vec![ContentBlock::text("no plugin host")]);
         };
         let input = Value::Object(arguments.unwrap_or_default()).to_string();
-        match host.run(&plugin.plugin, &input, &plugin.policy).await {
+        let outcome = match ProgressRelay::start(context) {
+            None => host.run(&plugin.plugin, &input, &plugin.policy).await,
+            Some((sink, relay)) => {
+                let outcome = host
+                    .run_with_progress(&plugin.plugin, &input, &plugin.policy, sink)
+                    .await;
+                relay.finish().await;
+                outcome
+            }
+        };
+        match outcome {
             Ok(out) => match serde_json::from_str::<Value>(&out) {
                 Ok(v) => {
                     let mut r = CallToolResult::success(vec![ContentBlock::text(out)]);
@@ -451,6 +451,43 @@ impl RegistryServer {
             },
             Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
         }
+    }
+}
+
+/// Sends the progress of one of our client's requests (an upstream call's, a plugin run's) to
+/// our client under the client's own token, increasing.
+struct ProgressRelay(tokio::task::JoinHandle<()>);
+
+/// How many progress notifications may wait for our client before more are dropped.
+const PROGRESS_BACKLOG: usize = 64;
+
+impl ProgressRelay {
+    /// A sink and its relay, if the client asked for progress (a `progressToken`).
+    fn start(context: &RequestContext<RoleServer>) -> Option<(ProgressSink, ProgressRelay)> {
+        let token = context.meta.get_progress_token()?;
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<ProgressNotificationParam>(PROGRESS_BACKLOG);
+        let peer = context.peer.clone();
+        let relay = tokio::spawn(async move {
+            // rmcp runs each incoming notification's handler in a task of its own, so an
+            // upstream's progress can arrive here out of order; the spec wants it to
+            // increase, so a value that does not is dropped.
+            let mut last = f64::NEG_INFINITY;
+            while let Some(mut p) = rx.recv().await {
+                if p.progress <= last {
+                    continue;
+                }
+                last = p.progress;
+                p.progress_token = token.clone();
+                let _ = peer.notify_progress(p).await;
+            }
+        });
+        Some((tx, ProgressRelay(relay)))
+    }
+
+    /// Waits until everything sent before the sink was dropped reached our client.
+    async fn finish(self) {
+        let _ = self.0.await;
     }
 }
 
@@ -707,7 +744,7 @@ impl ServerHandler for RegistryServer {
         let arguments = request.arguments;
         let call = async {
             if let Some(plugin) = self.shared.plugins.get(&name) {
-                return Ok(self.call_plugin(plugin, arguments).await);
+                return Ok(self.call_plugin(plugin, arguments, &context).await);
             }
             let target = match self.shared.aggregator.registry().aliases().get(&name) {
                 Some(target) => target.clone(),

@@ -29,6 +29,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::aggregator::Aggregator;
+use crate::client::ProgressSink;
 
 pub mod policy;
 mod state;
@@ -50,7 +51,7 @@ mod bindings {
     });
 }
 
-use bindings::mcp_registry::plugin::{log as wit_log, registry, types};
+use bindings::mcp_registry::plugin::{log as wit_log, progress as wit_progress, registry, types};
 
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -208,6 +209,7 @@ impl PluginHost {
         types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
         registry::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
         wit_log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        wit_progress::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
         let stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -333,6 +335,7 @@ impl PluginHost {
         &self,
         plugin: &Plugin,
         policy: &Arc<PluginPolicy>,
+        progress: Option<ProgressSink>,
     ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), PluginError> {
         let stdout = MemoryOutputPipe::new(policy.max_output_bytes);
         let stderr = MemoryOutputPipe::new(policy.max_output_bytes);
@@ -382,6 +385,7 @@ impl PluginHost {
             self.aggregator.clone(),
             policy.clone(),
             self.gauges.clone(),
+            progress,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -406,7 +410,7 @@ impl PluginHost {
     /// Calls the plugin's `describe` export (JSON text), under the default policy.
     pub async fn describe(&self, plugin: &Plugin) -> Result<String, PluginError> {
         let policy = Arc::new(PluginPolicy::default());
-        let (mut store, _, _) = self.store(plugin, &policy)?;
+        let (mut store, _, _) = self.store(plugin, &policy, None)?;
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: plugin.name.to_string(),
             message: format!("{e:#}"),
@@ -436,7 +440,24 @@ impl PluginHost {
         policy: &PluginPolicy,
     ) -> Result<String, PluginError> {
         let span = tracing::info_span!("plugin", plugin = %plugin.name);
-        self.run_inner(plugin, input, policy).instrument(span).await
+        self.run_inner(plugin, input, policy, None)
+            .instrument(span)
+            .await
+    }
+
+    /// Like [`PluginHost::run`], sending the plugin's `progress.report`s to `progress` (the
+    /// token is left for the receiver to set).
+    pub async fn run_with_progress(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        policy: &PluginPolicy,
+        progress: ProgressSink,
+    ) -> Result<String, PluginError> {
+        let span = tracing::info_span!("plugin", plugin = %plugin.name);
+        self.run_inner(plugin, input, policy, Some(progress))
+            .instrument(span)
+            .await
     }
 
     async fn run_inner(
@@ -444,10 +465,11 @@ impl PluginHost {
         plugin: &Plugin,
         input: &str,
         policy: &PluginPolicy,
+        progress: Option<ProgressSink>,
     ) -> Result<String, PluginError> {
         let started = Instant::now();
         let policy = Arc::new(policy.clone());
-        let (mut store, stdout, stderr) = self.store(plugin, &policy)?;
+        let (mut store, stdout, stderr) = self.store(plugin, &policy, progress)?;
         let name = plugin.name.to_string();
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: name.clone(),

@@ -14,12 +14,14 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::mcp_registry::plugin::{log as wit_log, registry, types};
+use super::bindings::mcp_registry::plugin::{
+    log as wit_log, progress as wit_progress, registry, types,
+};
 use super::policy::PluginPolicy;
 use crate::aggregator::{
     parse_arguments, split_tool_name, Aggregator, AggregatorError, NamespacedTool, Session,
 };
-use crate::client::ClientError;
+use crate::client::{ClientError, ProgressSink};
 
 /// Gauges shared by every instance of one host, so an operator (and the tests) can see that
 /// nothing is leaked: live instances (`Store`s) and open sessions.
@@ -107,6 +109,10 @@ pub struct PluginState {
     pub(super) open_sessions: Arc<AtomicUsize>,
     pub(super) in_flight: Arc<AtomicUsize>,
     pub(super) calls: usize,
+    /// Where `progress.report` goes (a `serve` client's `tools/call`), and the last value
+    /// passed on, which the next must exceed.
+    pub(super) progress: Option<ProgressSink>,
+    pub(super) last_progress: Option<f64>,
 }
 
 impl PluginState {
@@ -117,6 +123,7 @@ impl PluginState {
         aggregator: Aggregator,
         policy: Arc<PluginPolicy>,
         gauges: Arc<Gauges>,
+        progress: Option<ProgressSink>,
     ) -> Self {
         gauges.instances.fetch_add(1, Ordering::SeqCst);
         Self {
@@ -130,6 +137,8 @@ impl PluginState {
             open_sessions: Arc::default(),
             in_flight: Arc::default(),
             calls: 0,
+            progress,
+            last_progress: None,
         }
     }
 }
@@ -510,19 +519,46 @@ impl registry::HostFutureCallResult for PluginState {
     }
 }
 
+/// Bounds what one guest-supplied text (a log line, a progress message) can cost the host.
+fn bounded(message: String) -> String {
+    const MAX: usize = 4096;
+    if message.len() > MAX {
+        format!(
+            "{}... ({} bytes)",
+            &message[..message.floor_char_boundary(MAX)],
+            message.len()
+        )
+    } else {
+        message
+    }
+}
+
+impl wit_progress::Host for PluginState {
+    async fn report(&mut self, progress: f64, total: Option<f64>, message: Option<String>) {
+        // The spec wants progress to increase; anything else (NaN too) is dropped.
+        if !progress.is_finite() || self.last_progress.is_some_and(|last| progress <= last) {
+            return;
+        }
+        self.last_progress = Some(progress);
+        let message = message.map(bounded);
+        tracing::debug!(target: "mcp_registry::plugin", plugin = &*self.name, progress, ?total, ?message, "progress");
+        if let Some(sink) = &self.progress {
+            let mut p = rmcp::model::ProgressNotificationParam::new(
+                rmcp::model::ProgressToken(rmcp::model::NumberOrString::Number(0)),
+                progress,
+            );
+            p.total = total.filter(|t| t.is_finite());
+            p.message = message;
+            // Advisory: if the client cannot keep up, later reports are dropped.
+            let _ = sink.try_send(p);
+        }
+    }
+}
+
 impl wit_log::Host for PluginState {
     async fn log(&mut self, level: wit_log::Level, message: String) {
         let plugin = &*self.name;
-        // Bound what one log line can cost the host.
-        let message = if message.len() > 4096 {
-            format!(
-                "{}... ({} bytes)",
-                &message[..message.floor_char_boundary(4096)],
-                message.len()
-            )
-        } else {
-            message
-        };
+        let message = bounded(message);
         match level {
             wit_log::Level::Trace => {
                 tracing::trace!(target: "mcp_registry::plugin", plugin, "{message}")

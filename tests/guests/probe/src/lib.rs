@@ -153,6 +153,19 @@ impl Plugin for Probe {
                 Ok(json!({}))
             }
             "noop" => Ok(json!({})),
+            "progress" => {
+                // 2 repeats and 1.5 goes back: the host must drop both.
+                for (p, m) in [
+                    (1.0, "one"),
+                    (2.0, "two"),
+                    (2.0, "again"),
+                    (1.5, "back"),
+                    (3.0, "done"),
+                ] {
+                    mcp_registry_guest::report_progress(p, Some(3.0), Some(m));
+                }
+                Ok(json!({"reported": 5}))
+            }
             "concurrent_total" => {
                 // n calls started at once on one session; the total time of the batch.
                 let session = Session::open(&[&server]).map_err(err)?;
