@@ -12,23 +12,11 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use support::*;
 
+/// Node 22 and one npm tool, both installed under `.peers/`.
 fn node_tool(name: &str) -> Option<(PathBuf, PathBuf)> {
     let bin = peers_dir().join("node_modules/.bin");
-    let node = bin.join("node");
-    let tool = bin.join(name);
-    if node.exists() && tool.exists() {
-        return Some((node, tool));
-    }
-    assert!(
-        !peers_required(),
-        "{name} / Node 22 missing under {} (CI=true)",
-        bin.display()
-    );
-    eprintln!(
-        "skipping: {name} or Node 22 not installed under {} (run scripts/install-peers.sh)",
-        bin.display()
-    );
-    None
+    let node = peer(bin.join("node"), "Node 22")?;
+    Some((node, peer(bin.join(name), name)?))
 }
 
 /// The test server's conformance tools and prompts under the names the suite asks for.

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mcp_registry_host::client::{ClientError, ConnectionState, ServerConnection};
@@ -13,22 +12,6 @@ use mcp_registry_host::config::{ProtocolMode, Registry, ServerConfig};
 use mcp_registry_host::{Aggregator, AggregatorError};
 use serde_json::json;
 use support::*;
-
-fn peer(path: PathBuf, what: &str) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        !peers_required(),
-        "{what} is missing at {} (CI=true makes peers mandatory; run scripts/install-peers.sh)",
-        path.display()
-    );
-    eprintln!(
-        "skipping: {what} not installed at {} (run scripts/install-peers.sh)",
-        path.display()
-    );
-    None
-}
 
 fn everything() -> Option<ServerConfig> {
     let bin = peer(

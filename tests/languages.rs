@@ -15,22 +15,6 @@ use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
 use support::*;
 
-fn toolchain(path: PathBuf, what: &str) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        !peers_required(),
-        "{what} missing at {} (CI=true)",
-        path.display()
-    );
-    eprintln!(
-        "skipping: {what} not installed at {} (run scripts/install-peers.sh)",
-        path.display()
-    );
-    None
-}
-
 fn out_dir() -> PathBuf {
     let dir = workspace_root().join("target/guests");
     std::fs::create_dir_all(&dir).unwrap();
@@ -53,7 +37,7 @@ fn python_guest() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let tool = toolchain(
+            let tool = peer(
                 peers_dir().join("venv/bin/componentize-py"),
                 "componentize-py",
             )?;
@@ -80,8 +64,8 @@ fn js_guest() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let node = toolchain(peers_dir().join("node_modules/.bin/node"), "Node 22")?;
-            let cli = toolchain(
+            let node = peer(peers_dir().join("node_modules/.bin/node"), "Node 22")?;
+            let cli = peer(
                 peers_dir().join("node_modules/@bytecodealliance/componentize-js/src/cli.js"),
                 "componentize-js",
             )?;

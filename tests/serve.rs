@@ -378,26 +378,11 @@ async fn serve_sends_a_plugin_runs_progress_to_its_client() {
     close_and_expect_exit_0(client, child).await;
 }
 
-fn python() -> Option<PathBuf> {
-    let p = peers_dir().join("venv/bin/python");
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        !peers_required(),
-        "the Python mcp SDK is missing at {} (CI=true)",
-        p.display()
-    );
-    eprintln!(
-        "skipping: Python mcp SDK not installed at {} (run scripts/install-peers.sh)",
-        p.display()
-    );
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_the_python_sdk_client() {
-    let Some(python) = python() else { return };
+    let Some(python) = peer(peers_dir().join("venv/bin/python"), "the Python mcp SDK") else {
+        return;
+    };
     let s = setup();
     let fanout = guest("fanout");
     let script = workspace_root().join("tests/peers/serve_client.py");

@@ -137,6 +137,24 @@ pub fn peers_dir() -> PathBuf {
     workspace_root().join(".peers")
 }
 
+/// `path`, an installed peer (`what` names it), or `None` with a printed reason to skip; under
+/// CI, where `.ci/run` installs every peer, a missing one fails the test instead.
+pub fn peer(path: PathBuf, what: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        !peers_required(),
+        "{what} is missing at {} (CI=true makes peers mandatory; run scripts/install-peers.sh)",
+        path.display()
+    );
+    eprintln!(
+        "skipping: {what} not installed at {} (run scripts/install-peers.sh)",
+        path.display()
+    );
+    None
+}
+
 /// Builds the workspace's guest components (examples and test guests) for
 /// `wasm32-wasip2` once per test process and returns the path of `name`.wasm.
 pub fn guest(name: &str) -> PathBuf {
