@@ -469,12 +469,13 @@ impl ProgressRelay {
             tokio::sync::mpsc::channel::<ProgressNotificationParam>(PROGRESS_BACKLOG);
         let peer = context.peer.clone();
         let relay = tokio::spawn(async move {
-            // rmcp runs each incoming notification's handler in a task of its own, so an
-            // upstream's progress can arrive here out of order; the spec wants it to
-            // increase, so a value that does not is dropped.
+            // The spec wants progress to increase, so a value that does not (NaN included) is
+            // dropped: a plugin may report anything, and rmcp runs each incoming
+            // notification's handler in a task of its own, so an upstream's progress can
+            // arrive here out of order.
             let mut last = f64::NEG_INFINITY;
             while let Some(mut p) = rx.recv().await {
-                if p.progress <= last {
+                if p.progress.is_nan() || p.progress <= last {
                     continue;
                 }
                 last = p.progress;

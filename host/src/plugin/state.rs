@@ -109,10 +109,9 @@ pub struct PluginState {
     pub(super) open_sessions: Arc<AtomicUsize>,
     pub(super) in_flight: Arc<AtomicUsize>,
     pub(super) calls: usize,
-    /// Where `progress.report` goes (a `serve` client's `tools/call`), and the last value
-    /// passed on, which the next must exceed.
+    /// Where `progress.report` goes (a `serve` client's `tools/call`); the receiver keeps
+    /// the values increasing.
     pub(super) progress: Option<ProgressSink>,
-    pub(super) last_progress: Option<f64>,
 }
 
 impl PluginState {
@@ -138,7 +137,6 @@ impl PluginState {
             in_flight: Arc::default(),
             calls: 0,
             progress,
-            last_progress: None,
         }
     }
 }
@@ -535,11 +533,9 @@ fn bounded(message: String) -> String {
 
 impl wit_progress::Host for PluginState {
     async fn report(&mut self, progress: f64, total: Option<f64>, message: Option<String>) {
-        // The spec wants progress to increase; anything else (NaN too) is dropped.
-        if !progress.is_finite() || self.last_progress.is_some_and(|last| progress <= last) {
+        if !progress.is_finite() {
             return;
         }
-        self.last_progress = Some(progress);
         let message = message.map(bounded);
         tracing::debug!(target: "mcp_registry::plugin", plugin = &*self.name, progress, ?total, ?message, "progress");
         if let Some(sink) = &self.progress {
