@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_registry_host::config::{Registry, ServerConfig};
-use mcp_registry_host::plugin::{PluginHost, PluginPolicy};
+use mcp_registry_host::plugin::{Plugin, PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
 use rmcp::model::CallToolRequestParams;
 use rmcp::ServiceExt;
@@ -147,6 +147,29 @@ async fn pipe_floor_async(n: usize) -> Vec<f64> {
         }
     }
     out
+}
+
+/// Runs the probe plugin with `input` and returns the numbers under `key` of its output, each
+/// divided by `divisor` (to µs per call).
+async fn guest_samples(
+    host: &PluginHost,
+    plugin: &Plugin,
+    input: Value,
+    key: &str,
+    divisor: f64,
+) -> Vec<f64> {
+    let out = host
+        .run(plugin, &input.to_string(), &PluginPolicy::default())
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .map(|x| x / divisor)
+        .collect()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -312,23 +335,14 @@ async fn main() {
         // Guest session, measured inside the guest.
         let host = PluginHost::new(agg.clone(), Some(dir.path().join("cache"))).unwrap();
         let plugin = host.load_file(&probe).unwrap();
-        let policy = PluginPolicy::default();
-        let out = host
-            .run(
-                &plugin,
-                &json!({"op": "latencies", "server": "s", "n": server.n, "warmup": 10}).to_string(),
-                &policy,
-            )
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_str(&out).unwrap();
-        let us = v["ns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_f64)
-            .map(|ns| ns / 1000.0)
-            .collect();
+        let us = guest_samples(
+            &host,
+            &plugin,
+            json!({"op": "latencies", "server": "s", "n": server.n, "warmup": 10}),
+            "ns",
+            1000.0,
+        )
+        .await;
         rows.push(Row {
             server: server.label,
             mode: "ours: guest (Wasm) session call",
@@ -337,23 +351,14 @@ async fn main() {
         });
         // Guest fan-out: batches of 10 concurrent calls; per-call cost = batch time / 10.
         let batches = (server.n / 10).max(5);
-        let out = host
-            .run(
-                &plugin,
-                &json!({"op": "concurrent_total", "server": "s", "n": 10, "batches": batches})
-                    .to_string(),
-                &policy,
-            )
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_str(&out).unwrap();
-        let us = v["totals_us"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_f64)
-            .map(|t| t / 10.0)
-            .collect();
+        let us = guest_samples(
+            &host,
+            &plugin,
+            json!({"op": "concurrent_total", "server": "s", "n": 10, "batches": batches}),
+            "totals_us",
+            10.0,
+        )
+        .await;
         rows.push(Row {
             server: server.label,
             mode: "ours: guest fan-out (10 concurrent, per call)",
