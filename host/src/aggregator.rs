@@ -20,7 +20,9 @@ use rmcp::model::{
 };
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ConnectHooks, ProgressSink, ServerConnection};
+use crate::client::{
+    CallOptions, ClientError, ConnectHooks, ProgressSink, ServerConnection, ShutdownPolicy,
+};
 use crate::config::{Registry, ServerConfig, NAMESPACE_SEPARATOR};
 use crate::manager::{ConnectionManager, ManagerError};
 
@@ -271,7 +273,7 @@ impl Aggregator {
             let config = self.server_config(name)?;
             let conn = ServerConnection::connect(name, config).await?;
             let tools = conn.list_tools().await;
-            conn.close().await;
+            conn.close_with(ShutdownPolicy::PROMPT).await;
             Ok::<_, AggregatorError>(tools?)
         }))
         .await;
@@ -298,13 +300,15 @@ impl Aggregator {
         let result = async {
             let conn = ServerConnection::connect(&server, config).await?;
             let result = conn.call_tool(&tool, arguments).await;
-            // The answer is here: hand it back now and shut the server down behind it (the
-            // stdio shutdown can take a while for servers that linger after stdin closes).
-            // [`Aggregator::shutdown`] waits for these closes.
+            let result =
+                unknown_tool_as_not_found(&server, &tool, result, || conn.list_tools()).await;
+            // The answer is here: hand it back now and shut the server down behind it, with
+            // nothing left to wait for (a server that ignores its closed stdin gets SIGTERM
+            // at once). [`Aggregator::shutdown`] waits for these closes.
             let mut closing = self.inner.closing.lock().await;
             while closing.try_join_next().is_some() {}
-            closing.spawn(async move { conn.close().await });
-            Ok(result?)
+            closing.spawn(async move { conn.close_with(ShutdownPolicy::PROMPT).await });
+            result
         }
         .await;
         log_call(&server, &tool, "temporary", started, &result);
@@ -341,23 +345,31 @@ impl Aggregator {
     }
 
     /// A session on `servers` that connects each server on first use (and restarts it after
-    /// a crash), announcing its servers' notifications on `observer`: what a long-lived front end
+    /// a crash), reporting its servers' notifications to `hooks`: what a long-lived front end
     /// such as `serve` holds.
     pub fn lazy_session(
         &self,
         servers: &[impl AsRef<str>],
-        observer: ConnectHooks,
+        hooks: ConnectHooks,
     ) -> Result<Session, AggregatorError> {
-        let mut pool = Vec::new();
         for s in servers {
-            let s = s.as_ref();
-            pool.push((s.to_owned(), self.server_config(s)?.clone()));
+            self.server_config(s.as_ref())?;
         }
-        Ok(Session {
+        Ok(self.lazy_session_of(servers, hooks))
+    }
+
+    /// Like [`Aggregator::lazy_session`] for servers already known to be in the registry
+    /// (any that are not are left out).
+    pub fn lazy_session_of(&self, servers: &[impl AsRef<str>], hooks: ConnectHooks) -> Session {
+        let pool = servers.iter().filter_map(|s| {
+            let s = s.as_ref();
+            Some((s.to_owned(), self.inner.registry.server(s)?.clone()))
+        });
+        Session {
             aggregator: self.clone(),
-            manager: ConnectionManager::with_observer(pool, observer),
+            manager: ConnectionManager::with_hooks(pool, hooks),
             owners: Mutex::default(),
-        })
+        }
     }
 
     /// Runs `body` inside a session on `servers` and closes the session afterwards, whatever
@@ -394,6 +406,47 @@ impl Aggregator {
         );
         Ok(tools)
     }
+}
+
+/// A call's outcome, with a tool the server does not list reported as
+/// [`ClientError::UnknownTool`]. Servers answer a call to a tool they lack in different ways
+/// (JSON-RPC `-32602`, or a successful `isError` result saying "Unknown tool", as FastMCP on
+/// `mcp` 1.x does); on any failure the server's list decides, so callers can rely on the
+/// kind. `listed` is asked only when the call failed.
+async fn unknown_tool_as_not_found<E, F>(
+    server: &str,
+    tool: &str,
+    outcome: Result<CallToolResult, ClientError>,
+    listed: impl FnOnce() -> F,
+) -> Result<CallToolResult, AggregatorError>
+where
+    F: std::future::Future<Output = Result<Vec<Tool>, E>>,
+{
+    let message = match &outcome {
+        Ok(r) if r.is_error == Some(true) => first_text(r),
+        Err(
+            ClientError::Protocol { message, .. } | ClientError::InvalidArguments { message, .. },
+        ) => message.clone(),
+        _ => return Ok(outcome?),
+    };
+    match listed().await {
+        Ok(tools) if !tools.iter().any(|t| t.name == tool) => {
+            Err(AggregatorError::Client(ClientError::UnknownTool {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                message,
+            }))
+        }
+        _ => Ok(outcome?),
+    }
+}
+
+fn first_text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
 }
 
 fn served<T>(server: &str, items: Vec<T>) -> Vec<Served<T>> {
@@ -508,15 +561,24 @@ impl Session {
             return self.aggregator.call_tool(name, arguments).await;
         }
         let started = Instant::now();
-        let result = match progress {
-            None => self.manager.call_tool(&server, &tool, arguments).await,
-            Some(progress) => {
-                self.manager
-                    .call_tool_with_progress(&server, &tool, arguments, progress)
-                    .await
-            }
+        let result = async {
+            let conn = self.manager.connection(&server).await?;
+            let options = CallOptions {
+                progress,
+                ..CallOptions::default()
+            };
+            let result = conn.call_tool_with(&tool, arguments, options).await;
+            let listed = || async {
+                // The cached list first; a tool it lacks may be new, so ask again.
+                let cached = self.aggregator.cached_tools(&conn).await?;
+                if cached.iter().any(|t| t.name == tool.as_str()) {
+                    return Ok(cached);
+                }
+                conn.list_tools().await.map_err(AggregatorError::from)
+            };
+            unknown_tool_as_not_found(&server, &tool, result, listed).await
         }
-        .map_err(AggregatorError::from);
+        .await;
         log_call(&server, &tool, "session", started, &result);
         result
     }

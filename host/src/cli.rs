@@ -233,13 +233,66 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    // A server is stopped by a signal as a matter of course; a one-shot command is
+    // interrupted.
+    let stopped_code = match cli.command {
+        Command::Serve { .. } => Some(0),
+        _ => None,
+    };
+    let outcome = runtime.block_on(async {
+        tokio::spawn(stop_on_signal(stopped_code));
+        run(cli).await
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Waits for SIGTERM, SIGINT or SIGHUP, then ends every server process this host started
+/// and exits: with `stopped_code` if given, else 128 + the signal's number. (SIGKILL cannot
+/// be caught; the process watchdog covers it.)
+async fn stop_on_signal(stopped_code: Option<i32>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        (SignalKind::terminate(), "SIGTERM", libc::SIGTERM),
+        (SignalKind::interrupt(), "SIGINT", libc::SIGINT),
+        (SignalKind::hangup(), "SIGHUP", libc::SIGHUP),
+    ];
+    let mut streams = Vec::new();
+    for (kind, name, number) in kinds {
+        match signal(kind) {
+            Ok(stream) => streams.push((stream, name, number)),
+            Err(e) => tracing::warn!(signal = name, error = %e, "cannot listen for the signal"),
+        }
+    }
+    if streams.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = streams.iter_mut().map(|(stream, name, number)| {
+        Box::pin(async move {
+            stream.recv().await;
+            (*name, *number)
+        })
+    });
+    let ((name, number), _, _) = futures::future::select_all(waits).await;
+    tracing::info!(signal = name, "stopping");
+    crate::client::process::stop_spawning();
+    crate::client::terminate_all(crate::client::ShutdownPolicy::PROMPT).await;
+    std::process::exit(stopped_code.unwrap_or(128 + number));
+}
+
+/// Prints `value` as pretty JSON on stdout and flushes, so it is seen before any shutdown.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
 }
 
 fn init_logging(verbose: u8) {
@@ -377,9 +430,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let arguments = parse_arguments(&text)?;
             let aggregator = Aggregator::new(Registry::load(&path)?);
             let result = aggregator.call_tool(&tool, arguments).await;
+            // The result first, the server's shutdown after it.
+            // `resultType` is the 2026-07-28 era's wire discriminator, not part of the result:
+            // the output is the same whichever era the server speaks.
+            let result = result.map(|mut r| {
+                r.result_type = None;
+                r
+            });
+            let printed = match &result {
+                Ok(r) => print_json(r),
+                Err(_) => Ok(()),
+            };
             aggregator.shutdown().await;
             let result = result?;
-            println!("{}", serde_json::to_string_pretty(&result)?);
+            printed?;
             Ok(if result.is_error == Some(true) {
                 ExitCode::from(1)
             } else {
@@ -409,15 +473,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let policy = limits.to_policy(&registry, &path)?;
                 let plugin = host.load_file(&plugin)?;
                 let outcome = host.run(&plugin, &input, &policy).await;
+                // The output first, the servers' shutdown after it.
+                if let Ok(output) = &outcome {
+                    match serde_json::from_str::<Value>(output) {
+                        Ok(v) => print_json(&v)?,
+                        Err(_) => println!("{output}"),
+                    }
+                }
                 host.aggregator().shutdown().await;
                 return match outcome {
-                    Ok(output) => {
-                        match serde_json::from_str::<Value>(&output) {
-                            Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
-                            Err(_) => println!("{output}"),
-                        }
-                        Ok(ExitCode::SUCCESS)
-                    }
+                    Ok(_) => Ok(ExitCode::SUCCESS),
                     Err(PluginError::Failed { name, message }) => {
                         eprintln!("plugin {name} failed: {message}");
                         Ok(ExitCode::from(1))

@@ -233,6 +233,23 @@ pub fn default_path(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
     Ok(base.join("mcp-registry").join("config.json"))
 }
 
+/// Environment variable that overrides the cache directory.
+pub const CACHE_ENV: &str = "MCP_REGISTRY_CACHE_DIR";
+
+/// Where the host keeps what it can recompute (compiled components, servers' protocol eras):
+/// `$MCP_REGISTRY_CACHE_DIR`, else `$XDG_CACHE_HOME/mcp-registry`, else
+/// `~/.cache/mcp-registry`; `None` if none of them is set.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(CACHE_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("mcp-registry"))
+}
+
 struct Validator<'a> {
     path: &'a Path,
     server: Option<&'a str>,

@@ -18,7 +18,7 @@ use futures::future::join_all;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ConnectHooks, ProgressSink, ServerConnection};
+use crate::client::{ClientError, ConnectHooks, ServerConnection};
 use crate::config::ServerConfig;
 
 /// Connect attempts per use of a dead or never-started server.
@@ -44,7 +44,7 @@ struct Slot {
     config: ServerConfig,
     connection: tokio::sync::Mutex<Option<Arc<ServerConnection>>>,
     restarts: AtomicU64,
-    observer: ConnectHooks,
+    hooks: ConnectHooks,
 }
 
 impl Slot {
@@ -64,12 +64,7 @@ impl Slot {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            match ServerConnection::connect_observed(
-                &self.name,
-                &self.config,
-                self.observer.clone(),
-            )
-            .await
+            match ServerConnection::connect_with(&self.name, &self.config, self.hooks.clone()).await
             {
                 Ok(conn) => {
                     let conn = Arc::new(conn);
@@ -109,14 +104,14 @@ pub struct ConnectionManager {
 impl ConnectionManager {
     /// A pool for these servers; nothing is spawned yet.
     pub fn new(servers: impl IntoIterator<Item = (String, ServerConfig)>) -> Self {
-        Self::with_observer(servers, ConnectHooks::default())
+        Self::with_hooks(servers, ConnectHooks::default())
     }
 
-    /// Like [`ConnectionManager::new`], announcing every connection's server notifications
-    /// (`tools/list_changed`, log messages) on `observer`.
-    pub fn with_observer(
+    /// Like [`ConnectionManager::new`], reporting every connection's server notifications
+    /// (`tools/list_changed`, log messages) to, and relaying its requests through, `hooks`.
+    pub fn with_hooks(
         servers: impl IntoIterator<Item = (String, ServerConfig)>,
-        observer: ConnectHooks,
+        hooks: ConnectHooks,
     ) -> Self {
         let slots = servers
             .into_iter()
@@ -126,7 +121,7 @@ impl ConnectionManager {
                     config,
                     connection: tokio::sync::Mutex::new(None),
                     restarts: AtomicU64::new(0),
-                    observer: observer.clone(),
+                    hooks: hooks.clone(),
                 };
                 (name, Arc::new(slot))
             })
@@ -183,26 +178,6 @@ impl ConnectionManager {
     /// Whether [`ConnectionManager::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
-    }
-
-    /// Like [`ConnectionManager::call_tool`], forwarding the call's progress to `progress`.
-    pub async fn call_tool_with_progress(
-        &self,
-        server: &str,
-        tool: &str,
-        arguments: Option<Map<String, Value>>,
-        progress: ProgressSink,
-    ) -> Result<CallToolResult, ManagerError> {
-        let conn = self.connection(server).await?;
-        let timeout = self
-            .slots
-            .get(server)
-            .map_or(crate::config::DEFAULT_CALL_TIMEOUT, |s| {
-                s.config.call_timeout
-            });
-        Ok(conn
-            .call_tool_with_progress(tool, arguments, timeout, progress)
-            .await?)
     }
 
     /// How many times `server` was restarted after its connection died.

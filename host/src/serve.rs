@@ -125,6 +125,9 @@ struct Shared {
     filter: BTreeMap<String, ToolFilter>,
     host: Option<Arc<PluginHost>>,
     plugins: BTreeMap<String, PluginTool>,
+    /// On HTTP, the upstream connections of requests that come without a protocol session
+    /// (the 2026-07-28 era has none): one pool for all of them, never a process per request.
+    stateless: Option<Arc<Session>>,
 }
 
 impl Shared {
@@ -149,7 +152,9 @@ pub struct ServeOptions {
 #[derive(Clone)]
 pub struct RegistryServer {
     shared: Arc<Shared>,
-    session: Arc<Session>,
+    /// This front-end session's own upstream connections, made on its first request that
+    /// has a protocol session (stdio, or HTTP with `Mcp-Session-Id`).
+    own: Arc<std::sync::OnceLock<Arc<Session>>>,
     client: Arc<ClientRelay>,
 }
 
@@ -289,38 +294,65 @@ fn unexpected(method: &str, answer: &ClientResult) -> ErrorData {
 }
 
 impl RegistryServer {
-    fn new(shared: Arc<Shared>) -> Result<Self, AggregatorError> {
-        let (tx, mut rx) = tokio::sync::broadcast::channel::<ServerEvent>(256);
-        let client = Arc::new(ClientRelay::default());
-        // Upstream notifications come back on `tx`; upstream sampling and elicitation
-        // requests are relayed to our client.
-        let hooks = ConnectHooks {
-            events: Some(tx),
-            relay: Some(client.clone()),
-        };
-        let session = Arc::new(shared.aggregator.lazy_session(&shared.servers, hooks)?);
-        // Forward upstream notifications to our client. The task ends when the session (and
-        // with it the channel's sender) is dropped.
-        let forward_to = Arc::downgrade(&client);
-        tokio::spawn(async move {
-            loop {
-                let event = match rx.recv().await {
-                    Ok(event) => event,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                };
-                let Some(client) = forward_to.upgrade() else {
-                    break;
-                };
-                let Some(peer) = client.peer() else { continue };
-                forward(&peer, event).await;
-            }
-        });
-        Ok(Self {
+    /// A front-end session's server; nothing is connected until it is used.
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
             shared,
-            session,
-            client,
-        })
+            own: Arc::default(),
+            client: Arc::new(ClientRelay::default()),
+        }
+    }
+
+    /// The upstream connections that serve this request: the shared stateless pool for an
+    /// HTTP request without a protocol session, else this front-end session's own.
+    fn session(&self, context: &RequestContext<RoleServer>) -> Arc<Session> {
+        if let Some(pool) = &self.shared.stateless {
+            let has_session = context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .is_some_and(|parts| parts.headers.contains_key("mcp-session-id"));
+            if !has_session {
+                return pool.clone();
+            }
+        }
+        self.own_session()
+    }
+
+    /// This front-end session's own upstream connections, created on first use: upstream
+    /// notifications are forwarded to our client, upstream sampling and elicitation
+    /// requests relayed to it.
+    fn own_session(&self) -> Arc<Session> {
+        self.own
+            .get_or_init(|| {
+                let (tx, mut rx) = tokio::sync::broadcast::channel::<ServerEvent>(256);
+                let hooks = ConnectHooks {
+                    events: Some(tx),
+                    relay: Some(self.client.clone()),
+                };
+                let session = Arc::new(
+                    self.shared
+                        .aggregator
+                        .lazy_session_of(&self.shared.servers, hooks),
+                );
+                // The task ends when the session (and with it the channel's sender) is dropped.
+                let forward_to = Arc::downgrade(&self.client);
+                tokio::spawn(async move {
+                    loop {
+                        let event = match rx.recv().await {
+                            Ok(event) => event,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        };
+                        let Some(client) = forward_to.upgrade() else {
+                            break;
+                        };
+                        let Some(peer) = client.peer() else { continue };
+                        forward(&peer, event).await;
+                    }
+                });
+                session
+            })
+            .clone()
     }
 
     fn remember_peer(&self, context: &RequestContext<RoleServer>) {
@@ -348,17 +380,15 @@ impl RegistryServer {
     }
 
     /// Every visible upstream tool.
-    async fn upstream_tools(&self) -> Vec<NamespacedTool> {
-        let mut tools = self
-            .gather("tools", |s| self.session.list_server_tools(s))
-            .await;
+    async fn upstream_tools(&self, session: &Session) -> Vec<NamespacedTool> {
+        let mut tools = self.gather("tools", |s| session.list_server_tools(s)).await;
         tools.retain(|t| self.shared.visible(&t.server, &t.tool.name));
         tools
     }
 
     /// Every upstream prompt.
-    async fn upstream_prompts(&self) -> Vec<NamespacedPrompt> {
-        self.gather("prompts", |s| self.session.list_server_prompts(s))
+    async fn upstream_prompts(&self, session: &Session) -> Vec<NamespacedPrompt> {
+        self.gather("prompts", |s| session.list_server_prompts(s))
             .await
     }
 
@@ -387,19 +417,17 @@ impl RegistryServer {
             ));
         }
         let _in_flight = self.client.in_flight(server, context.id.clone());
+        let session = self.session(context);
         let result = match ProgressRelay::start(context) {
-            None => self.session.call_tool(name, arguments).await,
+            None => session.call_tool(name, arguments).await,
             Some((sink, relay)) => {
-                let result = self
-                    .session
-                    .call_tool_with_progress(name, arguments, sink)
-                    .await;
+                let result = session.call_tool_with_progress(name, arguments, sink).await;
                 relay.finish().await;
                 result
             }
         };
         match result {
-            Ok(r) => Ok(r),
+            Ok(r) => Ok(r.for_our_client()),
             Err(
                 AggregatorError::Client(ClientError::UnknownTool { .. })
                 | AggregatorError::UnknownServer(_),
@@ -491,6 +519,39 @@ impl ProgressRelay {
         let _ = self.0.await;
     }
 }
+
+/// An upstream's result as our client must get it: in our client's protocol era, not the
+/// upstream's, and under our identity. A 2026-07-28 client requires `resultType`, which a
+/// 2025-11-25 upstream never sends (rmcp removes it again for a legacy client); the
+/// upstream's own protocol metadata (`io.modelcontextprotocol/serverInfo`, ...) describes the
+/// upstream, not the server our client talks to, so it stays behind.
+trait ForOurClient {
+    fn for_our_client(self) -> Self;
+}
+
+macro_rules! for_our_client {
+    ($($result:ty),*) => {$(
+        impl ForOurClient for $result {
+            fn for_our_client(mut self) -> Self {
+                self.result_type = Some(rmcp::model::ResultType::COMPLETE);
+                if let Some(meta) = self.meta.as_mut() {
+                    meta.0.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+                    if meta.0.is_empty() {
+                        self.meta = None;
+                    }
+                }
+                self
+            }
+        }
+    )*};
+}
+
+for_our_client!(
+    CallToolResult,
+    rmcp::model::ReadResourceResult,
+    rmcp::model::GetPromptResult,
+    CompleteResult
+);
 
 /// An aggregator error on a resources/prompts/completion request, as the error our client
 /// gets.
@@ -590,8 +651,9 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         self.remember_peer(&context);
+        let session = self.session(&context);
         let resources = self
-            .gather("resources", |s| self.session.list_server_resources(s))
+            .gather("resources", |s| session.list_server_resources(s))
             .await;
         // Servers are listed in name order; a URI two servers list is the first one's (the
         // session routes it there too).
@@ -611,9 +673,10 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         self.remember_peer(&context);
+        let session = self.session(&context);
         let templates = self
             .gather("resource templates", |s| {
-                self.session.list_server_resource_templates(s)
+                session.list_server_resource_templates(s)
             })
             .await;
         Ok(ListResourceTemplatesResult::with_all_items(
@@ -627,10 +690,10 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         self.remember_peer(&context);
-        self.session
+        self.session(&context)
             .read_resource(&request.uri)
             .await
-            .map(ReadResourceResponse::Complete)
+            .map(|r| ReadResourceResponse::Complete(r.for_our_client()))
             .map_err(request_error)
     }
 
@@ -640,7 +703,7 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.remember_peer(&context);
-        self.session
+        self.session(&context)
             .subscribe(&request.uri)
             .await
             .map_err(request_error)
@@ -652,7 +715,7 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.remember_peer(&context);
-        self.session
+        self.session(&context)
             .unsubscribe(&request.uri)
             .await
             .map_err(request_error)
@@ -664,7 +727,7 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         self.remember_peer(&context);
-        let upstream = self.upstream_prompts().await;
+        let upstream = self.upstream_prompts(&self.session(&context)).await;
         let mut prompts: Vec<Prompt> = Vec::new();
         for p in &upstream {
             let mut prompt = p.prompt.clone();
@@ -693,10 +756,10 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.remember_peer(&context);
-        self.session
+        self.session(&context)
             .get_prompt(self.unalias(&request.name), request.arguments)
             .await
-            .map(GetPromptResponse::Complete)
+            .map(|r| GetPromptResponse::Complete(r.for_our_client()))
             .map_err(request_error)
     }
 
@@ -709,7 +772,11 @@ impl ServerHandler for RegistryServer {
         if let rmcp::model::Reference::Prompt(prompt) = &mut request.r#ref {
             prompt.name = self.unalias(&prompt.name).to_owned();
         }
-        self.session.complete(request).await.map_err(request_error)
+        self.session(&context)
+            .complete(request)
+            .await
+            .map(ForOurClient::for_our_client)
+            .map_err(request_error)
     }
 
     async fn list_tools(
@@ -718,7 +785,7 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         self.remember_peer(&context);
-        let upstream = self.upstream_tools().await;
+        let upstream = self.upstream_tools(&self.session(&context)).await;
         let mut tools: Vec<Tool> = Vec::new();
         for t in &upstream {
             let mut tool = t.tool.clone();
@@ -836,12 +903,16 @@ async fn build_shared(
         }
         Some(host)
     };
+    let stateless = options
+        .http
+        .map(|_| Arc::new(aggregator.lazy_session_of(&servers, ConnectHooks::default())));
     Ok(Arc::new(Shared {
         aggregator,
         servers,
         filter,
         host,
         plugins,
+        stateless,
     }))
 }
 
@@ -852,8 +923,8 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
     match options.http {
         None => {
             let shared_aggregator = shared.aggregator.clone();
-            let server = RegistryServer::new(shared)?;
-            let session = server.session.clone();
+            let server = RegistryServer::new(shared);
+            let session = server.own_session();
             let running = server
                 .serve(rmcp::transport::stdio_pipes())
                 .await
@@ -881,7 +952,7 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
     }
     let factory_shared = shared.clone();
     let service = StreamableHttpService::new(
-        move || RegistryServer::new(factory_shared.clone()).map_err(std::io::Error::other),
+        move || Ok(RegistryServer::new(factory_shared.clone())),
         LocalSessionManager::default().into(),
         config,
     );
@@ -892,6 +963,13 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Io(e.to_string()))?;
+    // Responses (SSE above all) are written in several pieces; with Nagle's algorithm on,
+    // a client that delays its ACKs (Node's fetch does) waits ~40 ms for each of them.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     // Tests and scripts read the bound address (useful with port 0) from stderr.
     eprintln!("mcp-registry: serving MCP on http://{local}/mcp");
     let served = axum::serve(listener, router)
@@ -901,6 +979,9 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
         })
         .await
         .map_err(|e| ServeError::Io(e.to_string()));
+    if let Some(pool) = &shared.stateless {
+        pool.close().await;
+    }
     shared.aggregator.shutdown().await;
     served
 }

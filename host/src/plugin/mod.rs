@@ -148,17 +148,9 @@ impl Plugin {
     }
 }
 
-/// The default on-disk compile cache: `$MCP_REGISTRY_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/mcp-registry/components`, else `~/.cache/mcp-registry/components`.
+/// The default on-disk compile cache: `components/` in [`crate::config::cache_dir`].
 pub fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("MCP_REGISTRY_CACHE_DIR").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("mcp-registry").join("components"))
+    crate::config::cache_dir().map(|d| d.join("components"))
 }
 
 /// A wall clock frozen at the Unix epoch, for guests not granted the real one.

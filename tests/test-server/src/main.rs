@@ -18,7 +18,10 @@
 //!   "expensive initialization", the case persistent connections exist for);
 //! - `MCP_TEST_PAGE_SIZE`: page `tools/list` with this many tools per page;
 //! - `MCP_TEST_PID_FILE`: append this process's pid (one line) to that file at start-up, so a
-//!   test can find every process a plugin started even if the plugin never reported it.
+//!   test can find every process a plugin started even if the plugin never reported it;
+//! - `MCP_TEST_IGNORE_EOF=1`: keep running after stdin closes (as FastMCP on `mcp` 1.x does);
+//! - `MCP_TEST_IGNORE_SIGTERM=1`: ignore SIGTERM, so only SIGKILL ends the process. With both,
+//!   the server is the worst case for a client that must not leave processes behind.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -666,9 +669,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let service = TestServer::new()
-        .serve(rmcp::transport::stdio_pipes())
-        .await?;
-    service.waiting().await?;
-    Ok(())
+    let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+    if flag("MCP_TEST_IGNORE_SIGTERM") {
+        // A handler of our own replaces the default action (terminate): SIGTERM is ignored.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move { while term.recv().await.is_some() {} });
+    }
+    let served: Result<(), Box<dyn std::error::Error>> = async {
+        let service = TestServer::new()
+            .serve(rmcp::transport::stdio_pipes())
+            .await?;
+        service.waiting().await?;
+        Ok(())
+    }
+    .await;
+    if flag("MCP_TEST_IGNORE_EOF") {
+        std::future::pending::<()>().await;
+    }
+    served
 }

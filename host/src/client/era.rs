@@ -1,0 +1,310 @@
+//! Which protocol era a server speaks: found by a probe on first contact, then remembered.
+//!
+//! The 2026-07-28 stdio binding asks a dual-era client to probe with `server/discover`
+//! before anything else and to fall back to `initialize` on any error or silence. Legacy
+//! servers answer that probe in three ways, and each used to cost us differently:
+//! - with an error (Python `mcp` >= 1.10, the TypeScript SDK): fine, `initialize` follows on
+//!   the same connection;
+//! - with silence (some servers never answer an unknown request before `initialize`): a
+//!   timeout of seconds;
+//! - by dropping the connection (Python `mcp` 1.6 closes its stdout): a second process.
+//!
+//! So right behind the probe we send `ping`, the one request the 2025-11-25 lifecycle allows
+//! before `initialize`. A legacy server that ignores the probe answers the ping, which tells
+//! us within one round trip that it is legacy and still listening; a modern server answers
+//! the probe (and fails the ping, which it does not have: harmless, and dropped). Silence on
+//! both means the server is still starting, and we keep waiting.
+//!
+//! The spec lets a client keep the answer "across restarts of the same server
+//! configuration, re-probing if the cached assumption later fails": we keep it on disk, so
+//! a CLI that starts a fresh process per call pays for the probe once per server, not per
+//! call.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use super::process::ServerPipes;
+use crate::config::ServerConfig;
+
+/// The id prefix of the probe's own requests; their late answers are dropped by the
+/// connection's transport.
+pub(crate) const PROBE_ID_PREFIX: &str = "mcp-registry-probe:";
+
+/// How long a probe waits with no answer at all (neither to the probe nor to the ping)
+/// before starting the server again with `initialize`: a server that ignores every request
+/// before `initialize`, or one still starting.
+pub const PROBE_SILENCE_BUDGET: Duration = Duration::from_secs(3);
+
+/// A protocol era.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// `initialize` handshake (2025-11-25 and earlier).
+    Legacy,
+    /// Per-request metadata, `server/discover` (2026-07-28).
+    Modern,
+}
+
+impl Era {
+    fn as_str(self) -> &'static str {
+        match self {
+            Era::Legacy => "legacy",
+            Era::Modern => "2026-07-28",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Era> {
+        match s {
+            "legacy" => Some(Era::Legacy),
+            "2026-07-28" => Some(Era::Modern),
+            _ => None,
+        }
+    }
+}
+
+/// What the probe found out.
+#[derive(Debug)]
+pub(crate) enum ProbeOutcome {
+    /// The server is modern; the connection is usable (the probe's answers were consumed).
+    Modern,
+    /// The server is legacy and still listening: `initialize` on the same connection.
+    Legacy,
+    /// The connection is gone or stuck (`why`): start the server again with `initialize`.
+    Restart(String),
+}
+
+/// JSON-RPC error codes with which a modern server rejects a probe it understood.
+fn is_modern_rejection(code: i64) -> bool {
+    // UnsupportedProtocolVersion, MissingRequiredClientCapability, HeaderMismatch.
+    matches!(code, -32022..=-32020)
+}
+
+/// Sends `server/discover` and `ping` and reads answers until the era is known.
+pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> ProbeOutcome {
+    let discover_id = format!("{PROBE_ID_PREFIX}discover");
+    let ping_id = format!("{PROBE_ID_PREFIX}ping");
+    let discover = json!({
+        "jsonrpc": "2.0", "id": discover_id, "method": "server/discover",
+        "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": client_info,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }},
+    });
+    let ping = json!({"jsonrpc": "2.0", "id": ping_id, "method": "ping"});
+    let out = format!("{discover}\n{ping}\n");
+    if let Err(e) = pipes.stdin.write_all(out.as_bytes()).await {
+        return ProbeOutcome::Restart(format!("cannot write the probe: {e}"));
+    }
+    let _ = pipes.stdin.flush().await;
+
+    let started = tokio::time::Instant::now();
+    let mut discover_answer: Option<Era> = None;
+    let mut ping_answered_at: Option<tokio::time::Instant> = None;
+    let mut line = String::new();
+    loop {
+        // After the ping is answered, a probe still unanswered is being ignored: give it a
+        // moment (a server may answer out of order), then call the server legacy.
+        let wait_until = match (discover_answer, ping_answered_at) {
+            (Some(_), Some(_)) => break,
+            (None, Some(at)) => {
+                at + (at - started).clamp(Duration::from_millis(25), Duration::from_millis(250))
+            }
+            // The probe is answered; its ping answer follows right behind it.
+            (Some(_), None) => tokio::time::Instant::now() + Duration::from_millis(250),
+            (None, None) => started + PROBE_SILENCE_BUDGET,
+        };
+        line.clear();
+        let read = tokio::time::timeout_at(wait_until, pipes.stdout.read_line(&mut line)).await;
+        match read {
+            Err(_) => match (discover_answer, ping_answered_at) {
+                (Some(_), _) => break,
+                (None, Some(_)) => return ProbeOutcome::Legacy,
+                (None, None) => {
+                    return ProbeOutcome::Restart(format!(
+                        "no answer to server/discover or ping within {}",
+                        super::human_duration(PROBE_SILENCE_BUDGET)
+                    ))
+                }
+            },
+            Ok(Ok(0)) => {
+                return match discover_answer {
+                    // Answered, then closed: let the handshake report what happened.
+                    Some(era) => era_outcome(era),
+                    None => ProbeOutcome::Restart(
+                        "the server closed its stdout after the server/discover probe".into(),
+                    ),
+                };
+            }
+            Ok(Err(e)) => return ProbeOutcome::Restart(format!("cannot read the server: {e}")),
+            Ok(Ok(_)) => {}
+        }
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let id = message.get("id").and_then(Value::as_str);
+        if id == Some(discover_id.as_str()) {
+            let era = match message.get("error") {
+                None => Era::Modern,
+                Some(error) => {
+                    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+                    if is_modern_rejection(code) {
+                        Era::Modern
+                    } else {
+                        Era::Legacy
+                    }
+                }
+            };
+            discover_answer = Some(era);
+        } else if id == Some(ping_id.as_str()) {
+            ping_answered_at = Some(tokio::time::Instant::now());
+        }
+        // Anything else (a log notification, a banner) is not an answer.
+    }
+    match discover_answer {
+        Some(era) => era_outcome(era),
+        None => ProbeOutcome::Legacy,
+    }
+}
+
+fn era_outcome(era: Era) -> ProbeOutcome {
+    match era {
+        Era::Modern => ProbeOutcome::Modern,
+        Era::Legacy => ProbeOutcome::Legacy,
+    }
+}
+
+/// Eras found out so far, in this process and (when a cache directory is known) on disk.
+struct EraCache {
+    file: Option<PathBuf>,
+    known: Mutex<Option<HashMap<String, Era>>>,
+}
+
+fn cache() -> &'static EraCache {
+    static CACHE: OnceLock<EraCache> = OnceLock::new();
+    CACHE.get_or_init(|| EraCache {
+        file: crate::config::cache_dir().map(|d| d.join("eras.json")),
+        known: Mutex::new(None),
+    })
+}
+
+/// The key of a server configuration: a digest of what starts it (so secrets in its
+/// environment never reach the file).
+fn key(config: &ServerConfig) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(config.command.as_bytes());
+    for arg in &config.args {
+        hasher.update([0]);
+        hasher.update(arg.as_bytes());
+    }
+    hasher.update([1]);
+    if let Some(cwd) = &config.cwd {
+        hasher.update(cwd.as_os_str().as_encoded_bytes());
+    }
+    for (k, v) in &config.env {
+        hasher.update([2]);
+        hasher.update(k.as_bytes());
+        hasher.update([3]);
+        hasher.update(v.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn read_file(file: &Option<PathBuf>) -> HashMap<String, Era> {
+    let Some(text) = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) else {
+        return HashMap::new();
+    };
+    let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&text) else {
+        return HashMap::new();
+    };
+    doc.get("servers")
+        .and_then(Value::as_object)
+        .map(|servers| {
+            servers
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), Era::parse(v.as_str()?)?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn with_known<T>(f: impl FnOnce(&mut HashMap<String, Era>) -> T) -> T {
+    let cache = cache();
+    let mut known = cache.known.lock().unwrap_or_else(|p| p.into_inner());
+    let map = known.get_or_insert_with(|| read_file(&cache.file));
+    f(map)
+}
+
+/// The era remembered for this server configuration, if any.
+pub(crate) fn remembered(config: &ServerConfig) -> Option<Era> {
+    let key = key(config);
+    with_known(|m| m.get(&key).copied())
+}
+
+/// Remembers the era of this server configuration (in this process and on disk).
+pub(crate) fn remember(config: &ServerConfig, era: Era) {
+    let key = key(config);
+    if with_known(|m| m.insert(key.clone(), era)) == Some(era) {
+        return;
+    }
+    write_through(|servers| {
+        servers.insert(key, Value::String(era.as_str().into()));
+    });
+}
+
+/// Forgets the era of this server configuration (it failed; the next connect probes).
+pub(crate) fn forget(config: &ServerConfig) {
+    let key = key(config);
+    if with_known(|m| m.remove(&key)).is_none() {
+        return;
+    }
+    write_through(|servers| {
+        servers.remove(&key);
+    });
+}
+
+/// Re-reads the file (another process may have written it), applies `change`, and writes it
+/// back atomically. A cache that cannot be written is only a slower next start.
+fn write_through(change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let Some(file) = cache().file.as_ref() else {
+        return;
+    };
+    let mut doc = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let servers = doc
+        .entry("servers")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !servers.is_object() {
+        *servers = Value::Object(Default::default());
+    }
+    if let Value::Object(servers) = servers {
+        change(servers);
+    }
+    doc.insert("version".into(), json!(1));
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, Value::Object(doc).to_string())?;
+        std::fs::rename(&tmp, file)
+    };
+    if let Err(e) = write() {
+        tracing::debug!(file = %file.display(), error = %e, "cannot write the era cache");
+    }
+}

@@ -1,0 +1,142 @@
+//! Our side of one connection as rmcp sees it: the `ClientHandler` that answers a server's
+//! requests (`roots/list`, relayed sampling and elicitation) and routes its notifications
+//! (progress to the call that asked for it, list changes and logs to the layers above).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProtocolVersion,
+};
+#[allow(deprecated)] // roots: deprecated for 2026-07-28, still asked for by 2025-11-25 servers
+use rmcp::model::{ListRootsResult, Root};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ClientHandler, ErrorData, RoleClient};
+
+use super::{lock, ConnectHooks, ProgressRoutes, RequestRelay, ServerEvent};
+
+/// Answers the requests a server sends to us and routes its notifications.
+#[derive(Clone)]
+pub(crate) struct ConnectionHandler {
+    pub(crate) server: Arc<str>,
+    pub(crate) roots: Arc<Vec<String>>,
+    pub(crate) tools_generation: Arc<AtomicU64>,
+    pub(crate) hooks: ConnectHooks,
+    pub(crate) progress: ProgressRoutes,
+}
+
+impl ConnectionHandler {
+    fn relay(&self) -> Result<&Arc<dyn RequestRelay>, ErrorData> {
+        self.hooks
+            .relay
+            .as_ref()
+            .ok_or_else(ErrorData::method_not_found::<rmcp::model::CreateMessageRequestMethod>)
+    }
+
+    fn announce(&self, event: ServerEvent) {
+        if let Some(events) = &self.hooks.events {
+            let _ = events.send(event);
+        }
+    }
+}
+
+impl ClientHandler for ConnectionHandler {
+    #[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
+        tracing::debug!(server = %self.server, "relaying sampling/createMessage to the client");
+        self.relay()?.create_message(&self.server, params).await
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: rmcp::model::ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, ErrorData> {
+        tracing::debug!(server = %self.server, "relaying elicitation/create to the client");
+        self.relay()?.create_elicitation(&self.server, params).await
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let sink = lock(&self.progress).get(&params.progress_token).cloned();
+        if let Some(sink) = sink {
+            // Advisory: a flood the consumer cannot keep up with is dropped, not queued.
+            let _ = sink.try_send(params);
+        }
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.roots = Some(Default::default());
+        if self.hooks.relay.is_some() {
+            #[allow(deprecated)] // sampling: part of 2025-11-25
+            {
+                capabilities.sampling = Some(Default::default());
+            }
+            capabilities.elicitation = Some(Default::default());
+        }
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("mcp-registry", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+    }
+
+    #[allow(deprecated)]
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let roots = self
+            .roots
+            .iter()
+            .map(|uri| Root::new(uri.clone()))
+            .collect();
+        Ok(ListRootsResult::new(roots))
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        tracing::debug!(server = %self.server, "tools/list_changed");
+        self.tools_generation.fetch_add(1, Ordering::SeqCst);
+        self.announce(ServerEvent::ToolsChanged(self.server.to_string()));
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.announce(ServerEvent::ResourcesChanged(self.server.to_string()));
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.announce(ServerEvent::PromptsChanged(self.server.to_string()));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.announce(ServerEvent::ResourceUpdated {
+            server: self.server.to_string(),
+            uri: params.uri,
+        });
+    }
+
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    async fn on_logging_message(
+        &self,
+        message: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        tracing::debug!(server = %self.server, level = ?message.level, data = %message.data, "server log");
+        self.announce(ServerEvent::Log {
+            server: self.server.to_string(),
+            message,
+        });
+    }
+}

@@ -1,0 +1,240 @@
+//! One MCP connection to a server process: spawn, era probe, handshake, requests, close.
+//!
+//! The protocol itself (JSON-RPC framing, both handshakes, cancellation on drop) is rmcp's;
+//! this module adds what a registry needs around it, one concern per file:
+//! - [`process`]: the server process (its own process group, a watchdog for when we are
+//!   killed, stderr kept for error messages, a shutdown that never leaves a process behind);
+//! - [`era`]: which protocol era a server speaks, probed cheaply and remembered on disk;
+//! - `handler`: our rmcp `ClientHandler` (roots, relayed requests, notifications);
+//! - `connection`: [`ServerConnection`], its [`ConnectionState`], timeouts, errors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::ErrorData;
+
+mod connection;
+pub mod era;
+mod handler;
+pub mod process;
+
+pub use connection::{CallOptions, ServerConnection};
+pub use process::{live_servers, terminate_all, ShutdownPolicy};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Spawned; handshake in progress.
+    Connecting,
+    /// Handshake done; requests may be sent.
+    Ready {
+        /// The negotiated MCP protocol version (e.g. `2025-11-25` or `2026-07-28`).
+        protocol_version: String,
+        /// The server's self-reported name, if any.
+        server_name: Option<String>,
+        /// The server's self-reported version, if any.
+        server_version: Option<String>,
+    },
+    /// The connection broke (process exited, pipe closed, handshake failed).
+    Failed(String),
+    /// `close` is in progress.
+    Closing,
+    /// Closed by us; the process has exited.
+    Closed,
+}
+
+/// A duration for people: `250 ms`, `2.5 s`, `27 s`, `2 min 5 s`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 {
+        format!("{} ms", ms.round())
+    } else if ms < 10_000.0 {
+        let s = format!("{:.1}", ms / 1000.0);
+        format!("{} s", s.trim_end_matches(".0"))
+    } else if ms < 60_000.0 {
+        format!("{} s", (ms / 1000.0).round())
+    } else {
+        let s = d.as_secs();
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+/// Errors of one MCP connection. Each kind is distinct so callers (and guests) can tell a
+/// slow server from a dead one from a bad request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The server process could not be started.
+    #[error("server \"{server}\": cannot start `{command}`: {message}")]
+    Spawn {
+        /// Server name.
+        server: String,
+        /// The command we tried to run.
+        command: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The handshake did not complete in time.
+    #[error("server \"{server}\": no handshake within {}{details}", human_duration(*.timeout))]
+    ConnectTimeout {
+        /// Server name.
+        server: String,
+        /// The configured connect timeout.
+        timeout: Duration,
+        /// What the process said meanwhile (`; its stderr ended with: ...`), or empty.
+        details: String,
+    },
+    /// The handshake failed: the process exited, closed its pipes, or refused.
+    #[error("server \"{server}\": handshake failed: {message}")]
+    Handshake {
+        /// Server name.
+        server: String,
+        /// What went wrong, with the exit status and stderr where there are any.
+        message: String,
+    },
+    /// The connection is gone: the process exited or closed its pipes.
+    #[error("server \"{server}\": connection lost: {message}")]
+    Transport {
+        /// Server name.
+        server: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A request did not get an answer in time (a cancellation was sent).
+    #[error("server \"{server}\": `{operation}` timed out after {}", human_duration(*.timeout))]
+    Timeout {
+        /// Server name.
+        server: String,
+        /// The request, e.g. `tools/call echo`.
+        operation: String,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// The server does not have this tool.
+    #[error("server \"{server}\": unknown tool \"{tool}\": {message}")]
+    UnknownTool {
+        /// Server name.
+        server: String,
+        /// Tool name (un-namespaced).
+        tool: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server rejected the arguments.
+    #[error("server \"{server}\": invalid arguments for \"{tool}\": {message}")]
+    InvalidArguments {
+        /// Server name.
+        server: String,
+        /// Tool name.
+        tool: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Any other JSON-RPC error the server returned.
+    #[error("server \"{server}\": {operation} failed: {message}")]
+    Protocol {
+        /// Server name.
+        server: String,
+        /// The request.
+        operation: String,
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Whether this error means the connection is unusable (so a pool should restart it).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, ClientError::Transport { .. })
+    }
+}
+
+/// Receives the `notifications/progress` of one call, in order. Bounded: progress is advisory,
+/// so what a full channel cannot take is dropped rather than queued.
+pub type ProgressSink = tokio::sync::mpsc::Sender<ProgressNotificationParam>;
+
+pub(crate) type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>;
+
+/// A notification from a server that layers above may forward (e.g. `serve` to its own
+/// clients).
+#[derive(Debug, Clone)]
+pub enum ServerEvent {
+    /// `notifications/tools/list_changed` from this server.
+    ToolsChanged(String),
+    /// `notifications/resources/list_changed` from this server.
+    ResourcesChanged(String),
+    /// `notifications/prompts/list_changed` from this server.
+    PromptsChanged(String),
+    /// `notifications/resources/updated` for a resource this server serves.
+    ResourceUpdated {
+        /// The server's name.
+        server: String,
+        /// The resource that changed.
+        uri: String,
+    },
+    /// A log message (`notifications/message`) from this server.
+    Log {
+        /// The server's name.
+        server: String,
+        /// The message as the server sent it.
+        #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+        message: rmcp::model::LoggingMessageNotificationParam,
+    },
+}
+
+/// Where servers' [`ServerEvent`]s are announced.
+pub type ServerEvents = tokio::sync::broadcast::Sender<ServerEvent>;
+
+/// Where a server's own requests to its client are relayed: the client of a front end such
+/// as `serve`. `server` names the registry server that asked, so a front end can deliver the
+/// request alongside the call that caused it.
+#[async_trait::async_trait]
+#[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
+pub trait RequestRelay: Send + Sync {
+    /// Relays `sampling/createMessage`.
+    async fn create_message(
+        &self,
+        server: &str,
+        params: rmcp::model::CreateMessageRequestParams,
+    ) -> Result<rmcp::model::CreateMessageResult, ErrorData>;
+
+    /// Relays `elicitation/create`.
+    async fn create_elicitation(
+        &self,
+        server: &str,
+        params: rmcp::model::ElicitRequestParams,
+    ) -> Result<rmcp::model::ElicitResult, ErrorData>;
+}
+
+/// What a connection reports to, and relays through, the layers above it.
+#[derive(Clone, Default)]
+pub struct ConnectHooks {
+    /// Where the server's notifications are announced.
+    pub events: Option<ServerEvents>,
+    /// Where the server's sampling and elicitation requests are relayed. Without one, the
+    /// client declares neither capability, so servers do not ask.
+    pub relay: Option<Arc<dyn RequestRelay>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(human_duration(Duration::from_millis(2500)), "2.5 s");
+        assert_eq!(human_duration(Duration::from_secs(3)), "3 s");
+        assert_eq!(
+            human_duration(Duration::from_secs_f64(26.998956316)),
+            "27 s"
+        );
+        assert_eq!(human_duration(Duration::from_secs(125)), "2 min 5 s");
+    }
+}
