@@ -11,6 +11,11 @@ mkdir -p "$peers"
 npm_pkgs=(
   "node@22.23.3"
   "@modelcontextprotocol/server-everything@2026.8.31"
+  "@modelcontextprotocol/server-memory@2026.8.31"
+  "@modelcontextprotocol/server-filesystem@2026.8.31"
+  # Clients of `serve`: the TypeScript SDK v1 and v2.
+  "@modelcontextprotocol/sdk@1.32.2"
+  "@modelcontextprotocol/client@2.3.1"
   "@modelcontextprotocol/inspector@2.12.0"
   "@modelcontextprotocol/conformance@0.1.16"
   "@bytecodealliance/jco@1.35.0"
@@ -28,13 +33,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${npm_pkgs[*]}" ]; then
   echo "${npm_pkgs[*]}" > "$stamp"
 fi
 
-py_reqs="$root/tests/peers/requirements.txt"
-venv="$peers/venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$py_reqs" "$venv/.reqs" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$py_reqs"
-  cp "$py_reqs" "$venv/.reqs"
-fi
+# Python peers, one venv per requirements file: the `mcp` 2.x SDK and the servers built on it,
+# and the `mcp` 1.x SDK (FastMCP servers and ClientSession as most deployments still run them).
+python_venv() {
+  local reqs="$1" venv="$2"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  if ! cmp -s "$reqs" "$venv/.reqs" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
+    cp "$reqs" "$venv/.reqs"
+  fi
+}
+python_venv "$root/tests/peers/requirements.txt" "$peers/venv"
+python_venv "$root/tests/peers/requirements-mcp1.txt" "$peers/venv-mcp1"
 echo "peers ready in $peers"

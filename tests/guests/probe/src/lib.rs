@@ -153,6 +153,24 @@ impl Plugin for Probe {
                 Ok(json!({}))
             }
             "noop" => Ok(json!({})),
+            "session_call" => {
+                // One session on `server`: its tool list, then `tool` with `arguments`; an
+                // error is reported by kind, not failed, so a test sees which kind it was.
+                let session = Session::open(&[&server]).map_err(err)?;
+                let tools: Vec<String> = session
+                    .list_tools()
+                    .map_err(err)?
+                    .into_iter()
+                    .map(|t| t.name)
+                    .collect();
+                let name = format!("{server}__{}", s(&input, "tool"));
+                let arguments = input.get("arguments").cloned().unwrap_or(json!({}));
+                let result = match session.call(&name, &arguments) {
+                    Ok(r) => json!({"text": r.text(), "is_error": r.is_error}),
+                    Err(e) => json!({"error": e.kind(), "message": e.message()}),
+                };
+                Ok(json!({"tools": tools, "result": result}))
+            }
             "progress" => {
                 // 2 repeats and 1.5 goes back: the host must drop both.
                 for (p, m) in [

@@ -1,0 +1,171 @@
+"""Drives `mcp-registry serve` with the Python `mcp` SDK clients, as a compatibility probe.
+
+Usage: compat_client.py MODE TRANSPORT TARGET
+  MODE       mcp1 (the mcp 1.x stdio_client + ClientSession; run it under the venv-mcp1 python),
+             or legacy | auto | 2026-07-28 (the mcp 2.x `Client(..., mode=MODE)`; run it under venv)
+  TRANSPORT  stdio (TARGET is a JSON array: the command line that starts serve)
+             | http (TARGET is the URL, http://127.0.0.1:PORT/mcp)
+
+The served registry is expected to aggregate a `memory` server (server-memory) and a `modern`
+server (the test server). The script lists tools, calls memory__read_graph, modern__echo,
+modern__counter three times and the unknown modern__nope, and prints one JSON object with what
+it saw. Every step records its own failure ("Class: message"), so one failure hides nothing;
+the whole run is bounded at 60 s. The Rust test asserts on the JSON.
+"""
+
+import json
+import os
+import sys
+import threading
+
+import anyio
+
+MODE, TRANSPORT, TARGET = sys.argv[1:4]
+STEP_TIMEOUT = 15
+TOTAL_TIMEOUT = 60
+
+out: dict = {"mode": MODE, "transport": TRANSPORT}
+_printed = threading.Lock()
+
+
+def emit() -> None:
+    """Print `out` once (the main path and the timeout backstop race for it)."""
+    if _printed.acquire(blocking=False):
+        print(json.dumps(out), flush=True)
+
+
+def backstop() -> None:
+    out["timeout"] = f"gave up after {TOTAL_TIMEOUT} s"
+    emit()
+    os._exit(1)
+
+
+def failure(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def text(result) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+def is_error(result) -> bool:
+    return bool(getattr(result, "is_error", None) or getattr(result, "isError", None))
+
+
+def outcome(result) -> dict:
+    return {"ok": not is_error(result), "text": text(result)}
+
+
+async def step(action):
+    """Run one action with its own timeout; an exception becomes {"ok": false, "error": ...}."""
+    try:
+        with anyio.fail_after(STEP_TIMEOUT):
+            return await action()
+    except Exception as e:
+        return {"ok": False, "error": failure(e)}
+
+
+async def exercise(list_tools, call_tool, rpc_error) -> None:
+    """The actions, in order. `rpc_error` is the SDK's exception class for a JSON-RPC error."""
+
+    async def tools():
+        return sorted(t.name for t in await list_tools())
+
+    def call(name, arguments):
+        async def action():
+            return outcome(await call_tool(name, arguments))
+
+        return action
+
+    async def counter():
+        r = await call_tool("modern__counter", {})
+        return text(r) if not is_error(r) else {"ok": False, "text": text(r)}
+
+    async def unknown():
+        try:
+            r = await call_tool("modern__nope", {})
+        except rpc_error as e:
+            return {"kind": "jsonrpc-error", "code": e.error.code, "message": e.error.message}
+        return {"kind": "is-error" if is_error(r) else "ok", "message": text(r)}
+
+    out["tools"] = await step(tools)
+    out["memory_read_graph"] = await step(call("memory__read_graph", {}))
+    out["echo"] = await step(call("modern__echo", {"message": "compat"}))
+    out["counter"] = [await step(counter) for _ in range(3)]
+    out["unknown_tool"] = await step(unknown)
+
+
+async def run_mcp1() -> None:
+    """mcp 1.x: stdio_client (or streamablehttp_client, when the installed 1.x has it) + ClientSession."""
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    from mcp.shared.exceptions import McpError
+
+    if TRANSPORT == "stdio":
+        argv = json.loads(TARGET)
+        # env: the SDK passes only a safe subset of the environment by default; serve needs all of it.
+        transport = stdio_client(StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ)))
+    else:
+        try:
+            from mcp.client.streamable_http import streamablehttp_client
+        except ImportError:
+            import importlib.metadata
+
+            version = importlib.metadata.version("mcp")
+            out["unsupported"] = f"mcp {version} has no streamable HTTP client"
+            return
+        transport = streamablehttp_client(TARGET)
+
+    async with transport as streams:
+        read, write = streams[0], streams[1]
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            out["protocol_version"] = init.protocolVersion
+
+            async def list_tools():
+                return (await session.list_tools()).tools
+
+            await exercise(list_tools, session.call_tool, McpError)
+
+
+async def run_mcp2() -> None:
+    """mcp 2.x: the high-level Client, with `mode` choosing legacy / auto / a pinned 2026 revision."""
+    from mcp import Client, MCPError, StdioServerParameters
+
+    if TRANSPORT == "stdio":
+        argv = json.loads(TARGET)
+        server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    else:
+        server = TARGET
+    async with Client(server, mode=MODE) as client:
+        out["protocol_version"] = client.protocol_version
+
+        async def list_tools():
+            tools, cursor = [], None
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                tools += page.tools
+                cursor = page.next_cursor
+                if cursor is None:
+                    return tools
+
+        await exercise(list_tools, client.call_tool, MCPError)
+
+
+async def main() -> None:
+    try:
+        await (run_mcp1() if MODE == "mcp1" else run_mcp2())
+    except Exception as e:
+        # Connecting (or closing) failed; the steps that ran are already in `out`.
+        out["fatal"] = failure(e)
+        # anyio task groups wrap errors in an ExceptionGroup; name the inner ones too.
+        inner = getattr(e, "exceptions", None)
+        if inner:
+            out["fatal_causes"] = [failure(x) for x in inner]
+
+
+timer = threading.Timer(TOTAL_TIMEOUT, backstop)
+timer.daemon = True
+timer.start()
+anyio.run(main)
+emit()
