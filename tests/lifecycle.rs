@@ -82,10 +82,19 @@ fn first_contact_with_a_silent_legacy_server_costs_one_process_and_is_remembered
     assert!(stdout_of(&out).contains("first"));
     assert_eq!(
         methods(log.path())[..4],
-        ["server/discover", "ping", "initialize", "notifications/initialized"],
+        [
+            "server/discover",
+            "ping",
+            "initialize",
+            "notifications/initialized"
+        ],
         "one process: probe, ping, then initialize on the same connection"
     );
-    assert_eq!(pids_in(pids.path()).len(), 1, "the probe started one process");
+    assert_eq!(
+        pids_in(pids.path()).len(),
+        1,
+        "the probe started one process"
+    );
 
     // A second CLI process knows the era from the cache: no probe at all.
     std::fs::write(log.path(), "").unwrap();
@@ -231,7 +240,11 @@ async fn a_tool_the_server_does_not_list_is_not_found_for_guests_and_serve_clien
         .unwrap_err();
     match e {
         rmcp::ServiceError::McpError(data) => {
-            assert_eq!(data.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{data:?}")
+            assert_eq!(
+                data.code,
+                rmcp::model::ErrorCode::INVALID_PARAMS,
+                "{data:?}"
+            )
         }
         other => panic!("expected a JSON-RPC error, got {other:?}"),
     }

@@ -444,3 +444,53 @@ async fn serve_with_the_python_sdk_client() {
         assert!(gone(pid), "upstream {pid} outlived serve");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_each_client_in_its_own_era_under_its_own_identity() {
+    // Upstream `l` speaks 2025-11-25, `a` 2026-07-28 (the probe finds it). A 2026-07-28
+    // client must get `resultType` from both, and never the upstream's serverInfo; a
+    // 2025-11-25 client must get neither field.
+    let s = setup();
+    for lifecycle in [
+        rmcp::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+        rmcp::ClientLifecycleMode::Initialize,
+    ] {
+        let modern = matches!(lifecycle, rmcp::ClientLifecycleMode::Discover { .. });
+        let mut child = serve_command(&s, &[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let client = rmcp::ClientServiceExt::serve_with_lifecycle((), (stdout, stdin), lifecycle)
+            .await
+            .unwrap();
+        let info = client.peer_info().unwrap();
+        assert_eq!(
+            info.server_info.as_ref().map(|i| i.name.as_str()),
+            Some("mcp-registry"),
+            "{info:?}"
+        );
+        for tool in ["l__echo", "a__echo"] {
+            let mut p = CallToolRequestParams::new(tool);
+            p.arguments = args(json!({"message": "era"}));
+            let r = client.call_tool(p).await.unwrap();
+            assert_eq!(result_text(&r), "era");
+            let wire = serde_json::to_value(&r).unwrap();
+            assert_eq!(
+                wire.get("resultType").is_some(),
+                modern,
+                "{tool}, modern client: {modern}: {wire}"
+            );
+            let meta = wire.get("_meta").cloned().unwrap_or_default();
+            assert!(
+                meta.get("io.modelcontextprotocol/serverInfo").is_none(),
+                "{tool} carries an upstream's identity: {wire}"
+            );
+        }
+        close_and_expect_exit_0(client, child).await;
+    }
+}

@@ -1,6 +1,6 @@
 """Drives `mcp-registry serve` with the Python `mcp` SDK clients, as a compatibility probe.
 
-Usage: compat_client.py MODE TRANSPORT TARGET
+Usage: compat_client.py MODE TRANSPORT TARGET [CALLS]
   MODE       mcp1 (the mcp 1.x stdio_client + ClientSession; run it under the venv-mcp1 python),
              or legacy | auto | 2026-07-28 (the mcp 2.x `Client(..., mode=MODE)`; run it under venv)
   TRANSPORT  stdio (TARGET is a JSON array: the command line that starts serve)
@@ -10,7 +10,9 @@ The served registry is expected to aggregate a `memory` server (server-memory) a
 server (the test server). The script lists tools, calls memory__read_graph, modern__echo,
 modern__counter three times and the unknown modern__nope, and prints one JSON object with what
 it saw. Every step records its own failure ("Class: message"), so one failure hides nothing;
-the whole run is bounded at 60 s. The Rust test asserts on the JSON.
+the whole run is bounded at 60 s. With CALLS (a JSON list of [tool, arguments] pairs) it lists
+tools and makes those calls instead, reporting them under "calls". Exit status 1 when it could not connect ("fatal") or timed
+out, else 0 whatever the steps saw: the Rust test asserts on the JSON.
 """
 
 import json
@@ -21,6 +23,7 @@ import threading
 import anyio
 
 MODE, TRANSPORT, TARGET = sys.argv[1:4]
+CALLS = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
 STEP_TIMEOUT = 15
 TOTAL_TIMEOUT = 60
 
@@ -53,7 +56,13 @@ def is_error(result) -> bool:
 
 
 def outcome(result) -> dict:
-    return {"ok": not is_error(result), "text": text(result)}
+    found = {"ok": not is_error(result), "text": text(result)}
+    # Whose identity the result carries, if any (2026-07-28 results may name their server).
+    meta = getattr(result, "meta", None) or {}
+    info = meta.get("io.modelcontextprotocol/serverInfo") if isinstance(meta, dict) else None
+    if info:
+        found["server_info"] = info.get("name") if isinstance(info, dict) else str(info)
+    return found
 
 
 async def step(action):
@@ -89,6 +98,9 @@ async def exercise(list_tools, call_tool, rpc_error) -> None:
         return {"kind": "is-error" if is_error(r) else "ok", "message": text(r)}
 
     out["tools"] = await step(tools)
+    if CALLS is not None:
+        out["calls"] = [await step(call(name, arguments)) for name, arguments in CALLS]
+        return
     out["memory_read_graph"] = await step(call("memory__read_graph", {}))
     out["echo"] = await step(call("modern__echo", {"message": "compat"}))
     out["counter"] = [await step(counter) for _ in range(3)]
@@ -169,3 +181,4 @@ timer.daemon = True
 timer.start()
 anyio.run(main)
 emit()
+sys.exit(1 if "fatal" in out else 0)

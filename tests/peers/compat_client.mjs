@@ -1,0 +1,163 @@
+// Drives `mcp-registry serve` with the TypeScript MCP SDK clients, as a compatibility probe.
+//
+// Usage: node compat_client.mjs MODE TRANSPORT TARGET   (node 22 from .peers)
+//   MODE       ts1         @modelcontextprotocol/sdk 1.x Client
+//              ts2-legacy  @modelcontextprotocol/client 2.x Client, versionNegotiation default ('legacy')
+//              ts2-auto    ... versionNegotiation { mode: 'auto' } (server/discover, fall back to initialize)
+//              ts2-2026    ... versionNegotiation { mode: { pin: '2026-07-28' } }
+//   TRANSPORT  stdio (TARGET is a JSON array: the command line that starts serve)
+//              | http (TARGET is the URL, http://127.0.0.1:PORT/mcp)
+//
+// Same actions and JSON shape as compat_client.py: list tools, call memory__read_graph,
+// modern__echo, modern__counter three times and the unknown modern__nope, then print one
+// JSON object. Every step records its own failure ("Class: message"); the whole run is
+// bounded at 60 s. Exit status 1 when it could not connect ("fatal") or timed out, else 0.
+// Packages come from .peers/node_modules (MCP_PEERS_DIR overrides), imported by file path
+// since this script does not live under .peers.
+
+const [MODE, TRANSPORT, TARGET] = process.argv.slice(2);
+const STEP_TIMEOUT_MS = 15_000;
+const TOTAL_TIMEOUT_MS = 60_000;
+
+const peers = new URL(
+  'node_modules/@modelcontextprotocol/',
+  process.env.MCP_PEERS_DIR ? `file://${process.env.MCP_PEERS_DIR}/` : new URL('../../.peers/', import.meta.url),
+);
+const load = (path) => import(new URL(path, peers).href);
+
+const out = { mode: MODE, transport: TRANSPORT };
+let printed = false;
+function emit(code) {
+  if (!printed) {
+    printed = true;
+    process.stdout.write(JSON.stringify(out) + '\n');
+  }
+  process.exit(code);
+}
+setTimeout(() => {
+  out.timeout = `gave up after ${TOTAL_TIMEOUT_MS / 1000} s`;
+  emit(1);
+}, TOTAL_TIMEOUT_MS);
+
+const failure = (e) => `${e?.constructor?.name ?? typeof e}: ${e?.message ?? e}`;
+const text = (r) => (r.content ?? []).map((c) => c.text ?? '').join('');
+const outcome = (r) => ({ ok: !r.isError, text: text(r) });
+
+/** Run one action with its own timeout; an exception becomes {ok: false, error}. */
+async function step(action) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`step timed out after ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([action(), timeout]);
+  } catch (e) {
+    return { ok: false, error: failure(e) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The actions, in order. `RpcError` is the SDK's class for a JSON-RPC error response. */
+async function exercise(client, RpcError) {
+  const call = (name, args) => client.callTool({ name, arguments: args });
+
+  out.tools = await step(async () => {
+    const names = [];
+    let cursor;
+    do {
+      const page = await client.listTools(cursor ? { cursor } : undefined);
+      names.push(...page.tools.map((t) => t.name));
+      cursor = page.nextCursor;
+    } while (cursor);
+    return names.sort();
+  });
+  out.memory_read_graph = await step(async () => outcome(await call('memory__read_graph', {})));
+  out.echo = await step(async () => outcome(await call('modern__echo', { message: 'compat' })));
+  out.counter = [];
+  for (let i = 0; i < 3; i++) {
+    out.counter.push(
+      await step(async () => {
+        const r = await call('modern__counter', {});
+        return r.isError ? { ok: false, text: text(r) } : text(r);
+      }),
+    );
+  }
+  out.unknown_tool = await step(async () => {
+    try {
+      const r = await call('modern__nope', {});
+      return { kind: r.isError ? 'is-error' : 'ok', message: text(r) };
+    } catch (e) {
+      if (e instanceof RpcError) return { kind: 'jsonrpc-error', code: e.code, message: e.message };
+      throw e;
+    }
+  });
+}
+
+async function main() {
+  const argv = TRANSPORT === 'stdio' ? JSON.parse(TARGET) : null;
+  // env: the SDKs pass only a safe subset of the environment by default; serve needs all of it.
+  const stdioParams = argv && { command: argv[0], args: argv.slice(1), env: { ...process.env } };
+  const info = { name: 'compat-client', version: '1.0.0' };
+  let client, transport, RpcError;
+
+  if (MODE === 'ts1') {
+    const { Client } = await load('sdk/dist/esm/client/index.js');
+    const { McpError } = await load('sdk/dist/esm/types.js');
+    RpcError = McpError;
+    client = new Client(info);
+    if (argv) {
+      const { StdioClientTransport } = await load('sdk/dist/esm/client/stdio.js');
+      transport = new StdioClientTransport(stdioParams);
+    } else {
+      const { StreamableHTTPClientTransport } = await load('sdk/dist/esm/client/streamableHttp.js');
+      transport = new StreamableHTTPClientTransport(new URL(TARGET));
+    }
+    // SDK 1.x has no getter for the negotiated version; it hands it to the transport after
+    // initialize (when the transport has setProtocolVersion), so listen there.
+    const forward = transport.setProtocolVersion?.bind(transport);
+    transport.setProtocolVersion = (v) => {
+      out.protocol_version = v;
+      forward?.(v);
+    };
+  } else {
+    // ts2-legacy leaves versionNegotiation unset: its default is 'legacy' (plain initialize).
+    const options = {
+      'ts2-legacy': {},
+      'ts2-auto': { versionNegotiation: { mode: 'auto' } },
+      'ts2-2026': { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    }[MODE];
+    if (!options) throw new Error(`unknown MODE ${MODE}`);
+    const sdk = await load('client/dist/index.mjs');
+    RpcError = sdk.ProtocolError;
+    client = new sdk.Client(info, options);
+    if (argv) {
+      const { StdioClientTransport } = await load('client/dist/stdio.mjs');
+      transport = new StdioClientTransport(stdioParams);
+    } else {
+      transport = new sdk.StreamableHTTPClientTransport(new URL(TARGET));
+    }
+  }
+
+  try {
+    await client.connect(transport);
+    out.protocol_version ??= client.getNegotiatedProtocolVersion?.();
+    await exercise(client, RpcError);
+  } catch (e) {
+    // Connecting failed; the steps that ran are already in `out`.
+    out.fatal = failure(e);
+  }
+  try {
+    await client.close();
+  } catch (e) {
+    out.close_error = failure(e);
+  }
+}
+
+main().then(
+  () => emit(out.fatal ? 1 : 0),
+  (e) => {
+    out.fatal = failure(e);
+    emit(1);
+  },
+);
