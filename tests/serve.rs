@@ -494,3 +494,121 @@ async fn serve_answers_each_client_in_its_own_era_under_its_own_identity() {
         close_and_expect_exit_0(client, child).await;
     }
 }
+
+/// One HTTP/1.1 request to `serve --http` (`Connection: close`); the status line, the
+/// headers, and the body.
+async fn http(
+    addr: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} /mcp HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("no HTTP response within 20 s")
+    .unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// `serve --http 127.0.0.1:0`; the child and its `host:port`.
+async fn serve_http(s: &Setup) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = serve_command(s, &["--http", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
+            let addr = url.trim().trim_end_matches("/mcp").to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, addr);
+        }
+    }
+    panic!("serve --http printed no address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_http_requests_share_upstream_processes() {
+    // 2026-07-28 requests carry their protocol version and no session: ten of them must be
+    // served by one upstream process, not one process each.
+    let s = setup();
+    let (child, addr) = serve_http(&s).await;
+    let mut pids = Vec::new();
+    for id in 0..10 {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "a__pid", "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let headers = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "a__pid"),
+        ];
+        let (status, _, body) = http(&addr, "POST", &headers, &body.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        let json_text = body
+            .lines()
+            .find_map(|l| l.strip_prefix("data:").or(l.starts_with('{').then_some(l)))
+            .unwrap_or_default();
+        let v: Value = serde_json::from_str(json_text.trim()).unwrap_or_default();
+        assert_eq!(v["result"]["resultType"], "complete", "{body}");
+        pids.push(
+            v["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        );
+    }
+    pids.dedup();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert_eq!(pids_in(&s.pid_file).len(), 1);
+    drop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_session_delete_answers_200_then_404() {
+    let s = setup();
+    let (child, addr) = serve_http(&s).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let (status, head, _) = http(&addr, "POST", &[], &init.to_string()).await;
+    assert_eq!(status, 200);
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id:"))
+        .map(str::trim)
+        .expect("a session id")
+        .to_owned();
+    let delete = [
+        ("mcp-session-id", id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    assert_eq!(http(&addr, "DELETE", &delete, "").await.0, 200);
+    assert_eq!(http(&addr, "DELETE", &delete, "").await.0, 404);
+    drop(child);
+}

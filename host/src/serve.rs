@@ -7,9 +7,11 @@
 //! notifications (list changes, resource updates, progress, logs) are forwarded to our
 //! client; upstream sampling and elicitation requests are relayed to it (see `ClientRelay`).
 //!
-//! Why one [`Session`] per front-end session: on HTTP every client session is a tenant with
-//! its own upstream processes, so server-side state (a counter, a memory graph) never leaks
-//! between clients; on stdio there is exactly one.
+//! Why one [`Session`] per front-end session: a client session (stdio, or HTTP with
+//! `Mcp-Session-Id`) gets upstream processes of its own, so server-side state (a counter, a
+//! memory graph) is not shared with other sessions. Requests without a protocol session
+//! (2026-07-28 clients over HTTP have none) share one pool: the alternative, a pool per
+//! request, spawns every server for every request.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -951,12 +953,18 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
         config.allowed_hosts.push(addr.ip().to_string());
     }
     let factory_shared = shared.clone();
+    let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(
         move || Ok(RegistryServer::new(factory_shared.clone())),
-        LocalSessionManager::default().into(),
+        sessions.clone(),
         config,
     );
-    let router = axum::Router::new().nest_service("/mcp", service);
+    let router =
+        axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn(move |request, next| {
+                session_delete_status(sessions.clone(), request, next)
+            }));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| ServeError::Io(format!("bind {addr}: {e}")))?;
@@ -984,6 +992,38 @@ async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<(), ServeEr
     }
     shared.aggregator.shutdown().await;
     served
+}
+
+/// rmcp answers a session's `DELETE` with 202 and accepts one for a session that is gone;
+/// clients expect 200 (the Python SDK logs 202 as a failed termination) and 404 for a
+/// session that does not exist.
+async fn session_delete_status(
+    sessions: Arc<rmcp::transport::streamable_http_server::session::local::LocalSessionManager>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use rmcp::transport::streamable_http_server::session::SessionManager;
+    if request.method() != axum::http::Method::DELETE {
+        return next.run(request).await;
+    }
+    let id = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(Arc::<str>::from);
+    if let Some(id) = &id {
+        if !sessions.has_session(id).await.unwrap_or(true) {
+            let mut gone =
+                axum::response::Response::new(axum::body::Body::from("session not found"));
+            *gone.status_mut() = axum::http::StatusCode::NOT_FOUND;
+            return gone;
+        }
+    }
+    let mut response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::OK;
+    }
+    response
 }
 
 #[cfg(test)]
