@@ -52,9 +52,10 @@ lines = [
     "temporary modes and with its persistent call otherwise. `vs floor` is the ratio to a JSON line",
     "echoed over pipes by `cat` and read back with tokio's async I/O (what any async stdio client",
     "pays before doing any JSON-RPC work; the blocking-I/O floor is shown too). `spawns` = server",
-    "processes started per call. The Python FastMCP server (mcp 1.x) is configured",
-    "`\"protocol\": \"legacy\"` for our modes: mcp 1.x servers crash on the 2026-07-28 probe, and",
-    "the host's warning tells users to set it.",
+    "processes started per call. Every server has the default configuration (`\"protocol\":",
+    "\"auto\"`). The CLI rows time whole processes as a user runs them (`call` vs the seed's",
+    "`test-tool`); \"first contact\" runs each call with an empty cache, so the server's protocol",
+    "era is probed every time.",
     "",
     "| server | mode | p50 µs | p99 µs | calls/s | vs seed | vs floor | spawns |",
     "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -91,6 +92,9 @@ for server, goal in [("python-fastmcp-echo", 5), ("rust-test-server", 20)]:
 for server in ["rust-test-server", "python-fastmcp-echo", "slow-start-300ms"]:
     seed, ours = p50(server, "seed temporary"), p50(server, "ours: temporary call")
     lines.append(target(f"temporary call vs seed temporary, {server}", seed / ours if seed and ours else None, 2))
+for server in ["rust-test-server", "python-fastmcp-echo", "slow-start-300ms"]:
+    seed, ours = p50(server, "seed CLI test-tool, whole process"), p50(server, "ours: CLI call, whole process")
+    lines.append(target(f"CLI call vs seed CLI test-tool (whole process), {server}", seed / ours if seed and ours else None, 2))
 ours = p50("rust-test-server", guest)
 lines.append(target("guest session call / async pipe floor, rust-test-server", ours / floor if ours and floor else None, 2, "lower"))
 raw = p50("rust-test-server", "raw rmcp client")
@@ -104,6 +108,7 @@ for name, title in [
     ("calls.txt", "Layer overhead (`cargo bench --bench calls`)"),
     ("tenants.txt", "Many tenants (`cargo bench --bench tenants`)"),
     ("languages.txt", "Guest languages (`cargo bench --bench languages`)"),
+    ("http.txt", "serve over streamable HTTP (`cargo bench --bench http`)"),
 ]:
     path = os.path.join(bench, name)
     if os.path.exists(path):

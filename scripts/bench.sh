@@ -17,4 +17,5 @@ cargo bench -p mcp-registry-host --bench compare | tee target/bench/compare.txt
 cargo bench -p mcp-registry-host --bench calls | tee target/bench/calls.txt
 cargo bench -p mcp-registry-host --bench tenants | tee target/bench/tenants.txt
 cargo bench -p mcp-registry-host --bench languages | tee target/bench/languages.txt
+cargo bench -p mcp-registry-host --bench http
 "$venv/bin/python" bench/report.py

@@ -32,12 +32,21 @@ struct Server {
     /// Calls for persistent modes / temporary modes.
     n: usize,
     n_temp: usize,
-    /// Python `mcp` 1.x servers die on the 2026-07-28 probe; configured as `"protocol":
-    /// "legacy"`, as the host's warning advises, so every run measures the steady state.
-    legacy: bool,
 }
 
 impl Server {
+    /// The registry entry of this server as both CLIs read it (the seed's shape: `type`,
+    /// non-empty `args`).
+    fn seed_entry(&self, pid_file: &Path) -> Value {
+        let mut entry = self.json(pid_file);
+        entry.as_object_mut().map(|e| e.remove("name"));
+        entry["type"] = json!("stdio");
+        if self.args.is_empty() {
+            entry["args"] = json!(["-"]);
+        }
+        entry
+    }
+
     fn config(&self, pid_file: &Path) -> ServerConfig {
         let mut c = ServerConfig::new(self.command.clone(), self.args.clone());
         c.env.extend(self.env.iter().cloned());
@@ -57,6 +66,20 @@ impl Server {
         );
         json!({"name": "s", "command": self.command, "args": self.args, "env": env})
     }
+}
+
+/// Runs a command to its end with its output discarded; its wall time in µs.
+fn whole_process(cmd: &mut Command) -> f64 {
+    let t = Instant::now();
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run the CLI");
+    let us = t.elapsed().as_secs_f64() * 1e6;
+    assert!(status.success(), "{cmd:?} failed: {status}");
+    us
 }
 
 struct Row {
@@ -196,7 +219,6 @@ async fn main() {
             env: vec![],
             n: 1000,
             n_temp: 30,
-            legacy: false,
         },
         Server {
             label: "python-fastmcp-echo",
@@ -205,7 +227,6 @@ async fn main() {
             env: vec![],
             n: 300,
             n_temp: 10,
-            legacy: true,
         },
         Server {
             label: "slow-start-300ms",
@@ -214,7 +235,6 @@ async fn main() {
             env: vec![("MCP_TEST_STARTUP_DELAY_MS".into(), "300".into())],
             n: 300,
             n_temp: 5,
-            legacy: false,
         },
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -272,6 +292,67 @@ async fn main() {
             measure("python mcp ClientSession", server.n, &mut || {
                 python_driver(&seed_python, "py-client", server.n, &sj, "echo")
             });
+        }
+        // Whole CLI processes, as a user runs them, with the default configuration: ours
+        // (`call`, with the era cache warm, and on first contact with an empty cache) and
+        // the seed's (`test-tool`).
+        {
+            let config = dir.path().join(format!("{}.cli.json", server.label));
+            std::fs::write(
+                &config,
+                json!({"mcpServers": {"s": server.seed_entry(&pid_file)}}).to_string(),
+            )
+            .unwrap();
+            let cache = dir.path().join(format!("{}.cache", server.label));
+            let ours = |cache: &Path| {
+                let mut cmd = Command::new(&cli);
+                cmd.env("MCP_REGISTRY_CACHE_DIR", cache)
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["call", "s__echo", r#"{"message": "x"}"#]);
+                cmd
+            };
+            whole_process(&mut ours(&cache)); // the era is found out and remembered
+            measure("ours: CLI call, whole process", server.n_temp, &mut || {
+                (0..server.n_temp)
+                    .map(|_| whole_process(&mut ours(&cache)))
+                    .collect()
+            });
+            measure(
+                "ours: CLI call, first contact, whole process",
+                server.n_temp,
+                &mut || {
+                    (0..server.n_temp)
+                        .map(|i| {
+                            whole_process(&mut ours(&cache.with_extension(format!("fresh{i}"))))
+                        })
+                        .collect()
+                },
+            );
+            if have_seed {
+                let seed_cli = root().join(".peers/seed-venv/bin/mcp-registry");
+                measure(
+                    "seed CLI test-tool, whole process",
+                    server.n_temp,
+                    &mut || {
+                        (0..server.n_temp)
+                            .map(|_| {
+                                whole_process(
+                                    Command::new(&seed_cli)
+                                        .env("MCP_REGISTRY_CONFIG", &config)
+                                        .args([
+                                            "test-tool",
+                                            "s__echo",
+                                            "--input",
+                                            r#"{"message": "x"}"#,
+                                        ])
+                                        .arg("--non-interactive"),
+                                )
+                            })
+                            .collect()
+                    },
+                );
+            }
         }
         // Raw rmcp client.
         let raw = {
@@ -379,8 +460,7 @@ async fn main() {
             );
             std::fs::write(
                 &config,
-                json!({"mcpServers": {"s": {"command": server.command, "args": server.args, "env": env,
-                    "protocol": if server.legacy { "legacy" } else { "auto" }}}})
+                json!({"mcpServers": {"s": {"command": server.command, "args": server.args, "env": env}}})
                 .to_string(),
             )
             .unwrap();
@@ -414,7 +494,9 @@ async fn main() {
     );
     for row in &rows {
         let (p50, p99, n) = stats(&row.us);
-        let seed_mode = if row.mode.contains("temporary") {
+        let seed_mode = if row.mode.contains("CLI") {
+            "seed CLI test-tool, whole process"
+        } else if row.mode.contains("temporary") {
             "seed temporary"
         } else {
             "seed persistent"
