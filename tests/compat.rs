@@ -162,33 +162,13 @@ impl Peers {
     }
 }
 
-/// A scratch registry, with the cache in the scratch directory.
-struct Scratch {
-    dir: tempfile::TempDir,
-    config: PathBuf,
+/// What the matrix needs of a scratch registry beyond the CLI.
+trait ServeFrom {
+    fn serve_argv(&self) -> Vec<String>;
+    fn serve_http(&self) -> (std::process::Child, String);
 }
 
-impl Scratch {
-    fn new(servers: Value) -> Scratch {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.json");
-        std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
-        Scratch { dir, config }
-    }
-
-    fn cache(&self) -> PathBuf {
-        self.dir.path().join("cache")
-    }
-
-    fn cli(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
-        cmd.env("MCP_REGISTRY_CACHE_DIR", self.cache())
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        cmd
-    }
-
+impl ServeFrom for Scratch {
     /// The command line that starts `serve` on stdio, for clients that spawn it.
     fn serve_argv(&self) -> Vec<String> {
         vec![

@@ -11,13 +11,6 @@ use mcp_registry_host::Aggregator;
 use serde_json::json;
 use support::*;
 
-fn args(v: serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
-    match v {
-        serde_json::Value::Object(m) => Some(m),
-        _ => panic!("test arguments must be an object"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_calls_each_get_a_fresh_process_that_exits() {
     let agg = Aggregator::new(registry(&["a"]));

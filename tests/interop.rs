@@ -31,10 +31,6 @@ fn python_server(mode: ProtocolMode) -> Option<ServerConfig> {
     Some(cfg)
 }
 
-fn args(v: serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
-    v.as_object().cloned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_everything_handshake_era() {
     let Some(cfg) = everything() else { return };

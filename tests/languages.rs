@@ -105,7 +105,7 @@ fn host() -> (PluginHost, PathBuf, tempfile::TempDir) {
 async fn same_assertions_as_rust(guest: PathBuf, language: &str) {
     let (host, pid_file, _dir) = host();
     let plugin = host.load_file(&guest).unwrap();
-    let describe: Value = serde_json::from_str(&host.describe(&plugin).await.unwrap()).unwrap();
+    let describe: Value = host.describe(&plugin).await.unwrap().raw;
     assert_eq!(describe["name"], format!("{language}-fanout"));
     assert_eq!(describe["inputSchema"]["type"], "object");
     let policy = PluginPolicy::default();

@@ -4,42 +4,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::*;
-
-/// A scratch directory with a registry file and a cache directory of its own.
-struct Scratch {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Scratch {
-    fn new(servers: Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.json");
-        std::fs::write(&config, json!({ "mcpServers": servers }).to_string()).unwrap();
-        Scratch { dir, config }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `mcp-registry --config ... ARGS`, with the cache (compiled components, protocol eras)
-    /// in the scratch directory.
-    fn cli(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
-        cmd.env("MCP_REGISTRY_CACHE_DIR", self.path("cache"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        cmd
-    }
-}
 
 fn strict_server(mode: &str, log: &Path, pids: &Path) -> Value {
     json!({
@@ -223,7 +193,7 @@ async fn a_tool_the_server_does_not_list_is_not_found_for_guests_and_serve_clien
 
     // Through serve, the client gets the JSON-RPC error for an unknown tool (-32602).
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", s.path("cache"))
+        .env("MCP_REGISTRY_CACHE_DIR", s.cache())
         .arg("--config")
         .arg(&s.config)
         .arg("serve")

@@ -271,7 +271,7 @@ async fn the_examples_run() {
 async fn describe_and_a_plugin_error() {
     let f = fixture(&["a"]);
     let plugin = f.host.load_file(&guest("fanout")).unwrap();
-    let d: Value = serde_json::from_str(&f.host.describe(&plugin).await.unwrap()).unwrap();
+    let d: Value = f.host.describe(&plugin).await.unwrap().raw;
     assert_eq!(d["name"], "fanout");
     assert_eq!(d["inputSchema"]["type"], "object");
     let e = f.run("probe", json!({"op": "fail"})).await.unwrap_err();

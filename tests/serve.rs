@@ -84,10 +84,6 @@ async fn close_and_expect_exit_0<H: rmcp::ClientHandler>(
     assert!(status.success(), "serve exited with {status}");
 }
 
-fn args(v: Value) -> Option<serde_json::Map<String, Value>> {
-    v.as_object().cloned()
-}
-
 fn result_text(r: &rmcp::model::CallToolResult) -> String {
     text(r)
 }

@@ -27,6 +27,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Errors of the connection pool.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ManagerError {
     /// The server is not part of this pool.
     #[error("server \"{0}\" is not part of this session")]

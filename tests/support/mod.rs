@@ -215,3 +215,51 @@ pub fn pid_recording_registry(names: &[&str], pid_file: &Path) -> Registry {
         (n.to_string(), cfg)
     }))
 }
+
+/// Tool arguments from a JSON literal (an object).
+pub fn args(v: serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
+    v.as_object().cloned()
+}
+
+/// A scratch directory with a registry file and a cache directory of its own, for tests that
+/// run the CLI.
+pub struct Scratch {
+    /// The directory (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// The registry file in it.
+    pub config: PathBuf,
+}
+
+impl Scratch {
+    /// A registry of these `mcpServers`.
+    pub fn new(servers: serde_json::Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            serde_json::json!({ "mcpServers": servers }).to_string(),
+        )
+        .unwrap();
+        Scratch { dir, config }
+    }
+
+    /// A path in the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The cache directory (compiled components, protocol eras).
+    pub fn cache(&self) -> PathBuf {
+        self.path("cache")
+    }
+
+    /// `mcp-registry --config ... ARGS`, with the cache in the scratch directory.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
+        cmd.env("MCP_REGISTRY_CACHE_DIR", self.cache())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        cmd
+    }
+}

@@ -4,20 +4,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientJsonRpcMessage, ProgressToken, ProtocolVersion,
-    ServerJsonRpcMessage, Tool,
-};
-use rmcp::service::{ClientInitializeError, PeerRequestOptions, RunningService};
+use rmcp::model::{ClientJsonRpcMessage, ProtocolVersion, ServerJsonRpcMessage};
+use rmcp::service::{ClientInitializeError, RunningService};
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::Transport;
-use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceError};
-use serde_json::{Map, Value};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient};
+use serde_json::Value;
 
+use super::calls::CallsInFlight;
 use super::era::{self, Era, ProbeOutcome, PROBE_ID_PREFIX};
 use super::handler::ConnectionHandler;
 use super::process::{ServerPipes, ServerProcess, ShutdownPolicy};
-use super::{lock, ClientError, ConnectHooks, ConnectionState, ProgressRoutes, ProgressSink};
+use super::{lock, ClientError, ConnectHooks, ConnectionState};
 use crate::config::{ProtocolMode, ServerConfig};
 
 /// One live stdio MCP connection to a server process.
@@ -25,14 +23,14 @@ use crate::config::{ProtocolMode, ServerConfig};
 /// Dropping it kills the process group; call [`ServerConnection::close`] to end the server
 /// the way the spec asks (stdin first) and wait for it to exit.
 pub struct ServerConnection {
-    name: Arc<str>,
-    config: ServerConfig,
-    service: tokio::sync::Mutex<Option<RunningService<RoleClient, ConnectionHandler>>>,
-    peer: rmcp::Peer<RoleClient>,
-    state: Mutex<ConnectionState>,
-    process: ServerProcess,
-    tools_generation: Arc<AtomicU64>,
-    progress: ProgressRoutes,
+    pub(super) name: Arc<str>,
+    pub(super) config: ServerConfig,
+    pub(super) service: tokio::sync::Mutex<Option<RunningService<RoleClient, ConnectionHandler>>>,
+    pub(super) peer: rmcp::Peer<RoleClient>,
+    pub(super) state: Mutex<ConnectionState>,
+    pub(super) process: ServerProcess,
+    pub(super) tools_generation: Arc<AtomicU64>,
+    pub(super) calls: Arc<CallsInFlight>,
 }
 
 impl std::fmt::Debug for ServerConnection {
@@ -136,13 +134,50 @@ impl Transport<RoleClient> for ServerTransport {
     }
 }
 
-/// How one tool call is made, beyond its name and arguments.
-#[derive(Debug, Clone, Default)]
-pub struct CallOptions {
-    /// The call's timeout (default: the server's configured call timeout).
-    pub timeout: Option<Duration>,
-    /// Where the call's `notifications/progress` go, if anywhere.
-    pub progress: Option<ProgressSink>,
+/// A handshake rmcp reported as failed, as our error: what the server did, how its process
+/// ended if it did, what it wrote; `refused` if it answered (the era may be wrong).
+async fn refusal(
+    name: &str,
+    method: &str,
+    e: ClientInitializeError,
+    process: &ServerProcess,
+) -> StartFailure {
+    let refused = matches!(
+        e,
+        ClientInitializeError::JsonRpcError(_)
+            | ClientInitializeError::NoCompatibleProtocolVersion { .. }
+            | ClientInitializeError::ExpectedInitResult(_)
+            | ClientInitializeError::UncorrelatedErrorResponse { .. }
+    );
+    let what = match &e {
+        ClientInitializeError::ConnectionClosed(_) => {
+            format!("the server closed its stdout before answering {method}")
+        }
+        other => format!("{method}: {other}"),
+    };
+    // A process that is exiting says how; give it a moment to.
+    process.settle(Duration::from_millis(200)).await;
+    StartFailure {
+        error: ClientError::Handshake {
+            server: name.to_string(),
+            message: format!("{what}{}", process.describe()),
+        },
+        refused,
+    }
+}
+
+/// `Ready`, with what the server told about itself.
+fn ready_state(peer: &rmcp::Peer<RoleClient>) -> ConnectionState {
+    let info = peer.peer_info();
+    let server_info = info.as_ref().and_then(|i| i.server_info.as_ref());
+    ConnectionState::Ready {
+        protocol_version: info
+            .as_ref()
+            .map(|i| i.protocol_version.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        server_name: server_info.map(|s| s.name.clone()),
+        server_version: server_info.map(|s| s.version.clone()),
+    }
 }
 
 /// What we tell servers about ourselves.
@@ -273,13 +308,13 @@ impl ServerConnection {
     ) -> Result<Self, StartFailure> {
         let name: Arc<str> = name.into();
         let tools_generation = Arc::new(AtomicU64::new(0));
-        let progress: ProgressRoutes = Arc::default();
+        let calls = Arc::new(CallsInFlight::new(hooks.relay.clone()));
         let handler = ConnectionHandler {
             server: name.clone(),
             roots: Arc::new(config.roots.clone()),
             tools_generation: tools_generation.clone(),
-            hooks: hooks.clone(),
-            progress: progress.clone(),
+            events: hooks.events.clone(),
+            calls: calls.clone(),
         };
         let transport = ServerTransport(AsyncRwTransport::new_client(pipes.stdout, pipes.stdin));
         let opening = handler.serve_with_lifecycle(transport, handshake.lifecycle());
@@ -294,30 +329,7 @@ impl ServerConnection {
                     }
                     .into())
                 }
-                Ok(Err(e)) => {
-                    let refused = matches!(
-                        e,
-                        ClientInitializeError::JsonRpcError(_)
-                            | ClientInitializeError::NoCompatibleProtocolVersion { .. }
-                            | ClientInitializeError::ExpectedInitResult(_)
-                            | ClientInitializeError::UncorrelatedErrorResponse { .. }
-                    );
-                    let what = match &e {
-                        ClientInitializeError::ConnectionClosed(_) => {
-                            format!("the server closed its stdout before answering {method}")
-                        }
-                        other => format!("{method}: {other}"),
-                    };
-                    // A process that is exiting says how; give it a moment to.
-                    process.settle(Duration::from_millis(200)).await;
-                    return Err(StartFailure {
-                        error: ClientError::Handshake {
-                            server: name.to_string(),
-                            message: format!("{what}{}", process.describe()),
-                        },
-                        refused,
-                    });
-                }
+                Ok(Err(e)) => return Err(refusal(&name, method, e, &process).await),
                 Ok(Ok(service)) => service,
             },
             _ = process.exited() => {
@@ -330,19 +342,7 @@ impl ServerConnection {
             }
         };
         let peer = service.peer().clone();
-        let info = peer.peer_info();
-        let state = ConnectionState::Ready {
-            protocol_version: info
-                .as_ref()
-                .map(|i| i.protocol_version.to_string())
-                .unwrap_or_else(|| "unknown".into()),
-            server_name: info
-                .as_ref()
-                .and_then(|i| i.server_info.as_ref().map(|s| s.name.clone())),
-            server_version: info
-                .as_ref()
-                .and_then(|i| i.server_info.as_ref().map(|s| s.version.clone())),
-        };
+        let state = ready_state(&peer);
         Ok(Self {
             name,
             config: config.clone(),
@@ -351,7 +351,7 @@ impl ServerConnection {
             state: Mutex::new(state),
             process,
             tools_generation,
-            progress,
+            calls,
         })
     }
 
@@ -397,209 +397,6 @@ impl ServerConnection {
         self.tools_generation.load(Ordering::SeqCst)
     }
 
-    /// All tools (every page of `tools/list`).
-    pub async fn list_tools(&self) -> Result<Vec<Tool>, ClientError> {
-        let timeout = self.config.call_timeout;
-        match tokio::time::timeout(timeout, self.peer.list_all_tools()).await {
-            Err(_) => Err(ClientError::Timeout {
-                server: self.name.to_string(),
-                operation: "tools/list".into(),
-                timeout,
-            }),
-            Ok(result) => result.map_err(|e| self.classify(e, "tools/list", None)),
-        }
-    }
-
-    /// Calls a tool (un-namespaced name) with the configured call timeout. A tool error
-    /// (`isError: true`) is a successful return carrying the server's own content. On timeout
-    /// the request is cancelled (`notifications/cancelled`).
-    pub async fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Option<Map<String, Value>>,
-    ) -> Result<CallToolResult, ClientError> {
-        self.call_tool_with(tool, arguments, CallOptions::default())
-            .await
-    }
-
-    /// Like [`ServerConnection::call_tool`], with a timeout of its own and the call's
-    /// `notifications/progress` sent where [`CallOptions`] says.
-    pub async fn call_tool_with(
-        &self,
-        tool: &str,
-        arguments: Option<Map<String, Value>>,
-        options: CallOptions,
-    ) -> Result<CallToolResult, ClientError> {
-        let timeout = options.timeout.unwrap_or(self.config.call_timeout);
-        let mut params = CallToolRequestParams::new(tool.to_owned());
-        params.arguments = arguments;
-        let timed_out = || ClientError::Timeout {
-            server: self.name.to_string(),
-            operation: format!("tools/call {tool}"),
-            timeout,
-        };
-        let Some(progress) = options.progress else {
-            // Dropping rmcp's call future (on timeout, or when our caller is cancelled) sends
-            // `notifications/cancelled` for the request.
-            return match tokio::time::timeout(timeout, self.peer.call_tool(params)).await {
-                Err(_) => Err(timed_out()),
-                Ok(result) => result.map_err(|e| self.classify(e, "tools/call", Some(tool))),
-            };
-        };
-        let request =
-            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
-        let handle = self
-            .peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
-            .await
-            .map_err(|e| self.classify(e, "tools/call", Some(tool)))?;
-        let route = ProgressRoute {
-            token: handle.progress_token.clone(),
-            routes: self.progress.clone(),
-            request: Some((self.peer.clone(), handle.id.clone())),
-        };
-        lock(&self.progress).insert(route.token.clone(), progress);
-        let outcome = tokio::time::timeout(timeout, handle.await_response()).await;
-        let result = match outcome {
-            Err(_) => Err(timed_out()),
-            Ok(Ok(rmcp::model::ServerResult::CallToolResult(r))) => Ok(r),
-            Ok(Ok(_)) => {
-                Err(self.classify(ServiceError::UnexpectedResponse, "tools/call", Some(tool)))
-            }
-            Ok(Err(e)) => Err(self.classify(e, "tools/call", Some(tool))),
-        };
-        route.finish(result.is_ok());
-        result
-    }
-
-    /// Sends `ping` (legacy era) and waits for the answer.
-    pub async fn ping(&self) -> Result<(), ClientError> {
-        let timeout = self.config.call_timeout;
-        let request = rmcp::model::ClientRequest::PingRequest(Default::default());
-        match tokio::time::timeout(timeout, self.peer.send_request(request)).await {
-            Err(_) => Err(ClientError::Timeout {
-                server: self.name.to_string(),
-                operation: "ping".into(),
-                timeout,
-            }),
-            Ok(result) => result
-                .map(|_| ())
-                .map_err(|e| self.classify(e, "ping", None)),
-        }
-    }
-
-    /// Whether the server declared a capability in its handshake (unknown: assume it did and
-    /// let the server answer).
-    fn declares(&self, capability: impl Fn(&rmcp::model::ServerCapabilities) -> bool) -> bool {
-        self.peer
-            .peer_info()
-            .is_none_or(|info| capability(&info.capabilities))
-    }
-
-    /// Runs one request under the configured call timeout, naming `operation` in errors.
-    async fn timed<T>(
-        &self,
-        operation: &str,
-        request: impl std::future::Future<Output = Result<T, ServiceError>>,
-    ) -> Result<T, ClientError> {
-        let timeout = self.config.call_timeout;
-        match tokio::time::timeout(timeout, request).await {
-            Err(_) => Err(ClientError::Timeout {
-                server: self.name.to_string(),
-                operation: operation.into(),
-                timeout,
-            }),
-            Ok(result) => result.map_err(|e| self.classify(e, operation, None)),
-        }
-    }
-
-    /// All resources (every page of `resources/list`); none if the server has no resources.
-    pub async fn list_resources(&self) -> Result<Vec<rmcp::model::Resource>, ClientError> {
-        if !self.declares(|c| c.resources.is_some()) {
-            return Ok(Vec::new());
-        }
-        self.timed("resources/list", self.peer.list_all_resources())
-            .await
-    }
-
-    /// All resource templates (every page of `resources/templates/list`).
-    pub async fn list_resource_templates(
-        &self,
-    ) -> Result<Vec<rmcp::model::ResourceTemplate>, ClientError> {
-        if !self.declares(|c| c.resources.is_some()) {
-            return Ok(Vec::new());
-        }
-        self.timed(
-            "resources/templates/list",
-            self.peer.list_all_resource_templates(),
-        )
-        .await
-    }
-
-    /// Reads one resource.
-    pub async fn read_resource(
-        &self,
-        uri: &str,
-    ) -> Result<rmcp::model::ReadResourceResult, ClientError> {
-        let params = rmcp::model::ReadResourceRequestParams::new(uri);
-        self.timed("resources/read", self.peer.read_resource(params))
-            .await
-    }
-
-    /// Subscribes to updates of one resource (`notifications/resources/updated` arrive as
-    /// [`ServerEvent::ResourceUpdated`]).
-    #[allow(deprecated)] // resources/subscribe: legacy era only; 2026-07-28 uses subscriptions/listen
-    pub async fn subscribe(&self, uri: &str) -> Result<(), ClientError> {
-        let params = rmcp::model::SubscribeRequestParams::new(uri);
-        self.timed("resources/subscribe", self.peer.subscribe(params))
-            .await
-    }
-
-    /// Ends a subscription made with [`ServerConnection::subscribe`].
-    #[allow(deprecated)] // resources/unsubscribe: legacy era only
-    pub async fn unsubscribe(&self, uri: &str) -> Result<(), ClientError> {
-        let params = rmcp::model::UnsubscribeRequestParams::new(uri);
-        self.timed("resources/unsubscribe", self.peer.unsubscribe(params))
-            .await
-    }
-
-    /// All prompts (every page of `prompts/list`); none if the server has no prompts.
-    pub async fn list_prompts(&self) -> Result<Vec<rmcp::model::Prompt>, ClientError> {
-        if !self.declares(|c| c.prompts.is_some()) {
-            return Ok(Vec::new());
-        }
-        self.timed("prompts/list", self.peer.list_all_prompts())
-            .await
-    }
-
-    /// Gets one prompt (un-namespaced name).
-    pub async fn get_prompt(
-        &self,
-        name: &str,
-        arguments: Option<Map<String, Value>>,
-    ) -> Result<rmcp::model::GetPromptResult, ClientError> {
-        let mut params = rmcp::model::GetPromptRequestParams::new(name);
-        params.arguments = arguments;
-        self.timed("prompts/get", self.peer.get_prompt(params))
-            .await
-    }
-
-    /// Asks for argument completions (`completion/complete`); an empty list if the server
-    /// does not offer completions.
-    pub async fn complete(
-        &self,
-        params: rmcp::model::CompleteRequestParams,
-    ) -> Result<rmcp::model::CompleteResult, ClientError> {
-        if !self.declares(|c| c.completions.is_some()) {
-            return Ok(rmcp::model::CompleteResult::default());
-        }
-        self.timed("completion/complete", self.peer.complete(params))
-            .await
-    }
-
-    /// Closes stdin and waits up to [`CLOSE_GRACE`] for the process to exit, then kills its
-    /// whole process group (the spec's stdio shutdown, with a short fuse: a server busy with
-    /// abandoned requests must not hold up a session's close). Idempotent.
     /// Closes the connection the way the spec asks, with [`ShutdownPolicy::GRACEFUL`]: stdin
     /// first, then `SIGTERM`, then `SIGKILL`, to the whole process group. Idempotent.
     pub async fn close(&self) {
@@ -621,7 +418,7 @@ impl ServerConnection {
     }
 
     /// The connection's state as a failure message, if its process is gone.
-    fn lost(&self) -> String {
+    pub(super) fn lost(&self) -> String {
         match self.process.exit_status() {
             Some(status) => format!(
                 "the server process {}{}",
@@ -629,92 +426,6 @@ impl ServerConnection {
                 self.process.describe_output()
             ),
             None => "the server process closed its pipes".into(),
-        }
-    }
-
-    fn classify(&self, error: ServiceError, operation: &str, tool: Option<&str>) -> ClientError {
-        let server = self.name.to_string();
-        match error {
-            ServiceError::McpError(data) => {
-                let message = data.message.to_string();
-                let lower = message.to_ascii_lowercase();
-                match (data.code, tool) {
-                    (rmcp::model::ErrorCode::INVALID_PARAMS, Some(tool))
-                        if lower.contains("not found")
-                            || lower.contains("unknown tool")
-                            || lower.contains("no such tool") =>
-                    {
-                        ClientError::UnknownTool {
-                            server,
-                            tool: tool.into(),
-                            message,
-                        }
-                    }
-                    (rmcp::model::ErrorCode::INVALID_PARAMS, Some(tool)) => {
-                        ClientError::InvalidArguments {
-                            server,
-                            tool: tool.into(),
-                            message,
-                        }
-                    }
-                    _ => ClientError::Protocol {
-                        server,
-                        operation: operation.into(),
-                        message,
-                    },
-                }
-            }
-            ServiceError::Timeout { timeout } => ClientError::Timeout {
-                server,
-                operation: operation.into(),
-                timeout,
-            },
-            ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
-                let message = self.lost();
-                *lock(&self.state) = ConnectionState::Failed(message.clone());
-                ClientError::Transport { server, message }
-            }
-            other => ClientError::Protocol {
-                server,
-                operation: operation.into(),
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-/// A call's progress route; dropping it before the call finished (the caller was cancelled,
-/// or timed out) sends `notifications/cancelled` for the request, as rmcp's own `call_tool`
-/// does.
-struct ProgressRoute {
-    token: ProgressToken,
-    routes: ProgressRoutes,
-    request: Option<(rmcp::Peer<RoleClient>, rmcp::model::RequestId)>,
-}
-
-impl ProgressRoute {
-    fn finish(mut self, answered: bool) {
-        if answered {
-            self.request = None;
-        }
-    }
-}
-
-impl Drop for ProgressRoute {
-    fn drop(&mut self) {
-        lock(&self.routes).remove(&self.token);
-        if let Some((peer, id)) = self.request.take() {
-            let cancel = rmcp::model::CancelledNotification::new(
-                rmcp::model::CancelledNotificationParam::new(
-                    Some(id),
-                    Some("cancelled by the caller".into()),
-                ),
-            );
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    let _ = peer.send_notification(cancel.into()).await;
-                });
-            }
         }
     }
 }

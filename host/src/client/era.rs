@@ -144,32 +144,49 @@ pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> Probe
             Ok(Err(e)) => return ProbeOutcome::Restart(format!("cannot read the server: {e}")),
             Ok(Ok(_)) => {}
         }
-        let Ok(message) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        let id = message.get("id").and_then(Value::as_str);
-        if id == Some(discover_id.as_str()) {
-            let era = match message.get("error") {
-                None => Era::Modern,
-                Some(error) => {
-                    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-                    if is_modern_rejection(code) {
-                        Era::Modern
-                    } else {
-                        Era::Legacy
-                    }
-                }
-            };
-            discover_answer = Some(era);
-        } else if id == Some(ping_id.as_str()) {
-            ping_answered_at = Some(tokio::time::Instant::now());
+        match answer(&line, &discover_id, &ping_id) {
+            Some(Answer::Probe(era)) => discover_answer = Some(era),
+            Some(Answer::Ping) => ping_answered_at = Some(tokio::time::Instant::now()),
+            // Anything else (a log notification, a banner) is not an answer.
+            None => {}
         }
-        // Anything else (a log notification, a banner) is not an answer.
     }
     match discover_answer {
         Some(era) => era_outcome(era),
         None => ProbeOutcome::Legacy,
     }
+}
+
+/// An answer to one of the probe's requests.
+enum Answer {
+    /// To `server/discover`: the era it shows.
+    Probe(Era),
+    /// To `ping`.
+    Ping,
+}
+
+/// Reads one line of the server's output as an answer to the probe, if it is one.
+fn answer(line: &str, discover_id: &str, ping_id: &str) -> Option<Answer> {
+    let message = serde_json::from_str::<Value>(line).ok()?;
+    let id = message.get("id").and_then(Value::as_str)?;
+    if id == ping_id {
+        return Some(Answer::Ping);
+    }
+    if id != discover_id {
+        return None;
+    }
+    let era = match message.get("error") {
+        None => Era::Modern,
+        Some(error) => {
+            let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+            if is_modern_rejection(code) {
+                Era::Modern
+            } else {
+                Era::Legacy
+            }
+        }
+    };
+    Some(Answer::Probe(era))
 }
 
 fn era_outcome(era: Era) -> ProbeOutcome {

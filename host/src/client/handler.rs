@@ -13,7 +13,8 @@ use rmcp::model::{ListRootsResult, Root};
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ClientHandler, ErrorData, RoleClient};
 
-use super::{lock, ConnectHooks, ProgressRoutes, RequestRelay, ServerEvent};
+use super::calls::CallsInFlight;
+use super::{ServerEvent, ServerEvents};
 
 /// Answers the requests a server sends to us and routes its notifications.
 #[derive(Clone)]
@@ -21,20 +22,13 @@ pub(crate) struct ConnectionHandler {
     pub(crate) server: Arc<str>,
     pub(crate) roots: Arc<Vec<String>>,
     pub(crate) tools_generation: Arc<AtomicU64>,
-    pub(crate) hooks: ConnectHooks,
-    pub(crate) progress: ProgressRoutes,
+    pub(crate) events: Option<ServerEvents>,
+    pub(crate) calls: Arc<CallsInFlight>,
 }
 
 impl ConnectionHandler {
-    fn relay(&self) -> Result<&Arc<dyn RequestRelay>, ErrorData> {
-        self.hooks
-            .relay
-            .as_ref()
-            .ok_or_else(ErrorData::method_not_found::<rmcp::model::CreateMessageRequestMethod>)
-    }
-
     fn announce(&self, event: ServerEvent) {
-        if let Some(events) = &self.hooks.events {
+        if let Some(events) = &self.events {
             let _ = events.send(event);
         }
     }
@@ -48,7 +42,10 @@ impl ClientHandler for ConnectionHandler {
         _context: RequestContext<RoleClient>,
     ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
         tracing::debug!(server = %self.server, "relaying sampling/createMessage to the client");
-        self.relay()?.create_message(&self.server, params).await
+        self.calls
+            .relay()?
+            .create_message(&self.server, params)
+            .await
     }
 
     async fn create_elicitation(
@@ -57,7 +54,10 @@ impl ClientHandler for ConnectionHandler {
         _context: RequestContext<RoleClient>,
     ) -> Result<rmcp::model::ElicitResult, ErrorData> {
         tracing::debug!(server = %self.server, "relaying elicitation/create to the client");
-        self.relay()?.create_elicitation(&self.server, params).await
+        self.calls
+            .relay()?
+            .create_elicitation(&self.server, params)
+            .await
     }
 
     async fn on_progress(
@@ -65,17 +65,13 @@ impl ClientHandler for ConnectionHandler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let sink = lock(&self.progress).get(&params.progress_token).cloned();
-        if let Some(sink) = sink {
-            // Advisory: a flood the consumer cannot keep up with is dropped, not queued.
-            let _ = sink.try_send(params);
-        }
+        self.calls.progress(params);
     }
 
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
         capabilities.roots = Some(Default::default());
-        if self.hooks.relay.is_some() {
+        if self.calls.relays() {
             #[allow(deprecated)] // sampling: part of 2025-11-25
             {
                 capabilities.sampling = Some(Default::default());

@@ -6,22 +6,25 @@
 //!   killed, stderr kept for error messages, a shutdown that never leaves a process behind);
 //! - [`era`]: which protocol era a server speaks, probed cheaply and remembered on disk;
 //! - `handler`: our rmcp `ClientHandler` (roots, relayed requests, notifications);
-//! - `connection`: [`ServerConnection`], its [`ConnectionState`], timeouts, errors.
+//! - `connection`: [`ServerConnection`] and its [`ConnectionState`]: start, era, close;
+//! - `requests`: what it sends (tools, resources, prompts), with timeouts and errors;
+//! - `calls`: its calls in flight (progress, relays of the server's requests, cancellation).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::ErrorData;
 
+mod calls;
 mod connection;
 pub mod era;
 mod handler;
 pub mod process;
+mod requests;
 
-pub use connection::{CallOptions, ServerConnection};
+pub use connection::ServerConnection;
 pub use process::{live_servers, terminate_all, ShutdownPolicy};
+pub use requests::CallOptions;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,16 +67,17 @@ pub fn human_duration(d: Duration) -> String {
 /// Errors of one MCP connection. Each kind is distinct so callers (and guests) can tell a
 /// slow server from a dead one from a bad request.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server process could not be started.
-    #[error("server \"{server}\": cannot start `{command}`: {message}")]
+    #[error("server \"{server}\": cannot start `{command}`: {source}")]
     Spawn {
         /// Server name.
         server: String,
         /// The command we tried to run.
         command: String,
         /// The OS error.
-        message: String,
+        source: Arc<std::io::Error>,
     },
     /// The handshake did not complete in time.
     #[error("server \"{server}\": no handshake within {}{details}", human_duration(*.timeout))]
@@ -150,11 +154,21 @@ impl ClientError {
     }
 }
 
-/// Receives the `notifications/progress` of one call, in order. Bounded: progress is advisory,
-/// so what a full channel cannot take is dropped rather than queued.
-pub type ProgressSink = tokio::sync::mpsc::Sender<ProgressNotificationParam>;
+/// One progress report of a call or a plugin run: how far, out of how much, and what is
+/// happening. Whoever relays it to a client adds that client's own progress token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// How far (increasing).
+    pub progress: f64,
+    /// Out of how much, if known.
+    pub total: Option<f64>,
+    /// What is happening.
+    pub message: Option<String>,
+}
 
-pub(crate) type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>;
+/// Receives the progress reports of one call or run, in order. Bounded: progress is advisory,
+/// so what a full channel cannot take is dropped rather than queued.
+pub type ProgressSink = tokio::sync::mpsc::Sender<Progress>;
 
 /// A notification from a server that layers above may forward (e.g. `serve` to its own
 /// clients).
@@ -187,11 +201,14 @@ pub enum ServerEvent {
 pub type ServerEvents = tokio::sync::broadcast::Sender<ServerEvent>;
 
 /// Where a server's own requests to its client are relayed: the client of a front end such
-/// as `serve`. `server` names the registry server that asked, so a front end can deliver the
-/// request alongside the call that caused it.
+/// as `serve`. `server` names the registry server that asked. A relay may stand for one call
+/// (and deliver the request alongside it); [`RequestRelay::client_key`] says which client.
 #[async_trait::async_trait]
 #[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
 pub trait RequestRelay: Send + Sync {
+    /// Relays with the same key reach the same client.
+    fn client_key(&self) -> usize;
+
     /// Relays `sampling/createMessage`.
     async fn create_message(
         &self,
@@ -212,8 +229,9 @@ pub trait RequestRelay: Send + Sync {
 pub struct ConnectHooks {
     /// Where the server's notifications are announced.
     pub events: Option<ServerEvents>,
-    /// Where the server's sampling and elicitation requests are relayed. Without one, the
-    /// client declares neither capability, so servers do not ask.
+    /// Where the server's sampling and elicitation requests are relayed when no call in
+    /// flight carries a relay of its own ([`CallOptions::relay`]). Without one, the client
+    /// declares neither capability, so servers do not ask.
     pub relay: Option<Arc<dyn RequestRelay>>,
 }
 

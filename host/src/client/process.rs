@@ -181,7 +181,7 @@ impl ServerProcess {
         let spawn_error = |e: std::io::Error| ClientError::Spawn {
             server: name.into(),
             command: config.command.clone(),
-            message: e.to_string(),
+            source: Arc::new(e),
         };
         if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(spawn_error(std::io::Error::other("the host is stopping")));

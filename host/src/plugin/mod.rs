@@ -14,39 +14,46 @@
 //! - A run that is cancelled (deadline) leaves the instance unusable, so a `Store` is never
 //!   reused: each `run` and `describe` instantiates anew (cheap with `InstancePre`).
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use serde_json::{Map, Value};
 use tracing::Instrument;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::aggregator::Aggregator;
 use crate::client::ProgressSink;
+use components::ComponentCache;
 
+mod components;
+mod host;
 pub mod policy;
+mod resources;
 mod state;
 
 pub use policy::{load_policy_file, PluginPolicy, PluginSpec, PolicyError, Preopen};
-pub use state::{CallEntry, Gauges, PluginState, SessionEntry};
+pub use resources::{CallEntry, Gauges, SessionEntry};
+pub use state::PluginState;
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "orchestrator",
-        imports: { default: async },
+        imports: {
+            // Only a host bug can make this fail: a trap, never a panic.
+            "mcp-registry:plugin/registry.[method]future-call-result.subscribe": async | trappable,
+            default: async,
+        },
         exports: { default: async },
         with: {
             "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
-            "mcp-registry:plugin/registry.session": super::state::SessionEntry,
-            "mcp-registry:plugin/registry.future-call-result": super::state::CallEntry,
+            "mcp-registry:plugin/registry.session": super::resources::SessionEntry,
+            "mcp-registry:plugin/registry.future-call-result": super::resources::CallEntry,
         },
     });
 }
@@ -57,6 +64,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Errors of the plugin host (loading, instantiating, running).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// The component file could not be read.
     #[error("{}: cannot read plugin: {source}", path.display())]
@@ -98,6 +106,14 @@ pub enum PluginError {
         /// The guest's message.
         message: String,
     },
+    /// `describe` did not return the expected JSON.
+    #[error("plugin {name}: describe() must return {{\"name\", \"description\", \"inputSchema\"}}: {message}")]
+    Describe {
+        /// Plugin name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The engine could not be set up.
     #[error("wasmtime engine: {0}")]
     Engine(String),
@@ -110,6 +126,59 @@ struct EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How one plugin run is made, beyond its input and policy.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Where the plugin's `progress.report`s go, if anywhere.
+    pub progress: Option<ProgressSink>,
+}
+
+/// What a plugin says about itself (its `describe` export): parsed once, here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginDescription {
+    /// The name it gives itself, if any.
+    pub name: Option<String>,
+    /// What it does.
+    pub description: String,
+    /// The JSON schema of its input (`{"type": "object"}` if it gives none).
+    pub input_schema: Map<String, Value>,
+    /// Everything it returned, as JSON.
+    pub raw: Value,
+}
+
+impl PluginDescription {
+    /// Parses `describe`'s JSON: `{"name"?, "description"?, "inputSchema"?}`.
+    pub fn parse(plugin: &str, text: &str) -> Result<Self, PluginError> {
+        let bad = |message: String| PluginError::Describe {
+            name: plugin.to_owned(),
+            message,
+        };
+        let raw: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let Value::Object(obj) = &raw else {
+            return Err(bad("not a JSON object".into()));
+        };
+        let input_schema = match obj.get("inputSchema") {
+            None => {
+                let mut schema = Map::new();
+                schema.insert("type".into(), Value::String("object".into()));
+                schema
+            }
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(bad("inputSchema is not an object".into())),
+        };
+        Ok(Self {
+            name: obj.get("name").and_then(Value::as_str).map(str::to_owned),
+            description: obj
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            input_schema,
+            raw,
+        })
     }
 }
 
@@ -128,8 +197,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<PluginState>,
     aggregator: Aggregator,
-    cache_dir: Option<PathBuf>,
-    compiled: Mutex<HashMap<[u8; 32], Component>>,
+    components: ComponentCache,
     gauges: Arc<Gauges>,
     _ticker: EpochTicker,
 }
@@ -220,8 +288,7 @@ impl PluginHost {
             engine,
             linker,
             aggregator,
-            cache_dir: options.cache_dir,
-            compiled: Mutex::new(HashMap::new()),
+            components: ComponentCache::new(options.cache_dir),
             gauges: Arc::default(),
             _ticker: EpochTicker { stop },
         })
@@ -266,61 +333,16 @@ impl PluginHost {
             name: name.to_owned(),
             message: format!("{e:#}"),
         };
-        let component = self.compile(bytes).map_err(invalid)?;
+        let component = self
+            .components
+            .compile(&self.engine, bytes)
+            .map_err(invalid)?;
         let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
         let pre = bindings::OrchestratorPre::new(pre).map_err(invalid)?;
         Ok(Plugin {
             name: name.into(),
             pre,
         })
-    }
-
-    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let mut hasher = Sha256::new();
-        hasher.update(bytes);
-        let key: [u8; 32] = hasher.finalize().into();
-        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = compiled.get(&key) {
-            return Ok(c.clone());
-        }
-        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut engine_hash);
-        let file = self.cache_dir.as_ref().map(|dir| {
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            dir.join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
-        });
-        if let Some(file) = file.as_ref().filter(|f| f.exists()) {
-            // SAFETY: the file is in our own cache directory, named by the hash of the source
-            // component and of this engine's configuration, and was written by `serialize`
-            // below (atomically, via rename). A file that fails to deserialize is recompiled.
-            match unsafe { Component::deserialize_file(&self.engine, file) } {
-                Ok(c) => {
-                    compiled.insert(key, c.clone());
-                    return Ok(c);
-                }
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), error = %e, "discarding bad compile cache entry")
-                }
-            }
-        }
-        let component = Component::new(&self.engine, bytes)?;
-        if let Some(file) = file {
-            let write = || -> std::io::Result<()> {
-                let dir = file.parent().unwrap_or(Path::new("."));
-                std::fs::create_dir_all(dir)?;
-                let data = component.serialize().map_err(std::io::Error::other)?;
-                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                std::fs::write(&tmp, data)?;
-                std::fs::rename(&tmp, &file)
-            };
-            if let Err(e) = write() {
-                tracing::warn!(file = %file.display(), error = %e, "cannot write compile cache");
-            }
-        }
-        compiled.insert(key, component.clone());
-        Ok(component)
     }
 
     fn store(
@@ -399,8 +421,8 @@ impl PluginHost {
         Ok((store, stdout, stderr))
     }
 
-    /// Calls the plugin's `describe` export (JSON text), under the default policy.
-    pub async fn describe(&self, plugin: &Plugin) -> Result<String, PluginError> {
+    /// Calls the plugin's `describe` export, under the default policy.
+    pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, PluginError> {
         let policy = Arc::new(PluginPolicy::default());
         let (mut store, _, _) = self.store(plugin, &policy, None)?;
         let trap = |e: wasmtime::Error| PluginError::Trap {
@@ -415,12 +437,13 @@ impl PluginHost {
                 .map_err(trap)?;
             instance.call_describe(&mut store).await.map_err(trap)
         };
-        tokio::time::timeout(policy.deadline, describe)
+        let text = tokio::time::timeout(policy.deadline, describe)
             .await
             .map_err(|_| PluginError::Deadline {
                 name: plugin.name.to_string(),
                 deadline: policy.deadline,
-            })?
+            })??;
+        PluginDescription::parse(&plugin.name, &text)
     }
 
     /// Runs the plugin once under `policy`: a fresh instance, `run(input)`, then the instance
@@ -431,23 +454,21 @@ impl PluginHost {
         input: &str,
         policy: &PluginPolicy,
     ) -> Result<String, PluginError> {
-        let span = tracing::info_span!("plugin", plugin = %plugin.name);
-        self.run_inner(plugin, input, policy, None)
-            .instrument(span)
+        self.run_with(plugin, input, policy, RunOptions::default())
             .await
     }
 
-    /// Like [`PluginHost::run`], sending the plugin's `progress.report`s to `progress` (the
-    /// token is left for the receiver to set).
-    pub async fn run_with_progress(
+    /// Like [`PluginHost::run`], with the plugin's `progress.report`s sent where
+    /// [`RunOptions`] says.
+    pub async fn run_with(
         &self,
         plugin: &Plugin,
         input: &str,
         policy: &PluginPolicy,
-        progress: ProgressSink,
+        options: RunOptions,
     ) -> Result<String, PluginError> {
         let span = tracing::info_span!("plugin", plugin = %plugin.name);
-        self.run_inner(plugin, input, policy, Some(progress))
+        self.run_inner(plugin, input, policy, options.progress)
             .instrument(span)
             .await
     }

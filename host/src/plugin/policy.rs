@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::config::json::{self, Fields, JsonFileError};
+use crate::names::ToolName;
+
 /// A host directory made visible to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preopen {
@@ -119,16 +122,56 @@ impl PluginPolicy {
         }
     }
 
-    /// Whether the policy lets the plugin call `server__tool`.
-    pub fn check_tool(&self, server: &str, name: &str) -> Result<(), String> {
-        self.check_server(server)?;
+    /// Whether the policy lets the plugin call `name`.
+    pub fn check_tool(&self, name: &ToolName) -> Result<(), String> {
+        self.check_server(name.server())?;
+        let name = name.to_string();
         match &self.allowed_tools {
-            Some(globs) if !globs.iter().any(|g| glob_match(g, name)) => Err(format!(
+            Some(globs) if !globs.iter().any(|g| glob_match(g, &name)) => Err(format!(
                 "tool \"{name}\" matches none of the plugin's allowed tool patterns ({})",
                 globs.join(", ")
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Whether one more call, with arguments of `argument_bytes`, fits after `calls` calls.
+    pub fn check_call_budget(&self, calls: usize, argument_bytes: usize) -> Result<(), String> {
+        if argument_bytes > self.max_argument_bytes {
+            return Err(format!(
+                "arguments of {argument_bytes} bytes are over max_argument_bytes ({})",
+                self.max_argument_bytes
+            ));
+        }
+        if calls >= self.max_calls {
+            return Err(format!(
+                "more than max_calls ({}) tool calls in one run",
+                self.max_calls
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether another session may open while `open` are.
+    pub fn check_sessions(&self, open: usize) -> Result<(), String> {
+        if open >= self.max_sessions {
+            return Err(format!(
+                "already {open} sessions open (max_sessions {})",
+                self.max_sessions
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether another call may start while `in_flight` are running.
+    pub fn check_in_flight(&self, in_flight: usize) -> Result<(), String> {
+        if in_flight >= self.max_in_flight {
+            return Err(format!(
+                "already {in_flight} calls in flight (max_in_flight {})",
+                self.max_in_flight
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -145,99 +188,8 @@ pub struct PluginSpec {
     pub policy: PluginPolicy,
 }
 
-/// An error in a policy file.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// The file could not be read.
-    #[error("{}: cannot read policy file: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not JSON.
-    #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
-    Json {
-        /// The file.
-        path: PathBuf,
-        /// Line.
-        line: usize,
-        /// Column.
-        column: usize,
-        /// serde_json's message.
-        message: String,
-    },
-    /// A value is wrong.
-    #[error("{}: {}field \"{field}\": {message}", path.display(), plugin.as_ref().map(|p| format!("plugin \"{p}\": ")).unwrap_or_default())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The plugin entry, if inside one.
-        plugin: Option<String>,
-        /// The field path.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-struct V<'a> {
-    path: &'a Path,
-    plugin: Option<&'a str>,
-}
-
-impl V<'_> {
-    fn err(&self, field: &str, message: impl Into<String>) -> PolicyError {
-        PolicyError::Invalid {
-            path: self.path.to_path_buf(),
-            plugin: self.plugin.map(str::to_owned),
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-    fn object<'v>(&self, field: &str, v: &'v Value) -> Result<&'v Map<String, Value>, PolicyError> {
-        v.as_object()
-            .ok_or_else(|| self.err(field, "expected an object"))
-    }
-    fn string(&self, field: &str, v: &Value) -> Result<String, PolicyError> {
-        v.as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| self.err(field, "expected a string"))
-    }
-    fn strings(&self, field: &str, v: &Value) -> Result<Vec<String>, PolicyError> {
-        let a = v
-            .as_array()
-            .ok_or_else(|| self.err(field, "expected an array of strings"))?;
-        a.iter()
-            .enumerate()
-            .map(|(i, s)| self.string(&format!("{field}[{i}]"), s))
-            .collect()
-    }
-    fn bool(&self, field: &str, v: &Value) -> Result<bool, PolicyError> {
-        v.as_bool()
-            .ok_or_else(|| self.err(field, "expected true or false"))
-    }
-    fn count(&self, field: &str, v: &Value) -> Result<u64, PolicyError> {
-        v.as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| self.err(field, "expected a positive integer"))
-    }
-    fn keys(
-        &self,
-        field: &str,
-        obj: &Map<String, Value>,
-        allowed: &[&str],
-    ) -> Result<(), PolicyError> {
-        match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(self.err(
-                &format!("{field}{}{k}", if field.is_empty() { "" } else { "." }),
-                format!("unknown field; expected one of: {}", allowed.join(", ")),
-            )),
-            None => Ok(()),
-        }
-    }
-}
+/// An error in a policy file (it names the file, the plugin and the field).
+pub type PolicyError = JsonFileError;
 
 const PLUGIN_FIELDS: &[&str] = &["component", "input", "servers", "tools", "grants", "limits"];
 const GRANT_FIELDS: &[&str] = &["dirs", "env", "wall_clock", "random"];
@@ -257,147 +209,145 @@ const LIMIT_FIELDS: &[&str] = &[
 /// Reads a policy file: `{"plugins": {"NAME": {"component": "x.wasm", ...}}}`. Relative paths
 /// (components, granted directories) are relative to the file.
 pub fn load_policy_file(path: &Path) -> Result<Vec<PluginSpec>, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_policy_file(&text, path)
+    from_json(&json::read(path, "policy file")?, path)
 }
 
 /// Parses policy-file text (see [`load_policy_file`]).
 pub fn parse_policy_file(text: &str, path: &Path) -> Result<Vec<PluginSpec>, PolicyError> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| PolicyError::Json {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
-    let top = V { path, plugin: None };
-    let obj = top.object("(top level)", &doc)?;
-    top.keys("", obj, &["plugins"])?;
+    from_json(&json::parse(text, path)?, path)
+}
+
+fn from_json(doc: &Value, path: &Path) -> Result<Vec<PluginSpec>, PolicyError> {
+    let top = Fields::top(path);
+    let obj = top.object("(top level)", doc)?;
+    top.only("", obj, &["plugins"])?;
     let plugins = obj
         .get("plugins")
         .ok_or_else(|| top.err("plugins", "missing"))?;
-    let plugins = top.object("plugins", plugins)?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let mut specs = Vec::new();
-    for (name, entry) in plugins {
-        let v = V {
-            path,
-            plugin: Some(name),
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(v.err("(name)", "plugin names use letters, digits, '-' and '_'"));
-        }
-        let e = v.object("(entry)", entry)?;
-        v.keys("", e, PLUGIN_FIELDS)?;
-        let component = match e.get("component") {
-            Some(c) => base.join(v.string("component", c)?),
-            None => return Err(v.err("component", "missing; the path of the plugin's .wasm")),
-        };
-        let mut policy = PluginPolicy::default();
-        if let Some(s) = e.get("servers") {
-            policy.allowed_servers = Some(v.strings("servers", s)?);
-        }
-        if let Some(t) = e.get("tools") {
-            policy.allowed_tools = Some(v.strings("tools", t)?);
-        }
-        if let Some(g) = e.get("grants") {
-            let g = v.object("grants", g)?;
-            v.keys("grants", g, GRANT_FIELDS)?;
-            if let Some(dirs) = g.get("dirs") {
-                let dirs = dirs
-                    .as_array()
-                    .ok_or_else(|| v.err("grants.dirs", "expected an array"))?;
-                for (i, d) in dirs.iter().enumerate() {
-                    let f = format!("grants.dirs[{i}]");
-                    let d = v.object(&f, d)?;
-                    v.keys(&f, d, &["host", "guest", "write"])?;
-                    let host = base.join(
-                        v.string(&format!("{f}.host"), d.get("host").unwrap_or(&Value::Null))?,
-                    );
-                    if !host.is_dir() {
-                        return Err(v.err(
-                            &format!("{f}.host"),
-                            format!("{} is not a directory", host.display()),
-                        ));
-                    }
-                    let guest = v.string(
-                        &format!("{f}.guest"),
-                        d.get("guest").unwrap_or(&Value::Null),
-                    )?;
-                    let writable = match d.get("write") {
-                        Some(w) => v.bool(&format!("{f}.write"), w)?,
-                        None => false,
-                    };
-                    policy.preopens.push(Preopen {
-                        host,
-                        guest,
-                        writable,
-                    });
-                }
-            }
-            if let Some(env) = g.get("env") {
-                let env = v.object("grants.env", env)?;
-                for (k, val) in env {
-                    policy
-                        .env
-                        .insert(k.clone(), v.string(&format!("grants.env.{k}"), val)?);
-                }
-            }
-            if let Some(c) = g.get("wall_clock") {
-                policy.wall_clock = v.bool("grants.wall_clock", c)?;
-            }
-            if let Some(r) = g.get("random") {
-                policy.random = v.bool("grants.random", r)?;
-            }
-        }
-        if let Some(l) = e.get("limits") {
-            let l = v.object("limits", l)?;
-            v.keys("limits", l, LIMIT_FIELDS)?;
-            for (k, val) in l {
-                let f = format!("limits.{k}");
-                match k.as_str() {
-                    "deadline_secs" => {
-                        let secs = val
-                            .as_f64()
-                            .filter(|s| *s > 0.0 && s.is_finite() && *s < 86_400.0 * 365.0)
-                            .ok_or_else(|| v.err(&f, "expected a positive number of seconds"))?;
-                        policy.deadline = Duration::from_secs_f64(secs);
-                    }
-                    "fuel" => policy.fuel = Some(v.count(&f, val)?),
-                    other => {
-                        let n = usize::try_from(v.count(&f, val)?)
-                            .map_err(|_| v.err(&f, "too large"))?;
-                        match other {
-                            "memory_bytes" => policy.max_memory_bytes = n,
-                            "table_elements" => policy.max_table_elements = n,
-                            "sessions" => policy.max_sessions = n,
-                            "calls" => policy.max_calls = n,
-                            "in_flight" => policy.max_in_flight = n,
-                            "argument_bytes" => policy.max_argument_bytes = n,
-                            "result_bytes" => policy.max_result_bytes = n,
-                            _ => policy.max_output_bytes = n,
-                        }
-                    }
-                }
-            }
-        }
-        specs.push(PluginSpec {
-            name: name.clone(),
-            component,
-            input: e
-                .get("input")
-                .cloned()
-                .unwrap_or_else(|| Value::Object(Map::new())),
-            policy,
-        });
+    top.object("plugins", plugins)?
+        .iter()
+        .map(|(name, entry)| plugin_spec(Fields::entry(path, "plugin", name), name, entry, base))
+        .collect()
+}
+
+fn plugin_spec(
+    v: Fields<'_>,
+    name: &str,
+    entry: &Value,
+    base: &Path,
+) -> Result<PluginSpec, PolicyError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(v.err("(name)", "plugin names use letters, digits, '-' and '_'"));
     }
-    Ok(specs)
+    let e = v.object("(entry)", entry)?;
+    v.only("", e, PLUGIN_FIELDS)?;
+    let component = match e.get("component") {
+        Some(c) => base.join(v.string("component", c)?),
+        None => return Err(v.err("component", "missing; the path of the plugin's .wasm")),
+    };
+    let mut policy = PluginPolicy::default();
+    if let Some(s) = e.get("servers") {
+        policy.allowed_servers = Some(v.strings("servers", s)?);
+    }
+    if let Some(t) = e.get("tools") {
+        policy.allowed_tools = Some(v.strings("tools", t)?);
+    }
+    if let Some(g) = e.get("grants") {
+        grants(&v, g, base, &mut policy)?;
+    }
+    if let Some(l) = e.get("limits") {
+        limits(&v, l, &mut policy)?;
+    }
+    Ok(PluginSpec {
+        name: name.to_owned(),
+        component,
+        input: e
+            .get("input")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new())),
+        policy,
+    })
+}
+
+fn grants(
+    v: &Fields<'_>,
+    g: &Value,
+    base: &Path,
+    policy: &mut PluginPolicy,
+) -> Result<(), PolicyError> {
+    let g = v.object("grants", g)?;
+    v.only("grants", g, GRANT_FIELDS)?;
+    if let Some(dirs) = g.get("dirs") {
+        let dirs = dirs
+            .as_array()
+            .ok_or_else(|| v.err("grants.dirs", "expected an array"))?;
+        for (i, d) in dirs.iter().enumerate() {
+            policy
+                .preopens
+                .push(preopen(v, &format!("grants.dirs[{i}]"), d, base)?);
+        }
+    }
+    if let Some(env) = g.get("env") {
+        policy.env = v.string_map("grants.env", env)?;
+    }
+    if let Some(c) = g.get("wall_clock") {
+        policy.wall_clock = v.bool("grants.wall_clock", c)?;
+    }
+    if let Some(r) = g.get("random") {
+        policy.random = v.bool("grants.random", r)?;
+    }
+    Ok(())
+}
+
+fn preopen(v: &Fields<'_>, f: &str, d: &Value, base: &Path) -> Result<Preopen, PolicyError> {
+    let d = v.object(f, d)?;
+    v.only(f, d, &["host", "guest", "write"])?;
+    let field = |k: &str| format!("{f}.{k}");
+    let host = base.join(v.string(&field("host"), d.get("host").unwrap_or(&Value::Null))?);
+    if !host.is_dir() {
+        return Err(v.err(
+            field("host"),
+            format!("{} is not a directory", host.display()),
+        ));
+    }
+    let guest = v.string(&field("guest"), d.get("guest").unwrap_or(&Value::Null))?;
+    let writable = match d.get("write") {
+        Some(w) => v.bool(&field("write"), w)?,
+        None => false,
+    };
+    Ok(Preopen {
+        host,
+        guest,
+        writable,
+    })
+}
+
+fn limits(v: &Fields<'_>, l: &Value, policy: &mut PluginPolicy) -> Result<(), PolicyError> {
+    let l = v.object("limits", l)?;
+    v.only("limits", l, LIMIT_FIELDS)?;
+    for (k, val) in l {
+        let f = format!("limits.{k}");
+        match k.as_str() {
+            "deadline_secs" => policy.deadline = v.seconds(&f, val)?,
+            "fuel" => policy.fuel = Some(v.count(&f, val)?),
+            "memory_bytes" => policy.max_memory_bytes = v.size(&f, val)?,
+            "table_elements" => policy.max_table_elements = v.size(&f, val)?,
+            "sessions" => policy.max_sessions = v.size(&f, val)?,
+            "calls" => policy.max_calls = v.size(&f, val)?,
+            "in_flight" => policy.max_in_flight = v.size(&f, val)?,
+            "argument_bytes" => policy.max_argument_bytes = v.size(&f, val)?,
+            "result_bytes" => policy.max_result_bytes = v.size(&f, val)?,
+            "output_bytes" => policy.max_output_bytes = v.size(&f, val)?,
+            // `only` above rejected every other key.
+            other => return Err(v.err(f, format!("unknown limit \"{other}\""))),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,301 @@
+//! One function per subcommand: parse what is left, call the library, print.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use super::policy_args::PolicyArgs;
+use super::print_json;
+use crate::aggregator::{parse_arguments, Aggregator};
+use crate::client::{ConnectionState, ServerConnection};
+use crate::config::Registry;
+use crate::plugin::{default_cache_dir, load_policy_file, PluginError, PluginHost, PluginPolicy};
+use crate::serve::ServeOptions;
+
+/// Reads `text`, or all of stdin when it is `-`.
+fn text_or_stdin(text: &str, what: &str) -> anyhow::Result<String> {
+    if text != "-" {
+        return Ok(text.to_owned());
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .with_context(|| format!("reading {what} from stdin"))?;
+    Ok(s)
+}
+
+/// `init`: an empty registry, unless there is one.
+pub(super) fn init(path: &Path) -> anyhow::Result<ExitCode> {
+    if path.exists() {
+        Registry::load(path)?;
+        println!("registry already exists: {}", path.display());
+    } else {
+        Registry::load_or_default(path)?.save()?;
+        println!("created {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `add NAME [--env K=V]... -- COMMAND [ARGS...]`.
+pub(super) fn add(
+    path: &Path,
+    name: &str,
+    env: &[String],
+    command: &[String],
+) -> anyhow::Result<ExitCode> {
+    let mut registry = Registry::load_or_default(path)?;
+    let mut env_map = BTreeMap::new();
+    for kv in env {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--env {kv:?}: expected K=V");
+        };
+        env_map.insert(k.to_owned(), v.to_owned());
+    }
+    let (program, args) = command.split_first().context("missing COMMAND after --")?;
+    registry
+        .insert_server(name, program, args, &env_map)
+        .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    registry.save()?;
+    println!("added server \"{name}\" to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `remove NAME`.
+pub(super) fn remove(path: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    let mut registry = Registry::load(path)?;
+    if !registry.remove_server(name) {
+        bail!("{}: no server named \"{name}\"", path.display());
+    }
+    registry.save()?;
+    println!("removed server \"{name}\" from {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `list`; with `-v`, each server's state after connecting to it.
+pub(super) async fn list(path: &Path, verbose: bool) -> anyhow::Result<ExitCode> {
+    let registry = Registry::load_or_default(path)?;
+    if registry.servers().is_empty() {
+        println!("no servers in {}", path.display());
+    }
+    for (name, server) in registry.servers() {
+        let mut line = format!("{name}: {} {}", server.command, server.args.join(" "));
+        if let Some(d) = &server.description {
+            line.push_str(&format!("  # {d}"));
+        }
+        if verbose {
+            line.push_str(&format!("\n    {}", status(name, server).await));
+        }
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(name: &str, server: &crate::config::ServerConfig) -> String {
+    match ServerConnection::connect(name, server).await {
+        Ok(conn) => {
+            let state = conn.state();
+            conn.close().await;
+            match state {
+                ConnectionState::Ready {
+                    protocol_version,
+                    server_name,
+                    server_version,
+                } => format!(
+                    "ready, protocol {protocol_version}, server {} {}",
+                    server_name.unwrap_or_default(),
+                    server_version.unwrap_or_default()
+                ),
+                other => format!("{other:?}"),
+            }
+        }
+        Err(e) => format!("failed: {e}"),
+    }
+}
+
+/// `list-tools [SERVER...] [--json]`.
+pub(super) async fn list_tools(
+    path: &Path,
+    servers: &[String],
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let aggregator = Aggregator::new(Registry::load(path)?);
+    let (tools, failures) = aggregator.list_tools(servers).await?;
+    if as_json {
+        let list: Vec<Value> = tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "server": t.server,
+                    "description": t.description(),
+                    "inputSchema": t.input_schema(),
+                })
+            })
+            .collect();
+        print_json(&list)?;
+    } else {
+        for t in &tools {
+            println!("{}\t{}", t.name, t.description());
+        }
+    }
+    aggregator.shutdown().await;
+    for (server, e) in &failures {
+        eprintln!("error: server \"{server}\": {e}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// `call SERVER__TOOL [JSON | -]`: one temporary call; the result first, the server's
+/// shutdown after it.
+pub(super) async fn call(
+    path: &Path,
+    tool: &str,
+    arguments: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let text = text_or_stdin(arguments.unwrap_or(""), "arguments")?;
+    let arguments = parse_arguments(&text)?;
+    let aggregator = Aggregator::new(Registry::load(path)?);
+    // `resultType` is the 2026-07-28 era's wire discriminator, not part of the result: the
+    // output is the same whichever era the server speaks.
+    let result = aggregator.call_tool(tool, arguments).await.map(|mut r| {
+        r.result_type = None;
+        r
+    });
+    let printed = match &result {
+        Ok(r) => print_json(r),
+        Err(_) => Ok(()),
+    };
+    aggregator.shutdown().await;
+    let result = result?;
+    printed?;
+    Ok(if result.is_error == Some(true) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `run PLUGIN.wasm [--input JSON|-] [POLICY FLAGS]`: the output first, the servers'
+/// shutdown after it.
+pub(super) async fn run_plugin(
+    path: &Path,
+    plugin: &Path,
+    input: &str,
+    limits: &PolicyArgs,
+) -> anyhow::Result<ExitCode> {
+    let registry = Registry::load_or_default(path)?;
+    let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
+    let input = text_or_stdin(input, "input")?;
+    serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
+    let policy = limits.to_policy(&registry, path)?;
+    let plugin = host.load_file(plugin)?;
+    let outcome = host.run(&plugin, &input, &policy).await;
+    if let Ok(output) = &outcome {
+        match serde_json::from_str::<Value>(output) {
+            Ok(v) => print_json(&v)?,
+            Err(_) => println!("{output}"),
+        }
+    }
+    host.aggregator().shutdown().await;
+    match outcome {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(PluginError::Failed { name, message }) => {
+            eprintln!("plugin {name} failed: {message}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `run --policy FILE`: every plugin of a policy file, side by side, each as its own tenant.
+pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Result<ExitCode> {
+    let registry = Registry::load_or_default(path)?;
+    let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
+    let specs = load_policy_file(policy_file)?;
+    for spec in &specs {
+        for s in spec.policy.allowed_servers.iter().flatten() {
+            if registry.server(s).is_none() {
+                bail!(
+                    "{}: plugin \"{}\": field \"servers\": no server \"{s}\" in {}",
+                    policy_file.display(),
+                    spec.name,
+                    path.display()
+                );
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    for spec in &specs {
+        let plugin = host.load_file_as(&spec.name, &spec.component)?;
+        runs.push((plugin, spec.input.to_string(), spec.policy.clone()));
+    }
+    let results = host.run_many(&runs).await;
+    let mut report = serde_json::Map::new();
+    let mut code = ExitCode::SUCCESS;
+    for (spec, result) in specs.iter().zip(results) {
+        let entry = match result {
+            Ok(out) => {
+                json!({"ok": serde_json::from_str::<Value>(&out).unwrap_or(Value::String(out))})
+            }
+            Err(e) => {
+                code = ExitCode::from(1);
+                json!({"error": e.to_string()})
+            }
+        };
+        report.insert(spec.name.clone(), entry);
+    }
+    print_json(&Value::Object(report))?;
+    host.aggregator().shutdown().await;
+    Ok(code)
+}
+
+/// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH...] [--http ADDR]`.
+pub(super) async fn serve(
+    path: &Path,
+    servers: Vec<String>,
+    filter: Option<String>,
+    policy_file: Option<&Path>,
+    plugin_files: &[PathBuf],
+    http: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let registry = Registry::load(path)?;
+    let mut plugins = Vec::new();
+    if let Some(file) = policy_file {
+        for spec in load_policy_file(file)? {
+            plugins.push((spec.name, spec.component, spec.policy));
+        }
+    }
+    for p in plugin_files {
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        plugins.push((name, p.clone(), PluginPolicy::default()));
+    }
+    let options = ServeOptions {
+        servers,
+        filter,
+        plugins,
+        http,
+    };
+    crate::serve::serve(Aggregator::new(registry), options).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `describe PLUGIN.wasm`: what the plugin says about itself, as JSON.
+pub(super) async fn describe(path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
+    let registry = Registry::load_or_default(path)?;
+    let host = PluginHost::new(Aggregator::new(registry), default_cache_dir())?;
+    let plugin = host.load_file(plugin)?;
+    let description = host.describe(&plugin).await?;
+    print_json(&description.raw)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,241 @@
+//! The `mcp-registry` command line. Thin: parse, call the library, print.
+//!
+//! Output contract: results go to stdout (JSON where `--json` is given or the command's
+//! result is JSON), logs go to stderr. Exit status 0 on success, 1 when a tool returned
+//! `isError`, 2 on any other error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config;
+
+mod commands;
+mod policy_args;
+
+pub use policy_args::PolicyArgs;
+
+/// Registry and aggregator of MCP stdio servers, with a sandboxed Wasm plugin host.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-registry", version, about)]
+pub struct Cli {
+    /// Registry file (default: $MCP_REGISTRY_CONFIG, else $XDG_CONFIG_HOME/mcp-registry/config.json).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty registry file if there is none.
+    Init,
+    /// Add (or replace) a server: `add NAME [--env K=V]... -- COMMAND [ARGS...]`.
+    Add {
+        /// Server name: letters, digits, '_' and '-', no "__".
+        name: String,
+        /// Environment variable for the server, as K=V (repeatable).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Remove a server.
+    Remove {
+        /// Server name.
+        name: String,
+    },
+    /// List the configured servers (with -v: connect to each and show its protocol version).
+    List,
+    /// List tools as SERVER__TOOL (temporary connections, concurrently).
+    ListTools {
+        /// Only these servers.
+        servers: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call SERVER__TOOL once (temporary connection) and print the result as JSON.
+    Call {
+        /// The namespaced tool.
+        tool: String,
+        /// Arguments as a JSON object, or `-` to read them from stdin.
+        arguments: Option<String>,
+    },
+    /// Run a plugin (a Wasm component) and print its JSON output; or, with --policy, run
+    /// every plugin of a policy file concurrently, each as its own tenant.
+    Run {
+        /// The component file (`.wasm`); omit with --policy.
+        #[arg(required_unless_present = "policy")]
+        plugin: Option<PathBuf>,
+        /// Input as JSON text, or `-` to read it from stdin.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// A policy file naming plugins, components, grants and limits.
+        #[arg(long, value_name = "FILE", conflicts_with = "plugin")]
+        policy: Option<PathBuf>,
+        /// The plugin's grants and limits.
+        #[command(flatten)]
+        limits: PolicyArgs,
+    },
+    /// Run the registry as one MCP server (stdio, or streamable HTTP with --http): every
+    /// selected server's tools as SERVER__TOOL, the registry's aliases, and plugins as tools.
+    Serve {
+        /// Servers to expose (default: all, or those the filter names).
+        servers: Vec<String>,
+        /// Tool filter, e.g. 'memory:get,set;github' or 'memory:-delete'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Expose every plugin of this policy file as a tool, under its policy.
+        #[arg(long, value_name = "POLICY_FILE", conflicts_with = "plugin")]
+        plugins: Option<PathBuf>,
+        /// Expose this plugin component as a tool (repeatable), under the default policy.
+        #[arg(long, value_name = "PATH")]
+        plugin: Vec<PathBuf>,
+        /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+    },
+    /// Print a plugin's self-description (name, description, input schema) as JSON.
+    Describe {
+        /// The component file (`.wasm`).
+        plugin: PathBuf,
+    },
+}
+
+/// Runs the CLI with the process's arguments; returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // A server is stopped by a signal as a matter of course; a one-shot command is
+    // interrupted.
+    let stopped_code = match cli.command {
+        Command::Serve { .. } => Some(0),
+        _ => None,
+    };
+    let outcome = runtime.block_on(async {
+        tokio::spawn(stop_on_signal(stopped_code));
+        run(cli).await
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Waits for SIGTERM, SIGINT or SIGHUP, then ends every server process this host started
+/// and exits: with `stopped_code` if given, else 128 + the signal's number. (SIGKILL cannot
+/// be caught; the process watchdog covers it.)
+async fn stop_on_signal(stopped_code: Option<i32>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        (SignalKind::terminate(), "SIGTERM", libc::SIGTERM),
+        (SignalKind::interrupt(), "SIGINT", libc::SIGINT),
+        (SignalKind::hangup(), "SIGHUP", libc::SIGHUP),
+    ];
+    let mut streams = Vec::new();
+    for (kind, name, number) in kinds {
+        match signal(kind) {
+            Ok(stream) => streams.push((stream, name, number)),
+            Err(e) => tracing::warn!(signal = name, error = %e, "cannot listen for the signal"),
+        }
+    }
+    if streams.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = streams.iter_mut().map(|(stream, name, number)| {
+        Box::pin(async move {
+            stream.recv().await;
+            (*name, *number)
+        })
+    });
+    let ((name, number), _, _) = futures::future::select_all(waits).await;
+    tracing::info!(signal = name, "stopping");
+    crate::client::process::stop_spawning();
+    crate::client::terminate_all(crate::client::ShutdownPolicy::PROMPT).await;
+    std::process::exit(stopped_code.unwrap_or(128 + number));
+}
+
+/// Prints `value` as pretty JSON on stdout and flushes, so it is seen before any shutdown.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn init_logging(verbose: u8) {
+    // rmcp warns about every slow server exit; ours already says what matters.
+    let default = match verbose {
+        0 => "warn,rmcp=error",
+        1 => "info,rmcp=warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let path = config::default_path(cli.config.as_deref())?;
+    let path = path.as_path();
+    match cli.command {
+        Command::Init => commands::init(path),
+        Command::Add { name, env, command } => commands::add(path, &name, &env, &command),
+        Command::Remove { name } => commands::remove(path, &name),
+        Command::List => commands::list(path, cli.verbose > 0).await,
+        Command::ListTools { servers, json } => commands::list_tools(path, &servers, json).await,
+        Command::Call { tool, arguments } => {
+            commands::call(path, &tool, arguments.as_deref()).await
+        }
+        Command::Run {
+            plugin,
+            input,
+            policy: Some(policy_file),
+            ..
+        } => {
+            let _ = (plugin, input);
+            commands::run_policy(path, &policy_file).await
+        }
+        Command::Run {
+            plugin,
+            input,
+            limits,
+            ..
+        } => {
+            let plugin = plugin.context("missing PLUGIN")?;
+            commands::run_plugin(path, &plugin, &input, &limits).await
+        }
+        Command::Serve {
+            servers,
+            filter,
+            plugins,
+            plugin,
+            http,
+        } => commands::serve(path, servers, filter, plugins.as_deref(), &plugin, http).await,
+        Command::Describe { plugin } => commands::describe(path, &plugin).await,
+    }
+}

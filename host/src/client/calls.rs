@@ -1,0 +1,148 @@
+//! A connection's calls in flight: where each call's progress goes, which client a server's
+//! own requests (sampling, elicitation) belong to, and cancelling a call its caller gave up.
+//!
+//! Why per call: a pool of connections may serve several clients, and a server's request
+//! made while handling a call belongs to that call's client. The protocol does not say which
+//! call a request came from (on stdio), so it goes to the client of the calls in flight when
+//! they all belong to one client, and is refused when they do not: never to a stranger.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{ProgressNotificationParam, ProgressToken, RequestId};
+use rmcp::{ErrorData, RoleClient};
+
+use super::{lock, Progress, ProgressSink, RequestRelay};
+
+struct CallRoute {
+    seq: u64,
+    token: ProgressToken,
+    progress: Option<ProgressSink>,
+    relay: Option<Arc<dyn RequestRelay>>,
+}
+
+/// The calls in flight on one connection (shared by the connection and its rmcp handler).
+#[derive(Default)]
+pub(crate) struct CallsInFlight {
+    next: AtomicU64,
+    calls: Mutex<Vec<CallRoute>>,
+    /// Relays requests made outside any call (and says whether we relay at all).
+    fallback: Option<Arc<dyn RequestRelay>>,
+}
+
+impl CallsInFlight {
+    pub(crate) fn new(fallback: Option<Arc<dyn RequestRelay>>) -> Self {
+        Self {
+            fallback,
+            ..Self::default()
+        }
+    }
+
+    /// Delivers one `notifications/progress` to the call that asked for it.
+    pub(crate) fn progress(&self, params: ProgressNotificationParam) {
+        let sink = lock(&self.calls)
+            .iter()
+            .find(|c| c.token == params.progress_token)
+            .and_then(|c| c.progress.clone());
+        if let Some(sink) = sink {
+            // Advisory: a flood the consumer cannot keep up with is dropped, not queued.
+            let _ = sink.try_send(Progress {
+                progress: params.progress,
+                total: params.total,
+                message: params.message,
+            });
+        }
+    }
+
+    /// Where a request of the server goes: the client of the calls in flight (the most
+    /// recent call's relay, which knows its own stream), or the fallback outside calls.
+    pub(crate) fn relay(&self) -> Result<Arc<dyn RequestRelay>, ErrorData> {
+        let calls = lock(&self.calls);
+        let mut relays = calls.iter().rev().filter_map(|c| c.relay.as_ref());
+        match relays.next() {
+            None => self.fallback.clone().ok_or_else(|| {
+                ErrorData::method_not_found::<rmcp::model::CreateMessageRequestMethod>()
+            }),
+            Some(latest) => {
+                let client = latest.client_key();
+                if relays.any(|r| r.client_key() != client) {
+                    return Err(ErrorData::internal_error(
+                        "calls of several clients are in flight on this server; its request \
+                         cannot be tied to one of them",
+                        None,
+                    ));
+                }
+                Ok(latest.clone())
+            }
+        }
+    }
+
+    /// Whether server requests are relayed at all (so the capabilities are declared).
+    pub(crate) fn relays(&self) -> bool {
+        self.fallback.is_some()
+    }
+
+    fn register(&self, route: CallRoute) {
+        lock(&self.calls).push(route);
+    }
+
+    fn remove(&self, seq: u64) {
+        lock(&self.calls).retain(|c| c.seq != seq);
+    }
+}
+
+/// A call on its way: registered while it runs. Dropped before its answer arrived (its
+/// caller gave up, or it timed out), it tells the server with `notifications/cancelled`.
+pub(crate) struct PendingCall {
+    calls: Arc<CallsInFlight>,
+    seq: u64,
+    request: Option<(rmcp::Peer<RoleClient>, RequestId)>,
+}
+
+impl PendingCall {
+    pub(crate) fn register(
+        calls: &Arc<CallsInFlight>,
+        peer: rmcp::Peer<RoleClient>,
+        id: RequestId,
+        token: ProgressToken,
+        progress: Option<ProgressSink>,
+        relay: Option<Arc<dyn RequestRelay>>,
+    ) -> Self {
+        let seq = calls.next.fetch_add(1, Ordering::Relaxed);
+        calls.register(CallRoute {
+            seq,
+            token,
+            progress,
+            relay,
+        });
+        Self {
+            calls: calls.clone(),
+            seq,
+            request: Some((peer, id)),
+        }
+    }
+
+    /// The answer arrived: nothing to cancel.
+    pub(crate) fn answered(mut self) {
+        self.request = None;
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        self.calls.remove(self.seq);
+        if let Some((peer, id)) = self.request.take() {
+            let cancel = rmcp::model::CancelledNotification::new(
+                rmcp::model::CancelledNotificationParam::new(
+                    Some(id),
+                    Some("cancelled by the caller".into()),
+                ),
+            );
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = peer.send_notification(cancel.into()).await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The requests a [`ServerConnection`] sends: tools, resources, prompts, completions, each
+//! under the server's call timeout, with the server's errors classified once, here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
+use rmcp::service::PeerRequestOptions;
+use rmcp::ServiceError;
+use serde_json::{Map, Value};
+
+use super::calls::PendingCall;
+use super::connection::ServerConnection;
+use super::{lock, ClientError, ConnectionState, ProgressSink, RequestRelay};
+
+/// How one tool call is made, beyond its name and arguments.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// The call's timeout (default: the server's configured call timeout).
+    pub timeout: Option<Duration>,
+    /// Where the call's `notifications/progress` go, if anywhere.
+    pub progress: Option<ProgressSink>,
+    /// Where the server's requests made while handling this call go (its client).
+    pub relay: Option<Arc<dyn RequestRelay>>,
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("timeout", &self.timeout)
+            .field("progress", &self.progress.is_some())
+            .field("relay", &self.relay.is_some())
+            .finish()
+    }
+}
+
+impl ServerConnection {
+    /// All tools (every page of `tools/list`).
+    pub async fn list_tools(&self) -> Result<Vec<Tool>, ClientError> {
+        let timeout = self.config.call_timeout;
+        match tokio::time::timeout(timeout, self.peer.list_all_tools()).await {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: "tools/list".into(),
+                timeout,
+            }),
+            Ok(result) => result.map_err(|e| self.classify(e, "tools/list", None)),
+        }
+    }
+
+    /// Calls a tool (un-namespaced name) with the configured call timeout. A tool error
+    /// (`isError: true`) is a successful return carrying the server's own content. On timeout
+    /// the request is cancelled (`notifications/cancelled`).
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<CallToolResult, ClientError> {
+        self.call_tool_with(tool, arguments, CallOptions::default())
+            .await
+    }
+
+    /// Like [`ServerConnection::call_tool`], with a timeout of its own, the call's
+    /// `notifications/progress` and the server's requests sent where [`CallOptions`] says.
+    pub async fn call_tool_with(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        options: CallOptions,
+    ) -> Result<CallToolResult, ClientError> {
+        let timeout = options.timeout.unwrap_or(self.config.call_timeout);
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = arguments;
+        let request =
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
+        let handle = self
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| self.classify(e, "tools/call", Some(tool)))?;
+        let pending = PendingCall::register(
+            &self.calls,
+            self.peer.clone(),
+            handle.id.clone(),
+            handle.progress_token.clone(),
+            options.progress,
+            options.relay,
+        );
+        // Dropping this future (the caller was cancelled) drops `pending`, which cancels the
+        // request at the server; so does a timeout.
+        let outcome = tokio::time::timeout(timeout, handle.await_response()).await;
+        if outcome.is_ok() {
+            // Answered (with a result or an error): nothing to cancel.
+            pending.answered();
+        }
+        match outcome {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: format!("tools/call {tool}"),
+                timeout,
+            }),
+            Ok(Ok(rmcp::model::ServerResult::CallToolResult(r))) => Ok(r),
+            Ok(Ok(_)) => {
+                Err(self.classify(ServiceError::UnexpectedResponse, "tools/call", Some(tool)))
+            }
+            Ok(Err(e)) => Err(self.classify(e, "tools/call", Some(tool))),
+        }
+    }
+
+    /// Sends `ping` (legacy era) and waits for the answer.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        let timeout = self.config.call_timeout;
+        let request = rmcp::model::ClientRequest::PingRequest(Default::default());
+        match tokio::time::timeout(timeout, self.peer.send_request(request)).await {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: "ping".into(),
+                timeout,
+            }),
+            Ok(result) => result
+                .map(|_| ())
+                .map_err(|e| self.classify(e, "ping", None)),
+        }
+    }
+
+    /// Whether the server declared a capability in its handshake (unknown: assume it did and
+    /// let the server answer).
+    fn declares(&self, capability: impl Fn(&rmcp::model::ServerCapabilities) -> bool) -> bool {
+        self.peer
+            .peer_info()
+            .is_none_or(|info| capability(&info.capabilities))
+    }
+
+    /// Runs one request under the configured call timeout, naming `operation` in errors.
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        request: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ClientError> {
+        let timeout = self.config.call_timeout;
+        match tokio::time::timeout(timeout, request).await {
+            Err(_) => Err(ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: operation.into(),
+                timeout,
+            }),
+            Ok(result) => result.map_err(|e| self.classify(e, operation, None)),
+        }
+    }
+
+    /// All resources (every page of `resources/list`); none if the server has no resources.
+    pub async fn list_resources(&self) -> Result<Vec<rmcp::model::Resource>, ClientError> {
+        if !self.declares(|c| c.resources.is_some()) {
+            return Ok(Vec::new());
+        }
+        self.timed("resources/list", self.peer.list_all_resources())
+            .await
+    }
+
+    /// All resource templates (every page of `resources/templates/list`).
+    pub async fn list_resource_templates(
+        &self,
+    ) -> Result<Vec<rmcp::model::ResourceTemplate>, ClientError> {
+        if !self.declares(|c| c.resources.is_some()) {
+            return Ok(Vec::new());
+        }
+        self.timed(
+            "resources/templates/list",
+            self.peer.list_all_resource_templates(),
+        )
+        .await
+    }
+
+    /// Reads one resource.
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+    ) -> Result<rmcp::model::ReadResourceResult, ClientError> {
+        let params = rmcp::model::ReadResourceRequestParams::new(uri);
+        self.timed("resources/read", self.peer.read_resource(params))
+            .await
+    }
+
+    /// Subscribes to updates of one resource (`notifications/resources/updated` arrive as
+    /// [`ServerEvent::ResourceUpdated`]).
+    #[allow(deprecated)] // resources/subscribe: legacy era only; 2026-07-28 uses subscriptions/listen
+    pub async fn subscribe(&self, uri: &str) -> Result<(), ClientError> {
+        let params = rmcp::model::SubscribeRequestParams::new(uri);
+        self.timed("resources/subscribe", self.peer.subscribe(params))
+            .await
+    }
+
+    /// Ends a subscription made with [`ServerConnection::subscribe`].
+    #[allow(deprecated)] // resources/unsubscribe: legacy era only
+    pub async fn unsubscribe(&self, uri: &str) -> Result<(), ClientError> {
+        let params = rmcp::model::UnsubscribeRequestParams::new(uri);
+        self.timed("resources/unsubscribe", self.peer.unsubscribe(params))
+            .await
+    }
+
+    /// All prompts (every page of `prompts/list`); none if the server has no prompts.
+    pub async fn list_prompts(&self) -> Result<Vec<rmcp::model::Prompt>, ClientError> {
+        if !self.declares(|c| c.prompts.is_some()) {
+            return Ok(Vec::new());
+        }
+        self.timed("prompts/list", self.peer.list_all_prompts())
+            .await
+    }
+
+    /// Gets one prompt (un-namespaced name).
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<rmcp::model::GetPromptResult, ClientError> {
+        let mut params = rmcp::model::GetPromptRequestParams::new(name);
+        params.arguments = arguments;
+        self.timed("prompts/get", self.peer.get_prompt(params))
+            .await
+    }
+
+    /// Asks for argument completions (`completion/complete`); an empty list if the server
+    /// does not offer completions.
+    pub async fn complete(
+        &self,
+        params: rmcp::model::CompleteRequestParams,
+    ) -> Result<rmcp::model::CompleteResult, ClientError> {
+        if !self.declares(|c| c.completions.is_some()) {
+            return Ok(rmcp::model::CompleteResult::default());
+        }
+        self.timed("completion/complete", self.peer.complete(params))
+            .await
+    }
+
+    /// Closes stdin and waits up to [`CLOSE_GRACE`] for the process to exit, then kills its
+    /// whole process group (the spec's stdio shutdown, with a short fuse: a server busy with
+    /// abandoned requests must not hold up a session's close). Idempotent.
+    pub(super) fn classify(
+        &self,
+        error: ServiceError,
+        operation: &str,
+        tool: Option<&str>,
+    ) -> ClientError {
+        let server = self.name.to_string();
+        match error {
+            ServiceError::McpError(data) => {
+                let message = data.message.to_string();
+                let lower = message.to_ascii_lowercase();
+                match (data.code, tool) {
+                    (rmcp::model::ErrorCode::INVALID_PARAMS, Some(tool))
+                        if lower.contains("not found")
+                            || lower.contains("unknown tool")
+                            || lower.contains("no such tool") =>
+                    {
+                        ClientError::UnknownTool {
+                            server,
+                            tool: tool.into(),
+                            message,
+                        }
+                    }
+                    (rmcp::model::ErrorCode::INVALID_PARAMS, Some(tool)) => {
+                        ClientError::InvalidArguments {
+                            server,
+                            tool: tool.into(),
+                            message,
+                        }
+                    }
+                    _ => ClientError::Protocol {
+                        server,
+                        operation: operation.into(),
+                        message,
+                    },
+                }
+            }
+            ServiceError::Timeout { timeout } => ClientError::Timeout {
+                server,
+                operation: operation.into(),
+                timeout,
+            },
+            ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                let message = self.lost();
+                *lock(&self.state) = ConnectionState::Failed(message.clone());
+                ClientError::Transport { server, message }
+            }
+            other => ClientError::Protocol {
+                server,
+                operation: operation.into(),
+                message: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Where the host's files are: the registry, and the cache of what it can recompute.
+
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+
+/// Environment variable that overrides the default registry path.
+pub const CONFIG_ENV: &str = "MCP_REGISTRY_CONFIG";
+
+/// Environment variable that overrides the cache directory.
+pub const CACHE_ENV: &str = "MCP_REGISTRY_CACHE_DIR";
+
+/// The registry path: `explicit`, else `$MCP_REGISTRY_CONFIG`, else
+/// `$XDG_CONFIG_HOME/mcp-registry/config.json`, else `~/.config/mcp-registry/config.json`.
+pub fn default_path(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME").ok_or(ConfigError::NoPath)?).join(".config"),
+    };
+    Ok(base.join("mcp-registry").join("config.json"))
+}
+
+/// Where the host keeps what it can recompute (compiled components, servers' protocol eras):
+/// `$MCP_REGISTRY_CACHE_DIR`, else `$XDG_CACHE_HOME/mcp-registry`, else
+/// `~/.cache/mcp-registry`; `None` if none of them is set.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(CACHE_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("mcp-registry"))
+}

@@ -1,0 +1,167 @@
+//! `mcp-registry:plugin/registry`: servers, temporary calls, sessions and started calls.
+
+use std::time::Instant;
+
+use wasmtime::component::Resource;
+
+use crate::plugin::bindings::mcp_registry::plugin::{registry, types};
+use crate::plugin::resources::{CallEntry, Counted, SessionEntry};
+use crate::plugin::state::{audit, to_wit_error, to_wit_result, PluginState};
+
+impl types::Host for PluginState {}
+
+impl registry::Host for PluginState {
+    async fn servers(&mut self) -> Vec<String> {
+        self.allowed_servers()
+    }
+
+    async fn list_tools(&mut self, servers: Vec<String>) -> Result<Vec<types::Tool>, types::Error> {
+        let servers = if servers.is_empty() {
+            self.allowed_servers()
+        } else {
+            servers
+        };
+        self.check_servers(&servers)?;
+        let (tools, failures) = self
+            .aggregator
+            .list_tools(&servers)
+            .await
+            .map_err(to_wit_error)?;
+        if let Some((_, e)) = failures.into_iter().next() {
+            return Err(to_wit_error(e));
+        }
+        Ok(self.visible_tools(tools))
+    }
+
+    async fn call_tool(
+        &mut self,
+        name: String,
+        arguments: String,
+    ) -> Result<types::CallResult, types::Error> {
+        let req = self.check_call(&name, &arguments)?;
+        let started = Instant::now();
+        let outcome = match self
+            .aggregator
+            .call_tool(&req.name, req.arguments.clone())
+            .await
+        {
+            Ok(r) => to_wit_result(r, self.policy.max_result_bytes),
+            Err(e) => Err(to_wit_error(e)),
+        };
+        audit(&self.name, &req, "temporary", started, &outcome);
+        outcome
+    }
+}
+
+impl registry::HostSession for PluginState {
+    async fn open(&mut self, servers: Vec<String>) -> Result<Resource<SessionEntry>, types::Error> {
+        self.check_servers(&servers)?;
+        self.policy
+            .check_sessions(self.open_sessions.load(std::sync::atomic::Ordering::SeqCst))
+            .map_err(|message| self.limit(message))?;
+        let started = Instant::now();
+        let session = self
+            .aggregator
+            .session(&servers)
+            .await
+            .map_err(to_wit_error)?;
+        tracing::info!(target: "mcp_registry::audit", plugin = %self.name, ?servers, duration_ms = started.elapsed().as_secs_f64() * 1e3, "session opened");
+        let open = Counted::hold(&[&self.open_sessions, &self.gauges.sessions]);
+        self.table
+            .push(SessionEntry::new(session, open))
+            .map_err(|e| types::Error::LimitExceeded(format!("resource table: {e}")))
+    }
+
+    async fn list_tools(
+        &mut self,
+        this: Resource<SessionEntry>,
+    ) -> Result<Vec<types::Tool>, types::Error> {
+        let session = self.session(&this)?;
+        let tools = session.list_tools().await.map_err(to_wit_error)?;
+        Ok(self.visible_tools(tools))
+    }
+
+    async fn call_tool(
+        &mut self,
+        this: Resource<SessionEntry>,
+        name: String,
+        arguments: String,
+    ) -> Result<types::CallResult, types::Error> {
+        let session = self.session(&this)?;
+        let req = self.check_call(&name, &arguments)?;
+        let started = Instant::now();
+        let outcome = match session.call_tool(&req.name, req.arguments.clone()).await {
+            Ok(r) => to_wit_result(r, self.policy.max_result_bytes),
+            Err(e) => Err(to_wit_error(e)),
+        };
+        audit(&self.name, &req, "session", started, &outcome);
+        outcome
+    }
+
+    async fn start_call(
+        &mut self,
+        this: Resource<SessionEntry>,
+        name: String,
+        arguments: String,
+    ) -> Result<Resource<CallEntry>, types::Error> {
+        let session = self.session(&this)?;
+        self.policy
+            .check_in_flight(self.in_flight.load(std::sync::atomic::Ordering::SeqCst))
+            .map_err(|message| self.limit(message))?;
+        let req = self.check_call(&name, &arguments)?;
+        let in_flight = Counted::hold(&[&self.in_flight]);
+        let plugin = self.name.clone();
+        let max_result_bytes = self.policy.max_result_bytes;
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = match session.call_tool(&req.name, req.arguments.clone()).await {
+                Ok(r) => to_wit_result(r, max_result_bytes),
+                // The guest dropped the session under this call: say so, whatever the
+                // connection reported while it was being torn down.
+                Err(_) if session.is_closed() => Err(types::Error::InvalidInput(
+                    "the session was dropped while this call was in flight".into(),
+                )),
+                Err(e) => Err(to_wit_error(e)),
+            };
+            audit(&plugin, &req, "started", started, &outcome);
+            outcome
+        });
+        self.table
+            .push(CallEntry::start(task, in_flight))
+            .map_err(|e| types::Error::LimitExceeded(format!("resource table: {e}")))
+    }
+
+    async fn drop(&mut self, rep: Resource<SessionEntry>) -> wasmtime::Result<()> {
+        // `__aexit__`: close and wait, so the guest continues with the servers gone.
+        self.table.delete(rep)?.close().await;
+        Ok(())
+    }
+}
+
+impl registry::HostFutureCallResult for PluginState {
+    async fn subscribe(
+        &mut self,
+        this: Resource<CallEntry>,
+    ) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynPollable>> {
+        // Only a host bug can make this fail (wasmtime checked the handle): trap, do not panic.
+        wasmtime_wasi::p2::subscribe(&mut self.table, this)
+    }
+
+    async fn get(
+        &mut self,
+        this: Resource<CallEntry>,
+    ) -> Option<Result<types::CallResult, types::Error>> {
+        match self.table.get_mut(&this) {
+            Ok(entry) => entry.take(),
+            Err(e) => Some(Err(types::Error::InvalidInput(format!(
+                "bad future handle: {e}"
+            )))),
+        }
+    }
+
+    async fn drop(&mut self, rep: Resource<CallEntry>) -> wasmtime::Result<()> {
+        // Rust Drop aborts a running call.
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! The guest-visible resources (`session`, `future-call-result`) as host state, and the
+//! gauges that show nothing is leaked.
+//!
+//! Cleanup lives in Rust `Drop`, not in the WIT `drop` alone: dropping a `Store` does not
+//! call the WIT `drop` for handles a guest leaked or left behind when it trapped, so only
+//! `Drop` of the table entries is sure to run.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::bindings::mcp_registry::plugin::types;
+use crate::aggregator::Session;
+
+/// Gauges shared by every instance of one host, so an operator (and the tests) can see that
+/// nothing is leaked: live instances (`Store`s) and open sessions.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// `Store`s alive.
+    pub instances: Arc<AtomicUsize>,
+    /// Sessions open (across all instances).
+    pub sessions: Arc<AtomicUsize>,
+}
+
+/// A count held while something is open; released once, when dropped.
+pub(super) struct Counted(Vec<Arc<AtomicUsize>>);
+
+impl Counted {
+    pub(super) fn hold(counters: &[&Arc<AtomicUsize>]) -> Self {
+        for c in counters {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+        Counted(counters.iter().map(|c| Arc::clone(c)).collect())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A guest-opened session: the persistent connections of one `session` resource.
+pub struct SessionEntry {
+    /// `None` once the guest's `drop` closed it.
+    session: Option<Arc<Session>>,
+    _open: Counted,
+}
+
+impl SessionEntry {
+    pub(super) fn new(session: Session, open: Counted) -> Self {
+        Self {
+            session: Some(Arc::new(session)),
+            _open: open,
+        }
+    }
+
+    /// The session, while open.
+    pub(super) fn session(&self) -> Option<Arc<Session>> {
+        self.session.clone()
+    }
+
+    /// Closes the session and waits for its servers to exit (the guest's `drop`: `__aexit__`).
+    pub(super) async fn close(mut self) {
+        if let Some(session) = self.session.take() {
+            session.close().await;
+        }
+    }
+}
+
+impl Drop for SessionEntry {
+    fn drop(&mut self) {
+        // A handle the guest leaked, or left behind when it trapped: close in the background;
+        // if no runtime is left, the connections' own Drop kills their process groups.
+        if let Some(session) = self.session.take() {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move { session.close().await });
+            }
+        }
+    }
+}
+
+pub(super) type CallOutcome = Result<types::CallResult, types::Error>;
+
+/// Where a started call is.
+enum CallState {
+    /// Running; its task holds the call.
+    Pending(tokio::task::JoinHandle<CallOutcome>),
+    /// Finished; the result waits for the guest.
+    Ready(CallOutcome),
+    /// The guest took the result.
+    Taken,
+}
+
+/// A call started by `start-call`. Dropping it while it runs aborts it, which makes rmcp send
+/// `notifications/cancelled` to the server.
+pub struct CallEntry {
+    state: CallState,
+    /// Counts the call as in flight until it finishes (released once, whichever way).
+    in_flight: Option<Counted>,
+}
+
+impl CallEntry {
+    pub(super) fn start(task: tokio::task::JoinHandle<CallOutcome>, in_flight: Counted) -> Self {
+        Self {
+            state: CallState::Pending(task),
+            in_flight: Some(in_flight),
+        }
+    }
+
+    fn settle(&mut self, joined: Result<CallOutcome, tokio::task::JoinError>) {
+        let outcome = joined.unwrap_or_else(|e| {
+            Err(types::Error::ServerFailed(format!(
+                "the call's task failed: {e}"
+            )))
+        });
+        self.state = CallState::Ready(outcome);
+        self.in_flight = None;
+    }
+
+    /// The result if the call has finished (once; later asks say it was taken), else `None`.
+    pub(super) fn take(&mut self) -> Option<CallOutcome> {
+        if let CallState::Pending(task) = &mut self.state {
+            if !task.is_finished() {
+                return None;
+            }
+            let joined = futures::FutureExt::now_or_never(task)?;
+            self.settle(joined);
+        }
+        match std::mem::replace(&mut self.state, CallState::Taken) {
+            CallState::Ready(outcome) => Some(outcome),
+            CallState::Taken => Some(Err(types::Error::InvalidInput(
+                "the result of this call was already taken".into(),
+            ))),
+            CallState::Pending(_) => None,
+        }
+    }
+}
+
+impl Drop for CallEntry {
+    fn drop(&mut self) {
+        if let CallState::Pending(task) = &self.state {
+            task.abort();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl wasmtime_wasi::p2::Pollable for CallEntry {
+    async fn ready(&mut self) {
+        if let CallState::Pending(task) = &mut self.state {
+            let joined = task.await;
+            self.settle(joined);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi::p2::Pollable;
+
+    fn ok() -> CallOutcome {
+        Ok(types::CallResult {
+            content: "[]".into(),
+            structured_content: None,
+            is_error: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_call_is_pending_then_ready_then_taken_and_counted_once() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = rx.await;
+            ok()
+        });
+        let mut call = CallEntry::start(task, Counted::hold(&[&in_flight]));
+        assert_eq!(in_flight.load(Ordering::SeqCst), 1);
+        assert!(call.take().is_none(), "still pending");
+        tx.send(()).unwrap();
+        call.ready().await;
+        assert_eq!(
+            in_flight.load(Ordering::SeqCst),
+            0,
+            "finished: no longer in flight"
+        );
+        assert!(matches!(call.take(), Some(Ok(_))));
+        assert!(matches!(
+            call.take(),
+            Some(Err(types::Error::InvalidInput(_)))
+        ));
+        drop(call);
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0, "released exactly once");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_running_call_aborts_it_and_releases_its_slot() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(std::future::pending::<CallOutcome>());
+        let abort = task.abort_handle();
+        let call = CallEntry::start(task, Counted::hold(&[&in_flight]));
+        drop(call);
+        tokio::task::yield_now().await;
+        assert!(abort.is_finished());
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+    }
+}

@@ -1,0 +1,200 @@
+//! What travels from upstream servers to our client: notifications, progress, and the
+//! servers' own requests (sampling, elicitation), each on the right stream.
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    ClientResult, GetExtensions, ProgressNotificationParam, RequestId,
+    ResourceUpdatedNotificationParam, ServerRequest,
+};
+use rmcp::service::{OriginatingRequestId, RequestContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServiceError};
+
+use crate::client::{Progress, ProgressSink, RequestRelay, ServerEvent};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Our client, as upstream servers reach it: the peer of one front-end session.
+#[derive(Default)]
+pub(super) struct ClientRelay {
+    peer: Mutex<Option<Peer<RoleServer>>>,
+}
+
+impl ClientRelay {
+    pub(super) fn peer(&self) -> Option<Peer<RoleServer>> {
+        lock(&self.peer).clone()
+    }
+
+    pub(super) fn remember(&self, context: &RequestContext<RoleServer>) {
+        let mut peer = lock(&self.peer);
+        if peer.is_none() {
+            *peer = Some(context.peer.clone());
+        }
+    }
+
+    /// Sends an upstream server's request to our client; with `originating`, on the stream
+    /// of that request of our client's (on streamable HTTP a server-to-client request must
+    /// travel on the SSE stream of the request that caused it).
+    async fn relay(
+        &self,
+        originating: Option<RequestId>,
+        mut request: ServerRequest,
+        declared: impl Fn(&rmcp::model::ClientCapabilities) -> bool,
+        what: &str,
+    ) -> Result<ClientResult, ErrorData> {
+        let peer = self.peer().ok_or_else(|| {
+            ErrorData::internal_error(format!("{what}: no client is connected"), None)
+        })?;
+        if peer
+            .peer_info()
+            .is_some_and(|info| !declared(&info.capabilities))
+        {
+            return Err(ErrorData::invalid_request(
+                format!("{what}: the client of mcp-registry serve does not support it"),
+                None,
+            ));
+        }
+        if let Some(id) = originating {
+            request.extensions_mut().insert(OriginatingRequestId(id));
+        }
+        // A task of its own: inside the upstream connection's handler rmcp would stamp the
+        // *upstream* request's id over the marker set above.
+        let sent = tokio::spawn(async move { peer.send_request(request).await })
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("{what}: {e}"), None))?;
+        sent.map_err(|e| match e {
+            ServiceError::McpError(data) => data,
+            other => ErrorData::internal_error(
+                format!("{what}: relaying to the client failed: {other}"),
+                None,
+            ),
+        })
+    }
+}
+
+/// One of our client's calls, as the relay of the requests its upstream makes while
+/// handling it: they reach our client on that call's stream.
+pub(super) struct CallRelay {
+    pub(super) client: Arc<ClientRelay>,
+    pub(super) request: Option<RequestId>,
+}
+
+#[async_trait::async_trait]
+#[allow(deprecated)] // sampling: deprecated for 2026-07-28, part of 2025-11-25
+impl RequestRelay for CallRelay {
+    fn client_key(&self) -> usize {
+        Arc::as_ptr(&self.client) as usize
+    }
+
+    async fn create_message(
+        &self,
+        _server: &str,
+        params: rmcp::model::CreateMessageRequestParams,
+    ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
+        let request = ServerRequest::CreateMessageRequest(rmcp::model::Request::new(params));
+        let capable = |c: &rmcp::model::ClientCapabilities| c.sampling.is_some();
+        match self
+            .client
+            .relay(self.request.clone(), request, capable, "sampling")
+            .await?
+        {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            other => Err(unexpected("sampling/createMessage", &other)),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        _server: &str,
+        params: rmcp::model::ElicitRequestParams,
+    ) -> Result<rmcp::model::ElicitResult, ErrorData> {
+        let request = ServerRequest::ElicitRequest(rmcp::model::Request::new(params));
+        let capable = |c: &rmcp::model::ClientCapabilities| c.elicitation.is_some();
+        match self
+            .client
+            .relay(self.request.clone(), request, capable, "elicitation")
+            .await?
+        {
+            ClientResult::ElicitResult(r) => Ok(r),
+            other => Err(unexpected("elicitation/create", &other)),
+        }
+    }
+}
+
+fn unexpected(method: &str, answer: &ClientResult) -> ErrorData {
+    ErrorData::internal_error(
+        format!("{method}: the client answered with an unexpected result: {answer:?}"),
+        None,
+    )
+}
+
+/// Sends the progress of one of our client's requests (an upstream call's, a plugin run's) to
+/// our client under the client's own token, increasing.
+pub(super) struct ProgressRelay(tokio::task::JoinHandle<()>);
+
+/// How many progress notifications may wait for our client before more are dropped.
+const PROGRESS_BACKLOG: usize = 64;
+
+impl ProgressRelay {
+    /// A sink and its relay, if the client asked for progress (a `progressToken`).
+    pub(super) fn start(
+        context: &RequestContext<RoleServer>,
+    ) -> Option<(ProgressSink, ProgressRelay)> {
+        let token = context.meta.get_progress_token()?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_BACKLOG);
+        let peer = context.peer.clone();
+        let relay = tokio::spawn(async move {
+            // The spec wants progress to increase, so a value that does not (NaN included) is
+            // dropped: a plugin may report anything, and rmcp runs each incoming
+            // notification's handler in a task of its own, so an upstream's progress can
+            // arrive here out of order.
+            let mut last = f64::NEG_INFINITY;
+            while let Some(p) = rx.recv().await {
+                if p.progress.is_nan() || p.progress <= last {
+                    continue;
+                }
+                last = p.progress;
+                let mut note = ProgressNotificationParam::new(token.clone(), p.progress);
+                note.total = p.total;
+                note.message = p.message;
+                let _ = peer.notify_progress(note).await;
+            }
+        });
+        Some((tx, ProgressRelay(relay)))
+    }
+
+    /// Waits until everything sent before the sink was dropped reached our client.
+    pub(super) async fn finish(self) {
+        let _ = self.0.await;
+    }
+}
+
+/// Forwards one upstream notification to our client.
+pub(super) async fn forward(peer: &Peer<RoleServer>, event: ServerEvent) {
+    let _ = match event {
+        ServerEvent::ToolsChanged(server) => {
+            tracing::debug!(server, "forwarding tools/list_changed");
+            peer.notify_tool_list_changed().await
+        }
+        ServerEvent::ResourcesChanged(_) => peer.notify_resource_list_changed().await,
+        ServerEvent::PromptsChanged(_) => peer.notify_prompt_list_changed().await,
+        ServerEvent::ResourceUpdated { uri, .. } => {
+            peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                .await
+        }
+        #[allow(deprecated)] // logging: part of 2025-11-25
+        ServerEvent::Log {
+            server,
+            mut message,
+        } => {
+            // Keep the origin visible: logger "server" or "server/logger".
+            message.logger = Some(match message.logger.take() {
+                Some(l) => format!("{server}/{l}"),
+                None => server,
+            });
+            peer.notify_logging_message(message).await
+        }
+    };
+}
