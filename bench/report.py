@@ -102,6 +102,21 @@ lines.append(target("raw rmcp client / async pipe floor (for reference)", raw / 
 for server in ["rust-test-server", "python-fastmcp-echo", "slow-start-300ms"]:
     direct, serve = p50(server, "python mcp ClientSession"), p50(server, "ours: serve (Python client)")
     lines.append(target(f"serve vs calling the server directly (Python client), {server}", serve / direct if serve and direct else None, 1.3, "lower"))
+http_txt = os.path.join(bench, "http.txt")
+if os.path.exists(http_txt):
+    http = {}
+    for line in open(http_txt).read().splitlines()[1:]:
+        parts = line.rsplit(None, 3)
+        if len(parts) == 4:
+            http[parts[0].strip()] = float(parts[1])
+    curl = next((v for k, v in http.items() if k.startswith("curl")), None)
+    for key, label in [
+        ("TypeScript SDK v1, 2025-11-25 session, 1 client", "TypeScript SDK v1 through serve --http / curl"),
+        ("TypeScript SDK v2, pinned 2026-07-28 (no session), 1 client", "TypeScript SDK v2 (2026-07-28) through serve --http / curl"),
+        ("Node fetch, one stateless POST (no SDK), 1 client", "plain Node fetch / curl (the client runtime alone, for reference)"),
+    ]:
+        ts = http.get(key)
+        lines.append(target(label, ts / curl if ts and curl else None, 2, "lower"))
 lines += ["", "![p50 latency per mode, log scale](docs/benchmarks.png)", ""]
 
 for name, title in [
