@@ -8,4 +8,4 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasi
 cargo build --quiet -p mcp-registry-host -p mcp-test-server
 cargo build --quiet --target wasm32-wasip2 -p fanout
 exec target/debug/mcp-registry --config examples/registry.json \
-  run target/wasm32-wasip2/debug/fanout.wasm --input '{"servers": ["alpha", "beta"], "rounds": 3}' "$@"
+  run target/wasm32-wasip2/debug/fanout.wasm --allow-requested --input '{"servers": ["alpha", "beta"], "rounds": 3}' "$@"

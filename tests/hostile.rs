@@ -58,7 +58,7 @@ impl Host {
                 .run(
                     &probe,
                     r#"{"op": "session_counter", "server": "a", "n": 3}"#,
-                    &PluginPolicy::default(),
+                    &PluginPolicy::granting(["a", "b"]),
                 )
                 .await;
             (out, started.elapsed())
@@ -94,7 +94,7 @@ impl Host {
 fn policy() -> PluginPolicy {
     PluginPolicy {
         deadline: Duration::from_secs(3),
-        ..PluginPolicy::default()
+        ..PluginPolicy::granting(["a", "b"])
     }
 }
 
@@ -113,7 +113,7 @@ async fn infinite_loop_runs_out_of_fuel() {
     let p = PluginPolicy {
         fuel: Some(50_000_000),
         deadline: Duration::from_secs(60),
-        ..PluginPolicy::default()
+        ..PluginPolicy::granting(["a", "b"])
     };
     let e = h.attack(json!({"op": "loop"}), p).await.unwrap_err();
     match e {
@@ -214,7 +214,7 @@ async fn a_session_survives_its_server_crashing() {
 async fn denied_servers_and_tools_name_the_rule() {
     let h = host();
     let p = PluginPolicy {
-        allowed_servers: Some(vec!["a".into()]),
+        allowed_servers: vec!["a".into()],
         allowed_tools: Some(vec!["a__echo".into(), "a__c?unter".into()]),
         ..policy()
     };

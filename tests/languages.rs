@@ -108,7 +108,7 @@ async fn same_assertions_as_rust(guest: PathBuf, language: &str) {
     let describe: Value = host.describe(&plugin).await.unwrap().raw;
     assert_eq!(describe["name"], format!("{language}-fanout"));
     assert_eq!(describe["inputSchema"]["type"], "object");
-    let policy = PluginPolicy::default();
+    let policy = PluginPolicy::granting(["alpha", "beta"]);
 
     // Persistence through the guest's session: each server counts 1, 2, 3 in one process.
     let out = host
@@ -155,14 +155,14 @@ async fn same_assertions_as_rust(guest: PathBuf, language: &str) {
         .unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap(),
-        json!({"array_args": "invalid-input", "unknown_tool": "not-found", "unknown_server": "not-found",
+        json!({"array_args": "invalid-input", "unknown_tool": "not-found", "unknown_server": "denied",
                "bad_name": "invalid-input", "tool_error": true})
     );
 
     // A denied server is `denied`, reported through the plugin's own error.
     let denied = PluginPolicy {
-        allowed_servers: Some(vec!["alpha".into()]),
-        ..PluginPolicy::default()
+        allowed_servers: vec!["alpha".into()],
+        ..PluginPolicy::granting(["alpha", "beta"])
     };
     let e = host
         .run(&plugin, &json!({"servers": ["beta"]}).to_string(), &denied)

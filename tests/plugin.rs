@@ -15,6 +15,7 @@ use support::*;
 struct Fixture {
     host: PluginHost,
     pid_file: PathBuf,
+    servers: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -29,13 +30,15 @@ fn fixture(names: &[&str]) -> Fixture {
     Fixture {
         host,
         pid_file,
+        servers: names.iter().map(|n| n.to_string()).collect(),
         _dir: dir,
     }
 }
 
 impl Fixture {
     async fn run(&self, guest_name: &str, input: Value) -> Result<Value, PluginError> {
-        self.run_with(guest_name, input, &PluginPolicy::default())
+        // Every server of the fixture granted.
+        self.run_with(guest_name, input, &PluginPolicy::granting(&self.servers))
             .await
     }
 
@@ -122,7 +125,7 @@ async fn a_plugin_past_its_deadline_is_stopped_and_cleaned_up() {
     let f = fixture(&["a"]);
     let policy = PluginPolicy {
         deadline: Duration::from_millis(1500),
-        ..PluginPolicy::default()
+        ..PluginPolicy::granting(["a", "b"])
     };
     let started = Instant::now();
     let e = f
@@ -172,8 +175,10 @@ async fn errors_reach_the_guest_as_the_right_variant() {
     assert_eq!(out["bad_json_args"], "invalid-input");
     assert_eq!(out["temp_array_args"], "invalid-input");
     assert_eq!(out["unknown_tool"], "not-found");
-    assert_eq!(out["unknown_server"], "not-found");
-    assert_eq!(out["unknown_server_session"], "not-found");
+    // A server the plugin is not granted is denied, whether it exists or not: the answer
+    // tells a plugin nothing about the registry it may not see.
+    assert_eq!(out["unknown_server"], "denied");
+    assert_eq!(out["unknown_server_session"], "denied");
     assert_eq!(out["bad_name"], "invalid-input");
     assert_eq!(out["tool_error"], true);
     assert_eq!(out["still_works"], "ok");
@@ -214,8 +219,8 @@ async fn dropping_a_session_fails_its_calls_in_flight() {
 async fn policy_denies_servers_outside_the_allow_list() {
     let f = fixture(&["a", "b"]);
     let policy = PluginPolicy {
-        allowed_servers: Some(vec!["a".into()]),
-        ..PluginPolicy::default()
+        allowed_servers: vec!["a".into()],
+        ..PluginPolicy::granting(["a", "b"])
     };
     let e = f
         .run_with(
@@ -307,7 +312,7 @@ async fn compiled_components_are_cached_on_disk() {
         .run(
             &plugin,
             r#"{"server": "a", "calls": 1}"#,
-            &PluginPolicy::default(),
+            &PluginPolicy::granting(["a", "b"]),
         )
         .await
         .unwrap();
@@ -365,7 +370,7 @@ fn cli_run_prints_output_and_maps_exit_codes() {
             .unwrap()
     };
     let fanout = guest("fanout");
-    let o = run(&["run", fanout.to_str().unwrap()]);
+    let o = run(&["run", fanout.to_str().unwrap(), "--allow-requested"]);
     assert!(o.status.success(), "{o:?}");
     let out: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(out["counters"]["alpha"], json!([1, 2, 3]));

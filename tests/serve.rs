@@ -84,6 +84,20 @@ async fn close_and_expect_exit_0<H: rmcp::ClientHandler>(
     assert!(status.success(), "serve exited with {status}");
 }
 
+/// A policy file exposing the fan-out example granted servers `a` and `b` (plugins reach no
+/// server by default).
+fn fanout_policy(s: &Setup) -> PathBuf {
+    let path = s.dir.path().join("plugins.json");
+    std::fs::write(
+        &path,
+        json!({"plugins": {"fanout": {"component": guest("fanout").display().to_string(),
+                                      "servers": ["a", "b"]}}})
+        .to_string(),
+    )
+    .unwrap();
+    path
+}
+
 fn result_text(r: &rmcp::model::CallToolResult) -> String {
     text(r)
 }
@@ -91,12 +105,12 @@ fn result_text(r: &rmcp::model::CallToolResult) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_over_stdio_with_an_rmcp_client() {
     let s = setup();
-    let fanout = guest("fanout");
+    let plugins = fanout_policy(&s);
     let (client, child) = serve_stdio(
         &s,
         &[
-            "--plugin",
-            fanout.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
             "--filter",
             "a:echo,counter,sleep,fail;b",
         ],
@@ -380,7 +394,7 @@ async fn serve_with_the_python_sdk_client() {
         return;
     };
     let s = setup();
-    let fanout = guest("fanout");
+    let plugins = fanout_policy(&s);
     let script = workspace_root().join("tests/peers/serve_client.py");
     let out = tokio::process::Command::new(python)
         .arg(&script)
@@ -389,8 +403,8 @@ async fn serve_with_the_python_sdk_client() {
             "--config",
             s.config.to_str().unwrap(),
             "serve",
-            "--plugin",
-            fanout.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
         ])
         .env("MCP_REGISTRY_CACHE_DIR", s.dir.path().join("cache"))
         .output()

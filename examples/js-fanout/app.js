@@ -2,7 +2,7 @@
 //
 // Input: {"servers": ["alpha", "beta"], "rounds": 3, "message": "hi"} (all optional), plus
 // "mode": "temporary" (counter calls in temporary mode) or "errors" (report error kinds).
-import { RegistryError, call, joinAll, log, servers, withSession } from '../../guest-sdk/js/mcp-registry-guest.js';
+import { RegistryError, call, describe as describePlugin, joinAll, log, servers, withSession } from '../../guest-sdk/js/mcp-registry-guest.js';
 
 function kind(fn) {
   try {
@@ -15,7 +15,7 @@ function kind(fn) {
 }
 
 export function describe() {
-  return JSON.stringify({
+  return describePlugin({
     name: 'js-fanout',
     description: 'Open a session on several servers and call them concurrently (JavaScript)',
     inputSchema: {
@@ -27,6 +27,7 @@ export function describe() {
         mode: { type: 'string', enum: ['fanout', 'temporary', 'errors'] },
       },
     },
+    servers: ['alpha', 'beta'],
   });
 }
 

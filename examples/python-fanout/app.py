@@ -10,6 +10,7 @@ import json
 
 import wit_world
 from componentize_py_types import Err
+import mcp_registry_guest as guest
 from mcp_registry_guest import RegistryError, Session, call, join_all, log, servers
 
 
@@ -23,14 +24,15 @@ def kind(fn):
 
 class WitWorld(wit_world.WitWorld):
     def describe(self) -> str:
-        return json.dumps({
-            "name": "python-fanout",
-            "description": "Open a session on several servers and call them concurrently (Python)",
-            "inputSchema": {"type": "object", "properties": {
+        return guest.describe(
+            "python-fanout",
+            "Open a session on several servers and call them concurrently (Python)",
+            {"type": "object", "properties": {
                 "servers": {"type": "array", "items": {"type": "string"}},
                 "rounds": {"type": "integer"}, "message": {"type": "string"},
                 "mode": {"type": "string", "enum": ["fanout", "temporary", "errors"]}}},
-        })
+            servers=["alpha", "beta"],
+        )
 
     def run(self, input: str) -> str:
         try:

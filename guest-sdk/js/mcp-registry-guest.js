@@ -15,6 +15,17 @@ import { poll } from 'wasi:io/poll@0.2.12';
 
 const dispose = Symbol.dispose ?? Symbol.for('Symbol.dispose');
 
+/**
+ * The JSON a plugin's `describe` returns. The host grants a plugin no server until it is told
+ * to; `servers` and `tools` (globs over SERVER__TOOL) say what this one needs, which
+ * `mcp-registry run --allow-requested` grants.
+ */
+export function describe({ name, description, inputSchema = { type: 'object' }, servers = [], tools = [] }) {
+  const d = { name, description, inputSchema };
+  if (servers.length || tools.length) d.requires = { servers, tools };
+  return JSON.stringify(d);
+}
+
 export class RegistryError extends Error {
   constructor(payload) {
     const kind = payload && payload.tag ? payload.tag : 'unknown';

@@ -52,6 +52,18 @@ class CallResult:
         return "\n".join(b.get("text", "") for b in self.content if isinstance(b, dict) and "text" in b)
 
 
+def describe(name: str, description: str, input_schema: Optional[dict] = None,
+             servers: Optional[List[str]] = None, tools: Optional[List[str]] = None) -> str:
+    """The JSON a plugin's `describe` returns. The host grants a plugin no server until it is
+    told to; `servers` and `tools` (globs over SERVER__TOOL) say what this one needs, which
+    `mcp-registry run --allow-requested` grants."""
+    d = {"name": name, "description": description,
+         "inputSchema": input_schema or {"type": "object"}}
+    if servers or tools:
+        d["requires"] = {"servers": list(servers or []), "tools": list(tools or [])}
+    return json.dumps(d)
+
+
 def _wrap(fn, *args):
     try:
         return fn(*args)

@@ -320,9 +320,75 @@ pub fn report_progress(progress: f64, total: Option<f64>, message: Option<&str>)
     bindings::mcp_registry::plugin::progress::report(progress, total, message);
 }
 
+/// What a plugin says about itself: the value its `describe` returns. The host grants a
+/// plugin no server until it is told to; `requires` says what this one needs, which
+/// `mcp-registry run --allow-requested` grants (and `run`/`serve` print).
+///
+/// ```ignore
+/// Description::new("fanout", "Call several servers at once")
+///     .input_schema(json!({"type": "object"}))
+///     .requires_servers(&["alpha", "beta"])
+///     .requires_tools(&["*__counter"])
+///     .into()
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    name: String,
+    description: String,
+    input_schema: Value,
+    servers: Vec<String>,
+    tools: Vec<String>,
+}
+
+impl Description {
+    /// A plugin called `name` that does what `description` says, with an object input.
+    pub fn new(name: &str, description: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            input_schema: json!({"type": "object"}),
+            servers: Vec::new(),
+            tools: Vec::new(),
+        }
+    }
+
+    /// The JSON schema of the input.
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = schema;
+        self
+    }
+
+    /// Servers the plugin needs.
+    pub fn requires_servers(mut self, servers: &[&str]) -> Self {
+        self.servers = servers.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Globs over `server__tool` the plugin calls (without: any tool of its servers).
+    pub fn requires_tools(mut self, tools: &[&str]) -> Self {
+        self.tools = tools.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
+impl From<Description> for Value {
+    fn from(d: Description) -> Value {
+        let mut v = json!({
+            "name": d.name,
+            "description": d.description,
+            "inputSchema": d.input_schema,
+        });
+        if !d.servers.is_empty() || !d.tools.is_empty() {
+            v["requires"] = json!({"servers": d.servers, "tools": d.tools});
+        }
+        v
+    }
+}
+
 /// What a plugin implements; export it with [`export_plugin!`].
 pub trait Plugin {
-    /// `{"name": ..., "description": ..., "inputSchema": {...}}`.
+    /// `{"name": ..., "description": ..., "inputSchema": {...}, "requires": {...}}`; build
+    /// it with [`Description`].
     fn describe() -> Value;
     /// JSON in, JSON out.
     fn run(input: Value) -> Result<Value, String>;

@@ -123,7 +123,7 @@ async fn main() {
     {
         let input = json!({"op": "latencies", "server": "a", "n": N, "warmup": 100}).to_string();
         let out = host
-            .run(&plugin, &input, &PluginPolicy::default())
+            .run(&plugin, &input, &PluginPolicy::granting(["a"]))
             .await
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -141,7 +141,7 @@ async fn main() {
     }
     // 5. Instantiation + trivial run (no servers).
     {
-        let policy = PluginPolicy::default();
+        let policy = PluginPolicy::granting(["a"]);
         let mut samples = Vec::new();
         for i in 0..600 {
             let t = Instant::now();

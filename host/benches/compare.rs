@@ -182,7 +182,7 @@ async fn guest_samples(
     divisor: f64,
 ) -> Vec<f64> {
     let out = host
-        .run(plugin, &input.to_string(), &PluginPolicy::default())
+        .run(plugin, &input.to_string(), &PluginPolicy::granting(["s"]))
         .await
         .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();

@@ -79,7 +79,7 @@ async fn main() {
             host.describe(&plugin).await.unwrap();
             describe.push(t.elapsed());
         }
-        let policy = PluginPolicy::default();
+        let policy = PluginPolicy::granting(["alpha", "beta"]);
         let mut rounds = Vec::new();
         for _ in 0..5 {
             let run = |r: u64| {

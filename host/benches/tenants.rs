@@ -43,7 +43,7 @@ async fn child(pooling: bool, n: usize, server: &str, probe: &str) {
     )
     .unwrap();
     let plugin = host.load_file(Path::new(probe)).unwrap();
-    let policy = PluginPolicy::default();
+    let policy = PluginPolicy::granting(["a"]);
     // Warm up once (first instantiation, first spawn).
     host.run(
         &plugin,

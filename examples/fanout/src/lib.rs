@@ -5,25 +5,29 @@
 //! because the session keeps one process per server, each server counts 1, 2, 3...
 
 use mcp_registry_guest::{
-    export_plugin, join_all, json, log, serde_json, Level, Plugin, Session, Value,
+    export_plugin, join_all, json, log, serde_json, Description, Level, Plugin, Session, Value,
 };
 
 struct FanOut;
 
 impl Plugin for FanOut {
     fn describe() -> Value {
-        json!({
-            "name": "fanout",
-            "description": "Open a session on several servers and call them concurrently",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "servers": {"type": "array", "items": {"type": "string"}},
-                    "rounds": {"type": "integer", "minimum": 1},
-                    "message": {"type": "string"}
-                }
+        Description::new(
+            "fanout",
+            "Open a session on several servers and call them concurrently",
+        )
+        .input_schema(json!({
+            "type": "object",
+            "properties": {
+                "servers": {"type": "array", "items": {"type": "string"}},
+                "rounds": {"type": "integer", "minimum": 1},
+                "message": {"type": "string"}
             }
-        })
+        }))
+        // The servers of examples/registry.json, and the two tools it calls on each.
+        .requires_servers(&["alpha", "beta"])
+        .requires_tools(&["*__counter", "*__echo"])
+        .into()
     }
 
     fn run(input: Value) -> Result<Value, String> {

@@ -3,20 +3,22 @@
 //!
 //! Input: `{"server": "alpha", "calls": 3}` (optional).
 
-use mcp_registry_guest::{call, export_plugin, json, list_tools, Plugin, Value};
+use mcp_registry_guest::{call, export_plugin, json, list_tools, Description, Plugin, Value};
 
 struct Temporary;
 
 impl Plugin for Temporary {
     fn describe() -> Value {
-        json!({
-            "name": "temporary",
-            "description": "List a server's tools and call its counter in temporary mode",
-            "inputSchema": {
-                "type": "object",
-                "properties": {"server": {"type": "string"}, "calls": {"type": "integer"}}
-            }
-        })
+        Description::new(
+            "temporary",
+            "List a server's tools and call its counter in temporary mode",
+        )
+        .input_schema(json!({
+            "type": "object",
+            "properties": {"server": {"type": "string"}, "calls": {"type": "integer"}}
+        }))
+        .requires_servers(&["alpha"])
+        .into()
     }
 
     fn run(input: Value) -> Result<Value, String> {

@@ -13,7 +13,10 @@ use super::print_json;
 use crate::aggregator::{parse_arguments, Aggregator};
 use crate::client::{ConnectionState, ServerConnection};
 use crate::config::Registry;
-use crate::plugin::{default_cache_dir, load_policy_file, PluginError, PluginHost, PluginPolicy};
+use crate::plugin::{
+    default_cache_dir, grant_report, load_policy_file, PluginError, PluginHost, PluginPolicy,
+    Requires,
+};
 use crate::serve::ServeOptions;
 
 /// Reads `text`, or all of stdin when it is `-`.
@@ -195,8 +198,18 @@ pub(super) async fn run_plugin(
     let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
     let input = text_or_stdin(input, "input")?;
     serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
-    let policy = limits.to_policy(&registry, path)?;
+    let mut policy = limits.to_policy(&registry, path)?;
     let plugin = host.load_file(plugin)?;
+    let requires = host.describe(&plugin).await?.requires;
+    // Nothing granted, someone at the terminal: ask once.
+    let asked = !limits.allow_requested
+        && !limits.grants_anything()
+        && !requires.is_empty()
+        && interactive();
+    if limits.allow_requested || (asked && ask(plugin.name(), &requires)?) {
+        grant_requested(&requires, &registry, path, &mut policy);
+    }
+    eprintln!("{}", grant_report(plugin.name(), &requires, &policy));
     let outcome = host.run(&plugin, &input, &policy).await;
     if let Ok(output) = &outcome {
         match serde_json::from_str::<Value>(output) {
@@ -221,7 +234,7 @@ pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Resul
     let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
     let specs = load_policy_file(policy_file)?;
     for spec in &specs {
-        for s in spec.policy.allowed_servers.iter().flatten() {
+        for s in &spec.policy.allowed_servers {
             if registry.server(s).is_none() {
                 bail!(
                     "{}: plugin \"{}\": field \"servers\": no server \"{s}\" in {}",
@@ -235,6 +248,8 @@ pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Resul
     let mut runs = Vec::new();
     for spec in &specs {
         let plugin = host.load_file_as(&spec.name, &spec.component)?;
+        let requires = host.describe(&plugin).await?.requires;
+        eprintln!("{}", grant_report(&spec.name, &requires, &spec.policy));
         runs.push((plugin, spec.input.to_string(), spec.policy.clone()));
     }
     let results = host.run_many(&runs).await;
@@ -257,13 +272,15 @@ pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Resul
     Ok(code)
 }
 
-/// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH...] [--http ADDR]`.
+/// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH... [--allow-requested]]
+/// [--http ADDR]`.
 pub(super) async fn serve(
     path: &Path,
     servers: Vec<String>,
     filter: Option<String>,
     policy_file: Option<&Path>,
     plugin_files: &[PathBuf],
+    allow_requested: bool,
     http: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let registry = Registry::load(path)?;
@@ -284,6 +301,7 @@ pub(super) async fn serve(
         servers,
         filter,
         plugins,
+        allow_requested,
         http,
     };
     crate::serve::serve(Aggregator::new(registry), options).await?;
@@ -298,4 +316,56 @@ pub(super) async fn describe(path: &Path, plugin: &Path) -> anyhow::Result<ExitC
     let description = host.describe(&plugin).await?;
     print_json(&description.raw)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Grants what a plugin requests, as far as the registry has it; says what it lacks.
+fn grant_requested(
+    requires: &Requires,
+    registry: &Registry,
+    path: &Path,
+    policy: &mut PluginPolicy,
+) {
+    let explicit = std::mem::take(&mut policy.allowed_servers);
+    let explicit_tools = policy.allowed_tools.take();
+    for missing in requires.grant(registry, policy) {
+        eprintln!(
+            "warning: the plugin requests server \"{missing}\", which is not in {}; not granted",
+            path.display()
+        );
+    }
+    for s in explicit {
+        if !policy.allowed_servers.contains(&s) {
+            policy.allowed_servers.push(s);
+        }
+    }
+    // An explicit --allow-tool is never widened by the request.
+    policy.allowed_tools = match (explicit_tools, policy.allowed_tools.take()) {
+        (Some(mut explicit), Some(requested)) => {
+            explicit.extend(requested);
+            Some(explicit)
+        }
+        (Some(explicit), None) => Some(explicit),
+        (None, requested) => requested,
+    };
+}
+
+/// Whether a person is at the terminal to answer a question.
+fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks once whether to grant what the plugin requests (default: no).
+fn ask(plugin: &str, requires: &Requires) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut err = std::io::stderr().lock();
+    write!(
+        err,
+        "plugin {plugin} requests {}. Nothing is granted yet. Grant this? [y/N] ",
+        requires.summary()
+    )?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }

@@ -97,9 +97,13 @@ pub enum Command {
         /// Expose every plugin of this policy file as a tool, under its policy.
         #[arg(long, value_name = "POLICY_FILE", conflicts_with = "plugin")]
         plugins: Option<PathBuf>,
-        /// Expose this plugin component as a tool (repeatable), under the default policy.
+        /// Expose this plugin component as a tool (repeatable), under the default policy
+        /// (no server granted).
         #[arg(long, value_name = "PATH")]
         plugin: Vec<PathBuf>,
+        /// Grant each `--plugin` what its `describe` requests, as far as the registry has it.
+        #[arg(long, requires = "plugin")]
+        allow_requested: bool,
         /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio.
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
@@ -234,8 +238,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             filter,
             plugins,
             plugin,
+            allow_requested,
             http,
-        } => commands::serve(path, servers, filter, plugins.as_deref(), &plugin, http).await,
+        } => {
+            let policy_file = plugins.as_deref();
+            commands::serve(
+                path,
+                servers,
+                filter,
+                policy_file,
+                &plugin,
+                allow_requested,
+                http,
+            )
+            .await
+        }
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
     }
 }

@@ -10,9 +10,12 @@ use crate::plugin::{PluginPolicy, Preopen};
 /// `mcp-registry run` flags: the same options as a policy file entry.
 #[derive(Debug, clap::Args)]
 pub struct PolicyArgs {
-    /// A server the plugin may use (repeatable; default: every server in the registry).
+    /// A server the plugin may use (repeatable; default: none).
     #[arg(long = "allow-server", value_name = "NAME")]
     allow_server: Vec<String>,
+    /// Grant what the plugin's `describe` requests (`requires`), as far as the registry has it.
+    #[arg(long)]
+    pub allow_requested: bool,
     /// A glob over SERVER__TOOL the plugin may call (repeatable; default: all tools).
     #[arg(long = "allow-tool", value_name = "GLOB")]
     allow_tool: Vec<String>,
@@ -58,6 +61,11 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// Whether these flags grant anything to reach (a server or a tool).
+    pub fn grants_anything(&self) -> bool {
+        self.allow_requested || !self.allow_server.is_empty() || !self.allow_tool.is_empty()
+    }
+
     /// The policy these flags give, checked against the registry at `path`.
     pub fn to_policy(
         &self,
@@ -76,7 +84,7 @@ impl PolicyArgs {
             Some(_) => bail!("--timeout must be a positive number of seconds"),
         };
         let mut policy = PluginPolicy {
-            allowed_servers: (!self.allow_server.is_empty()).then(|| self.allow_server.clone()),
+            allowed_servers: self.allow_server.clone(),
             allowed_tools: (!self.allow_tool.is_empty()).then(|| self.allow_tool.clone()),
             wall_clock: self.wall_clock,
             random: self.random,

@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
 use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, UpdateDeadline};
@@ -31,11 +30,13 @@ use crate::client::ProgressSink;
 use components::ComponentCache;
 
 mod components;
+mod description;
 mod host;
 pub mod policy;
 mod resources;
 mod state;
 
+pub use description::{grant_report, grants_summary, PluginDescription, Requires};
 pub use policy::{load_policy_file, PluginPolicy, PluginSpec, PolicyError, Preopen};
 pub use resources::{CallEntry, Gauges, SessionEntry};
 pub use state::PluginState;
@@ -134,52 +135,6 @@ impl Drop for EpochTicker {
 pub struct RunOptions {
     /// Where the plugin's `progress.report`s go, if anywhere.
     pub progress: Option<ProgressSink>,
-}
-
-/// What a plugin says about itself (its `describe` export): parsed once, here.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PluginDescription {
-    /// The name it gives itself, if any.
-    pub name: Option<String>,
-    /// What it does.
-    pub description: String,
-    /// The JSON schema of its input (`{"type": "object"}` if it gives none).
-    pub input_schema: Map<String, Value>,
-    /// Everything it returned, as JSON.
-    pub raw: Value,
-}
-
-impl PluginDescription {
-    /// Parses `describe`'s JSON: `{"name"?, "description"?, "inputSchema"?}`.
-    pub fn parse(plugin: &str, text: &str) -> Result<Self, PluginError> {
-        let bad = |message: String| PluginError::Describe {
-            name: plugin.to_owned(),
-            message,
-        };
-        let raw: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let Value::Object(obj) = &raw else {
-            return Err(bad("not a JSON object".into()));
-        };
-        let input_schema = match obj.get("inputSchema") {
-            None => {
-                let mut schema = Map::new();
-                schema.insert("type".into(), Value::String("object".into()));
-                schema
-            }
-            Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err(bad("inputSchema is not an object".into())),
-        };
-        Ok(Self {
-            name: obj.get("name").and_then(Value::as_str).map(str::to_owned),
-            description: obj
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            input_schema,
-            raw,
-        })
-    }
 }
 
 /// How the host's engine is set up.

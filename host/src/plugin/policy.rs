@@ -1,7 +1,9 @@
 //! What one plugin may do, and how much: grants (servers, tools, directories, env, clock,
 //! random) and limits (time, fuel, memory, sessions, calls, bytes).
 //!
-//! Defaults are safe: no grants beyond the registry's servers, every resource bounded. A
+//! Defaults are safe: nothing is granted, not even a server of the registry (MCP servers are
+//! capabilities too: a plugin with the registry's filesystem or shell server would reach
+//! around the Wasm sandbox), and every resource is bounded. A
 //! policy file names several plugins with their components, so `mcp-registry run --policy`
 //! can run them side by side as tenants; it is validated like the registry file, with errors
 //! naming the file, the plugin and the field.
@@ -29,8 +31,8 @@ pub struct Preopen {
 /// What a plugin may reach and how much it may use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginPolicy {
-    /// Servers the plugin may use; `None` means every server in the registry.
-    pub allowed_servers: Option<Vec<String>>,
+    /// Servers the plugin may use (none by default).
+    pub allowed_servers: Vec<String>,
     /// Glob patterns (`*`, `?`) over `server__tool` the plugin may call; `None` means all
     /// tools of its allowed servers.
     pub allowed_tools: Option<Vec<String>>,
@@ -67,7 +69,7 @@ pub struct PluginPolicy {
 impl Default for PluginPolicy {
     fn default() -> Self {
         Self {
-            allowed_servers: None,
+            allowed_servers: Vec::new(),
             allowed_tools: None,
             preopens: Vec::new(),
             env: BTreeMap::new(),
@@ -113,12 +115,25 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 impl PluginPolicy {
     /// Whether the policy lets the plugin use `server`; `Err` says which rule forbids it.
     pub fn check_server(&self, server: &str) -> Result<(), String> {
-        match &self.allowed_servers {
-            Some(allowed) if !allowed.iter().any(|s| s == server) => Err(format!(
-                "server \"{server}\" is not in the plugin's allowed servers ({})",
-                allowed.join(", ")
-            )),
-            _ => Ok(()),
+        if self.allowed_servers.iter().any(|s| s == server) {
+            return Ok(());
+        }
+        let granted = if self.allowed_servers.is_empty() {
+            "no server is granted".to_owned()
+        } else {
+            format!("granted: {}", self.allowed_servers.join(", "))
+        };
+        Err(format!(
+            "server \"{server}\" is not granted to this plugin ({granted}); grant it with \
+             --allow-server {server} (or --allow-requested, or a policy file's \"servers\")"
+        ))
+    }
+
+    /// A policy granting `servers` and nothing else beyond the defaults.
+    pub fn granting(servers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            allowed_servers: servers.into_iter().map(Into::into).collect(),
+            ..Self::default()
         }
     }
 
@@ -252,7 +267,7 @@ fn plugin_spec(
     };
     let mut policy = PluginPolicy::default();
     if let Some(s) = e.get("servers") {
-        policy.allowed_servers = Some(v.strings("servers", s)?);
+        policy.allowed_servers = v.strings("servers", s)?;
     }
     if let Some(t) = e.get("tools") {
         policy.allowed_tools = Some(v.strings("tools", t)?);

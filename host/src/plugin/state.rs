@@ -152,15 +152,17 @@ impl PluginState {
         name: &str,
         arguments: &str,
     ) -> Result<CallRequest, types::Error> {
+        // Every attempt counts, denied or malformed ones too: a flood is bounded whatever
+        // it floods with.
+        self.policy
+            .check_call_budget(self.calls, arguments.len())
+            .map_err(|message| self.limit(message))?;
+        self.calls += 1;
         let name = ToolName::parse(name).map_err(|e| to_wit_error(e.into()))?;
         self.policy
             .check_tool(&name)
             .map_err(|rule| self.denied(rule))?;
-        self.policy
-            .check_call_budget(self.calls, arguments.len())
-            .map_err(|message| self.limit(message))?;
         let arguments = parse_arguments(arguments).map_err(to_wit_error)?;
-        self.calls += 1;
         Ok(CallRequest { name, arguments })
     }
 

@@ -58,6 +58,9 @@ pub struct ServeOptions {
     pub filter: Option<String>,
     /// Plugins to expose as tools, with their policies.
     pub plugins: Vec<(String, std::path::PathBuf, PluginPolicy)>,
+    /// Grant each plugin what its `describe` requests (as far as the registry has it), on
+    /// top of its policy.
+    pub allow_requested: bool,
     /// Streamable HTTP address instead of stdio.
     pub http: Option<SocketAddr>,
 }

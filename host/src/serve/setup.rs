@@ -10,7 +10,7 @@ use super::{ServeError, ServeOptions};
 use crate::aggregator::{Aggregator, AggregatorError, Session};
 use crate::client::ConnectHooks;
 use crate::config::{parse_filter, ToolFilter};
-use crate::plugin::{Plugin, PluginHost, PluginPolicy};
+use crate::plugin::{grant_report, Plugin, PluginHost, PluginPolicy};
 
 /// A plugin exposed as a tool.
 pub(super) struct PluginTool {
@@ -96,6 +96,20 @@ async fn plugin_tools(
     for (name, path, policy) in &options.plugins {
         let plugin = host.load_file_as(name, path)?;
         let description = host.describe(&plugin).await?;
+        let mut policy = policy.clone();
+        if options.allow_requested {
+            for missing in description
+                .requires
+                .grant(aggregator.registry(), &mut policy)
+            {
+                eprintln!(
+                    "warning: plugin {name} requests server \"{missing}\", which the registry \
+                     lacks; not granted"
+                );
+            }
+        }
+        // On stderr: stdout is the MCP stream on stdio.
+        eprintln!("{}", grant_report(name, &description.requires, &policy));
         let tool_name = description.name.clone().unwrap_or_else(|| name.clone());
         let tool = Tool::new(
             tool_name.clone(),
@@ -107,7 +121,7 @@ async fn plugin_tools(
             PluginTool {
                 tool,
                 plugin,
-                policy: policy.clone(),
+                policy,
             },
         );
     }

@@ -153,6 +153,20 @@ impl Plugin for Probe {
                 Ok(json!({}))
             }
             "noop" => Ok(json!({})),
+            "grants" => {
+                // What this plugin may reach: the servers it sees, and how a listing, a
+                // session and a call naming `server` fare (error kind and message).
+                let outcome = |r: Result<(), Error>| match r {
+                    Ok(()) => json!({"kind": "ok"}),
+                    Err(e) => json!({"kind": e.kind(), "message": e.message()}),
+                };
+                Ok(json!({
+                    "servers": mcp_registry_guest::servers(),
+                    "list": outcome(mcp_registry_guest::list_tools(&[&server]).map(|_| ())),
+                    "session": outcome(Session::open(&[&server]).map(|_| ())),
+                    "call": outcome(call(&format!("{server}__echo"), &json!({"message": "x"})).map(|_| ())),
+                }))
+            }
             "session_call" => {
                 // One session on `server`: its tool list, then `tool` with `arguments`; an
                 // error is reported by kind, not failed, so a test sees which kind it was.
