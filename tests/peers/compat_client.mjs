@@ -12,6 +12,7 @@
 // modern__echo, modern__counter three times and the unknown modern__nope, then print one
 // JSON object. Every step records its own failure ("Class: message"); the whole run is
 // bounded at 60 s. Exit status 1 when it could not connect ("fatal") or timed out, else 0.
+// With $MCP_AUTH_TOKEN set, HTTP requests carry `Authorization: Bearer $MCP_AUTH_TOKEN`.
 // Packages come from .peers/node_modules (MCP_PEERS_DIR overrides), imported by file path
 // since this script does not live under .peers.
 
@@ -94,6 +95,12 @@ async function exercise(client, RpcError) {
   });
 }
 
+/** With $MCP_AUTH_TOKEN, every HTTP request carries `Authorization: Bearer <token>`. */
+function httpOptions() {
+  const token = process.env.MCP_AUTH_TOKEN;
+  return token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : undefined;
+}
+
 async function main() {
   const argv = TRANSPORT === 'stdio' ? JSON.parse(TARGET) : null;
   // env: the SDKs pass only a safe subset of the environment by default; serve needs all of it.
@@ -111,7 +118,7 @@ async function main() {
       transport = new StdioClientTransport(stdioParams);
     } else {
       const { StreamableHTTPClientTransport } = await load('sdk/dist/esm/client/streamableHttp.js');
-      transport = new StreamableHTTPClientTransport(new URL(TARGET));
+      transport = new StreamableHTTPClientTransport(new URL(TARGET), httpOptions());
     }
     // SDK 1.x has no getter for the negotiated version; it hands it to the transport after
     // initialize (when the transport has setProtocolVersion), so listen there.
@@ -135,7 +142,7 @@ async function main() {
       const { StdioClientTransport } = await load('client/dist/stdio.mjs');
       transport = new StdioClientTransport(stdioParams);
     } else {
-      transport = new sdk.StreamableHTTPClientTransport(new URL(TARGET));
+      transport = new sdk.StreamableHTTPClientTransport(new URL(TARGET), httpOptions());
     }
   }
 

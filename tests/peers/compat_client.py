@@ -11,7 +11,8 @@ server (the test server). The script lists tools, calls memory__read_graph, mode
 modern__counter three times and the unknown modern__nope, and prints one JSON object with what
 it saw. Every step records its own failure ("Class: message"), so one failure hides nothing;
 the whole run is bounded at 60 s. With CALLS (a JSON list of [tool, arguments] pairs) it lists
-tools and makes those calls instead, reporting them under "calls". Exit status 1 when it could not connect ("fatal") or timed
+tools and makes those calls instead, reporting them under "calls". With $MCP_AUTH_TOKEN set,
+HTTP requests carry `Authorization: Bearer $MCP_AUTH_TOKEN` (through an httpx auth). Exit status 1 when it could not connect ("fatal") or timed
 out, else 0 whatever the steps saw: the Rust test asserts on the JSON.
 """
 
@@ -147,6 +148,17 @@ async def run_mcp2() -> None:
     if TRANSPORT == "stdio":
         argv = json.loads(TARGET)
         server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    elif os.environ.get("MCP_AUTH_TOKEN"):
+        # An httpx auth, as a deployment would give its credentials.
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        class Bearer(httpx2.Auth):
+            def auth_flow(self, request):
+                request.headers["Authorization"] = f"Bearer {os.environ['MCP_AUTH_TOKEN']}"
+                yield request
+
+        server = streamable_http_client(TARGET, http_client=httpx2.AsyncClient(auth=Bearer()))
     else:
         server = TARGET
     async with Client(server, mode=MODE) as client:

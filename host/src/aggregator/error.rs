@@ -71,6 +71,9 @@ pub enum AggregatorError {
     /// The server failed (spawn, handshake, timeout, transport, protocol).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A bound was reached (processes, calls in flight, rate); says which.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl AggregatorError {
@@ -84,6 +87,7 @@ impl AggregatorError {
             | AggregatorError::InvalidArguments(_)
             | AggregatorError::SessionClosed => ErrorKind::Invalid,
             AggregatorError::Filtered { .. } => ErrorKind::Denied,
+            AggregatorError::Limit(_) => ErrorKind::Limit,
             AggregatorError::Client(c) => match c {
                 ClientError::UnknownTool { .. } => ErrorKind::NotFound,
                 ClientError::InvalidArguments { .. } => ErrorKind::Invalid,
@@ -102,6 +106,7 @@ impl From<ManagerError> for AggregatorError {
             ManagerError::NotInPool(s) => AggregatorError::UnknownServer(s),
             ManagerError::Closed => AggregatorError::SessionClosed,
             ManagerError::Client(c) => AggregatorError::Client(c),
+            ManagerError::Limit(l) => AggregatorError::Limit(l.to_string()),
         }
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::client::{CallOptions, ClientError, ConnectHooks, ServerConnection, ShutdownPolicy};
 use crate::config::{Registry, ServerConfig};
-use crate::manager::ConnectionManager;
+use crate::manager::{take_permit, ConnectionManager, ProcessBudget};
 use crate::names::{AsToolName, ToolName};
 
 mod error;
@@ -121,6 +121,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Aggregator {
     inner: Arc<Inner>,
+    /// Bounds every process this aggregator starts draws from (none: unbounded).
+    budgets: Arc<[Arc<ProcessBudget>]>,
 }
 
 impl Aggregator {
@@ -132,6 +134,16 @@ impl Aggregator {
                 cache: Mutex::new(HashMap::new()),
                 closing: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
             }),
+            budgets: Arc::new([]),
+        }
+    }
+
+    /// The same aggregator (registry, tool cache), every process it starts from here on
+    /// holding a permit of each of `budgets` (a tenant's and the host's, say) while it lives.
+    pub fn with_budgets(&self, budgets: Vec<Arc<ProcessBudget>>) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            budgets: budgets.into(),
         }
     }
 
@@ -190,6 +202,8 @@ impl Aggregator {
         };
         let results = join_all(names.iter().map(|name| async move {
             let config = self.server_config(name)?;
+            let _permit =
+                take_permit(&self.budgets).map_err(|l| AggregatorError::Limit(l.to_string()))?;
             let conn = ServerConnection::connect(name, config).await?;
             let tools = conn.list_tools().await;
             conn.close_with(ShutdownPolicy::PROMPT).await;
@@ -230,6 +244,8 @@ impl Aggregator {
         let (server, tool) = (name.server(), name.tool());
         let started = Instant::now();
         let result = async {
+            let permit =
+                take_permit(&self.budgets).map_err(|l| AggregatorError::Limit(l.to_string()))?;
             let conn = ServerConnection::connect(server, config).await?;
             let result = conn.call_tool_with(tool, arguments, options).await;
             let result =
@@ -239,7 +255,10 @@ impl Aggregator {
             // at once). [`Aggregator::shutdown`] waits for these closes.
             let mut closing = self.inner.closing.lock().await;
             while closing.try_join_next().is_some() {}
-            closing.spawn(async move { conn.close_with(ShutdownPolicy::PROMPT).await });
+            closing.spawn(async move {
+                conn.close_with(ShutdownPolicy::PROMPT).await;
+                drop(permit);
+            });
             result
         }
         .await;
@@ -264,7 +283,8 @@ impl Aggregator {
             let config = self.server_config(s)?;
             pool.push((s.to_owned(), config.clone()));
         }
-        let manager = ConnectionManager::new(pool);
+        let manager =
+            ConnectionManager::bounded(pool, ConnectHooks::default(), self.budgets.to_vec());
         if let Err(e) = manager.connect_all().await {
             manager.close().await;
             return Err(e.into());
@@ -299,7 +319,7 @@ impl Aggregator {
         });
         Session {
             aggregator: self.clone(),
-            manager: ConnectionManager::with_hooks(pool, hooks),
+            manager: ConnectionManager::bounded(pool, hooks, self.budgets.to_vec()),
             owners: Mutex::default(),
         }
     }

@@ -236,6 +236,12 @@ impl Session {
         Ok(self.manager.connection(server).await?)
     }
 
+    /// Closes connections unused for `idle` with no call in flight (they reconnect on
+    /// next use); returns how many.
+    pub async fn close_idle(&self, idle: std::time::Duration) -> usize {
+        self.manager.close_idle(idle).await
+    }
+
     /// Whether the session was closed.
     pub fn is_closed(&self) -> bool {
         self.manager.is_closed()

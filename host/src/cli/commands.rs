@@ -272,8 +272,17 @@ pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Resul
     Ok(code)
 }
 
+/// How `serve` faces its clients.
+pub(super) struct Front {
+    pub(super) http: Option<std::net::SocketAddr>,
+    pub(super) tenants: Option<PathBuf>,
+    pub(super) insecure_no_auth: bool,
+    pub(super) max_processes: usize,
+    pub(super) idle_timeout: std::time::Duration,
+}
+
 /// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH... [--allow-requested]]
-/// [--http ADDR]`.
+/// [--http ADDR [--tenants FILE]]`.
 pub(super) async fn serve(
     path: &Path,
     servers: Vec<String>,
@@ -281,7 +290,7 @@ pub(super) async fn serve(
     policy_file: Option<&Path>,
     plugin_files: &[PathBuf],
     allow_requested: bool,
-    http: Option<std::net::SocketAddr>,
+    front: Front,
 ) -> anyhow::Result<ExitCode> {
     let registry = Registry::load(path)?;
     let mut plugins = Vec::new();
@@ -297,12 +306,21 @@ pub(super) async fn serve(
             .unwrap_or_else(|| "plugin".into());
         plugins.push((name, p.clone(), PluginPolicy::default()));
     }
+    let tenants = front
+        .tenants
+        .as_deref()
+        .map(crate::config::tenants::TenantsConfig::load)
+        .transpose()?;
     let options = ServeOptions {
         servers,
         filter,
         plugins,
         allow_requested,
-        http,
+        http: front.http,
+        tenants,
+        insecure_no_auth: front.insecure_no_auth,
+        max_processes: front.max_processes,
+        idle_timeout: front.idle_timeout,
     };
     crate::serve::serve(Aggregator::new(registry), options).await?;
     Ok(ExitCode::SUCCESS)

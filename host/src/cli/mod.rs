@@ -107,6 +107,18 @@ pub enum Command {
         /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio.
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
+        /// Tenants (HTTP): who may call, with which API keys or JWTs, reaching what.
+        #[arg(long, value_name = "FILE", requires = "http")]
+        tenants: Option<PathBuf>,
+        /// Serve a non-loopback address without --tenants (anyone who reaches it gets all).
+        #[arg(long)]
+        insecure_no_auth: bool,
+        /// Server processes alive at once, for the whole host (default: 64 per core).
+        #[arg(long, value_name = "N")]
+        max_processes: Option<usize>,
+        /// Close upstream connections and HTTP client sessions unused this long (seconds).
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        idle_timeout: u64,
     },
     /// Print a plugin's self-description (name, description, input schema) as JSON.
     Describe {
@@ -240,7 +252,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plugin,
             allow_requested,
             http,
+            tenants,
+            insecure_no_auth,
+            max_processes,
+            idle_timeout,
         } => {
+            let front = commands::Front {
+                http,
+                tenants,
+                insecure_no_auth,
+                max_processes: max_processes.unwrap_or_else(crate::serve::default_max_processes),
+                idle_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
+            };
             let policy_file = plugins.as_deref();
             commands::serve(
                 path,
@@ -249,7 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 policy_file,
                 &plugin,
                 allow_requested,
-                http,
+                front,
             )
             .await
         }

@@ -197,6 +197,18 @@ pub enum ServerEvent {
     },
 }
 
+impl ServerEvent {
+    /// The server it comes from.
+    pub fn server(&self) -> &str {
+        match self {
+            ServerEvent::ToolsChanged(s)
+            | ServerEvent::ResourcesChanged(s)
+            | ServerEvent::PromptsChanged(s) => s,
+            ServerEvent::ResourceUpdated { server, .. } | ServerEvent::Log { server, .. } => server,
+        }
+    }
+}
+
 /// Where servers' [`ServerEvent`]s are announced.
 pub type ServerEvents = tokio::sync::broadcast::Sender<ServerEvent>;
 

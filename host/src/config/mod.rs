@@ -19,6 +19,7 @@ use crate::names::{validate_server_name, ToolName, SEPARATOR};
 mod filter;
 pub mod json;
 mod paths;
+pub mod tenants;
 
 pub use filter::{parse_filter, FilterSpecError, ToolFilter};
 use json::{kind, Fields};
@@ -49,6 +50,18 @@ pub enum ConfigError {
     /// `$XDG_CONFIG_HOME` or `$HOME`).
     #[error("cannot locate the registry file: set --config or ${CONFIG_ENV}")]
     NoPath,
+}
+
+/// Who shares one process of a server under `serve --http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Every client session of one tenant shares it (the default).
+    #[default]
+    Tenant,
+    /// Every tenant shares it: a stateless server.
+    Global,
+    /// Each client session has its own (state that must not leak between sessions).
+    Session,
 }
 
 /// Which protocol era to speak to a server.
@@ -87,6 +100,8 @@ pub struct ServerConfig {
     pub roots: Vec<String>,
     /// Which protocol era to speak.
     pub protocol: ProtocolMode,
+    /// Who shares one of its processes under `serve --http`.
+    pub sharing: Sharing,
 }
 
 impl ServerConfig {
@@ -106,6 +121,7 @@ impl ServerConfig {
             tools: ToolFilter::All,
             roots: Vec::new(),
             protocol: ProtocolMode::Auto,
+            sharing: Sharing::Tenant,
         }
     }
 }
@@ -144,6 +160,7 @@ const SERVER_FIELDS: &[&str] = &[
     "tools",
     "roots",
     "protocol",
+    "sharing",
 ];
 
 impl Registry {
@@ -398,6 +415,19 @@ fn parse_server(
     }
     if let Some(p) = obj.get("protocol") {
         config.protocol = protocol(v, p)?;
+    }
+    if let Some(p) = obj.get("sharing") {
+        config.sharing = match v.string("sharing", p)?.as_str() {
+            "tenant" => Sharing::Tenant,
+            "global" => Sharing::Global,
+            "session" => Sharing::Session,
+            other => return Err(v.err(
+                "sharing",
+                format!(
+                    "unknown sharing \"{other}\"; expected \"tenant\", \"global\" or \"session\""
+                ),
+            )),
+        };
     }
     Ok(config)
 }

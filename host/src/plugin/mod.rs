@@ -131,10 +131,13 @@ impl Drop for EpochTicker {
 }
 
 /// How one plugin run is made, beyond its input and policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Where the plugin's `progress.report`s go, if anywhere.
     pub progress: Option<ProgressSink>,
+    /// The aggregator its requests go through (default: the host's): a tenant's, so that
+    /// the processes the run starts count against the tenant's bounds.
+    pub aggregator: Option<Aggregator>,
 }
 
 /// How the host's engine is set up.
@@ -304,7 +307,7 @@ impl PluginHost {
         &self,
         plugin: &Plugin,
         policy: &Arc<PluginPolicy>,
-        progress: Option<ProgressSink>,
+        options: RunOptions,
     ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), PluginError> {
         let stdout = MemoryOutputPipe::new(policy.max_output_bytes);
         let stderr = MemoryOutputPipe::new(policy.max_output_bytes);
@@ -351,10 +354,12 @@ impl PluginHost {
             plugin.name.clone(),
             wasi.build(),
             limits,
-            self.aggregator.clone(),
+            options
+                .aggregator
+                .unwrap_or_else(|| self.aggregator.clone()),
             policy.clone(),
             self.gauges.clone(),
-            progress,
+            options.progress,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -379,7 +384,7 @@ impl PluginHost {
     /// Calls the plugin's `describe` export, under the default policy.
     pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, PluginError> {
         let policy = Arc::new(PluginPolicy::default());
-        let (mut store, _, _) = self.store(plugin, &policy, None)?;
+        let (mut store, _, _) = self.store(plugin, &policy, RunOptions::default())?;
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: plugin.name.to_string(),
             message: format!("{e:#}"),
@@ -423,7 +428,7 @@ impl PluginHost {
         options: RunOptions,
     ) -> Result<String, PluginError> {
         let span = tracing::info_span!("plugin", plugin = %plugin.name);
-        self.run_inner(plugin, input, policy, options.progress)
+        self.run_inner(plugin, input, policy, options)
             .instrument(span)
             .await
     }
@@ -433,11 +438,11 @@ impl PluginHost {
         plugin: &Plugin,
         input: &str,
         policy: &PluginPolicy,
-        progress: Option<ProgressSink>,
+        options: RunOptions,
     ) -> Result<String, PluginError> {
         let started = Instant::now();
         let policy = Arc::new(policy.clone());
-        let (mut store, stdout, stderr) = self.store(plugin, &policy, progress)?;
+        let (mut store, stdout, stderr) = self.store(plugin, &policy, options)?;
         let name = plugin.name.to_string();
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: name.clone(),

@@ -36,6 +36,9 @@ pub struct PluginPolicy {
     /// Glob patterns (`*`, `?`) over `server__tool` the plugin may call; `None` means all
     /// tools of its allowed servers.
     pub allowed_tools: Option<Vec<String>>,
+    /// Globs every call must match too, whatever `allowed_tools` says: the tools of the
+    /// tenant a plugin runs for (`None`: no such bound).
+    pub tool_ceiling: Option<Vec<String>>,
     /// Directories granted to the guest (none by default).
     pub preopens: Vec<Preopen>,
     /// Environment variables granted to the guest (none by default).
@@ -71,6 +74,7 @@ impl Default for PluginPolicy {
         Self {
             allowed_servers: Vec::new(),
             allowed_tools: None,
+            tool_ceiling: None,
             preopens: Vec::new(),
             env: BTreeMap::new(),
             wall_clock: false,
@@ -129,6 +133,17 @@ impl PluginPolicy {
         ))
     }
 
+    /// This policy within a tenant's grants: its servers among `servers`, its calls also
+    /// within `tools` (the tenant's globs, if any).
+    pub fn within(&self, servers: &[String], tools: Option<&[String]>) -> Self {
+        let mut policy = self.clone();
+        policy.allowed_servers.retain(|s| servers.contains(s));
+        if let Some(tools) = tools {
+            policy.tool_ceiling = Some(tools.to_vec());
+        }
+        policy
+    }
+
     /// A policy granting `servers` and nothing else beyond the defaults.
     pub fn granting(servers: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
@@ -141,6 +156,13 @@ impl PluginPolicy {
     pub fn check_tool(&self, name: &ToolName) -> Result<(), String> {
         self.check_server(name.server())?;
         let name = name.to_string();
+        if let Some(globs) = &self.tool_ceiling {
+            if !globs.iter().any(|g| glob_match(g, &name)) {
+                return Err(format!(
+                    "tool \"{name}\" is not among the tools of the tenant this plugin runs for"
+                ));
+            }
+        }
         match &self.allowed_tools {
             Some(globs) if !globs.iter().any(|g| glob_match(g, &name)) => Err(format!(
                 "tool \"{name}\" matches none of the plugin's allowed tool patterns ({})",

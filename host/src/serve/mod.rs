@@ -18,19 +18,25 @@
 //! `http` (streamable HTTP).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use rmcp::model::{CallToolResult, CompleteResult};
 use rmcp::ServiceExt;
 
 use crate::aggregator::{Aggregator, AggregatorError};
-use crate::config::FilterSpecError;
+use crate::config::tenants::TenantsConfig;
+use crate::config::{FilterSpecError, JsonFileError};
 use crate::plugin::{PluginError, PluginPolicy};
 
+mod auth;
+mod client_session;
 mod handler;
 mod http;
 mod relay;
 mod setup;
+mod tenant;
 
-pub use handler::RegistryServer;
+pub use client_session::RegistryServer;
 
 /// Errors of the front end (set-up only; per-request errors go back to the client).
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,12 @@ pub enum ServeError {
     /// A plugin could not be loaded or described.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The tenants file is wrong (it names the file, the tenant and the field).
+    #[error(transparent)]
+    Tenants(#[from] JsonFileError),
+    /// The set-up cannot be served safely, or at all.
+    #[error("serve: {0}")]
+    Setup(String),
     /// The transport failed.
     #[error("serve: {0}")]
     Io(String),
@@ -63,26 +75,88 @@ pub struct ServeOptions {
     pub allow_requested: bool,
     /// Streamable HTTP address instead of stdio.
     pub http: Option<SocketAddr>,
+    /// Tenants (HTTP): who may call, with what credentials, reaching what.
+    pub tenants: Option<TenantsConfig>,
+    /// Serve a non-loopback address without `tenants` (anyone who reaches the port gets
+    /// everything).
+    pub insecure_no_auth: bool,
+    /// Server processes alive at once, for the whole host.
+    pub max_processes: usize,
+    /// Close an upstream connection (and the HTTP session of a client) unused this long.
+    pub idle_timeout: Duration,
 }
+
+/// The default bound on server processes: 64 per core.
+pub fn default_max_processes() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 64
+}
+
+/// The default idle timeout of upstream connections and HTTP client sessions.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Serves until the client goes away (stdio: stdin closes) or, for HTTP, until the process
 /// is told to stop. Every upstream process is closed before this returns.
 pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), ServeError> {
+    if let Some(addr) = options.http {
+        if !addr.ip().is_loopback() && options.tenants.is_none() && !options.insecure_no_auth {
+            return Err(ServeError::Setup(format!(
+                "refusing to serve {addr} without --tenants: anyone who reaches it would get \
+                 every server and plugin; give --tenants FILE, or --insecure-no-auth to do it anyway"
+            )));
+        }
+    }
+    if options.http.is_none() && options.tenants.is_some() {
+        return Err(ServeError::Setup(
+            "--tenants needs --http: a stdio client is the one local user".into(),
+        ));
+    }
     let shared = setup::Shared::build(aggregator, &options).await?;
+    shared.reap_idle(options.idle_timeout);
     match options.http {
         None => {
-            let shared_aggregator = shared.aggregator.clone();
-            let server = RegistryServer::new(shared);
-            let session = server.own_session();
+            let server = RegistryServer::new(shared.clone());
             let running = server
                 .serve(rmcp::transport::stdio_pipes())
                 .await
                 .map_err(|e| ServeError::Io(e.to_string()))?;
             let _ = running.waiting().await;
-            session.close().await;
-            shared_aggregator.shutdown().await;
+            shared.close().await;
             Ok(())
         }
-        Some(addr) => http::serve_http(shared, addr).await,
+        Some(addr) => http::serve_http(shared, addr, options.idle_timeout).await,
     }
 }
+
+/// An upstream's result as our client must get it: in our client's protocol era, not the
+/// upstream's, and under our identity. A 2026-07-28 client requires `resultType`, which a
+/// 2025-11-25 upstream never sends (rmcp removes it again for a legacy client); the
+/// upstream's own protocol metadata (`io.modelcontextprotocol/serverInfo`, ...) describes the
+/// upstream, not the server our client talks to, so it stays behind.
+pub(crate) trait ForOurClient {
+    /// The result as our client must get it.
+    fn for_our_client(self) -> Self;
+}
+
+macro_rules! for_our_client {
+    ($($result:ty),*) => {$(
+        impl ForOurClient for $result {
+            fn for_our_client(mut self) -> Self {
+                self.result_type = Some(rmcp::model::ResultType::COMPLETE);
+                if let Some(meta) = self.meta.as_mut() {
+                    meta.0.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+                    if meta.0.is_empty() {
+                        self.meta = None;
+                    }
+                }
+                self
+            }
+        }
+    )*};
+}
+
+for_our_client!(
+    CallToolResult,
+    rmcp::model::ReadResourceResult,
+    rmcp::model::GetPromptResult,
+    CompleteResult
+);

@@ -16,13 +16,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Our client, as upstream servers reach it: the peer of one front-end session.
+/// Our client, as upstream servers reach it: the peer of one client session.
 #[derive(Default)]
 pub(super) struct ClientRelay {
     peer: Mutex<Option<Peer<RoleServer>>>,
+    /// Cancelled when the client session ends (the last reference to it goes).
+    ended: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for ClientRelay {
+    fn drop(&mut self) {
+        self.ended.cancel();
+    }
 }
 
 impl ClientRelay {
+    /// Cancelled when the client session ends.
+    pub(super) fn ended(&self) -> tokio_util::sync::CancellationToken {
+        self.ended.clone()
+    }
+
     pub(super) fn peer(&self) -> Option<Peer<RoleServer>> {
         lock(&self.peer).clone()
     }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use rmcp::model::Tool;
 
+use super::tenant::Tenants;
 use super::{ServeError, ServeOptions};
-use crate::aggregator::{Aggregator, AggregatorError, Session};
-use crate::client::ConnectHooks;
+use crate::aggregator::{Aggregator, AggregatorError};
 use crate::config::{parse_filter, ToolFilter};
 use crate::plugin::{grant_report, Plugin, PluginHost, PluginPolicy};
 
@@ -22,13 +22,11 @@ pub(super) struct PluginTool {
 /// What every front-end session shares.
 pub(super) struct Shared {
     pub(super) aggregator: Aggregator,
-    pub(super) servers: Vec<String>,
     pub(super) filter: BTreeMap<String, ToolFilter>,
     pub(super) host: Option<Arc<PluginHost>>,
     pub(super) plugins: BTreeMap<String, PluginTool>,
-    /// On HTTP, the upstream connections of requests that come without a protocol session
-    /// (the 2026-07-28 era has none): one pool for all of them, never a process per request.
-    pub(super) stateless: Option<Arc<Session>>,
+    /// Who may call, and the pools of upstream connections they share.
+    pub(super) tenants: Tenants,
 }
 
 impl Shared {
@@ -37,9 +35,28 @@ impl Shared {
         self.filter.get(server).is_none_or(|f| f.permits(tool))
     }
 
-    /// Whether `server` is one of the servers `serve` exposes.
-    pub(super) fn serves(&self, server: &str) -> bool {
-        self.servers.iter().any(|s| s == server)
+    /// Closes every pool (at the end of `serve`).
+    pub(super) async fn close(&self) {
+        futures::future::join_all(self.tenants.pools().iter().map(|p| p.close())).await;
+        self.aggregator.shutdown().await;
+    }
+
+    /// Closes upstream connections unused for `idle`, every `idle / 4` (at least once a
+    /// minute), for the life of `serve`.
+    pub(super) fn reap_idle(self: &Arc<Self>, idle: std::time::Duration) {
+        let shared = Arc::downgrade(self);
+        let every = (idle / 4).min(std::time::Duration::from_secs(60));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(shared) = shared.upgrade() else {
+                    break;
+                };
+                for pool in shared.tenants.pools() {
+                    pool.close_idle(idle).await;
+                }
+            }
+        });
     }
 
     pub(super) async fn build(
@@ -65,16 +82,23 @@ impl Shared {
             }
         }
         let (host, plugins) = plugin_tools(&aggregator, options).await?;
-        let stateless = options
-            .http
-            .map(|_| Arc::new(aggregator.lazy_session_of(&servers, ConnectHooks::default())));
+        if let Some(config) = &options.tenants {
+            let names: Vec<String> = options.plugins.iter().map(|(n, _, _)| n.clone()).collect();
+            config.check(aggregator.registry(), &names)?;
+        }
+        let tenants = Tenants::new(
+            &aggregator,
+            &servers,
+            options.tenants.as_ref(),
+            options.max_processes,
+        )
+        .map_err(ServeError::Setup)?;
         Ok(Arc::new(Shared {
             aggregator,
-            servers,
             filter,
             host,
             plugins,
-            stateless,
+            tenants,
         }))
     }
 }

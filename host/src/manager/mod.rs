@@ -8,11 +8,19 @@
 //! A server that died (crash, closed pipe) is restarted on next use, with a bounded number
 //! of attempts and exponential backoff, so a server that cannot start fails fast instead
 //! of being respawned forever. One server's failure never touches another's slot.
+//!
+//! Every connection holds a permit of each [`ProcessBudget`] the pool draws from, and a
+//! connection unused for a while can be closed ([`ConnectionManager::close_idle`]): bounds a
+//! multi-tenant front end needs so that no client can make it spawn without limit.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+mod budget;
+
+pub use budget::{take_permit, ProcessBudget, ProcessLimit, ProcessPermit};
 
 use futures::future::join_all;
 use rmcp::model::CallToolResult;
@@ -38,43 +46,67 @@ pub enum ManagerError {
     /// The connection failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Starting the server would exceed a bound on processes.
+    #[error(transparent)]
+    Limit(#[from] ProcessLimit),
+}
+
+/// A live connection and the process permits it holds.
+struct Live {
+    connection: Arc<ServerConnection>,
+    _permit: ProcessPermit,
 }
 
 struct Slot {
     name: String,
     config: ServerConfig,
-    connection: tokio::sync::Mutex<Option<Arc<ServerConnection>>>,
+    connection: tokio::sync::Mutex<Option<Live>>,
     restarts: AtomicU64,
     hooks: ConnectHooks,
+    budgets: Vec<Arc<ProcessBudget>>,
+    /// When the connection was last handed out, as milliseconds since `epoch`.
+    last_used: AtomicU64,
+    epoch: Instant,
 }
 
 impl Slot {
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+
     /// The live connection, connecting (with retries) if there is none or it died.
-    async fn get(&self) -> Result<Arc<ServerConnection>, ClientError> {
+    async fn get(&self) -> Result<Arc<ServerConnection>, ManagerError> {
+        self.touch();
         let mut guard = self.connection.lock().await;
-        if let Some(conn) = guard.as_ref() {
-            if conn.is_ready() {
-                return Ok(conn.clone());
+        if let Some(live) = guard.as_ref() {
+            if live.connection.is_ready() {
+                return Ok(live.connection.clone());
             }
-            tracing::warn!(server = %self.name, state = ?conn.state(), "connection lost; restarting");
+            tracing::warn!(server = %self.name, state = ?live.connection.state(), "connection lost; restarting");
             if let Some(dead) = guard.take() {
-                dead.close().await;
+                dead.connection.close().await;
             }
             self.restarts.fetch_add(1, Ordering::Relaxed);
         }
+        // Never a process past a bound: the request fails, naming the bound.
+        let permit = take_permit(&self.budgets)?;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
             match ServerConnection::connect_with(&self.name, &self.config, self.hooks.clone()).await
             {
                 Ok(conn) => {
-                    let conn = Arc::new(conn);
-                    *guard = Some(conn.clone());
-                    return Ok(conn);
+                    let connection = Arc::new(conn);
+                    *guard = Some(Live {
+                        connection: connection.clone(),
+                        _permit: permit,
+                    });
+                    return Ok(connection);
                 }
                 // A missing program will not appear by retrying.
-                Err(e @ ClientError::Spawn { .. }) => return Err(e),
-                Err(e) if attempt >= CONNECT_ATTEMPTS => return Err(e),
+                Err(e @ ClientError::Spawn { .. }) => return Err(e.into()),
+                Err(e) if attempt >= CONNECT_ATTEMPTS => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(server = %self.name, attempt, error = %e, "connect failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -86,10 +118,31 @@ impl Slot {
     }
 
     async fn close(&self) {
-        let conn = self.connection.lock().await.take();
-        if let Some(conn) = conn {
-            conn.close().await;
+        let live = self.connection.lock().await.take();
+        if let Some(live) = live {
+            live.connection.close().await;
         }
+    }
+
+    /// Closes the connection if nobody has used it for `idle` and no call holds it.
+    async fn close_if_idle(&self, idle: Duration) -> bool {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) < idle.as_millis() as u64 {
+            return false;
+        }
+        let mut guard = self.connection.lock().await;
+        // The slot's own reference is the only one: no call is in flight on it.
+        let unused = guard
+            .as_ref()
+            .is_some_and(|live| Arc::strong_count(&live.connection) == 1);
+        if !unused {
+            return false;
+        }
+        if let Some(live) = guard.take() {
+            tracing::debug!(server = %self.name, "closing an idle connection");
+            live.connection.close().await;
+        }
+        true
     }
 }
 
@@ -114,6 +167,17 @@ impl ConnectionManager {
         servers: impl IntoIterator<Item = (String, ServerConfig)>,
         hooks: ConnectHooks,
     ) -> Self {
+        Self::bounded(servers, hooks, Vec::new())
+    }
+
+    /// Like [`ConnectionManager::with_hooks`], every process holding a permit of each of
+    /// `budgets` while it lives.
+    pub fn bounded(
+        servers: impl IntoIterator<Item = (String, ServerConfig)>,
+        hooks: ConnectHooks,
+        budgets: Vec<Arc<ProcessBudget>>,
+    ) -> Self {
+        let epoch = Instant::now();
         let slots = servers
             .into_iter()
             .map(|(name, config)| {
@@ -123,6 +187,9 @@ impl ConnectionManager {
                     connection: tokio::sync::Mutex::new(None),
                     restarts: AtomicU64::new(0),
                     hooks: hooks.clone(),
+                    budgets: budgets.clone(),
+                    last_used: AtomicU64::new(0),
+                    epoch,
                 };
                 (name, Arc::new(slot))
             })
@@ -147,9 +214,7 @@ impl ConnectionManager {
     /// finished (so no connection is left half-open).
     pub async fn connect_all(&self) -> Result<(), ManagerError> {
         let results = join_all(self.slots.values().map(|slot| slot.get())).await;
-        results
-            .into_iter()
-            .try_for_each(|r| r.map(|_| ()).map_err(ManagerError::from))
+        results.into_iter().try_for_each(|r| r.map(|_| ()))
     }
 
     /// The live connection to `server`, (re)connecting if needed.
@@ -161,7 +226,13 @@ impl ConnectionManager {
             .slots
             .get(server)
             .ok_or_else(|| ManagerError::NotInPool(server.into()))?;
-        Ok(slot.get().await?)
+        slot.get().await
+    }
+
+    /// Closes every connection unused for `idle` with no call in flight; returns how many.
+    pub async fn close_idle(&self, idle: Duration) -> usize {
+        let closed = join_all(self.slots.values().map(|s| s.close_if_idle(idle))).await;
+        closed.into_iter().filter(|c| *c).count()
     }
 
     /// Calls `tool` on `server`. If the connection is lost during the call the call fails;
@@ -192,7 +263,13 @@ impl ConnectionManager {
     pub async fn pids(&self) -> BTreeMap<String, u32> {
         let mut pids = BTreeMap::new();
         for (name, slot) in &self.slots {
-            if let Some(pid) = slot.connection.lock().await.as_ref().and_then(|c| c.pid()) {
+            let pid = slot
+                .connection
+                .lock()
+                .await
+                .as_ref()
+                .and_then(|live| live.connection.pid());
+            if let Some(pid) = pid {
                 pids.insert(name.clone(), pid);
             }
         }
