@@ -117,6 +117,24 @@ if os.path.exists(http_txt):
     ]:
         ts = http.get(key)
         lines.append(target(label, ts / curl if ts and curl else None, 2, "lower"))
+mt_txt = os.path.join(bench, "multitenant.txt")
+if os.path.exists(mt_txt):
+    mt = {}
+    for line in open(mt_txt).read().splitlines():
+        parts = line.split()
+        if line.startswith(("mcp-registry serve", "FastMCP")) and len(parts) >= 7:
+            # calls/s, p99 us, CPU/call us, RSS MiB
+            mt[parts[0]] = [float(parts[-6]), float(parts[-4]), float(parts[-3]), float(parts[-2].split("/")[0])]
+        if line.startswith("quiet tenant's p99 while flooded"):
+            mt["flood"] = float(line.split(":")[1].split("x")[0])
+    ours, fast = mt.get("mcp-registry"), mt.get("FastMCP")
+    if ours and fast:
+        lines.append(target("serve --tenants calls/s vs FastMCP proxy, 50 tenants x 4 TS clients", ours[0] / fast[0], 10))
+        lines.append(target("serve --tenants p99 / FastMCP proxy p99", ours[1] / fast[1], 1, "lower"))
+        lines.append(target("FastMCP proxy CPU per call / serve --tenants CPU per call (for reference)", fast[2] / ours[2], 10))
+        lines.append(f"| serve --tenants host RSS | {ours[3]:.1f} MiB | < 64 MiB | {'met' if ours[3] < 64 else 'missed'} |")
+    if "flood" in mt:
+        lines.append(target("a quiet tenant's p99 while another floods / alone", mt["flood"], 2, "lower"))
 lines += ["", "![p50 latency per mode, log scale](docs/benchmarks.png)", ""]
 
 for name, title in [
@@ -124,6 +142,7 @@ for name, title in [
     ("tenants.txt", "Many tenants (`cargo bench --bench tenants`)"),
     ("languages.txt", "Guest languages (`cargo bench --bench languages`)"),
     ("http.txt", "serve over streamable HTTP (`cargo bench --bench http`)"),
+    ("multitenant.txt", "Many tenants over HTTP (`cargo bench --bench multitenant`)"),
 ]:
     path = os.path.join(bench, name)
     if os.path.exists(path):

@@ -31,7 +31,9 @@ let printed = false;
 function emit(code) {
   if (!printed) {
     printed = true;
-    process.stdout.write(JSON.stringify(out) + '\n');
+    // Exit only once the report has left: a pipe takes it asynchronously.
+    process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(code));
+    return;
   }
   process.exit(code);
 }

@@ -421,12 +421,11 @@ fn parse_server(
             "tenant" => Sharing::Tenant,
             "global" => Sharing::Global,
             "session" => Sharing::Session,
-            other => return Err(v.err(
-                "sharing",
-                format!(
-                    "unknown sharing \"{other}\"; expected \"tenant\", \"global\" or \"session\""
-                ),
-            )),
+            other => {
+                let expected = "expected \"tenant\", \"global\" or \"session\"";
+                let message = format!("unknown sharing \"{other}\"; {expected}");
+                return Err(v.err("sharing", message));
+            }
         };
     }
     Ok(config)
