@@ -36,6 +36,7 @@
 pub mod aggregator;
 pub mod cli;
 pub mod client;
+pub mod codemode;
 pub mod config;
 pub mod manager;
 pub mod names;

@@ -20,7 +20,7 @@ use crate::plugin::{
 use crate::serve::ServeOptions;
 
 /// Reads `text`, or all of stdin when it is `-`.
-fn text_or_stdin(text: &str, what: &str) -> anyhow::Result<String> {
+pub(super) fn text_or_stdin(text: &str, what: &str) -> anyhow::Result<String> {
     if text != "-" {
         return Ok(text.to_owned());
     }

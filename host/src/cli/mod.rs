@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand};
 use crate::config;
 
 mod commands;
+mod exec;
 mod policy_args;
 
+pub use exec::ExecArgs;
 pub use policy_args::PolicyArgs;
 
 /// Registry and aggregator of MCP stdio servers, with a sandboxed Wasm plugin host.
@@ -120,6 +122,9 @@ pub enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         idle_timeout: u64,
     },
+    /// Run a code-mode snippet (JavaScript or TypeScript, an async function body calling
+    /// `await tools.SERVER.TOOL(args)`) and print its value, console and calls as JSON.
+    Exec(ExecArgs),
     /// Print a plugin's self-description (name, description, input schema) as JSON.
     Describe {
         /// The component file (`.wasm`).
@@ -276,6 +281,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Exec(args) => exec::exec(path, &args).await,
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
     }
 }

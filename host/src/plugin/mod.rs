@@ -34,11 +34,12 @@ mod description;
 mod host;
 pub mod policy;
 mod resources;
+mod snapshot;
 mod state;
 
 pub use description::{grant_report, grants_summary, PluginDescription, Requires};
 pub use policy::{load_policy_file, PluginPolicy, PluginSpec, PolicyError, Preopen};
-pub use resources::{CallEntry, Gauges, SessionEntry};
+pub use resources::{CallEntry, CallTrace, Gauges, SessionEntry, SessionRouter, TracedCall};
 pub use state::PluginState;
 
 mod bindings {
@@ -138,6 +139,11 @@ pub struct RunOptions {
     /// The aggregator its requests go through (default: the host's): a tenant's, so that
     /// the processes the run starts count against the tenant's bounds.
     pub aggregator: Option<Aggregator>,
+    /// Connections the run's sessions use instead of opening their own (default: none;
+    /// each `session.open` connects its servers).
+    pub sessions: Option<SessionRouter>,
+    /// Where every call of the run is recorded (tool, duration, outcome), if anywhere.
+    pub trace: Option<CallTrace>,
 }
 
 /// How the host's engine is set up.
@@ -305,7 +311,7 @@ impl PluginHost {
 
     fn store(
         &self,
-        plugin: &Plugin,
+        name: &Arc<str>,
         policy: &Arc<PluginPolicy>,
         options: RunOptions,
     ) -> Result<(Store<PluginState>, MemoryOutputPipe, MemoryOutputPipe), PluginError> {
@@ -351,7 +357,7 @@ impl PluginHost {
             .trap_on_grow_failure(true)
             .build();
         let state = PluginState::new(
-            plugin.name.clone(),
+            name.clone(),
             wasi.build(),
             limits,
             options
@@ -360,6 +366,8 @@ impl PluginHost {
             policy.clone(),
             self.gauges.clone(),
             options.progress,
+            options.sessions,
+            options.trace,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -384,7 +392,7 @@ impl PluginHost {
     /// Calls the plugin's `describe` export, under the default policy.
     pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, PluginError> {
         let policy = Arc::new(PluginPolicy::default());
-        let (mut store, _, _) = self.store(plugin, &policy, RunOptions::default())?;
+        let (mut store, _, _) = self.store(&plugin.name, &policy, RunOptions::default())?;
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: plugin.name.to_string(),
             message: format!("{e:#}"),
@@ -442,7 +450,7 @@ impl PluginHost {
     ) -> Result<String, PluginError> {
         let started = Instant::now();
         let policy = Arc::new(policy.clone());
-        let (mut store, stdout, stderr) = self.store(plugin, &policy, options)?;
+        let (mut store, stdout, stderr) = self.store(&plugin.name, &policy, options)?;
         let name = plugin.name.to_string();
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: name.clone(),

@@ -67,6 +67,10 @@ pub struct PluginPolicy {
     pub max_result_bytes: usize,
     /// Maximum bytes the guest may write to stdout and to stderr (each).
     pub max_output_bytes: usize,
+    /// Refuse without saying what is granted or how to grant it: a server that is not
+    /// granted reads exactly like one that does not exist. For guests whose author is not
+    /// the operator (code mode's model-written snippets).
+    pub opaque_denials: bool,
 }
 
 impl Default for PluginPolicy {
@@ -89,8 +93,13 @@ impl Default for PluginPolicy {
             max_argument_bytes: 1 << 20,
             max_result_bytes: 16 << 20,
             max_output_bytes: 1 << 20,
+            opaque_denials: false,
         }
     }
+}
+
+fn opaque_tool(name: &str) -> String {
+    format!("tool \"{name}\" is not available (no such tool, or not one this client may use)")
 }
 
 /// Matches `name` against a glob with `*` (any run) and `?` (any one character).
@@ -121,6 +130,11 @@ impl PluginPolicy {
     pub fn check_server(&self, server: &str) -> Result<(), String> {
         if self.allowed_servers.iter().any(|s| s == server) {
             return Ok(());
+        }
+        if self.opaque_denials {
+            return Err(format!(
+                "server \"{server}\" is not available (no such server, or not one this client may use)"
+            ));
         }
         let granted = if self.allowed_servers.is_empty() {
             "no server is granted".to_owned()
@@ -158,12 +172,18 @@ impl PluginPolicy {
         let name = name.to_string();
         if let Some(globs) = &self.tool_ceiling {
             if !globs.iter().any(|g| glob_match(g, &name)) {
+                if self.opaque_denials {
+                    return Err(opaque_tool(&name));
+                }
                 return Err(format!(
                     "tool \"{name}\" is not among the tools of the tenant this plugin runs for"
                 ));
             }
         }
         match &self.allowed_tools {
+            Some(globs) if !globs.iter().any(|g| glob_match(g, &name)) && self.opaque_denials => {
+                Err(opaque_tool(&name))
+            }
             Some(globs) if !globs.iter().any(|g| glob_match(g, &name)) => Err(format!(
                 "tool \"{name}\" matches none of the plugin's allowed tool patterns ({})",
                 globs.join(", ")

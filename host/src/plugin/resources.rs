@@ -41,30 +41,71 @@ impl Drop for Counted {
     }
 }
 
+/// Connections an embedder already holds, picked per server: what a run's sessions use
+/// instead of opening their own (`serve`'s pools for code mode, so a snippet's calls reuse
+/// the front end's upstream processes). `None`: the server is not reachable this way.
+pub type SessionRouter = Arc<dyn Fn(&str) -> Option<Arc<Session>> + Send + Sync>;
+
 /// A guest-opened session: the persistent connections of one `session` resource.
 pub struct SessionEntry {
-    /// `None` once the guest's `drop` closed it.
-    session: Option<Arc<Session>>,
+    connections: Connections,
     _open: Counted,
 }
 
+enum Connections {
+    /// Its own; `None` once the guest's `drop` closed them.
+    Owned(Option<Arc<Session>>),
+    /// The embedder's: used by the run, never closed by it.
+    Borrowed(SessionRouter),
+}
+
 impl SessionEntry {
-    pub(super) fn new(session: Session, open: Counted) -> Self {
+    pub(super) fn owned(session: Session, open: Counted) -> Self {
         Self {
-            session: Some(Arc::new(session)),
+            connections: Connections::Owned(Some(Arc::new(session))),
             _open: open,
         }
     }
 
-    /// The session, while open.
-    pub(super) fn session(&self) -> Option<Arc<Session>> {
-        self.session.clone()
+    pub(super) fn borrowed(router: SessionRouter, open: Counted) -> Self {
+        Self {
+            connections: Connections::Borrowed(router),
+            _open: open,
+        }
+    }
+
+    /// The session that serves `server`, while open.
+    pub(super) fn session_for(&self, server: &str) -> Option<Arc<Session>> {
+        match &self.connections {
+            Connections::Owned(session) => session.clone(),
+            Connections::Borrowed(router) => router(server),
+        }
+    }
+
+    /// The servers whose tools this session lists, each with the session serving it:
+    /// its own servers, or (borrowed) those of `allowed` the embedder serves.
+    pub(super) fn listing(&self, allowed: Vec<String>) -> Vec<(String, Arc<Session>)> {
+        match &self.connections {
+            Connections::Owned(None) => Vec::new(),
+            Connections::Owned(Some(session)) => session
+                .servers()
+                .into_iter()
+                .map(|s| (s, session.clone()))
+                .collect(),
+            Connections::Borrowed(router) => allowed
+                .into_iter()
+                .filter_map(|s| router(&s).map(|session| (s, session)))
+                .collect(),
+        }
     }
 
     /// Closes the session and waits for its servers to exit (the guest's `drop`: `__aexit__`).
+    /// A borrowed one is left as it is.
     pub(super) async fn close(mut self) {
-        if let Some(session) = self.session.take() {
-            session.close().await;
+        if let Connections::Owned(session) = &mut self.connections {
+            if let Some(session) = session.take() {
+                session.close().await;
+            }
         }
     }
 }
@@ -73,11 +114,39 @@ impl Drop for SessionEntry {
     fn drop(&mut self) {
         // A handle the guest leaked, or left behind when it trapped: close in the background;
         // if no runtime is left, the connections' own Drop kills their process groups.
-        if let Some(session) = self.session.take() {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move { session.close().await });
+        if let Connections::Owned(session) = &mut self.connections {
+            if let Some(session) = session.take() {
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move { session.close().await });
+                }
             }
         }
+    }
+}
+
+/// The calls of one run, for the embedder to read afterwards (code mode's per-call trace).
+#[derive(Clone, Default)]
+pub struct CallTrace(Arc<std::sync::Mutex<Vec<TracedCall>>>);
+
+/// One call of a run: the tool, how long it took, and how it ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TracedCall {
+    /// `server__tool`, as the guest named it.
+    pub tool: String,
+    /// Milliseconds from the request to its outcome.
+    pub ms: f64,
+    /// `ok`, `tool-error`, or the error variant (`not-found`, `denied`, ...).
+    pub outcome: &'static str,
+}
+
+impl CallTrace {
+    /// The calls so far, in the order they ended.
+    pub fn calls(&self) -> Vec<TracedCall> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(super) fn record(&self, call: TracedCall) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(call);
     }
 }
 

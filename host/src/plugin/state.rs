@@ -15,7 +15,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::mcp_registry::plugin::types;
 use super::policy::PluginPolicy;
-use super::resources::{CallOutcome, Counted, Gauges, SessionEntry};
+use super::resources::{
+    CallOutcome, CallTrace, Counted, Gauges, SessionEntry, SessionRouter, TracedCall,
+};
 use crate::aggregator::{
     parse_arguments, Aggregator, AggregatorError, ErrorKind, NamespacedTool, Session,
 };
@@ -37,6 +39,10 @@ pub struct PluginState {
     /// Where `progress.report` goes (a `serve` client's `tools/call`); the receiver keeps
     /// the values increasing.
     pub(super) progress: Option<ProgressSink>,
+    /// The embedder's connections the run's sessions use, instead of their own.
+    pub(super) router: Option<SessionRouter>,
+    /// Where each call is recorded for the embedder, if anywhere.
+    pub(super) trace: Option<CallTrace>,
     _instance: Counted,
 }
 
@@ -49,6 +55,8 @@ impl PluginState {
         policy: Arc<PluginPolicy>,
         gauges: Arc<Gauges>,
         progress: Option<ProgressSink>,
+        router: Option<SessionRouter>,
+        trace: Option<CallTrace>,
     ) -> Self {
         let instance = Counted::hold(&[&gauges.instances]);
         Self {
@@ -63,6 +71,8 @@ impl PluginState {
             in_flight: Arc::default(),
             calls: 0,
             progress,
+            router,
+            trace,
             _instance: instance,
         }
     }
@@ -123,6 +133,9 @@ pub(super) struct CallRequest {
 impl PluginState {
     pub(super) fn denied(&self, rule: String) -> types::Error {
         tracing::info!(target: "mcp_registry::audit", plugin = %self.name, "denied: {rule}");
+        if self.policy.opaque_denials {
+            return types::Error::Denied(rule);
+        }
         types::Error::Denied(format!("plugin {}: {rule}", self.name))
     }
 
@@ -186,30 +199,35 @@ impl PluginState {
             .collect()
     }
 
+    /// The session of handle `this` that serves `server`.
     pub(super) fn session(
         &self,
         this: &Resource<SessionEntry>,
+        server: &str,
     ) -> Result<Arc<Session>, types::Error> {
         let entry = self
             .table
             .get(this)
             .map_err(|e| types::Error::InvalidInput(format!("bad session handle: {e}")))?;
         entry
-            .session()
+            .session_for(server)
             .ok_or_else(|| types::Error::InvalidInput("the session is closed".into()))
+    }
+
+    /// Records a call that was refused before it started (denied, malformed, over a limit).
+    pub(super) fn trace_refused(&self, name: &str, error: &types::Error) {
+        if let Some(trace) = &self.trace {
+            trace.record(TracedCall {
+                tool: name.to_owned(),
+                ms: 0.0,
+                outcome: outcome_name(&Err(error.clone())),
+            });
+        }
     }
 }
 
-/// One audit line per tool call.
-pub(super) fn audit(
-    plugin: &str,
-    req: &CallRequest,
-    mode: &str,
-    started: Instant,
-    outcome: &CallOutcome,
-) {
-    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
-    let outcome = match outcome {
+fn outcome_name(outcome: &CallOutcome) -> &'static str {
+    match outcome {
         Ok(r) if r.is_error => "tool-error",
         Ok(_) => "ok",
         Err(types::Error::NotFound(_)) => "not-found",
@@ -218,7 +236,27 @@ pub(super) fn audit(
         Err(types::Error::ServerFailed(_)) => "server-failed",
         Err(types::Error::Timeout(_)) => "timeout",
         Err(types::Error::LimitExceeded(_)) => "limit-exceeded",
-    };
+    }
+}
+
+/// One audit line per tool call, and its entry in the run's trace.
+pub(super) fn audit(
+    plugin: &str,
+    req: &CallRequest,
+    mode: &str,
+    started: Instant,
+    outcome: &CallOutcome,
+    trace: Option<&CallTrace>,
+) {
+    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    let outcome = outcome_name(outcome);
+    if let Some(trace) = trace {
+        trace.record(TracedCall {
+            tool: req.name.to_string(),
+            ms: duration_ms,
+            outcome,
+        });
+    }
     tracing::info!(
         target: "mcp_registry::audit",
         plugin,

@@ -38,17 +38,32 @@ impl registry::Host for PluginState {
         name: String,
         arguments: String,
     ) -> Result<types::CallResult, types::Error> {
-        let req = self.check_call(&name, &arguments)?;
+        let req = self
+            .check_call(&name, &arguments)
+            .inspect_err(|e| self.trace_refused(&name, e))?;
         let started = Instant::now();
-        let outcome = match self
-            .aggregator
-            .call_tool(&req.name, req.arguments.clone())
-            .await
-        {
+        // With the embedder's connections, a temporary call uses them too.
+        let session = self.router.as_ref().and_then(|r| r(req.name.server()));
+        let called = match session {
+            Some(session) => session.call_tool(&req.name, req.arguments.clone()).await,
+            None => {
+                self.aggregator
+                    .call_tool(&req.name, req.arguments.clone())
+                    .await
+            }
+        };
+        let outcome = match called {
             Ok(r) => to_wit_result(r, self.policy.max_result_bytes),
             Err(e) => Err(to_wit_error(e)),
         };
-        audit(&self.name, &req, "temporary", started, &outcome);
+        audit(
+            &self.name,
+            &req,
+            "temporary",
+            started,
+            &outcome,
+            self.trace.as_ref(),
+        );
         outcome
     }
 }
@@ -59,16 +74,22 @@ impl registry::HostSession for PluginState {
         self.policy
             .check_sessions(self.open_sessions.load(std::sync::atomic::Ordering::SeqCst))
             .map_err(|message| self.limit(message))?;
-        let started = Instant::now();
-        let session = self
-            .aggregator
-            .session(&servers)
-            .await
-            .map_err(to_wit_error)?;
-        tracing::info!(target: "mcp_registry::audit", plugin = %self.name, ?servers, duration_ms = started.elapsed().as_secs_f64() * 1e3, "session opened");
         let open = Counted::hold(&[&self.open_sessions, &self.gauges.sessions]);
+        let entry = match &self.router {
+            Some(router) => SessionEntry::borrowed(router.clone(), open),
+            None => {
+                let started = Instant::now();
+                let session = self
+                    .aggregator
+                    .session(&servers)
+                    .await
+                    .map_err(to_wit_error)?;
+                tracing::info!(target: "mcp_registry::audit", plugin = %self.name, ?servers, duration_ms = started.elapsed().as_secs_f64() * 1e3, "session opened");
+                SessionEntry::owned(session, open)
+            }
+        };
         self.table
-            .push(SessionEntry::new(session, open))
+            .push(entry)
             .map_err(|e| types::Error::LimitExceeded(format!("resource table: {e}")))
     }
 
@@ -76,8 +97,21 @@ impl registry::HostSession for PluginState {
         &mut self,
         this: Resource<SessionEntry>,
     ) -> Result<Vec<types::Tool>, types::Error> {
-        let session = self.session(&this)?;
-        let tools = session.list_tools().await.map_err(to_wit_error)?;
+        let listing = self
+            .table
+            .get(&this)
+            .map_err(|e| types::Error::InvalidInput(format!("bad session handle: {e}")))?
+            .listing(self.allowed_servers());
+        let lists = futures::future::join_all(
+            listing
+                .iter()
+                .map(|(server, session)| session.list_server_tools(server)),
+        )
+        .await;
+        let mut tools = Vec::new();
+        for list in lists {
+            tools.extend(list.map_err(to_wit_error)?);
+        }
         Ok(self.visible_tools(tools))
     }
 
@@ -87,14 +121,23 @@ impl registry::HostSession for PluginState {
         name: String,
         arguments: String,
     ) -> Result<types::CallResult, types::Error> {
-        let session = self.session(&this)?;
-        let req = self.check_call(&name, &arguments)?;
+        let req = self
+            .check_call(&name, &arguments)
+            .inspect_err(|e| self.trace_refused(&name, e))?;
+        let session = self.session(&this, req.name.server())?;
         let started = Instant::now();
         let outcome = match session.call_tool(&req.name, req.arguments.clone()).await {
             Ok(r) => to_wit_result(r, self.policy.max_result_bytes),
             Err(e) => Err(to_wit_error(e)),
         };
-        audit(&self.name, &req, "session", started, &outcome);
+        audit(
+            &self.name,
+            &req,
+            "session",
+            started,
+            &outcome,
+            self.trace.as_ref(),
+        );
         outcome
     }
 
@@ -104,14 +147,18 @@ impl registry::HostSession for PluginState {
         name: String,
         arguments: String,
     ) -> Result<Resource<CallEntry>, types::Error> {
-        let session = self.session(&this)?;
         self.policy
             .check_in_flight(self.in_flight.load(std::sync::atomic::Ordering::SeqCst))
-            .map_err(|message| self.limit(message))?;
-        let req = self.check_call(&name, &arguments)?;
+            .map_err(|message| self.limit(message))
+            .inspect_err(|e| self.trace_refused(&name, e))?;
+        let req = self
+            .check_call(&name, &arguments)
+            .inspect_err(|e| self.trace_refused(&name, e))?;
+        let session = self.session(&this, req.name.server())?;
         let in_flight = Counted::hold(&[&self.in_flight]);
         let plugin = self.name.clone();
         let max_result_bytes = self.policy.max_result_bytes;
+        let trace = self.trace.clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let outcome = match session.call_tool(&req.name, req.arguments.clone()).await {
@@ -123,7 +170,7 @@ impl registry::HostSession for PluginState {
                 )),
                 Err(e) => Err(to_wit_error(e)),
             };
-            audit(&plugin, &req, "started", started, &outcome);
+            audit(&plugin, &req, "started", started, &outcome, trace.as_ref());
             outcome
         });
         self.table

@@ -1,0 +1,98 @@
+//! `mcp-registry exec FILE|-`: one code-mode snippet against the registry, as `serve
+//! --code-mode`'s `execute` runs it, for people trying snippets and for tests.
+//!
+//! The person at the terminal is the client, and may use the whole registry (as with
+//! `call`); `--server` narrows it. Connections open on first use, one per server, and close
+//! when the snippet is done.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use super::print_json;
+use crate::aggregator::Aggregator;
+use crate::client::ConnectHooks;
+use crate::codemode::{CodeMode, CodeModePolicy, Names, Scope};
+use crate::config::Registry;
+use crate::plugin::{default_cache_dir, PluginHost, SessionRouter};
+
+/// What `exec` was asked to do.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The snippet (JavaScript or TypeScript, an async function body), or `-` for stdin.
+    pub file: String,
+    /// A server the snippet may use (repeatable; default: every server of the registry).
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
+    /// Deadline of the run, in seconds (default 30).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Let the snippet see the real wall clock (default: frozen at the Unix epoch).
+    #[arg(long)]
+    pub wall_clock: bool,
+    /// Give the snippet real randomness (default: the same sequence every run).
+    #[arg(long)]
+    pub random: bool,
+}
+
+/// Runs the snippet and prints its record (value or error, console, calls) as JSON.
+/// Exit status 1 when the snippet failed.
+pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCode> {
+    let code = if args.file == "-" {
+        super::commands::text_or_stdin("-", "the snippet")?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("reading the snippet {}", args.file))?
+    };
+    let registry = Registry::load_or_default(path)?;
+    for s in &args.servers {
+        if registry.server(s).is_none() {
+            bail!("--server {s}: no such server in {}", path.display());
+        }
+    }
+    let servers: Vec<String> = if args.servers.is_empty() {
+        registry.servers().keys().cloned().collect()
+    } else {
+        args.servers.clone()
+    };
+    let mut policy = CodeModePolicy {
+        wall_clock: args.wall_clock,
+        random: args.random,
+        ..CodeModePolicy::default()
+    };
+    if let Some(t) = args.timeout {
+        if !(t > 0.0 && t.is_finite()) {
+            bail!("--timeout must be a positive number of seconds");
+        }
+        policy.deadline = Duration::from_secs_f64(t);
+    }
+    let aggregator = Aggregator::new(registry);
+    let host = PluginHost::new(aggregator.clone(), default_cache_dir())?;
+    let cache = default_cache_dir();
+    let engine = CodeMode::load(&host, cache.as_deref(), policy).await?;
+    let session = Arc::new(aggregator.lazy_session_of(&servers, ConnectHooks::default()));
+    let router: SessionRouter = {
+        let session = session.clone();
+        let servers = servers.clone();
+        Arc::new(move |server: &str| servers.iter().any(|s| s == server).then(|| session.clone()))
+    };
+    let scope = Scope {
+        servers,
+        tools: None,
+        names: Names::default(),
+        sessions: Some(router),
+        aggregator: Some(aggregator.clone()),
+    };
+    let execution = engine.execute(&host, &code, scope, None).await;
+    print_json(&execution.to_json())?;
+    session.close().await;
+    aggregator.shutdown().await;
+    Ok(if execution.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

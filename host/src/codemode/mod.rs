@@ -1,0 +1,297 @@
+//! Code mode: the model writes the orchestration, and it runs as a sandboxed guest.
+//!
+//! Instead of every tool, a client sees two: `search` (which tools fit a query, as
+//! TypeScript declarations) and `execute` (run a snippet that calls them). A snippet is the
+//! most untrusted orchestration there is, so it runs as exactly what this host already
+//! sandboxes: a plugin. The engine (`code-mode-engine/`, Boa built as a component and
+//! embedded in this binary) is pre-initialised once with wasmtime-wizer and cached, so each
+//! `execute` is a fresh instance of a ready JavaScript runtime: nothing survives between
+//! runs. Its policy grants the servers and tools the client (tenant) may use and nothing
+//! else: no files, network or env; a frozen clock and fixed randomness unless granted; a
+//! deadline, memory, calls in flight, calls and output bounded.
+//!
+//! Calls go through the embedder's connections when it has them ([`Scope::sessions`]:
+//! `serve`'s pools), so a call inside a snippet costs what a plain call costs, and
+//! `Promise.all` over calls is that many calls in flight upstream.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::aggregator::Aggregator;
+use crate::plugin::{
+    CallTrace, Plugin, PluginError, PluginHost, PluginPolicy, RunOptions, SessionRouter, TracedCall,
+};
+
+mod search;
+mod strip;
+pub mod typescript;
+
+pub use search::rank;
+pub use strip::strip_types;
+pub use typescript::{declarations, Names};
+
+/// What the engine wraps a snippet in (the host uses the same to parse TypeScript).
+pub(crate) const SNIPPET_HEAD: &str = "(async () => {";
+pub(crate) const SNIPPET_TAIL: &str = "\n})()";
+
+/// The engine component, built by `build.rs` from `code-mode-engine/`.
+static ENGINE_WASM: &[u8] = include_bytes!(env!("CODE_MODE_ENGINE"));
+
+/// Errors setting code mode up (a snippet's own failures are [`Execution`]s).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodeModeError {
+    /// The engine could not be pre-initialised, compiled or loaded.
+    #[error("code mode: the engine could not be loaded: {0}")]
+    Engine(#[from] PluginError),
+}
+
+/// What one `execute` may use. Servers and tools come from the [`Scope`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeModePolicy {
+    /// Longest a run may take; a snippet's own `timeout_ms` may only shorten it.
+    pub deadline: Duration,
+    /// Linear memory of the engine instance.
+    pub max_memory_bytes: usize,
+    /// Tool calls per run (every attempt counts).
+    pub max_calls: usize,
+    /// Tool calls in flight at once.
+    pub max_in_flight: usize,
+    /// Bytes of one tool result handed to the snippet (it may filter a big one down).
+    pub max_result_bytes: usize,
+    /// Bytes of the run's answer (its value and console together).
+    pub max_output_bytes: usize,
+    /// Fuel per run (`None`: the deadline alone bounds computing).
+    pub fuel: Option<u64>,
+    /// Whether `Date` sees the real clock (default: frozen at the Unix epoch).
+    pub wall_clock: bool,
+    /// Whether `Math.random` is really random (default: the same sequence every run).
+    pub random: bool,
+}
+
+impl Default for CodeModePolicy {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(30),
+            max_memory_bytes: 64 << 20,
+            max_calls: 200,
+            max_in_flight: 32,
+            max_result_bytes: 8 << 20,
+            max_output_bytes: 1 << 20,
+            fuel: None,
+            wall_clock: false,
+            random: false,
+        }
+    }
+}
+
+/// Whom one `execute` runs for: what it may reach, and through which connections.
+#[derive(Clone, Default)]
+pub struct Scope {
+    /// Servers it may call.
+    pub servers: Vec<String>,
+    /// Globs over `server__tool` it may call (`None`: every tool of its servers).
+    pub tools: Option<Vec<String>>,
+    /// Identifiers of the tools it sees (as `search` showed them).
+    pub names: Names,
+    /// Connections to use (`serve`'s pools); `None`: the run opens its own.
+    pub sessions: Option<SessionRouter>,
+    /// The aggregator its own connections go through (a tenant's, for its bounds).
+    pub aggregator: Option<Aggregator>,
+}
+
+/// What a snippet did: its value or its error, what it logged, and every call it made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Execution {
+    /// The snippet's `return` value (`null` for none); absent when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// Why it failed: `name`, `message`, and where known `kind` (a tool error's variant or
+    /// the limit hit), `tool`, `line` and `column` (in the snippet as written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+    /// `console` output, `{level, text}` each.
+    pub console: Vec<Value>,
+    /// Every tool call: tool, milliseconds, outcome.
+    pub calls: Vec<TracedCall>,
+    /// Milliseconds the run took.
+    pub ms: f64,
+}
+
+impl Execution {
+    fn failed(error: Value, calls: Vec<TracedCall>, started: Instant) -> Self {
+        Self {
+            value: None,
+            error: Some(error),
+            console: Vec::new(),
+            calls,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+
+    /// Whether the snippet ran to its `return`.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// The whole record as JSON (what `execute` returns as `structuredContent`).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The loaded engine and its policy.
+pub struct CodeMode {
+    engine: Plugin,
+    policy: CodeModePolicy,
+}
+
+impl CodeMode {
+    /// Loads the engine into `host`: pre-initialised and compiled once, then read from
+    /// `cache_dir` (where the host caches components) by later processes.
+    pub async fn load(
+        host: &PluginHost,
+        cache_dir: Option<&Path>,
+        policy: CodeModePolicy,
+    ) -> Result<Self, CodeModeError> {
+        let snapshot = match cache_dir {
+            Some(dir) => cached_snapshot(host, dir).await?,
+            None => host.pre_initialize("code-mode", ENGINE_WASM).await?,
+        };
+        let engine = host.load("code-mode", &snapshot)?;
+        Ok(Self { engine, policy })
+    }
+
+    /// The policy every run gets.
+    pub fn policy(&self) -> &CodeModePolicy {
+        &self.policy
+    }
+
+    /// Runs `code` (JavaScript or TypeScript: an async function body) in a fresh instance.
+    pub async fn execute(
+        &self,
+        host: &PluginHost,
+        code: &str,
+        scope: Scope,
+        timeout: Option<Duration>,
+    ) -> Execution {
+        let started = Instant::now();
+        let limits = &self.policy;
+        let deadline = timeout.map_or(limits.deadline, |t| t.min(limits.deadline));
+        let policy = PluginPolicy {
+            allowed_servers: scope.servers,
+            allowed_tools: scope.tools,
+            deadline,
+            fuel: limits.fuel,
+            wall_clock: limits.wall_clock,
+            random: limits.random,
+            max_memory_bytes: limits.max_memory_bytes,
+            max_sessions: 4,
+            max_calls: limits.max_calls,
+            max_in_flight: limits.max_in_flight,
+            max_result_bytes: limits.max_result_bytes,
+            max_output_bytes: 64 << 10,
+            opaque_denials: true,
+            ..PluginPolicy::default()
+        };
+        let input = json!({
+            "code": strip_types(code),
+            "names": scope.names.to_engine(),
+            "max_console_bytes": limits.max_output_bytes / 2,
+            "max_in_flight": limits.max_in_flight,
+        })
+        .to_string();
+        let trace = CallTrace::default();
+        let options = RunOptions {
+            aggregator: scope.aggregator,
+            sessions: scope.sessions,
+            trace: Some(trace.clone()),
+            progress: None,
+        };
+        let outcome = host.run_with(&self.engine, &input, &policy, options).await;
+        let calls = trace.calls();
+        let out = match outcome {
+            Ok(out) => out,
+            Err(e) => return Execution::failed(run_error(&e, &policy), calls, started),
+        };
+        if out.len() > limits.max_output_bytes {
+            let error = json!({"name": "LimitExceeded", "kind": "limit", "message": format!(
+                "the snippet's answer is {} bytes, over the limit of {} bytes: return less (filter or summarise it in the snippet)",
+                out.len(), limits.max_output_bytes)});
+            return Execution::failed(error, calls, started);
+        }
+        let mut answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+            json!({"error": {"name": "EngineError", "message": format!("the engine's answer is not JSON: {e}")}})
+        });
+        let console = match answer["console"].take() {
+            Value::Array(lines) => lines,
+            _ => Vec::new(),
+        };
+        let error = answer.get_mut("error").map(Value::take);
+        Execution {
+            value: if error.is_none() {
+                Some(answer["value"].take())
+            } else {
+                None
+            },
+            error,
+            console,
+            calls,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+}
+
+/// A run that did not come back with an answer, as the model should read it.
+fn run_error(e: &PluginError, policy: &PluginPolicy) -> Value {
+    match e {
+        PluginError::Deadline { deadline, .. } => json!({
+            "name": "TimeoutError", "kind": "timeout",
+            "message": format!("the snippet ran past its deadline ({} ms) and was stopped", deadline.as_millis()),
+        }),
+        PluginError::Trap { message, .. } => {
+            let first = message.lines().next().unwrap_or("").trim();
+            let lower = message.to_lowercase();
+            if lower.contains("memory") {
+                json!({"name": "LimitExceeded", "kind": "limit", "message": format!(
+                    "the snippet used more than its {} MiB of memory and was stopped", policy.max_memory_bytes >> 20)})
+            } else if lower.contains("all fuel consumed") {
+                json!({"name": "LimitExceeded", "kind": "limit", "message": "the snippet used all its fuel and was stopped"})
+            } else if lower.contains("call stack exhausted") || lower.contains("stack overflow") {
+                json!({"name": "RangeError", "message": "the snippet overflowed the stack (recursion too deep)"})
+            } else {
+                json!({"name": "EngineError", "message": format!("the engine stopped: {first}")})
+            }
+        }
+        other => json!({"name": "EngineError", "message": other.to_string()}),
+    }
+}
+
+/// The pre-initialised engine, from `dir` or made and written there (atomically: several
+/// processes may start at once).
+async fn cached_snapshot(host: &PluginHost, dir: &Path) -> Result<Vec<u8>, CodeModeError> {
+    let digest: [u8; 32] = Sha256::new()
+        .chain_update(ENGINE_WASM)
+        .chain_update(env!("CARGO_PKG_VERSION"))
+        .finalize()
+        .into();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let path: PathBuf = dir.join(format!("code-mode-engine-{hex}.wasm"));
+    if let Ok(bytes) = std::fs::read(&path) {
+        return Ok(bytes);
+    }
+    let snapshot = host.pre_initialize("code-mode", ENGINE_WASM).await?;
+    if std::fs::create_dir_all(dir).is_ok() {
+        let tmp = dir.join(format!(
+            ".code-mode-engine-{hex}.{}.tmp",
+            std::process::id()
+        ));
+        if std::fs::write(&tmp, &snapshot).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(snapshot)
+}
