@@ -279,6 +279,7 @@ pub(super) struct Front {
     pub(super) insecure_no_auth: bool,
     pub(super) max_processes: usize,
     pub(super) idle_timeout: std::time::Duration,
+    pub(super) code_mode: Option<crate::serve::CodeModeTools>,
 }
 
 /// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH... [--allow-requested]]
@@ -321,6 +322,7 @@ pub(super) async fn serve(
         insecure_no_auth: front.insecure_no_auth,
         max_processes: front.max_processes,
         idle_timeout: front.idle_timeout,
+        code_mode: front.code_mode,
     };
     crate::serve::serve(Aggregator::new(registry), options).await?;
     Ok(ExitCode::SUCCESS)

@@ -13,8 +13,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::print_json;
-use crate::aggregator::Aggregator;
+use crate::aggregator::{Aggregator, NamespacedTool};
 use crate::client::ConnectHooks;
+use crate::codemode::typescript::identifier;
 use crate::codemode::{CodeMode, CodeModePolicy, Names, Scope};
 use crate::config::Registry;
 use crate::plugin::{default_cache_dir, PluginHost, SessionRouter};
@@ -79,10 +80,19 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         let servers = servers.clone();
         Arc::new(move |server: &str| servers.iter().any(|s| s == server).then(|| session.clone()))
     };
+    // The identifiers `search` would show (`tools.everything.get_sum` for `get-sum`), for
+    // the servers the snippet mentions: listing them all would start every server.
+    let mentioned: Vec<&String> = servers
+        .iter()
+        .filter(|s| code.contains(&identifier(s)) || code.contains(s.as_str()))
+        .collect();
+    let listings =
+        futures::future::join_all(mentioned.iter().map(|s| session.list_server_tools(s))).await;
+    let tools: Vec<NamespacedTool> = listings.into_iter().flatten().flatten().collect();
     let scope = Scope {
         servers,
         tools: None,
-        names: Names::default(),
+        names: Names::new(&tools),
         sessions: Some(router),
         aggregator: Some(aggregator.clone()),
     };

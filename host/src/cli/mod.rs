@@ -121,6 +121,11 @@ pub enum Command {
         /// Close upstream connections and HTTP client sessions unused this long (seconds).
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         idle_timeout: u64,
+        /// Code mode: offer `search` and `execute` (run a snippet that calls the tools) beside
+        /// the plain tools; `--code-mode=only` lists just those two.
+        #[arg(long, value_name = "only", num_args = 0..=1, require_equals = true,
+              default_missing_value = "on", value_enum)]
+        code_mode: Option<CodeModeArg>,
     },
     /// Run a code-mode snippet (JavaScript or TypeScript, an async function body calling
     /// `await tools.SERVER.TOOL(args)`) and print its value, console and calls as JSON.
@@ -130,6 +135,15 @@ pub enum Command {
         /// The component file (`.wasm`).
         plugin: PathBuf,
     },
+}
+
+/// `serve --code-mode[=only]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodeModeArg {
+    /// Beside the plain tools.
+    On,
+    /// Instead of them.
+    Only,
 }
 
 /// Runs the CLI with the process's arguments; returns the exit code.
@@ -261,6 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             insecure_no_auth,
             max_processes,
             idle_timeout,
+            code_mode,
         } => {
             let front = commands::Front {
                 http,
@@ -268,6 +283,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 insecure_no_auth,
                 max_processes: max_processes.unwrap_or_else(crate::serve::default_max_processes),
                 idle_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
+                code_mode: code_mode.map(|m| match m {
+                    CodeModeArg::On => crate::serve::CodeModeTools::Alongside,
+                    CodeModeArg::Only => crate::serve::CodeModeTools::Only,
+                }),
             };
             let policy_file = plugins.as_deref();
             commands::serve(

@@ -32,7 +32,7 @@ pub struct RegistryServer {
 
 /// Whether a request belongs to a protocol session (stdio always; HTTP with
 /// `Mcp-Session-Id`). 2026-07-28 requests have none.
-fn has_session(context: &RequestContext<RoleServer>) -> bool {
+pub(super) fn has_session(context: &RequestContext<RoleServer>) -> bool {
     context
         .extensions
         .get::<axum::http::request::Parts>()
@@ -120,9 +120,19 @@ impl RegistryServer {
         server: &str,
         context: &RequestContext<RoleServer>,
     ) -> Arc<Session> {
+        self.pool_for(tenant, server, has_session(context))
+    }
+
+    /// The pool that serves `server` for a request with or without a protocol session.
+    pub(super) fn pool_for(
+        &self,
+        tenant: &Arc<Tenant>,
+        server: &str,
+        with_session: bool,
+    ) -> Arc<Session> {
         match self.shared.tenants.sharing(server) {
             Sharing::Global => self.shared.tenants.global.clone(),
-            Sharing::Session if has_session(context) => self.own_session(tenant),
+            Sharing::Session if with_session => self.own_session(tenant),
             _ => tenant.pool.clone(),
         }
     }

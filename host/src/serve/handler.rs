@@ -16,6 +16,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tracing::Instrument;
 
 use super::client_session::{limit_error, RegistryServer};
+use super::code_tools;
 use super::tenant::Tenant;
 use super::ForOurClient;
 use crate::aggregator::{
@@ -295,16 +296,14 @@ impl ServerHandler for RegistryServer {
     ) -> Result<ListToolsResult, ErrorData> {
         self.remember_peer(&context);
         let tenant = self.tenant(&context)?;
-        let mut upstream: Vec<NamespacedTool> = self
-            .gather(&tenant, &context, "tools", |pool, s| async move {
-                pool.list_server_tools(&s).await
-            })
-            .await;
-        upstream.retain(|t| {
-            self.shared.visible(&t.server, &t.tool.name)
-                && tenant.may_call(&ToolName::new(&t.server, t.tool.name.as_ref()))
-        });
         let mut tools: Vec<Tool> = Vec::new();
+        if self.shared.code_mode.is_some() {
+            tools.extend(code_tools::tools());
+            if self.shared.code_mode_only {
+                return Ok(ListToolsResult::with_all_items(tools));
+            }
+        }
+        let upstream = self.callable_tools(&tenant, &context).await;
         for t in &upstream {
             let mut tool = t.tool.clone();
             tool.name = t.name.clone().into();
@@ -337,6 +336,27 @@ impl ServerHandler for RegistryServer {
         let arguments = request.arguments;
         let _admitted = tenant.admit().map_err(limit_error)?;
         let call = async {
+            if self.shared.code_mode.is_some() {
+                match name.as_str() {
+                    code_tools::SEARCH => {
+                        return self
+                            .code_search(&tenant, arguments.unwrap_or_default(), &context)
+                            .await
+                    }
+                    code_tools::EXECUTE => {
+                        return self
+                            .code_execute(&tenant, arguments.unwrap_or_default(), &context)
+                            .await
+                    }
+                    _ if self.shared.code_mode_only => {
+                        return Err(ErrorData::invalid_params(
+                            format!("unknown tool \"{name}\" (code mode: call it from execute)"),
+                            None,
+                        ))
+                    }
+                    _ => {}
+                }
+            }
             if let Some(plugin) = self.shared.plugins.get(&name) {
                 if tenant.may_run(&name) {
                     return Ok(self.call_plugin(&tenant, plugin, arguments, &context).await);

@@ -30,6 +30,7 @@ use crate::plugin::{PluginError, PluginPolicy};
 
 mod auth;
 mod client_session;
+mod code_tools;
 mod handler;
 mod http;
 mod relay;
@@ -37,6 +38,7 @@ mod setup;
 mod tenant;
 
 pub use client_session::RegistryServer;
+pub use code_tools::CodeModeTools;
 
 /// Errors of the front end (set-up only; per-request errors go back to the client).
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,9 @@ pub enum ServeError {
     /// A plugin could not be loaded or described.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The code-mode engine could not be loaded.
+    #[error(transparent)]
+    CodeMode(#[from] crate::codemode::CodeModeError),
     /// The tenants file is wrong (it names the file, the tenant and the field).
     #[error(transparent)]
     Tenants(#[from] JsonFileError),
@@ -84,6 +89,8 @@ pub struct ServeOptions {
     pub max_processes: usize,
     /// Close an upstream connection (and the HTTP session of a client) unused this long.
     pub idle_timeout: Duration,
+    /// Offer `search` and `execute` (code mode), beside the plain tools or instead of them.
+    pub code_mode: Option<CodeModeTools>,
 }
 
 /// The default bound on server processes: 64 per core.

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use rmcp::model::Tool;
 
+use super::code_tools::CodeModeTools;
 use super::tenant::Tenants;
 use super::{ServeError, ServeOptions};
 use crate::aggregator::{Aggregator, AggregatorError};
+use crate::codemode::{CodeMode, CodeModePolicy};
 use crate::config::{parse_filter, ToolFilter};
 use crate::plugin::{grant_report, Plugin, PluginHost, PluginPolicy};
 
@@ -25,6 +27,10 @@ pub(super) struct Shared {
     pub(super) filter: BTreeMap<String, ToolFilter>,
     pub(super) host: Option<Arc<PluginHost>>,
     pub(super) plugins: BTreeMap<String, PluginTool>,
+    /// The code-mode engine, with `--code-mode`.
+    pub(super) code_mode: Option<Arc<CodeMode>>,
+    /// Whether the plain tools are listed too.
+    pub(super) code_mode_only: bool,
     /// Who may call, and the pools of upstream connections they share.
     pub(super) tenants: Tenants,
 }
@@ -81,7 +87,25 @@ impl Shared {
                 return Err(AggregatorError::UnknownServer(s.clone()).into());
             }
         }
-        let (host, plugins) = plugin_tools(&aggregator, options).await?;
+        let (mut host, plugins) = plugin_tools(&aggregator, options).await?;
+        let code_mode = match options.code_mode {
+            None => None,
+            Some(_) => {
+                let host = match &host {
+                    Some(host) => host.clone(),
+                    None => host
+                        .insert(Arc::new(PluginHost::new(
+                            aggregator.clone(),
+                            crate::plugin::default_cache_dir(),
+                        )?))
+                        .clone(),
+                };
+                let cache = crate::plugin::default_cache_dir();
+                let engine =
+                    CodeMode::load(&host, cache.as_deref(), CodeModePolicy::default()).await?;
+                Some(Arc::new(engine))
+            }
+        };
         if let Some(config) = &options.tenants {
             let names: Vec<String> = options.plugins.iter().map(|(n, _, _)| n.clone()).collect();
             config.check(aggregator.registry(), &names)?;
@@ -98,6 +122,8 @@ impl Shared {
             filter,
             host,
             plugins,
+            code_mode,
+            code_mode_only: options.code_mode == Some(CodeModeTools::Only),
             tenants,
         }))
     }

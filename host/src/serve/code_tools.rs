@@ -1,0 +1,212 @@
+//! `serve --code-mode`: the `search` and `execute` tools, scoped to the asking tenant.
+//!
+//! `search` ranks the tools the tenant may call and shows them as TypeScript declarations
+//! (or names); `execute` runs a snippet in a fresh engine instance whose calls go through
+//! this client session's pools: the same connections as the tenant's plain calls, so a call
+//! inside a snippet costs what a plain call costs. The identifiers a snippet uses are
+//! computed from the tenant's whole tool list (not the query), so they are the same in
+//! every `search` answer and in every `execute`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+use serde_json::{json, Map, Value};
+
+use super::client_session::{has_session, RegistryServer};
+use super::tenant::Tenant;
+use crate::aggregator::NamespacedTool;
+use crate::codemode::{declarations, rank, Names, Scope};
+use crate::names::ToolName;
+use crate::plugin::SessionRouter;
+
+/// Name of the tool that finds tools.
+pub(super) const SEARCH: &str = "search";
+/// Name of the tool that runs a snippet.
+pub(super) const EXECUTE: &str = "execute";
+/// Tools `search` returns unless asked for another number.
+const DEFAULT_LIMIT: usize = 8;
+
+/// Whether `serve` lists the plain tools beside `search` and `execute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeModeTools {
+    /// `search` and `execute` beside every plain tool.
+    Alongside,
+    /// Only `search` and `execute`.
+    Only,
+}
+
+fn schema(value: Value) -> Arc<Map<String, Value>> {
+    Arc::new(value.as_object().cloned().unwrap_or_default())
+}
+
+/// The two tools as our client lists them.
+pub(super) fn tools() -> [Tool; 2] {
+    [
+        Tool::new(
+            SEARCH,
+            "Find the tools for a task. Returns TypeScript declarations (detail \"types\", the \
+             default) or just names (detail \"names\") of the best matches; call them from \
+             `execute` as `await tools.<server>.<tool>(args)`.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What the tools should do, in words."},
+                    "detail": {"type": "string", "enum": ["names", "types"], "default": "types"},
+                    "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}
+                },
+                "required": ["query"]
+            })),
+        ),
+        Tool::new(
+            EXECUTE,
+            "Run JavaScript (TypeScript syntax accepted): the body of an async function, with \
+             `await tools.<server>.<tool>(args)` for the tools `search` shows. `return` a \
+             value; it comes back as structuredContent with console output and every call \
+             made. A failed call throws a ToolError with `kind` (not-found, denied, invalid, \
+             timeout, server-failed, tool-error, limit) and `message`. Filter big results \
+             in the snippet and return only what is needed. No files, network, or real clock.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "description": "An async function body."},
+                    "timeout_ms": {"type": "integer", "minimum": 1, "description": "At most the server's deadline."}
+                },
+                "required": ["code"]
+            })),
+        ),
+    ]
+}
+
+fn invalid(message: impl Into<String>) -> ErrorData {
+    ErrorData::invalid_params(message.into(), None)
+}
+
+impl RegistryServer {
+    /// Every upstream tool `tenant` may call (and `serve --filter` shows), in registry order.
+    pub(super) async fn callable_tools(
+        &self,
+        tenant: &Arc<Tenant>,
+        context: &RequestContext<RoleServer>,
+    ) -> Vec<NamespacedTool> {
+        let mut tools: Vec<NamespacedTool> = self
+            .gather(tenant, context, "tools", |pool, s| async move {
+                pool.list_server_tools(&s).await
+            })
+            .await;
+        tools.retain(|t| {
+            self.shared.visible(&t.server, &t.tool.name)
+                && tenant.may_call(&ToolName::new(&t.server, t.tool.name.as_ref()))
+        });
+        tools
+    }
+
+    /// `search {query, detail?, limit?}`.
+    pub(super) async fn code_search(
+        &self,
+        tenant: &Arc<Tenant>,
+        arguments: Map<String, Value>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let query = arguments
+            .get("query")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("search: \"query\" (a string) is required"))?;
+        let limit = match arguments.get("limit") {
+            None | Some(Value::Null) => DEFAULT_LIMIT,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| invalid("search: \"limit\" must be a positive integer"))?
+                as usize,
+        };
+        let detail = arguments
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or("types");
+        if detail != "types" && detail != "names" {
+            return Err(invalid("search: \"detail\" must be \"names\" or \"types\""));
+        }
+        let tools = self.callable_tools(tenant, context).await;
+        let names = Names::new(&tools);
+        let found = rank(query, &tools, limit);
+        let listed: Vec<Value> = found
+            .iter()
+            .map(|t| {
+                json!({
+                    "call": names.call_path(&t.server, &t.tool.name),
+                    "name": t.name,
+                    "description": t.tool.description.as_deref().unwrap_or(""),
+                })
+            })
+            .collect();
+        let text = if detail == "types" {
+            if found.is_empty() {
+                format!("// no tool matches {query:?}; try other words, or an empty query for all")
+            } else {
+                declarations(&found, &names)
+            }
+        } else {
+            serde_json::to_string_pretty(&listed).unwrap_or_default()
+        };
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(json!({"tools": listed, "total": tools.len()}));
+        Ok(result)
+    }
+
+    /// `execute {code, timeout_ms?}`.
+    pub(super) async fn code_execute(
+        &self,
+        tenant: &Arc<Tenant>,
+        arguments: Map<String, Value>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let (Some(code_mode), Some(host)) = (&self.shared.code_mode, &self.shared.host) else {
+            return Err(invalid("code mode is off"));
+        };
+        let code = arguments
+            .get("code")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("execute: \"code\" (a string) is required"))?;
+        let timeout = match arguments.get("timeout_ms") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(Duration::from_millis(
+                v.as_u64()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid("execute: \"timeout_ms\" must be a positive integer"))?,
+            )),
+        };
+        let tools = self.callable_tools(tenant, context).await;
+        let router: SessionRouter = {
+            let server = self.clone();
+            let tenant = tenant.clone();
+            let with_session = has_session(context);
+            Arc::new(move |name: &str| {
+                tenant
+                    .sees(name)
+                    .then(|| server.pool_for(&tenant, name, with_session))
+            })
+        };
+        // Only what this client can list is callable: the tenant's globs, and `--filter`.
+        let allowed = if self.shared.filter.is_empty() {
+            tenant.tool_globs().map(<[String]>::to_vec)
+        } else {
+            Some(tools.iter().map(|t| t.name.clone()).collect())
+        };
+        let scope = Scope {
+            servers: tenant.servers().to_vec(),
+            tools: allowed,
+            names: Names::new(&tools),
+            sessions: Some(router),
+            aggregator: Some(tenant.aggregator.clone()),
+        };
+        let execution = code_mode.execute(host, code, scope, timeout).await;
+        let record = execution.to_json();
+        let mut result = CallToolResult::success(vec![ContentBlock::text(record.to_string())]);
+        result.structured_content = Some(record);
+        result.is_error = Some(!execution.succeeded());
+        Ok(result)
+    }
+}

@@ -1,0 +1,66 @@
+"""Drives `mcp-registry serve --code-mode` with the Python `mcp` SDK over stdio, as a model's
+client would: list tools, `search`, then several `execute` calls at once.
+
+Usage: codemode_client.py SPEC   (SPEC as in codemode_client.mjs; same JSON printed)
+"""
+
+import json
+import sys
+
+import anyio
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+
+def text(result):
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+def field(result, *names):
+    for name in names:
+        value = getattr(result, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+async def main() -> None:
+    spec = json.loads(sys.argv[1])
+    params = StdioServerParameters(command=spec["command"][0], args=spec["command"][1:])
+    out = {"order": []}
+    with anyio.fail_after(120):
+        await drive(spec, params, out)
+    print(json.dumps(out))
+
+
+async def drive(spec, params, out) -> None:
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            out["tools"] = sorted(t.name for t in (await session.list_tools()).tools)
+            found = await session.call_tool("search", spec["search"])
+            out["search"] = {
+                "text": text(found),
+                "structured": field(found, "structured_content", "structuredContent"),
+            }
+            out["executes"] = []
+            for b, batch in enumerate(spec["executes"]):
+                results = [None] * len(batch)
+
+                async def run(i, arguments, b=b, results=results):
+                    r = await session.call_tool("execute", arguments)
+                    results[i] = {
+                        "is_error": bool(field(r, "is_error", "isError")),
+                        "structured": field(r, "structured_content", "structuredContent"),
+                        "text": text(r),
+                    }
+                    out["order"].append([b, i])
+
+                async with anyio.create_task_group() as group:
+                    for i, arguments in enumerate(batch):
+                        group.start_soon(run, i, arguments)
+                out["executes"].append(results)
+
+
+if __name__ == "__main__":
+    anyio.run(main)
