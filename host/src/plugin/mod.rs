@@ -360,14 +360,10 @@ impl PluginHost {
             name.clone(),
             wasi.build(),
             limits,
-            options
-                .aggregator
-                .unwrap_or_else(|| self.aggregator.clone()),
+            &self.aggregator,
             policy.clone(),
             self.gauges.clone(),
-            options.progress,
-            options.sessions,
-            options.trace,
+            options,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -47,24 +47,30 @@ pub struct PluginState {
 }
 
 impl PluginState {
+    /// The state of one run: `options` as the embedder gave them, the host's `aggregator`
+    /// where they name none.
     pub(super) fn new(
         name: Arc<str>,
         wasi: WasiCtx,
         limits: StoreLimits,
-        aggregator: Aggregator,
+        aggregator: &Aggregator,
         policy: Arc<PluginPolicy>,
         gauges: Arc<Gauges>,
-        progress: Option<ProgressSink>,
-        router: Option<SessionRouter>,
-        trace: Option<CallTrace>,
+        options: super::RunOptions,
     ) -> Self {
         let instance = Counted::hold(&[&gauges.instances]);
+        let super::RunOptions {
+            progress,
+            aggregator: own,
+            sessions: router,
+            trace,
+        } = options;
         Self {
             name,
             wasi,
             table: ResourceTable::new(),
             limits,
-            aggregator,
+            aggregator: own.unwrap_or_else(|| aggregator.clone()),
             policy,
             gauges,
             open_sessions: Arc::default(),
