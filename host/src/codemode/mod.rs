@@ -292,6 +292,17 @@ async fn cached_snapshot(host: &PluginHost, dir: &Path) -> Result<Vec<u8>, CodeM
         if std::fs::write(&tmp, &snapshot).is_ok() && std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
+        // Snapshots of other engine builds are dead weight (8 MB each): remove them.
+        let current = path.file_name();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let stale = name.to_string_lossy().starts_with("code-mode-engine-")
+                && name.to_string_lossy().ends_with(".wasm")
+                && Some(name.as_os_str()) != current;
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
     Ok(snapshot)
 }
