@@ -280,6 +280,8 @@ pub(super) struct Front {
     pub(super) max_processes: usize,
     pub(super) idle_timeout: std::time::Duration,
     pub(super) code_mode: Option<crate::serve::CodeModeTools>,
+    pub(super) drain_timeout: std::time::Duration,
+    pub(super) metrics: Option<std::net::SocketAddr>,
 }
 
 /// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH... [--allow-requested]]
@@ -323,6 +325,8 @@ pub(super) async fn serve(
         max_processes: front.max_processes,
         idle_timeout: front.idle_timeout,
         code_mode: front.code_mode,
+        drain_timeout: front.drain_timeout,
+        metrics: front.metrics,
     };
     crate::serve::serve(Aggregator::new(registry), options).await?;
     Ok(ExitCode::SUCCESS)

@@ -126,6 +126,13 @@ pub enum Command {
         #[arg(long, value_name = "only", num_args = 0..=1, require_equals = true,
               default_missing_value = "on", value_enum)]
         code_mode: Option<CodeModeArg>,
+        /// HTTP: on SIGTERM/SIGINT/SIGHUP, wait this long for requests in flight (seconds).
+        #[arg(long, value_name = "SECS", default_value_t = 30.0, requires = "http")]
+        drain_timeout: f64,
+        /// HTTP: also serve /metrics, /healthz and /readyz on this address (with --tenants,
+        /// the only place /metrics is served).
+        #[arg(long, value_name = "ADDR", requires = "http")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Run a code-mode snippet (JavaScript or TypeScript, an async function body calling
     /// `await tools.SERVER.TOOL(args)`) and print its value, console and calls as JSON.
@@ -158,13 +165,15 @@ pub fn main() -> ExitCode {
         }
     };
     // A server is stopped by a signal as a matter of course; a one-shot command is
-    // interrupted.
-    let stopped_code = match cli.command {
-        Command::Serve { .. } => Some(0),
-        _ => None,
+    // interrupted. `serve --http` handles its signals itself: it drains.
+    let (stopped_code, drains) = match cli.command {
+        Command::Serve { http, .. } => (Some(0), http.is_some()),
+        _ => (None, false),
     };
     let outcome = runtime.block_on(async {
-        tokio::spawn(stop_on_signal(stopped_code));
+        if !drains {
+            tokio::spawn(stop_on_signal(stopped_code));
+        }
         run(cli).await
     });
     match outcome {
@@ -276,13 +285,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_processes,
             idle_timeout,
             code_mode,
+            drain_timeout,
+            metrics,
         } => {
+            if !(drain_timeout >= 0.0 && drain_timeout.is_finite()) {
+                anyhow::bail!("--drain-timeout must be a number of seconds, 0 or more");
+            }
             let front = commands::Front {
                 http,
                 tenants,
                 insecure_no_auth,
                 max_processes: max_processes.unwrap_or_else(crate::serve::default_max_processes),
                 idle_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
+                drain_timeout: std::time::Duration::from_secs_f64(drain_timeout),
+                metrics,
                 code_mode: code_mode.map(|m| match m {
                     CodeModeArg::On => crate::serve::CodeModeTools::Alongside,
                     CodeModeArg::Only => crate::serve::CodeModeTools::Only,

@@ -361,6 +361,15 @@ pub fn live_servers() -> usize {
     lock(live_groups()).len()
 }
 
+/// Server processes alive in this process, counted by server name.
+pub fn live_servers_by_name() -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for name in lock(live_groups()).values() {
+        *counts.entry(name.to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
 /// Ends every server process this process started, with `policy` (`SIGTERM`, then `SIGKILL`
 /// after its grace), and waits until they are gone or killed: what a host does when it is
 /// told to stop.

@@ -9,6 +9,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Map, Value};
 
+use super::ops::CallLabels;
 use super::relay::{forward, CallRelay, ClientRelay, ProgressRelay};
 use super::setup::{PluginTool, Shared};
 use super::tenant::Tenant;
@@ -230,10 +231,25 @@ impl RegistryServer {
             relay
         });
         let pool = self.pool(tenant, name.server(), context);
+        let started = std::time::Instant::now();
         let result = pool.call_tool_with(&name, arguments, options).await;
         if let Some(progress) = progress {
             progress.finish().await;
         }
+        let outcome = match &result {
+            Ok(r) if r.is_error == Some(true) => "tool-error",
+            Ok(_) => "ok",
+            Err(e) => e.kind().as_str(),
+        };
+        self.shared.ops.call(
+            CallLabels {
+                tenant: tenant.name.to_string(),
+                server: name.server().to_owned(),
+                tool: name.tool().to_owned(),
+                outcome: outcome.to_owned(),
+            },
+            started.elapsed(),
+        );
         match result {
             Ok(r) => Ok(r.for_our_client()),
             Err(e) => match e.kind() {
@@ -277,6 +293,15 @@ impl RegistryServer {
         if let Some(progress) = progress {
             progress.finish().await;
         }
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(crate::plugin::PluginError::Deadline { .. }) => "deadline",
+            Err(crate::plugin::PluginError::Trap { .. }) => "trap",
+            Err(_) => "failed",
+        };
+        self.shared
+            .ops
+            .run(&tenant.name, plugin.plugin.name(), label);
         match outcome {
             Ok(out) => match serde_json::from_str::<Value>(&out) {
                 Ok(v) => {

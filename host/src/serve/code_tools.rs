@@ -203,6 +203,10 @@ impl RegistryServer {
             aggregator: Some(tenant.aggregator.clone()),
         };
         let execution = code_mode.execute(host, code, scope, timeout).await;
+        let outcome = execution.error.as_ref().map_or("ok", |e| {
+            e["kind"].as_str().or(e["name"].as_str()).unwrap_or("error")
+        });
+        self.shared.ops.run(&tenant.name, "code-mode", outcome);
         let record = execution.to_json();
         let mut result = CallToolResult::success(vec![ContentBlock::text(record.to_string())]);
         result.structured_content = Some(record);

@@ -334,7 +334,10 @@ impl ServerHandler for RegistryServer {
         let tenant = self.tenant(&context)?;
         let name = request.name.to_string();
         let arguments = request.arguments;
-        let _admitted = tenant.admit().map_err(limit_error)?;
+        let _admitted = tenant.admit().map_err(|e| {
+            self.shared.ops.refuse("limit");
+            limit_error(e)
+        })?;
         let call = async {
             if self.shared.code_mode.is_some() {
                 match name.as_str() {

@@ -20,7 +20,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use super::auth::AuthError;
 use super::client_session::RegistryServer;
 use super::setup::Shared;
-use super::ServeError;
+use super::{ServeError, ServeOptions};
 
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,12 +31,15 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Where the protected-resource metadata is (RFC 9728).
 const RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
 
-/// Serves streamable HTTP at `addr` (path `/mcp`) until the process is told to stop.
+/// Serves streamable HTTP at `addr` (path `/mcp`) until the process is told to stop, then
+/// drains: requests in flight finish (up to the drain timeout), new ones get 503, and every
+/// upstream is closed.
 pub(super) async fn serve_http(
     shared: Arc<Shared>,
     addr: SocketAddr,
-    idle_timeout: Duration,
+    options: &ServeOptions,
 ) -> Result<(), ServeError> {
+    let idle_timeout = options.idle_timeout;
     let mut config = StreamableHttpServerConfig::default();
     // A session-less request whose handler sends nothing before its result gets a plain
     // JSON body instead of a one-event SSE stream: less for every client to parse (measured:
@@ -73,6 +76,67 @@ pub(super) async fn serve_http(
         .map_err(|e| ServeError::Io(e.to_string()))?;
     // Tests and scripts read the bound address (useful with port 0) from stderr.
     eprintln!("mcp-registry: serving MCP on http://{local}/mcp");
+    let mut side = None;
+    if let Some(metrics_addr) = options.metrics {
+        side = Some(serve_ops(shared.clone(), metrics_addr).await?);
+    }
+    let accepting = tokio::spawn(accept(listener, router));
+    let signal = super::ops::stop_signal().await;
+    eprintln!(
+        "mcp-registry: {signal}: draining (up to {} s for requests in flight)",
+        options.drain_timeout.as_secs_f64()
+    );
+    // A second signal stops at once.
+    let left = tokio::select! {
+        left = shared.ops.drain(options.drain_timeout) => left,
+        second = super::ops::stop_signal() => {
+            eprintln!("mcp-registry: {second}: stopping now");
+            usize::MAX
+        }
+    };
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "drain timeout: cancelling the requests still in flight"
+        );
+    }
+    accepting.abort();
+    if let Some(side) = side {
+        side.abort();
+    }
+    crate::client::process::stop_spawning();
+    shared.close().await;
+    crate::client::terminate_all(crate::client::ShutdownPolicy::PROMPT).await;
+    Ok(())
+}
+
+/// `/metrics`, `/healthz` and `/readyz` on an address of their own.
+async fn serve_ops(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Io(format!("bind {addr} (--metrics): {e}")))?;
+    if let Ok(local) = listener.local_addr() {
+        eprintln!("mcp-registry: serving metrics on http://{local}/metrics");
+    }
+    let router = axum::Router::new().fallback(move |request: Request<Body>| {
+        let shared = shared.clone();
+        async move {
+            operations(&shared, &request, true)
+                .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
+        }
+    });
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    }))
+}
+
+/// Accepts connections for ever (the caller aborts it to stop).
+async fn accept(listener: tokio::net::TcpListener, router: axum::Router) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -97,6 +161,28 @@ pub(super) async fn serve_http(
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// `/healthz`, `/readyz` and (where it may be shown) `/metrics`; `None` for other paths.
+fn operations(shared: &Shared, request: &Request<Body>, metrics: bool) -> Option<Response> {
+    match request.uri().path() {
+        "/healthz" => Some((StatusCode::OK, "ok\n").into_response()),
+        "/readyz" if shared.ops.draining() => {
+            Some((StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response())
+        }
+        "/readyz" => Some((StatusCode::OK, "ready\n").into_response()),
+        "/metrics" if metrics => {
+            let mut response = (StatusCode::OK, shared.metrics()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            Some(response)
+        }
+        _ => None,
     }
 }
 
@@ -163,6 +249,22 @@ async fn front_door(
     if request.uri().path().starts_with(RESOURCE_METADATA) {
         return resource_metadata(&shared, &request);
     }
+    // With tenants, `/metrics` (which names them) is only on `--metrics ADDR`.
+    if let Some(response) = operations(&shared, &request, shared.tenants.auth.is_none()) {
+        return response;
+    }
+    if shared.ops.draining() {
+        shared.ops.refuse("draining");
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: retry on another replica",
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let too_big = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -183,6 +285,7 @@ async fn front_door(
                 Ok(name) => shared.tenants.get(&name),
                 Err(e) => {
                     tracing::info!(target: "mcp_registry::audit", reason = %e, "request refused");
+                    shared.ops.refuse("auth");
                     return unauthorized(&request, &e);
                 }
             }
@@ -193,9 +296,22 @@ async fn front_door(
     };
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(tenant);
+    // A request's place among those in flight is held until its response body has been
+    // sent (an SSE response ends when the call does), so a drain waits for it.
+    let in_flight = (parts.method == axum::http::Method::POST).then(|| shared.ops.enter());
     // A body that says nothing of its length is cut off at the bound as it streams.
     let body = Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES));
-    next.run(Request::from_parts(parts, body)).await
+    let response = next.run(Request::from_parts(parts, body)).await;
+    match in_flight {
+        None => response,
+        Some(held) => response.map(|body| {
+            use http_body_util::BodyExt;
+            Body::new(body.map_frame(move |frame| {
+                let _held = &held;
+                frame
+            }))
+        }),
+    }
 }
 
 /// rmcp answers a session's `DELETE` with 202 and accepts one for a session that is gone;

@@ -33,6 +33,7 @@ mod client_session;
 mod code_tools;
 mod handler;
 mod http;
+mod ops;
 mod relay;
 mod setup;
 mod tenant;
@@ -91,7 +92,15 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Offer `search` and `execute` (code mode), beside the plain tools or instead of them.
     pub code_mode: Option<CodeModeTools>,
+    /// HTTP: how long a drain (SIGTERM, SIGINT, SIGHUP) waits for requests in flight.
+    pub drain_timeout: Duration,
+    /// HTTP: serve `/metrics`, `/healthz` and `/readyz` on this address too (with tenants,
+    /// the only place `/metrics` is served: it names them).
+    pub metrics: Option<SocketAddr>,
 }
+
+/// The default drain timeout.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default bound on server processes: 64 per core.
 pub fn default_max_processes() -> usize {
@@ -102,7 +111,8 @@ pub fn default_max_processes() -> usize {
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Serves until the client goes away (stdio: stdin closes) or, for HTTP, until the process
-/// is told to stop. Every upstream process is closed before this returns.
+/// is told to stop (SIGTERM, SIGINT or SIGHUP: then it drains). Every upstream process is
+/// closed before this returns.
 pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), ServeError> {
     if let Some(addr) = options.http {
         if !addr.ip().is_loopback() && options.tenants.is_none() && !options.insecure_no_auth {
@@ -130,7 +140,7 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
             shared.close().await;
             Ok(())
         }
-        Some(addr) => http::serve_http(shared, addr, options.idle_timeout).await,
+        Some(addr) => http::serve_http(shared, addr, &options).await,
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rmcp::model::Tool;
 
 use super::code_tools::CodeModeTools;
+use super::ops::Ops;
 use super::tenant::Tenants;
 use super::{ServeError, ServeOptions};
 use crate::aggregator::{Aggregator, AggregatorError};
@@ -33,12 +34,24 @@ pub(super) struct Shared {
     pub(super) code_mode_only: bool,
     /// Who may call, and the pools of upstream connections they share.
     pub(super) tenants: Tenants,
+    /// Metrics, health and draining.
+    pub(super) ops: Ops,
 }
 
 impl Shared {
     /// Whether `serve --filter` shows `server`'s `tool`.
     pub(super) fn visible(&self, server: &str, tool: &str) -> bool {
         self.filter.get(server).is_none_or(|f| f.permits(tool))
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub(super) fn metrics(&self) -> String {
+        let pools = self.tenants.pools();
+        let servers = self.aggregator.registry().servers().keys().map(|server| {
+            let restarts = pools.iter().map(|p| p.restarts(server)).sum();
+            (server.clone(), restarts)
+        });
+        self.ops.encode(servers)
     }
 
     /// Closes every pool (at the end of `serve`).
@@ -125,6 +138,7 @@ impl Shared {
             code_mode,
             code_mode_only: options.code_mode == Some(CodeModeTools::Only),
             tenants,
+            ops: Ops::default(),
         }))
     }
 }

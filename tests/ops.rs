@@ -1,0 +1,187 @@
+//! Operating `serve --http`: `/healthz`, `/readyz`, `/metrics` after real calls, and a
+//! SIGTERM drain that lets a call in flight finish while new work is refused.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::*;
+
+/// `serve --http 127.0.0.1:0 ARGS` over a registry of one test server, `alpha`; its address.
+async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .env("MCP_REGISTRY_CACHE_DIR", s.cache())
+        .arg("--config")
+        .arg(&s.config)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
+            let addr = url.trim().trim_end_matches("/mcp").to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, addr);
+        }
+    }
+    panic!("serve --http printed no address");
+}
+
+/// One HTTP/1.1 request; the status and the body.
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
+        .await
+        .expect("no HTTP response within 30 s");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+/// A stateless 2026-07-28 `tools/call`; the status and the result's first text.
+async fn call(addr: &str, tool: &str, arguments: Value) -> (u16, String) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool, "arguments": arguments,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", tool),
+    ];
+    let (status, body) = http(addr, "POST", "/mcp", &headers, &body.to_string()).await;
+    let message: Value = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:").or(l.starts_with('{').then_some(l)))
+        .find_map(|t| serde_json::from_str(t.trim()).ok())
+        .unwrap_or_default();
+    let text = message["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, text)
+}
+
+fn one_server() -> Scratch {
+    Scratch::new(json!({"alpha": {"command": test_server().display().to_string()}}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_of_real_calls() {
+    let s = one_server();
+    let (_child, addr) = serve(&s, &[]).await;
+    assert_eq!(http(&addr, "GET", "/healthz", &[], "").await.0, 200);
+    assert_eq!(http(&addr, "GET", "/readyz", &[], "").await.0, 200);
+    for _ in 0..2 {
+        assert_eq!(
+            call(&addr, "alpha__echo", json!({"message": "m"})).await,
+            (200, "m".into())
+        );
+    }
+    let (status, _) = call(&addr, "alpha__fail", json!({"message": "no"})).await;
+    assert_eq!(status, 200);
+    let (status, metrics) = http(&addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    for line in [
+        r#"mcp_registry_tool_calls_total{tenant="local",server="alpha",tool="echo",outcome="ok"} 2"#,
+        r#"mcp_registry_tool_calls_total{tenant="local",server="alpha",tool="fail",outcome="tool-error"} 1"#,
+        r#"mcp_registry_tool_call_seconds_count{server="alpha"} 3"#,
+        r#"mcp_registry_server_processes{server="alpha"} 1"#,
+        r#"mcp_registry_server_restarts{server="alpha"} 0"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    // A crash is a restart on the next use.
+    let _ = call(&addr, "alpha__crash", json!({})).await;
+    assert_eq!(
+        call(&addr, "alpha__echo", json!({"message": "again"}))
+            .await
+            .1,
+        "again"
+    );
+    let metrics = http(&addr, "GET", "/metrics", &[], "").await.1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"mcp_registry_server_restarts{server="alpha"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_calls_in_flight_then_exits_cleanly() {
+    let s = one_server();
+    let (mut child, addr) = serve(&s, &["--drain-timeout", "20"]).await;
+    let slow = {
+        let addr = addr.clone();
+        tokio::spawn(async move { call(&addr, "alpha__sleep", json!({"ms": 2000})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: kill(2) on the child's own pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        http(&addr, "GET", "/readyz", &[], "").await.0,
+        503,
+        "draining is not ready"
+    );
+    assert_eq!(
+        http(&addr, "GET", "/healthz", &[], "").await.0,
+        200,
+        "draining is alive"
+    );
+    assert_eq!(
+        call(&addr, "alpha__echo", json!({"message": "late"}))
+            .await
+            .0,
+        503
+    );
+    // The call in flight finishes with its result: the upstream's pid.
+    let (status, text) = slow.await.unwrap();
+    assert_eq!(status, 200);
+    let upstream: u32 = text
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid in {text:?}"));
+    let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("serve did not exit after draining")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    assert!(gone(upstream), "the upstream outlived serve");
+}
