@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::*;
 
-/// `serve --http 127.0.0.1:0 ARGS` over a registry of one test server, `alpha`; its address.
+/// `serve --http 127.0.0.1:0 ARGS` over a registry of one test server, `alpha`; its address
+/// (with `--metrics`, then a space and the metrics address).
 async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
@@ -24,11 +25,23 @@ async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut mcp, mut metrics) = (None, None);
+    let wants_metrics = extra.contains(&"--metrics");
     while let Some(line) = lines.next_line().await.unwrap() {
         if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
-            let addr = url.trim().trim_end_matches("/mcp").to_owned();
+            mcp = Some(url.trim().trim_end_matches("/mcp").to_owned());
+        }
+        if let Some(url) = line.strip_prefix("mcp-registry: serving metrics on http://") {
+            metrics = Some(url.trim().trim_end_matches("/metrics").to_owned());
+        }
+        let ready = metrics.is_some() || !wants_metrics;
+        if let (Some(addr), true) = (&mcp, ready) {
+            let addr = addr.clone();
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, addr);
+            return (
+                child,
+                metrics.map_or(addr.clone(), |m| format!("{addr} {m}")),
+            );
         }
     }
     panic!("serve --http printed no address");
@@ -70,17 +83,26 @@ async fn http(
 
 /// A stateless 2026-07-28 `tools/call`; the status and the result's first text.
 async fn call(addr: &str, tool: &str, arguments: Value) -> (u16, String) {
+    call_as(addr, None, tool, arguments).await
+}
+
+/// `call` with `Authorization: Bearer KEY`.
+async fn call_as(addr: &str, key: Option<&str>, tool: &str, arguments: Value) -> (u16, String) {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": tool, "arguments": arguments,
         "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                   "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let headers = [
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![
         ("content-type", "application/json"),
         ("accept", "application/json, text/event-stream"),
         ("mcp-protocol-version", "2026-07-28"),
         ("mcp-method", "tools/call"),
         ("mcp-name", tool),
     ];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b));
+    }
     let (status, body) = http(addr, "POST", "/mcp", &headers, &body.to_string()).await;
     let message: Value = body
         .lines()
@@ -184,4 +206,52 @@ async fn sigterm_drains_calls_in_flight_then_exits_cleanly() {
         .unwrap();
     assert_eq!(exit.code(), Some(0), "{exit:?}");
     assert!(gone(upstream), "the upstream outlived serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tenants_metrics_are_only_on_their_own_listener() {
+    use sha2::Digest;
+    let s = one_server();
+    let key = "ops-test-key";
+    let digest: String = sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tenants = s.path("tenants.json");
+    std::fs::write(
+        &tenants,
+        json!({"tenants": {"acme": {"keys": [format!("sha256:{digest}")], "servers": ["alpha"]}}})
+            .to_string(),
+    )
+    .unwrap();
+    let tenants = tenants.display().to_string();
+    let (_child, both) = serve(&s, &["--tenants", &tenants, "--metrics", "127.0.0.1:0"]).await;
+    let (addr, metrics_addr) = both.split_once(' ').unwrap();
+    assert_eq!(
+        call_as(addr, Some(key), "alpha__echo", json!({"message": "m"})).await,
+        (200, "m".into())
+    );
+    assert_eq!(
+        call_as(addr, Some("wrong"), "alpha__echo", json!({"message": "m"}))
+            .await
+            .0,
+        401
+    );
+    // The public listener answers the probes but does not show the metrics (they name tenants).
+    assert_eq!(http(addr, "GET", "/healthz", &[], "").await.0, 200);
+    assert_ne!(http(addr, "GET", "/metrics", &[], "").await.0, 200);
+    let (status, metrics) = http(metrics_addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"mcp_registry_tool_calls_total{tenant="acme",server="alpha",tool="echo",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    // The wrong key, and the credential-less `/metrics` on the public listener.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"mcp_registry_refused_requests_total{reason="auth"} 2"#),
+        "{metrics}"
+    );
+    assert_eq!(http(metrics_addr, "GET", "/readyz", &[], "").await.0, 200);
 }
