@@ -525,3 +525,17 @@ fn python_sdk_client_searches_then_executes() {
         &client_spec(&s),
     ));
 }
+
+#[test]
+fn deep_nesting_is_the_snippets_error_not_the_hosts() {
+    let s = test_servers();
+    // The host strips TypeScript before the engine sees a snippet: swc's parser must not
+    // overflow the host's stack (that would end every client's connection), and the engine's
+    // parser overflowing its own stack inside the sandbox is the snippet's error.
+    for depth in [3_000, 30_000] {
+        let code = format!("return {}1{};", "(".repeat(depth), ")".repeat(depth));
+        let e = failure(&s, &code, &[]);
+        assert_eq!(e["name"], "RangeError", "{depth}: {e}");
+        assert_eq!(e["kind"], "limit", "{depth}: {e}");
+    }
+}

@@ -247,6 +247,7 @@ impl CodeMode {
 
 /// A run that did not come back with an answer, as the model should read it.
 fn run_error(e: &PluginError, policy: &PluginPolicy) -> Value {
+    tracing::debug!(error = %e, "the code-mode run did not answer");
     match e {
         PluginError::Deadline { deadline, .. } => json!({
             "name": "TimeoutError", "kind": "timeout",
@@ -255,13 +256,20 @@ fn run_error(e: &PluginError, policy: &PluginPolicy) -> Value {
         PluginError::Trap { message, .. } => {
             let first = message.lines().next().unwrap_or("").trim();
             let lower = message.to_lowercase();
-            if lower.contains("memory") {
+            // The stack first. The engine's own (Rust) stack lives in its linear memory:
+            // overflowing it is an out-of-bounds access below address 0.
+            let stack = [
+                "call stack exhausted",
+                "stack overflow",
+                "out of bounds memory access",
+            ];
+            if stack.iter().any(|s| lower.contains(s)) {
+                json!({"name": "RangeError", "kind": "limit", "message": "the snippet overflowed the stack (nesting or recursion too deep)"})
+            } else if lower.contains("memory") {
                 json!({"name": "LimitExceeded", "kind": "limit", "message": format!(
                     "the snippet used more than its {} MiB of memory and was stopped", policy.max_memory_bytes >> 20)})
             } else if lower.contains("all fuel consumed") {
                 json!({"name": "LimitExceeded", "kind": "limit", "message": "the snippet used all its fuel and was stopped"})
-            } else if lower.contains("call stack exhausted") || lower.contains("stack overflow") {
-                json!({"name": "RangeError", "message": "the snippet overflowed the stack (recursion too deep)"})
             } else {
                 json!({"name": "EngineError", "message": format!("the engine stopped: {first}")})
             }

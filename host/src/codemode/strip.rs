@@ -15,9 +15,37 @@ use swc_ts_fast_strip::{operate, Mode, Options};
 
 use super::{SNIPPET_HEAD, SNIPPET_TAIL};
 
+/// Snippets this short are stripped on the calling thread: swc's parser recurses once or so
+/// per byte of nesting at most, a few KiB of stack each (unoptimised), and an async worker
+/// thread has 2 MiB.
+const INLINE_BYTES: usize = 256;
+/// Longer snippets are stripped on a thread of their own with this much stack (reserved,
+/// not used unless needed): a hostile `((((...` must not overflow the host's stack.
+const STRIP_STACK_BYTES: usize = 512 << 20;
+/// Longer than this, a snippet goes to the engine as written (JavaScript only): its parser
+/// runs inside the sandbox, where running out of stack is the snippet's error.
+const MAX_STRIP_BYTES: usize = 64 << 10;
+
 /// The snippet (an async function body) with its TypeScript types removed, or as written
-/// when it cannot be parsed as TypeScript.
+/// when it cannot be parsed as TypeScript (or is too long to strip safely).
 pub fn strip_types(body: &str) -> String {
+    if body.len() <= INLINE_BYTES {
+        return strip_here(body);
+    }
+    if body.len() > MAX_STRIP_BYTES {
+        return body.to_owned();
+    }
+    let owned = body.to_owned();
+    std::thread::Builder::new()
+        .name("strip-types".into())
+        .stack_size(STRIP_STACK_BYTES)
+        .spawn(move || strip_here(&owned))
+        .ok()
+        .and_then(|thread| thread.join().ok())
+        .unwrap_or_else(|| body.to_owned())
+}
+
+fn strip_here(body: &str) -> String {
     // A body has top-level `return` and `await`: parse it inside the same function head the
     // engine wraps it in, then take the head and tail off again.
     let wrapped = format!("{SNIPPET_HEAD}{body}{SNIPPET_TAIL}");
@@ -76,6 +104,9 @@ mod tests {
     fn plain_javascript_is_unchanged_and_broken_code_passes_through() {
         let js = "const r = await tools.s.t({a: 1});\nreturn r;";
         assert_eq!(strip_types(js), js);
+        // Nesting that would overflow a thread's usual stack in swc's parser.
+        let deep = format!("return {}1{};", "(".repeat(30_000), ")".repeat(30_000));
+        assert!(strip_types(&deep).contains("(((1)))"));
         let broken = "return (;";
         assert_eq!(strip_types(broken), broken);
     }
