@@ -212,35 +212,13 @@ impl Reply {
 }
 
 async fn http(addr: &str, method: &str, headers: &[(&str, String)], body: &str) -> Reply {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} /mcp HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    // A server that refuses early may close before it read everything: that is an answer.
-    let _ = stream.write_all(request.as_bytes()).await;
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
-        .await
-        .expect("no HTTP response within 30 s");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        head: head.to_ascii_lowercase(),
-        body: body.to_owned(),
-    }
+    let mut all = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    all.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+    let (status, head, body) = http_exchange(addr, method, "/mcp", &all, body).await;
+    Reply { status, head, body }
 }
 
 /// A stateless 2026-07-28 `tools/call` of `tool` with credential `bearer`.

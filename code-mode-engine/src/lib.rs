@@ -332,16 +332,18 @@ fn error_json(e: &types::Error) -> Value {
     json!({"kind": kind, "message": message})
 }
 
+/// Argument `i` of a native function, as a Rust string.
+fn string_arg(args: &[JsValue], i: usize, context: &mut Context) -> JsResult<String> {
+    Ok(args
+        .get_or_undefined(i)
+        .to_string(context)?
+        .to_std_string_escaped())
+}
+
 /// `__mcpStart(name, argumentsJson)`: a call id, or `{kind, message}` if it could not start.
 fn start_call(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
-    let name = args
-        .get_or_undefined(0)
-        .to_string(context)?
-        .to_std_string_escaped();
-    let arguments = args
-        .get_or_undefined(1)
-        .to_string(context)?
-        .to_std_string_escaped();
+    let name = string_arg(args, 0, context)?;
+    let arguments = string_arg(args, 1, context)?;
     let started = RUN.with_borrow_mut(|run| {
         let id = run.next_id;
         run.next_id += 1;
@@ -371,14 +373,8 @@ fn begin(run: &mut Run, id: u32, name: &str, arguments: &str) -> Result<(), type
 
 /// `__mcpConsole(level, text)`: kept up to the run's console budget, then counted.
 fn console(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
-    let level = args
-        .get_or_undefined(0)
-        .to_string(context)?
-        .to_std_string_escaped();
-    let text = args
-        .get_or_undefined(1)
-        .to_string(context)?
-        .to_std_string_escaped();
+    let level = string_arg(args, 0, context)?;
+    let text = string_arg(args, 1, context)?;
     RUN.with_borrow_mut(|run| {
         if run.console_bytes + text.len() > run.console_limit {
             run.console_dropped += 1;
