@@ -95,6 +95,7 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         names: Names::new(&tools),
         sessions: Some(router),
         aggregator: Some(aggregator.clone()),
+        trace_context: None,
     };
     let execution = engine.execute(&host, &code, scope, None).await;
     print_json(&execution.to_json())?;

@@ -21,10 +21,12 @@ pub mod era;
 mod handler;
 pub mod process;
 mod requests;
+mod trace_context;
 
 pub use connection::ServerConnection;
 pub use process::{live_servers, terminate_all, ShutdownPolicy};
 pub use requests::CallOptions;
+pub use trace_context::TraceContext;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,8 @@ pub struct CallOptions {
     pub progress: Option<ProgressSink>,
     /// Where the server's requests made while handling this call go (its client).
     pub relay: Option<Arc<dyn RequestRelay>>,
+    /// The caller's trace: the request carries it on, as a child, in its `_meta`.
+    pub trace: Option<super::TraceContext>,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for CallOptions {
             .field("timeout", &self.timeout)
             .field("progress", &self.progress.is_some())
             .field("relay", &self.relay.is_some())
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -71,6 +74,12 @@ impl ServerConnection {
         let timeout = options.timeout.unwrap_or(self.config.call_timeout);
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = arguments;
+        if let Some(trace) = &options.trace {
+            use rmcp::model::RequestParamsMeta;
+            let mut meta = serde_json::Map::new();
+            trace.child().write_to(&mut meta);
+            params.meta_or_default().0 .0.extend(meta);
+        }
         let request =
             rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
         let handle = self

@@ -21,8 +21,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::aggregator::Aggregator;
+use crate::client::TraceContext;
 use crate::plugin::{
-    CallTrace, Plugin, PluginError, PluginHost, PluginPolicy, RunOptions, SessionRouter, TracedCall,
+    CallTrace, Plugin, PluginError, PluginHost, PluginPolicy, RunOptions, RunUsage, SessionRouter,
+    TracedCall,
 };
 
 mod search;
@@ -101,6 +103,8 @@ pub struct Scope {
     pub sessions: Option<SessionRouter>,
     /// The aggregator its own connections go through (a tenant's, for its bounds).
     pub aggregator: Option<Aggregator>,
+    /// The trace of the request the snippet serves, carried on by its calls.
+    pub trace_context: Option<TraceContext>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -119,6 +123,9 @@ pub struct Execution {
     pub calls: Vec<TracedCall>,
     /// Milliseconds the run took.
     pub ms: f64,
+    /// Fuel the run consumed (for metrics; not part of the record a model reads).
+    #[serde(skip)]
+    pub fuel: u64,
 }
 
 impl Execution {
@@ -129,6 +136,7 @@ impl Execution {
             console: Vec::new(),
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
+            fuel: 0,
         }
     }
 
@@ -205,23 +213,36 @@ impl CodeMode {
         })
         .to_string();
         let trace = CallTrace::default();
+        let usage = RunUsage::default();
         let options = RunOptions {
             aggregator: scope.aggregator,
             sessions: scope.sessions,
             trace: Some(trace.clone()),
             progress: None,
+            trace_context: scope.trace_context,
+            usage: Some(usage.clone()),
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let calls = trace.calls();
         let out = match outcome {
             Ok(out) => out,
-            Err(e) => return Execution::failed(run_error(&e, &policy), calls, started),
+            Err(e) => {
+                let failed = Execution::failed(run_error(&e, &policy), calls, started);
+                return Execution {
+                    fuel: usage.fuel(),
+                    ..failed
+                };
+            }
         };
         if out.len() > limits.max_output_bytes {
             let error = json!({"name": "LimitExceeded", "kind": "limit", "message": format!(
                 "the snippet's answer is {} bytes, over the limit of {} bytes: return less (filter or summarise it in the snippet)",
                 out.len(), limits.max_output_bytes)});
-            return Execution::failed(error, calls, started);
+            let failed = Execution::failed(error, calls, started);
+            return Execution {
+                fuel: usage.fuel(),
+                ..failed
+            };
         }
         let mut answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
             json!({"error": {"name": "EngineError", "message": format!("the engine's answer is not JSON: {e}")}})
@@ -241,6 +262,7 @@ impl CodeMode {
             console,
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
+            fuel: usage.fuel(),
         }
     }
 }

@@ -26,7 +26,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::aggregator::Aggregator;
-use crate::client::ProgressSink;
+use crate::client::{ProgressSink, TraceContext};
 use components::ComponentCache;
 
 mod components;
@@ -121,6 +121,27 @@ pub enum PluginError {
     Engine(String),
 }
 
+impl PluginError {
+    /// How a failed run ended, as metrics count it: `deadline`, `fuel` or `memory` (a limit
+    /// hit), `trap`, or `failed` (the guest's own error, or the host's).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Deadline { .. } => "deadline",
+            Self::Trap { message, .. } => {
+                let message = message.to_lowercase();
+                if message.contains("all fuel consumed") {
+                    "fuel"
+                } else if message.contains("growing memory") || message.contains("out of memory") {
+                    "memory"
+                } else {
+                    "trap"
+                }
+            }
+            _ => "failed",
+        }
+    }
+}
+
 struct EpochTicker {
     stop: Arc<AtomicBool>,
 }
@@ -144,6 +165,22 @@ pub struct RunOptions {
     pub sessions: Option<SessionRouter>,
     /// Where every call of the run is recorded (tool, duration, outcome), if anywhere.
     pub trace: Option<CallTrace>,
+    /// The trace of the request the run serves: its calls carry it on, and its log lines
+    /// name it.
+    pub trace_context: Option<TraceContext>,
+    /// Where the run's fuel use is written when it ends, if anywhere.
+    pub usage: Option<RunUsage>,
+}
+
+/// What a run used, filled in when it ends (shared with the embedder that asked).
+#[derive(Clone, Default, Debug)]
+pub struct RunUsage(Arc<std::sync::atomic::AtomicU64>);
+
+impl RunUsage {
+    /// Fuel the run consumed (wasmtime's unit: about one per Wasm instruction).
+    pub fn fuel(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// How the host's engine is set up.
@@ -431,7 +468,11 @@ impl PluginHost {
         policy: &PluginPolicy,
         options: RunOptions,
     ) -> Result<String, PluginError> {
-        let span = tracing::info_span!("plugin", plugin = %plugin.name);
+        let span =
+            tracing::info_span!("plugin", plugin = %plugin.name, trace_id = tracing::field::Empty);
+        if let Some(trace) = &options.trace_context {
+            span.record("trace_id", trace.trace_id());
+        }
         self.run_inner(plugin, input, policy, options)
             .instrument(span)
             .await
@@ -446,6 +487,7 @@ impl PluginHost {
     ) -> Result<String, PluginError> {
         let started = Instant::now();
         let policy = Arc::new(policy.clone());
+        let usage = options.usage.clone();
         let (mut store, stdout, stderr) = self.store(&plugin.name, &policy, options)?;
         let name = plugin.name.to_string();
         let trap = |e: wasmtime::Error| PluginError::Trap {
@@ -466,6 +508,10 @@ impl PluginHost {
         let outcome = tokio::time::timeout(policy.deadline + EPOCH_TICK * 5, run).await;
         forward_output(&plugin.name, "stdout", &stdout);
         forward_output(&plugin.name, "stderr", &stderr);
+        if let (Some(usage), Ok(left)) = (usage, store.get_fuel()) {
+            let given = policy.fuel.unwrap_or(u64::MAX);
+            usage.0.store(given.saturating_sub(left), Ordering::SeqCst);
+        }
         // Dropping the store drops every session and call the guest still held.
         drop(store);
         let result = match outcome {

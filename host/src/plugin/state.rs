@@ -21,7 +21,7 @@ use super::resources::{
 use crate::aggregator::{
     parse_arguments, Aggregator, AggregatorError, ErrorKind, NamespacedTool, Session,
 };
-use crate::client::ProgressSink;
+use crate::client::{CallOptions, ProgressSink, TraceContext};
 use crate::names::ToolName;
 
 /// Everything one plugin instance owns: the contents of its `Store`.
@@ -43,6 +43,8 @@ pub struct PluginState {
     pub(super) router: Option<SessionRouter>,
     /// Where each call is recorded for the embedder, if anywhere.
     pub(super) trace: Option<CallTrace>,
+    /// The trace of the request the run serves, carried on by its calls.
+    pub(super) trace_context: Option<TraceContext>,
     _instance: Counted,
 }
 
@@ -64,6 +66,8 @@ impl PluginState {
             aggregator: own,
             sessions: router,
             trace,
+            trace_context,
+            usage: _,
         } = options;
         Self {
             name,
@@ -79,7 +83,18 @@ impl PluginState {
             progress,
             router,
             trace,
+            trace_context,
             _instance: instance,
+        }
+    }
+}
+
+impl PluginState {
+    /// The options of every call the guest makes: the run's trace carried on.
+    pub(super) fn call_options(&self) -> CallOptions {
+        CallOptions {
+            trace: self.trace_context.clone(),
+            ..CallOptions::default()
         }
     }
 }

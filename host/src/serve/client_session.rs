@@ -9,16 +9,16 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Map, Value};
 
-use super::ops::CallLabels;
+use super::ops::{CallLabels, OpenSession};
 use super::relay::{forward, CallRelay, ClientRelay, ProgressRelay};
 use super::setup::{PluginTool, Shared};
 use super::tenant::Tenant;
 use super::ForOurClient;
 use crate::aggregator::{AggregatorError, ErrorKind, Session};
-use crate::client::{CallOptions, ConnectHooks, ServerEvent};
+use crate::client::{CallOptions, ConnectHooks, ServerEvent, TraceContext};
 use crate::config::Sharing;
 use crate::names::ToolName;
-use crate::plugin::RunOptions;
+use crate::plugin::{RunOptions, RunUsage};
 
 /// One client session's MCP server.
 #[derive(Clone)]
@@ -26,6 +26,8 @@ pub struct RegistryServer {
     pub(super) shared: Arc<Shared>,
     /// The tenant of this client session, fixed by its first request.
     tenant: Arc<OnceLock<Arc<Tenant>>>,
+    /// Counts this session among its tenant's open ones (from its first request).
+    open: Arc<OnceLock<OpenSession>>,
     /// Connections of its own, to `sharing: session` servers, made on first use.
     own: Arc<OnceLock<Arc<Session>>>,
     pub(super) client: Arc<ClientRelay>,
@@ -38,6 +40,11 @@ pub(super) fn has_session(context: &RequestContext<RoleServer>) -> bool {
         .extensions
         .get::<axum::http::request::Parts>()
         .is_none_or(|parts| parts.headers.contains_key("mcp-session-id"))
+}
+
+/// The caller's W3C trace context, from the request's `_meta`.
+pub(super) fn trace_of(context: &RequestContext<RoleServer>) -> Option<TraceContext> {
+    TraceContext::from_meta(&context.meta.0 .0)
 }
 
 /// Forwards `rx`'s notifications of the servers `tenant` sees to `client`, until the client
@@ -77,6 +84,7 @@ impl RegistryServer {
         Self {
             shared,
             tenant: Arc::default(),
+            open: Arc::default(),
             own: Arc::default(),
             client: Arc::new(ClientRelay::default()),
         }
@@ -103,6 +111,7 @@ impl RegistryServer {
             spawn_forwarder(&self.client, asking.clone(), asking.events.subscribe());
             let global = self.shared.tenants.global_events.subscribe();
             spawn_forwarder(&self.client, asking.clone(), global);
+            let _ = self.open.set(self.shared.ops.session_opened(&asking.name));
             asking.clone()
         });
         if !Arc::ptr_eq(bound, &asking) {
@@ -224,6 +233,7 @@ impl RegistryServer {
         };
         let mut options = CallOptions {
             relay: Some(Arc::new(relay)),
+            trace: trace_of(context),
             ..CallOptions::default()
         };
         let progress = ProgressRelay::start(context).map(|(sink, relay)| {
@@ -241,6 +251,14 @@ impl RegistryServer {
             Ok(_) => "ok",
             Err(e) => e.kind().as_str(),
         };
+        tracing::info!(
+            target: "mcp_registry::calls",
+            server = name.server(),
+            tool = name.tool(),
+            outcome,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "upstream call"
+        );
         self.shared.ops.call(
             CallLabels {
                 tenant: tenant.name.to_string(),
@@ -279,8 +297,11 @@ impl RegistryServer {
         };
         let input = Value::Object(arguments.unwrap_or_default()).to_string();
         let policy = plugin.policy.within(tenant.servers(), tenant.tool_globs());
+        let usage = RunUsage::default();
         let mut options = RunOptions {
             aggregator: Some(tenant.aggregator.clone()),
+            trace_context: trace_of(context),
+            usage: Some(usage.clone()),
             ..RunOptions::default()
         };
         let progress = ProgressRelay::start(context).map(|(sink, relay)| {
@@ -295,13 +316,11 @@ impl RegistryServer {
         }
         let label = match &outcome {
             Ok(_) => "ok",
-            Err(crate::plugin::PluginError::Deadline { .. }) => "deadline",
-            Err(crate::plugin::PluginError::Trap { .. }) => "trap",
-            Err(_) => "failed",
+            Err(e) => e.outcome(),
         };
         self.shared
             .ops
-            .run(&tenant.name, plugin.plugin.name(), label);
+            .run(&tenant.name, plugin.plugin.name(), label, usage.fuel());
         match outcome {
             Ok(out) => match serde_json::from_str::<Value>(&out) {
                 Ok(v) => {

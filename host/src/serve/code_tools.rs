@@ -15,7 +15,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{json, Map, Value};
 
-use super::client_session::{has_session, RegistryServer};
+use super::client_session::{has_session, trace_of, RegistryServer};
 use super::tenant::Tenant;
 use crate::aggregator::NamespacedTool;
 use crate::codemode::{declarations, rank, Names, Scope};
@@ -201,12 +201,15 @@ impl RegistryServer {
             names: Names::new(&tools),
             sessions: Some(router),
             aggregator: Some(tenant.aggregator.clone()),
+            trace_context: trace_of(context),
         };
         let execution = code_mode.execute(host, code, scope, timeout).await;
         let outcome = execution.error.as_ref().map_or("ok", |e| {
             e["kind"].as_str().or(e["name"].as_str()).unwrap_or("error")
         });
-        self.shared.ops.run(&tenant.name, "code-mode", outcome);
+        self.shared
+            .ops
+            .run(&tenant.name, "code-mode", outcome, execution.fuel);
         let record = execution.to_json();
         let mut result = CallToolResult::success(vec![ContentBlock::text(record.to_string())]);
         result.structured_content = Some(record);

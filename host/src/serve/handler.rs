@@ -328,8 +328,14 @@ impl ServerHandler for RegistryServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // The request's `_meta` (a `traceparent` among it), wherever rmcp left it.
+        if let Some(meta) = request.meta {
+            for (key, value) in meta.0 .0 {
+                context.meta.0 .0.entry(key).or_insert(value);
+            }
+        }
         self.remember_peer(&context);
         let tenant = self.tenant(&context)?;
         let name = request.name.to_string();
@@ -373,7 +379,7 @@ impl ServerHandler for RegistryServer {
             self.call_upstream(&tenant, target, arguments, &context)
                 .await
         }
-        .instrument(tracing::info_span!("call", tenant = %tenant.name));
+        .instrument(call_span(&tenant.name, &name, &context));
         // A `notifications/cancelled` from our client drops the call: an upstream request
         // is cancelled in turn (rmcp sends `notifications/cancelled` when its call future is
         // dropped), a plugin run's Store and sessions are torn down.
@@ -385,4 +391,14 @@ impl ServerHandler for RegistryServer {
             }
         }
     }
+}
+
+/// The span of one `tools/call`: its log lines name the tenant, the tool and the caller's
+/// trace id.
+fn call_span(tenant: &str, tool: &str, context: &RequestContext<RoleServer>) -> tracing::Span {
+    let span = tracing::info_span!("call", tenant, tool, trace_id = tracing::field::Empty);
+    if let Some(trace) = super::client_session::trace_of(context) {
+        span.record("trace_id", trace.trace_id());
+    }
+    span
 }

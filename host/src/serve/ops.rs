@@ -3,7 +3,8 @@
 //! `/healthz` says the process answers; `/readyz` says it takes new work (not while
 //! draining); `/metrics` is the Prometheus text format from `prometheus-client`: calls by
 //! tenant, server, tool and outcome, call latency by server, plugin and code-mode runs by
-//! outcome, requests refused by reason, and (read when scraped) live server processes and
+//! outcome (limit hits among them) and the fuel they used, open client sessions by tenant,
+//! requests refused by reason, and (read when scraped) live server processes and
 //! restarts by server. A drain (SIGTERM, SIGINT or SIGHUP) turns `/readyz` to 503, refuses
 //! new MCP requests with 503, lets the requests in flight finish (bounded by the drain
 //! timeout), then `serve` closes every upstream and exits 0.
@@ -42,6 +43,17 @@ struct RunLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    tenant: String,
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
 }
@@ -57,6 +69,8 @@ pub(super) struct Ops {
     calls: Family<CallLabels, Counter>,
     call_seconds: Family<ServerLabels, Histogram, fn() -> Histogram>,
     runs: Family<RunLabels, Counter>,
+    fuel: Family<PluginLabels, Counter>,
+    sessions: Family<TenantLabels, Gauge>,
     refused: Family<ReasonLabels, Counter>,
     processes: Family<ServerLabels, Gauge>,
     restarts: Family<ServerLabels, Gauge>,
@@ -71,6 +85,8 @@ impl Default for Ops {
         let calls = Family::<CallLabels, Counter>::default();
         let call_seconds = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let runs = Family::<RunLabels, Counter>::default();
+        let fuel = Family::<PluginLabels, Counter>::default();
+        let sessions = Family::<TenantLabels, Gauge>::default();
         let refused = Family::<ReasonLabels, Counter>::default();
         let processes = Family::<ServerLabels, Gauge>::default();
         let restarts = Family::<ServerLabels, Gauge>::default();
@@ -88,6 +104,16 @@ impl Default for Ops {
             "plugin_runs",
             "Plugin and code-mode runs by tenant, plugin and outcome",
             runs.clone(),
+        );
+        registry.register(
+            "plugin_fuel",
+            "Fuel (about one per Wasm instruction) plugin and code-mode runs consumed",
+            fuel.clone(),
+        );
+        registry.register(
+            "client_sessions",
+            "Open MCP client sessions by tenant",
+            sessions.clone(),
         );
         registry.register(
             "refused_requests",
@@ -109,6 +135,8 @@ impl Default for Ops {
             calls,
             call_seconds,
             runs,
+            fuel,
+            sessions,
             refused,
             processes,
             restarts,
@@ -116,6 +144,15 @@ impl Default for Ops {
             in_flight: Arc::default(),
             idle: Arc::default(),
         }
+    }
+}
+
+/// One open client session, counted until dropped.
+pub(super) struct OpenSession(Gauge);
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -144,8 +181,14 @@ impl Ops {
         self.calls.get_or_create(&labels).inc();
     }
 
-    /// Counts one plugin (or code-mode) run.
-    pub(super) fn run(&self, tenant: &str, plugin: &str, outcome: &str) {
+    /// Counts one plugin (or code-mode) run and the fuel it used.
+    pub(super) fn run(&self, tenant: &str, plugin: &str, outcome: &str, fuel: u64) {
+        self.fuel
+            .get_or_create(&PluginLabels {
+                tenant: tenant.to_owned(),
+                plugin: plugin.to_owned(),
+            })
+            .inc_by(fuel);
         self.runs
             .get_or_create(&RunLabels {
                 tenant: tenant.to_owned(),
@@ -153,6 +196,18 @@ impl Ops {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts one open client session of `tenant` until the guard is dropped.
+    pub(super) fn session_opened(&self, tenant: &str) -> OpenSession {
+        let gauge = self
+            .sessions
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_owned(),
+            })
+            .clone();
+        gauge.inc();
+        OpenSession(gauge)
     }
 
     /// Counts one request refused (`auth`, `limit`, `draining`).

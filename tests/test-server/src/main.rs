@@ -5,6 +5,7 @@
 //!   and 1, 1, 1 proves a fresh process per call;
 //! - `pid` names the process that answered, so tests can check it is gone afterwards;
 //! - `sleep`, `crash`, `fail`, `big` exercise timeouts, restarts, tool errors and large results;
+//! - `traceparent` shows the W3C trace context a request carried in its `_meta`;
 //! - `enable_extra` changes the tool list and sends `notifications/tools/list_changed`.
 //!
 //! It also serves the fixtures of the official conformance suite's resource, prompt and
@@ -130,6 +131,17 @@ impl TestServer {
     #[tool(description = "Return the process id of this server")]
     async fn pid(&self) -> CallToolResult {
         text(std::process::id().to_string())
+    }
+
+    #[tool(description = "Return the W3C traceparent of this request's _meta (empty: none)")]
+    async fn traceparent(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let parent = context
+            .meta
+            .0
+             .0
+            .get("traceparent")
+            .and_then(|v| v.as_str());
+        text(parent.unwrap_or_default().to_owned())
     }
 
     #[tool(description = "Sleep for `ms` milliseconds, then answer with the pid")]

@@ -1,6 +1,7 @@
 //! `mcp-registry:plugin/registry`: servers, temporary calls, sessions and started calls.
 
 use std::time::Instant;
+use tracing::Instrument;
 
 use wasmtime::component::Resource;
 
@@ -45,10 +46,14 @@ impl registry::Host for PluginState {
         // With the embedder's connections, a temporary call uses them too.
         let session = self.router.as_ref().and_then(|r| r(req.name.server()));
         let called = match session {
-            Some(session) => session.call_tool(&req.name, req.arguments.clone()).await,
+            Some(session) => {
+                session
+                    .call_tool_with(&req.name, req.arguments.clone(), self.call_options())
+                    .await
+            }
             None => {
                 self.aggregator
-                    .call_tool(&req.name, req.arguments.clone())
+                    .call_tool_with(&req.name, req.arguments.clone(), self.call_options())
                     .await
             }
         };
@@ -126,7 +131,10 @@ impl registry::HostSession for PluginState {
             .inspect_err(|e| self.trace_refused(&name, e))?;
         let session = self.session(&this, req.name.server())?;
         let started = Instant::now();
-        let outcome = match session.call_tool(&req.name, req.arguments.clone()).await {
+        let called = session
+            .call_tool_with(&req.name, req.arguments.clone(), self.call_options())
+            .await;
+        let outcome = match called {
             Ok(r) => to_wit_result(r, self.policy.max_result_bytes),
             Err(e) => Err(to_wit_error(e)),
         };
@@ -159,20 +167,28 @@ impl registry::HostSession for PluginState {
         let plugin = self.name.clone();
         let max_result_bytes = self.policy.max_result_bytes;
         let trace = self.trace.clone();
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let outcome = match session.call_tool(&req.name, req.arguments.clone()).await {
-                Ok(r) => to_wit_result(r, max_result_bytes),
-                // The guest dropped the session under this call: say so, whatever the
-                // connection reported while it was being torn down.
-                Err(_) if session.is_closed() => Err(types::Error::InvalidInput(
-                    "the session was dropped while this call was in flight".into(),
-                )),
-                Err(e) => Err(to_wit_error(e)),
-            };
-            audit(&plugin, &req, "started", started, &outcome, trace.as_ref());
-            outcome
-        });
+        let options = self.call_options();
+        let task = tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let called = session
+                    .call_tool_with(&req.name, req.arguments.clone(), options)
+                    .await;
+                let outcome = match called {
+                    Ok(r) => to_wit_result(r, max_result_bytes),
+                    // The guest dropped the session under this call: say so, whatever the
+                    // connection reported while it was being torn down.
+                    Err(_) if session.is_closed() => Err(types::Error::InvalidInput(
+                        "the session was dropped while this call was in flight".into(),
+                    )),
+                    Err(e) => Err(to_wit_error(e)),
+                };
+                audit(&plugin, &req, "started", started, &outcome, trace.as_ref());
+                outcome
+            }
+            // The run's span (and its trace id) goes with the call onto its own task.
+            .instrument(tracing::Span::current()),
+        );
         self.table
             .push(CallEntry::start(task, in_flight))
             .map_err(|e| types::Error::LimitExceeded(format!("resource table: {e}")))
