@@ -102,7 +102,11 @@ pub fn text(result: &rmcp::model::CallToolResult) -> String {
 
 /// Direct children of this test process (pids), to check nothing of ours is left running.
 pub fn children() -> Vec<u32> {
-    let me = std::process::id();
+    children_of(std::process::id())
+}
+
+/// The live (not zombie) child processes of `parent`.
+pub fn children_of(parent: u32) -> Vec<u32> {
     let mut kids = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
@@ -116,7 +120,7 @@ pub fn children() -> Vec<u32> {
                     .unwrap_or("")
                     .split_whitespace()
                     .collect();
-                if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(me)
+                if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent)
                     && fields.first() != Some(&"Z")
                 {
                     kids.push(pid);
@@ -274,8 +278,29 @@ pub async fn http_exchange(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
+    match try_http_exchange(addr, method, path, headers, body).await {
+        Ok(answer) => answer,
+        // Closing without a response is an answer too (status 0).
+        Err(e) if e == CLOSED => (0, String::new(), String::new()),
+        Err(e) => panic!("HTTP {method} {addr}{path}: {e}"),
+    }
+}
+
+const CLOSED: &str = "closed without a response";
+
+/// [`http_exchange`], with a connection that cannot be made (or a peer that closes without a
+/// word) as an error rather than a panic.
+pub async fn try_http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
@@ -289,7 +314,10 @@ pub async fn http_exchange(
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
         .await
-        .expect("no HTTP response within 30 s");
+        .map_err(|_| "no HTTP response within 30 s".to_owned())?;
+    if response.is_empty() {
+        return Err(CLOSED.into());
+    }
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
@@ -297,5 +325,5 @@ pub async fn http_exchange(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    Ok((status, head.to_ascii_lowercase(), body.to_owned()))
 }

@@ -254,7 +254,7 @@ async fn front_door(
         return response;
     }
     if shared.ops.draining() {
-        shared.ops.refuse("draining");
+        shared.ops.refuse_draining();
         let mut response = (
             StatusCode::SERVICE_UNAVAILABLE,
             "draining: retry on another replica",

@@ -6,10 +6,11 @@
 //! outcome (limit hits among them) and the fuel they used, open client sessions by tenant,
 //! requests refused by reason, and (read when scraped) live server processes and
 //! restarts by server. A drain (SIGTERM, SIGINT or SIGHUP) turns `/readyz` to 503, refuses
-//! new MCP requests with 503, lets the requests in flight finish (bounded by the drain
-//! timeout), then `serve` closes every upstream and exits 0.
+//! new MCP requests with 503 (safe for a load balancer to retry elsewhere: no work was done),
+//! lets the requests in flight finish and waits until requests stop arriving (bounded by the
+//! drain timeout), then `serve` closes every upstream and exits 0.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,7 +78,15 @@ pub(super) struct Ops {
     draining: AtomicBool,
     in_flight: Arc<AtomicUsize>,
     idle: Arc<tokio::sync::Notify>,
+    /// When the last request was refused for draining (ms since `epoch`).
+    last_refused: AtomicU64,
+    epoch: Instant,
 }
+
+/// A drain ends once nothing is in flight and no request has arrived for this long: by then a
+/// load balancer that checks `/readyz` has stopped sending (HAProxy, every 200 ms in
+/// `docs/deploy.md`), so exiting cannot cut off a request on its way in.
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
 impl Default for Ops {
     fn default() -> Self {
@@ -143,6 +152,8 @@ impl Default for Ops {
             draining: AtomicBool::new(false),
             in_flight: Arc::default(),
             idle: Arc::default(),
+            last_refused: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 }
@@ -210,6 +221,14 @@ impl Ops {
         OpenSession(gauge)
     }
 
+    /// Counts one request refused because `serve` is draining (it keeps the drain going
+    /// until requests stop arriving).
+    pub(super) fn refuse_draining(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_refused.store(now, Ordering::SeqCst);
+        self.refuse("draining");
+    }
+
     /// Counts one request refused (`auth`, `limit`, `draining`).
     pub(super) fn refuse(&self, reason: &str) {
         self.refused
@@ -249,16 +268,22 @@ impl Ops {
         }
     }
 
-    /// Starts draining and waits until no MCP request is in flight, or `timeout`; the
-    /// number still in flight then.
+    /// Starts draining and waits until no MCP request is in flight and none has arrived for
+    /// [`DRAIN_QUIET`], or `timeout`; the number still in flight then.
     pub(super) async fn drain(&self, timeout: Duration) -> usize {
         self.draining.store(true, Ordering::SeqCst);
+        let started = self.epoch.elapsed().as_millis() as u64;
         let until = Instant::now() + timeout;
         loop {
             let idle = self.idle.notified();
-            let left = self.in_flight.load(Ordering::SeqCst);
-            if left == 0 {
-                return 0;
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                let last = self.last_refused.load(Ordering::SeqCst).max(started);
+                let quiet_until = self.epoch + Duration::from_millis(last) + DRAIN_QUIET;
+                if Instant::now() >= quiet_until || Instant::now() >= until {
+                    return 0;
+                }
+                tokio::time::sleep_until(quiet_until.min(until).into()).await;
+                continue;
             }
             if tokio::time::timeout_at(until.into(), idle).await.is_err() {
                 return self.in_flight.load(Ordering::SeqCst);
