@@ -168,6 +168,7 @@ for name, title in [
     ("http.txt", "serve over streamable HTTP (`cargo bench --bench http`)"),
     ("multitenant.txt", "Many tenants over HTTP (`cargo bench --bench multitenant`)"),
     ("codemode.txt", "Code mode (`cargo bench --bench codemode`)"),
+    ("replicas.txt", "Replicas behind HAProxy (`cargo bench --bench replicas`)"),
 ]:
     path = os.path.join(bench, name)
     if os.path.exists(path):

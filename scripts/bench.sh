@@ -25,4 +25,5 @@ cargo bench -p mcp-registry-host --bench languages | tee target/bench/languages.
 cargo bench -p mcp-registry-host --bench http
 cargo bench -p mcp-registry-host --bench multitenant
 cargo bench -p mcp-registry-host --bench codemode
+cargo bench -p mcp-registry-host --bench replicas
 "$venv/bin/python" bench/report.py

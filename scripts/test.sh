@@ -13,4 +13,10 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "note: npm or python3 missing; interop tests will skip" >&2
 fi
+# The OTLP test runs a binary built with the `otlp` feature (the tests' own has default
+# features); build it first and set it aside.
+cargo build -p mcp-registry-host --features otlp --bin mcp-registry
+mkdir -p target/otlp
+cp target/debug/mcp-registry target/otlp/mcp-registry
+export MCP_REGISTRY_OTLP_BIN="$PWD/target/otlp/mcp-registry"
 exec cargo test "$@"

@@ -85,46 +85,7 @@ async fn call(addr: &str, tool: &str, arguments: Value) -> (u16, String) {
 
 /// `call` with `Authorization: Bearer KEY`.
 async fn call_as(addr: &str, key: Option<&str>, tool: &str, arguments: Value) -> (u16, String) {
-    call_with(addr, key, tool, arguments, json!({})).await
-}
-
-/// `call_as` with more `_meta` (a `traceparent`).
-async fn call_with(
-    addr: &str,
-    key: Option<&str>,
-    tool: &str,
-    arguments: Value,
-    meta: Value,
-) -> (u16, String) {
-    let mut body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": tool, "arguments": arguments,
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}});
-    if let (Some(all), Some(more)) = (body["params"]["_meta"].as_object_mut(), meta.as_object()) {
-        all.extend(more.clone());
-    }
-    let bearer = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![
-        ("content-type", "application/json"),
-        ("accept", "application/json, text/event-stream"),
-        ("mcp-protocol-version", "2026-07-28"),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", tool),
-    ];
-    if let Some(b) = &bearer {
-        headers.push(("authorization", b));
-    }
-    let (status, body) = http(addr, "POST", "/mcp", &headers, &body.to_string()).await;
-    let message: Value = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:").or(l.starts_with('{').then_some(l)))
-        .find_map(|t| serde_json::from_str(t.trim()).ok())
-        .unwrap_or_default();
-    let text = message["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (status, text)
+    mcp_call(addr, key, tool, arguments, json!({})).await
 }
 
 fn one_server() -> Scratch {
@@ -280,7 +241,7 @@ async fn trace_context_goes_on_to_the_upstream_and_into_the_log() {
     let meta = json!({"traceparent": ours, "tracestate": "congo=t61rcWkgMzE"});
     // A plain call: the upstream request carries the same trace, with our own span as parent.
     let (status, upstream) =
-        call_with(&addr, None, "alpha__traceparent", json!({}), meta.clone()).await;
+        mcp_call(&addr, None, "alpha__traceparent", json!({}), meta.clone()).await;
     assert_eq!(status, 200);
     assert_eq!(trace_id(&upstream), trace_id(ours), "{upstream:?}");
     assert_ne!(
@@ -294,7 +255,7 @@ async fn trace_context_goes_on_to_the_upstream_and_into_the_log() {
     // A code-mode run: the calls its snippet makes carry it too.
     let code = "return await tools.alpha.traceparent({})";
     let (status, record) =
-        call_with(&addr, None, "execute", json!({"code": code}), meta.clone()).await;
+        mcp_call(&addr, None, "execute", json!({"code": code}), meta.clone()).await;
     assert_eq!(status, 200);
     let record: Value = serde_json::from_str(&record).unwrap();
     let from_snippet = record["value"]
@@ -306,7 +267,7 @@ async fn trace_context_goes_on_to_the_upstream_and_into_the_log() {
     let (_, none) = call(&addr, "alpha__traceparent", json!({})).await;
     assert_eq!(none, "");
     let bad = json!({"traceparent": "00-xyz-00f067aa0ba902b7-01"});
-    let (_, none) = call_with(&addr, None, "alpha__traceparent", json!({}), bad).await;
+    let (_, none) = mcp_call(&addr, None, "alpha__traceparent", json!({}), bad).await;
     assert_eq!(none, "");
     // The log lines of both calls name the trace.
     let log = std::fs::read_to_string(s.path("serve.log")).unwrap();

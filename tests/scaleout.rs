@@ -7,6 +7,8 @@
 //! it, its tenants move to the survivors, and its upstream processes go; a replica drained with
 //! SIGTERM loses no call at all.
 
+#[path = "support/haproxy.rs"]
+mod haproxy;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,29 +26,6 @@ const REPLICAS: usize = 3;
 /// The replicas' idle timeout: a tenant's upstream left behind on a replica that no longer
 /// serves it (its calls were retried elsewhere while HAProxy's view changed) closes after this.
 const IDLE: Duration = Duration::from_secs(2);
-
-/// `deploy/haproxy.cfg`, the configuration `docs/deploy.md` documents, with our own front
-/// address and replicas.
-fn haproxy_config(front: &str, replicas: &[String]) -> String {
-    let documented = std::fs::read_to_string(workspace_root().join("deploy/haproxy.cfg")).unwrap();
-    let mut config = String::new();
-    for line in documented.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.first() {
-            Some(&"bind") => config.push_str(&format!("    bind {front}\n")),
-            Some(&"server") => {}
-            _ => config.push_str(&format!("{line}\n")),
-        }
-    }
-    assert!(
-        config.contains(&format!("bind {front}")),
-        "no bind line in deploy/haproxy.cfg"
-    );
-    for (i, addr) in replicas.iter().enumerate() {
-        config.push_str(&format!("    server r{i} {addr}\n"));
-    }
-    config
-}
 
 struct Replica {
     child: tokio::process::Child,
@@ -247,7 +226,11 @@ async fn replicas_behind_haproxy_keep_tenants_apart_survive_a_kill_and_drain_wit
             .port()
     );
     let config = s.path("haproxy.cfg");
-    std::fs::write(&config, haproxy_config(&front, &addrs)).unwrap();
+    std::fs::write(
+        &config,
+        haproxy::haproxy_config(&workspace_root(), &front, &addrs),
+    )
+    .unwrap();
     let _haproxy = tokio::process::Command::new(haproxy)
         .arg("-db")
         .arg("-f")

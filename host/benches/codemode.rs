@@ -9,7 +9,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{cargo_build, root};
+use common::{cargo_build, percentile, root};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,15 +23,6 @@ use mcp_registry_host::config::{Registry, ServerConfig};
 use mcp_registry_host::plugin::{PluginHost, SessionRouter};
 use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
-
-fn percentile(ms: &[f64], q: f64) -> f64 {
-    let mut s = ms.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    s[((s.len() - 1) as f64 * q).round() as usize]
-}
 
 /// Runs the Python driver against `command` with `cases`.
 fn drive(python: &Path, command: &[String], cases: Value, cache: &Path) -> Value {

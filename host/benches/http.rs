@@ -9,18 +9,12 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{cargo_build, root};
+use common::{cargo_build, percentile, root};
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-
-fn percentile(us: &[f64], q: f64) -> f64 {
-    let mut s = us.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    s[((s.len() - 1) as f64 * q).round() as usize]
-}
 
 /// One stateless `tools/call` POST by curl, `N` times; curl's own `time_total` of each.
 fn curl(url: &str, n: usize) -> Vec<f64> {

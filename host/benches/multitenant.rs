@@ -10,7 +10,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{cargo_build, root};
+use common::{cargo_build, cpu_s, percentile, root};
 
 use std::io::BufRead;
 use std::path::Path;
@@ -25,12 +25,6 @@ const CLIENTS_PER_TENANT: usize = 4;
 const CALLS_PER_CLIENT: usize = 100;
 const FLOOD_KEY: &str = "bench-flood-key";
 const FLOOD_CLIENTS: usize = 100;
-
-fn percentile(us: &[f64], q: f64) -> f64 {
-    let mut s = us.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    s[((s.len() - 1) as f64 * q).round() as usize]
-}
 
 /// The Node driver: `clients` TypeScript SDK clients making `calls` calls each.
 fn driver(mode: &str, target: &str, calls: usize, clients: usize) -> Command {
@@ -93,26 +87,6 @@ fn rss_mib(pid: u32) -> (f64, f64) {
             .map_or(f64::NAN, |kib| kib / 1024.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system) a process has used so far; its children not counted.
-fn cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15.
-    let rest: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        rest.get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(14) + ticks(15)) / hz
 }
 
 fn alive_servers(pid_file: &Path) -> usize {

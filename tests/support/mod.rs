@@ -327,3 +327,43 @@ pub async fn try_http_exchange(
         .unwrap_or(0);
     Ok((status, head.to_ascii_lowercase(), body.to_owned()))
 }
+
+/// A stateless 2026-07-28 `tools/call` over HTTP (`Authorization: Bearer KEY` if given, and
+/// more `_meta`, a `traceparent` say): the status and the result's first text.
+pub async fn mcp_call(
+    addr: &str,
+    key: Option<&str>,
+    tool: &str,
+    arguments: serde_json::Value,
+    meta: serde_json::Value,
+) -> (u16, String) {
+    let mut body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool, "arguments": arguments,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    if let (Some(all), Some(more)) = (body["params"]["_meta"].as_object_mut(), meta.as_object()) {
+        all.extend(more.clone());
+    }
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", tool),
+    ];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b));
+    }
+    let (status, _, body) = http_exchange(addr, "POST", "/mcp", &headers, &body.to_string()).await;
+    let message: serde_json::Value = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:").or(l.starts_with('{').then_some(l)))
+        .find_map(|t| serde_json::from_str(t.trim()).ok())
+        .unwrap_or_default();
+    let text = message["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, text)
+}

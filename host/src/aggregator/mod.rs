@@ -111,7 +111,8 @@ struct CachedTools {
 }
 
 struct Inner {
-    registry: Registry,
+    /// Replaced whole on reload ([`Aggregator::replace_registry`]).
+    registry: std::sync::RwLock<Arc<Registry>>,
     cache: Mutex<HashMap<String, CachedTools>>,
     /// Temporary connections being closed after their call returned.
     closing: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
@@ -130,7 +131,7 @@ impl Aggregator {
     pub fn new(registry: Registry) -> Self {
         Self {
             inner: Arc::new(Inner {
-                registry,
+                registry: std::sync::RwLock::new(Arc::new(registry)),
                 cache: Mutex::new(HashMap::new()),
                 closing: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
             }),
@@ -147,20 +148,40 @@ impl Aggregator {
         }
     }
 
-    /// The registry.
-    pub fn registry(&self) -> &Registry {
-        &self.inner.registry
-    }
-
-    fn server_config(&self, server: &str) -> Result<&ServerConfig, AggregatorError> {
+    /// The registry as it is now (a reload replaces it; this copy stays as it was).
+    pub fn registry(&self) -> Arc<Registry> {
         self.inner
             .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the registry (a reload): later connections use the new server
+    /// configurations, and the cached tool lists of servers that changed or went are dropped.
+    /// Connections already open are the caller's to reconfigure ([`Session::reconfigure`]).
+    pub fn replace_registry(&self, registry: Registry) {
+        let old = self.registry();
+        {
+            let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.retain(|server, _| old.server(server) == registry.server(server));
+        }
+        *self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
+    }
+
+    fn server_config(&self, server: &str) -> Result<ServerConfig, AggregatorError> {
+        self.registry()
             .server(server)
+            .cloned()
             .ok_or_else(|| AggregatorError::UnknownServer(server.to_owned()))
     }
 
     /// Checks that `name`'s server is in the registry and its tool filter shows the tool.
-    pub(crate) fn check_visible(&self, name: &ToolName) -> Result<&ServerConfig, AggregatorError> {
+    pub(crate) fn check_visible(&self, name: &ToolName) -> Result<ServerConfig, AggregatorError> {
         let config = self.server_config(name.server())?;
         if !config.tools.permits(name.tool()) {
             return Err(AggregatorError::Filtered {
@@ -173,8 +194,7 @@ impl Aggregator {
 
     pub(crate) fn namespaced(&self, server: &str, tools: Vec<Tool>) -> Vec<NamespacedTool> {
         let filter = self
-            .inner
-            .registry
+            .registry()
             .server(server)
             .map(|c| c.tools.clone())
             .unwrap_or_default();
@@ -193,7 +213,7 @@ impl Aggregator {
         servers: &[String],
     ) -> Result<(Vec<NamespacedTool>, Vec<(String, AggregatorError)>), AggregatorError> {
         let names: Vec<String> = if servers.is_empty() {
-            self.inner.registry.servers().keys().cloned().collect()
+            self.registry().servers().keys().cloned().collect()
         } else {
             for s in servers {
                 self.server_config(s)?;
@@ -204,7 +224,7 @@ impl Aggregator {
             let config = self.server_config(name)?;
             let _permit =
                 take_permit(&self.budgets).map_err(|l| AggregatorError::Limit(l.to_string()))?;
-            let conn = ServerConnection::connect(name, config).await?;
+            let conn = ServerConnection::connect(name, &config).await?;
             let tools = conn.list_tools().await;
             conn.close_with(ShutdownPolicy::PROMPT).await;
             Ok::<_, AggregatorError>(tools?)
@@ -246,7 +266,7 @@ impl Aggregator {
         let result = async {
             let permit =
                 take_permit(&self.budgets).map_err(|l| AggregatorError::Limit(l.to_string()))?;
-            let conn = ServerConnection::connect(server, config).await?;
+            let conn = ServerConnection::connect(server, &config).await?;
             let result = conn.call_tool_with(tool, arguments, options).await;
             let result =
                 unknown_tool_as_not_found(server, tool, result, || conn.list_tools()).await;
@@ -280,8 +300,7 @@ impl Aggregator {
         let mut pool = Vec::new();
         for s in servers {
             let s = s.as_ref();
-            let config = self.server_config(s)?;
-            pool.push((s.to_owned(), config.clone()));
+            pool.push((s.to_owned(), self.server_config(s)?));
         }
         let manager =
             ConnectionManager::bounded(pool, ConnectHooks::default(), self.budgets.to_vec());
@@ -313,9 +332,10 @@ impl Aggregator {
     /// Like [`Aggregator::lazy_session`] for servers already known to be in the registry
     /// (any that are not are left out).
     pub fn lazy_session_of(&self, servers: &[impl AsRef<str>], hooks: ConnectHooks) -> Session {
+        let registry = self.registry();
         let pool = servers.iter().filter_map(|s| {
             let s = s.as_ref();
-            Some((s.to_owned(), self.inner.registry.server(s)?.clone()))
+            Some((s.to_owned(), registry.server(s)?.clone()))
         });
         Session {
             aggregator: self.clone(),

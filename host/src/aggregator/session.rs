@@ -36,13 +36,32 @@ impl Session {
 
     /// The servers this session holds open.
     pub fn servers(&self) -> Vec<String> {
-        self.manager.servers().map(str::to_owned).collect()
+        self.manager.servers()
+    }
+
+    /// Makes the session hold exactly `servers`, configured as the aggregator's registry is
+    /// now (after a reload): unchanged servers keep their connections, untouched; changed or
+    /// removed ones are closed; new ones connect on first use. Returns the servers added,
+    /// changed or removed.
+    pub async fn reconfigure(&self, servers: &[impl AsRef<str>]) -> Vec<String> {
+        let registry = self.aggregator.registry();
+        let pool: Vec<(String, crate::config::ServerConfig)> = servers
+            .iter()
+            .filter_map(|s| Some((s.as_ref().to_owned(), registry.server(s.as_ref())?.clone())))
+            .collect();
+        self.manager.reconfigure(pool).await
     }
 
     /// Lists the tools of the session's servers (concurrently, through the tool cache,
     /// which a `tools/list_changed` notification or a reconnect invalidates).
     pub async fn list_tools(&self) -> Result<Vec<NamespacedTool>, AggregatorError> {
-        let results = join_all(self.manager.servers().map(|s| self.list_server_tools(s))).await;
+        let results = join_all(
+            self.manager
+                .servers()
+                .iter()
+                .map(|s| self.list_server_tools(s)),
+        )
+        .await;
         let mut all = Vec::new();
         for r in results {
             all.extend(r?);
@@ -138,9 +157,9 @@ impl Session {
         if let Some(server) = known(self) {
             return Ok(server);
         }
-        join_all(self.manager.servers().map(|s| async move {
-            let _ = self.list_server_resources(s).await;
-            let _ = self.list_server_resource_templates(s).await;
+        join_all(self.manager.servers().into_iter().map(|s| async move {
+            let _ = self.list_server_resources(&s).await;
+            let _ = self.list_server_resource_templates(&s).await;
         }))
         .await;
         known(self).ok_or_else(|| AggregatorError::UnknownResource(uri.to_owned()))

@@ -327,6 +327,10 @@ pub(super) async fn serve(
         code_mode: front.code_mode,
         drain_timeout: front.drain_timeout,
         metrics: front.metrics,
+        reload: Some(crate::serve::ReloadSources {
+            registry: path.to_path_buf(),
+            tenants: front.tenants.clone(),
+        }),
     };
     crate::serve::serve(Aggregator::new(registry), options).await?;
     Ok(ExitCode::SUCCESS)

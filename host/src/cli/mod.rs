@@ -14,6 +14,7 @@ use crate::config;
 
 mod commands;
 mod exec;
+mod logging;
 mod policy_args;
 
 pub use exec::ExecArgs;
@@ -156,7 +157,7 @@ pub enum CodeModeArg {
 /// Runs the CLI with the process's arguments; returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    logging::init(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -165,17 +166,21 @@ pub fn main() -> ExitCode {
         }
     };
     // A server is stopped by a signal as a matter of course; a one-shot command is
-    // interrupted. `serve --http` handles its signals itself: it drains.
-    let (stopped_code, drains) = match cli.command {
-        Command::Serve { http, .. } => (Some(0), http.is_some()),
-        _ => (None, false),
+    // interrupted. `serve --http` handles its signals itself: it drains. `serve` reloads on
+    // SIGHUP.
+    let (stopped_code, drains, reloads) = match cli.command {
+        Command::Serve { http, .. } => (Some(0), http.is_some(), true),
+        _ => (None, false, false),
     };
     let outcome = runtime.block_on(async {
         if !drains {
-            tokio::spawn(stop_on_signal(stopped_code));
+            tokio::spawn(stop_on_signal(stopped_code, !reloads));
         }
         run(cli).await
     });
+    // Tasks still running end now, closing their spans, before the last spans are flushed.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    logging::finish();
     match outcome {
         Ok(code) => code,
         Err(e) => {
@@ -185,10 +190,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Waits for SIGTERM, SIGINT or SIGHUP, then ends every server process this host started
-/// and exits: with `stopped_code` if given, else 128 + the signal's number. (SIGKILL cannot
-/// be caught; the process watchdog covers it.)
-async fn stop_on_signal(stopped_code: Option<i32>) {
+/// Waits for SIGTERM, SIGINT or (with `hangup`) SIGHUP, then ends every server process this
+/// host started and exits: with `stopped_code` if given, else 128 + the signal's number.
+/// (SIGKILL cannot be caught; the process watchdog covers it.)
+async fn stop_on_signal(stopped_code: Option<i32>, hangup: bool) {
     use tokio::signal::unix::{signal, SignalKind};
     let kinds = [
         (SignalKind::terminate(), "SIGTERM", libc::SIGTERM),
@@ -196,7 +201,7 @@ async fn stop_on_signal(stopped_code: Option<i32>) {
         (SignalKind::hangup(), "SIGHUP", libc::SIGHUP),
     ];
     let mut streams = Vec::new();
-    for (kind, name, number) in kinds {
+    for (kind, name, number) in kinds.into_iter().filter(|k| hangup || k.2 != libc::SIGHUP) {
         match signal(kind) {
             Ok(stream) => streams.push((stream, name, number)),
             Err(e) => tracing::warn!(signal = name, error = %e, "cannot listen for the signal"),
@@ -226,21 +231,6 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     writeln!(out)?;
     out.flush()?;
     Ok(())
-}
-
-fn init_logging(verbose: u8) {
-    // rmcp warns about every slow server exit; ours already says what matters.
-    let default = match verbose {
-        0 => "warn,rmcp=error",
-        1 => "info,rmcp=warn",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -77,7 +77,7 @@ impl ServerConnection {
         if let Some(trace) = &options.trace {
             use rmcp::model::RequestParamsMeta;
             let mut meta = serde_json::Map::new();
-            trace.child().write_to(&mut meta);
+            trace.outgoing().write_to(&mut meta);
             params.meta_or_default().0 .0.extend(meta);
         }
         let request =

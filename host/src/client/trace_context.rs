@@ -75,12 +75,74 @@ impl TraceContext {
         }
     }
 
+    /// The context of a request made now, on behalf of the current span: with the `otlp`
+    /// feature exporting, the parent id is that span's own (so a tracing backend links the
+    /// hops); otherwise a new one ([`TraceContext::child`]).
+    pub fn outgoing(&self) -> Self {
+        #[cfg(feature = "otlp")]
+        if let Some(parent_id) = otel::current_span_id() {
+            return Self {
+                parent_id,
+                ..self.clone()
+            };
+        }
+        self.child()
+    }
+
+    /// Makes `span` (the one serving the request this context came with) a child of the
+    /// caller's span in exported traces (`otlp` feature; without it, nothing to do).
+    pub fn adopt(&self, span: &tracing::Span) {
+        #[cfg(feature = "otlp")]
+        otel::set_parent(span, self);
+        #[cfg(not(feature = "otlp"))]
+        let _ = span;
+    }
+
     /// Writes the context into a request's `_meta`.
     pub fn write_to(&self, meta: &mut Map<String, Value>) {
         meta.insert("traceparent".into(), Value::String(self.traceparent()));
         if let Some(state) = &self.state {
             meta.insert("tracestate".into(), Value::String(state.clone()));
         }
+    }
+}
+
+/// The bridge to OpenTelemetry spans (`tracing-opentelemetry`), with the `otlp` feature.
+#[cfg(feature = "otlp")]
+mod otel {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::TraceContext;
+
+    /// The id of the current span as exported, if it is.
+    pub(super) fn current_span_id() -> Option<String> {
+        let context = tracing::Span::current().context();
+        let span = context.span();
+        let span_context = span.span_context();
+        span_context
+            .is_valid()
+            .then(|| span_context.span_id().to_string())
+    }
+
+    /// Parents `span` on the remote span `trace` names.
+    pub(super) fn set_parent(span: &tracing::Span, trace: &TraceContext) {
+        let (Ok(trace_id), Ok(span_id)) = (
+            TraceId::from_hex(&trace.trace_id),
+            SpanId::from_hex(&trace.parent_id),
+        ) else {
+            return;
+        };
+        let flags = u8::from_str_radix(&trace.flags, 16).unwrap_or(0);
+        let state = trace
+            .state
+            .as_deref()
+            .and_then(|s| s.parse::<TraceState>().ok())
+            .unwrap_or_default();
+        let remote = SpanContext::new(trace_id, span_id, TraceFlags::new(flags), true, state);
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
     }
 }
 

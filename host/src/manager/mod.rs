@@ -151,7 +151,12 @@ impl Slot {
 /// Connections are opened by [`ConnectionManager::connect_all`] or lazily on first use,
 /// kept until [`ConnectionManager::close`] (or drop, which kills the processes).
 pub struct ConnectionManager {
-    slots: BTreeMap<String, Arc<Slot>>,
+    /// Replaced whole by [`ConnectionManager::reconfigure`] (a reload); a slot (and its live
+    /// connection) is shared between the old map and the new one when its server is unchanged.
+    slots: std::sync::RwLock<Arc<BTreeMap<String, Arc<Slot>>>>,
+    hooks: ConnectHooks,
+    budgets: Vec<Arc<ProcessBudget>>,
+    epoch: Instant,
     closed: std::sync::atomic::AtomicBool,
 }
 
@@ -177,43 +182,92 @@ impl ConnectionManager {
         hooks: ConnectHooks,
         budgets: Vec<Arc<ProcessBudget>>,
     ) -> Self {
-        let epoch = Instant::now();
+        let mut manager = Self {
+            slots: Default::default(),
+            hooks,
+            budgets,
+            epoch: Instant::now(),
+            closed: Default::default(),
+        };
         let slots = servers
             .into_iter()
-            .map(|(name, config)| {
-                let slot = Slot {
-                    name: name.clone(),
-                    config,
-                    connection: tokio::sync::Mutex::new(None),
-                    restarts: AtomicU64::new(0),
-                    hooks: hooks.clone(),
-                    budgets: budgets.clone(),
-                    last_used: AtomicU64::new(0),
-                    epoch,
-                };
-                (name, Arc::new(slot))
-            })
+            .map(|(name, config)| (name.clone(), manager.slot(name, config)))
             .collect();
-        Self {
-            slots,
-            closed: Default::default(),
+        manager.slots = std::sync::RwLock::new(Arc::new(slots));
+        manager
+    }
+
+    fn slot(&self, name: String, config: ServerConfig) -> Arc<Slot> {
+        Arc::new(Slot {
+            name,
+            config,
+            connection: tokio::sync::Mutex::new(None),
+            restarts: AtomicU64::new(0),
+            hooks: self.hooks.clone(),
+            budgets: self.budgets.clone(),
+            last_used: AtomicU64::new(0),
+            epoch: self.epoch,
+        })
+    }
+
+    /// The slots as they are now.
+    fn slots(&self) -> Arc<BTreeMap<String, Arc<Slot>>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes the pool exactly `servers` (a reload): a server whose configuration is
+    /// unchanged keeps its connection, untouched; one that changed or went is closed (calls
+    /// in flight on it fail), and a changed or new one connects on first use. Returns the
+    /// servers added, changed or removed.
+    pub async fn reconfigure(
+        &self,
+        servers: impl IntoIterator<Item = (String, ServerConfig)>,
+    ) -> Vec<String> {
+        let old = self.slots();
+        let mut new = BTreeMap::new();
+        let mut touched = Vec::new();
+        for (name, config) in servers {
+            match old.get(&name) {
+                Some(slot) if slot.config == config => {
+                    new.insert(name, slot.clone());
+                }
+                _ => {
+                    touched.push(name.clone());
+                    new.insert(name.clone(), self.slot(name, config));
+                }
+            }
         }
+        let gone: Vec<Arc<Slot>> = old
+            .iter()
+            .filter(|(name, slot)| !new.get(*name).is_some_and(|n| Arc::ptr_eq(n, slot)))
+            .map(|(_, slot)| slot.clone())
+            .collect();
+        touched.extend(
+            gone.iter()
+                .filter(|s| !new.contains_key(&s.name))
+                .map(|s| s.name.clone()),
+        );
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        join_all(gone.iter().map(|slot| slot.close())).await;
+        touched.sort();
+        touched
     }
 
     /// The servers in this pool.
-    pub fn servers(&self) -> impl Iterator<Item = &str> {
-        self.slots.keys().map(String::as_str)
+    pub fn servers(&self) -> Vec<String> {
+        self.slots().keys().cloned().collect()
     }
 
     /// Whether `server` is in this pool.
     pub fn contains(&self, server: &str) -> bool {
-        self.slots.contains_key(server)
+        self.slots().contains_key(server)
     }
 
     /// Connects every server concurrently; the first error is returned after all attempts
     /// finished (so no connection is left half-open).
     pub async fn connect_all(&self) -> Result<(), ManagerError> {
-        let results = join_all(self.slots.values().map(|slot| slot.get())).await;
+        let slots = self.slots();
+        let results = join_all(slots.values().map(|slot| slot.get())).await;
         results.into_iter().try_for_each(|r| r.map(|_| ()))
     }
 
@@ -223,15 +277,17 @@ impl ConnectionManager {
             return Err(ManagerError::Closed);
         }
         let slot = self
-            .slots
+            .slots()
             .get(server)
+            .cloned()
             .ok_or_else(|| ManagerError::NotInPool(server.into()))?;
         slot.get().await
     }
 
     /// Closes every connection unused for `idle` with no call in flight; returns how many.
     pub async fn close_idle(&self, idle: Duration) -> usize {
-        let closed = join_all(self.slots.values().map(|s| s.close_if_idle(idle))).await;
+        let slots = self.slots();
+        let closed = join_all(slots.values().map(|s| s.close_if_idle(idle))).await;
         closed.into_iter().filter(|c| *c).count()
     }
 
@@ -254,7 +310,7 @@ impl ConnectionManager {
 
     /// How many times `server` was restarted after its connection died.
     pub fn restarts(&self, server: &str) -> u64 {
-        self.slots
+        self.slots()
             .get(server)
             .map_or(0, |s| s.restarts.load(Ordering::Relaxed))
     }
@@ -262,7 +318,7 @@ impl ConnectionManager {
     /// Pids of the live server processes, by server.
     pub async fn pids(&self) -> BTreeMap<String, u32> {
         let mut pids = BTreeMap::new();
-        for (name, slot) in &self.slots {
+        for (name, slot) in self.slots().iter() {
             let pid = slot
                 .connection
                 .lock()
@@ -279,6 +335,6 @@ impl ConnectionManager {
     /// Closes every connection concurrently and waits for the processes to exit.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        join_all(self.slots.values().map(|slot| slot.close())).await;
+        join_all(self.slots().values().map(|slot| slot.close())).await;
     }
 }

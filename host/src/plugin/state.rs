@@ -214,7 +214,8 @@ impl PluginState {
     }
 
     pub(super) fn allowed_servers(&self) -> Vec<String> {
-        let all = self.aggregator.registry().servers().keys();
+        let registry = self.aggregator.registry();
+        let all = registry.servers().keys();
         all.filter(|s| self.policy.check_server(s).is_ok())
             .cloned()
             .collect()

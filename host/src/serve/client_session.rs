@@ -66,7 +66,15 @@ fn spawn_forwarder(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
             };
-            if !tenant.sees(event.server()) {
+            // A list change names no server to the client: always passed on (a reload
+            // announces one for every server at once).
+            let list_changed = matches!(
+                event,
+                ServerEvent::ToolsChanged(_)
+                    | ServerEvent::PromptsChanged(_)
+                    | ServerEvent::ResourcesChanged(_)
+            );
+            if !list_changed && !tenant.sees(event.server()) {
                 continue;
             }
             let Some(client) = forward_to.upgrade() else {
@@ -101,7 +109,7 @@ impl RegistryServer {
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Arc<Tenant>>().cloned())
-            .or_else(|| self.shared.tenants.local())
+            .or_else(|| self.shared.tenants().local())
             .ok_or_else(|| ErrorData::invalid_request("unauthenticated request", None))?;
         if !has_session(context) {
             return Ok(asking);
@@ -109,12 +117,13 @@ impl RegistryServer {
         let bound = self.tenant.get_or_init(|| {
             // The tenant's and the global pool's notifications reach this client.
             spawn_forwarder(&self.client, asking.clone(), asking.events.subscribe());
-            let global = self.shared.tenants.global_events.subscribe();
+            let global = self.shared.tenants().global_events.subscribe();
             spawn_forwarder(&self.client, asking.clone(), global);
             let _ = self.open.set(self.shared.ops.session_opened(&asking.name));
             asking.clone()
         });
-        if !Arc::ptr_eq(bound, &asking) {
+        // By name: a reload that changes the tenant's grants makes a new `Tenant`.
+        if bound.name != asking.name {
             return Err(ErrorData::invalid_request(
                 "this session belongs to another tenant",
                 None,
@@ -140,8 +149,9 @@ impl RegistryServer {
         server: &str,
         with_session: bool,
     ) -> Arc<Session> {
-        match self.shared.tenants.sharing(server) {
-            Sharing::Global => self.shared.tenants.global.clone(),
+        let tenants = self.shared.tenants();
+        match tenants.sharing(server) {
+            Sharing::Global => tenants.global.clone(),
             Sharing::Session if with_session => self.own_session(tenant),
             _ => tenant.pool.clone(),
         }
@@ -161,9 +171,12 @@ impl RegistryServer {
                     events: Some(tx),
                     relay: Some(Arc::new(fallback)),
                 };
-                let servers = self.shared.tenants.per_session(tenant.servers());
+                let tenants = self.shared.tenants();
+                let servers = tenants.per_session(tenant.servers());
                 spawn_forwarder(&self.client, tenant.clone(), rx);
-                Arc::new(tenant.aggregator.lazy_session_of(&servers, hooks))
+                let pool = Arc::new(tenant.aggregator.lazy_session_of(&servers, hooks));
+                tenants.track_session_pool(tenant, &pool);
+                pool
             })
             .clone()
     }
@@ -204,13 +217,14 @@ impl RegistryServer {
     }
 
     /// An alias's target, or the name itself.
-    pub(super) fn unalias<'a>(&'a self, name: &'a str) -> &'a str {
+    pub(super) fn unalias(&self, name: &str) -> String {
         self.shared
             .aggregator
             .registry()
             .aliases()
             .get(name)
             .map_or(name, String::as_str)
+            .to_owned()
     }
 
     /// Calls an upstream tool for `tenant`: a tool it may not call is unknown, exactly as

@@ -33,12 +33,17 @@ impl RegistryServer {
         uri: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<Arc<Session>, AggregatorError> {
-        let mut pools = vec![tenant.pool.clone(), self.shared.tenants.global.clone()];
-        if !self.shared.tenants.per_session(tenant.servers()).is_empty() {
+        let mut pools = vec![tenant.pool.clone(), self.shared.tenants().global.clone()];
+        if !self
+            .shared
+            .tenants()
+            .per_session(tenant.servers())
+            .is_empty()
+        {
             if let Some(server) = tenant
                 .servers()
                 .iter()
-                .find(|s| self.shared.tenants.sharing(s) == crate::config::Sharing::Session)
+                .find(|s| self.shared.tenants().sharing(s) == crate::config::Sharing::Session)
             {
                 pools.insert(0, self.pool(tenant, server, context));
             }
@@ -247,7 +252,7 @@ impl ServerHandler for RegistryServer {
         let tenant = self.tenant(&context)?;
         let name = self.unalias(&request.name);
         let unknown = || ErrorData::invalid_params(format!("unknown prompt \"{name}\""), None);
-        let name = ToolName::parse(name).map_err(|_| unknown())?;
+        let name = ToolName::parse(&name).map_err(|_| unknown())?;
         if !tenant.sees(name.server()) {
             return Err(unknown());
         }
@@ -376,7 +381,7 @@ impl ServerHandler for RegistryServer {
                 ));
             }
             let target = self.unalias(&name);
-            self.call_upstream(&tenant, target, arguments, &context)
+            self.call_upstream(&tenant, &target, arguments, &context)
                 .await
         }
         .instrument(call_span(&tenant.name, &name, &context));
@@ -399,6 +404,7 @@ fn call_span(tenant: &str, tool: &str, context: &RequestContext<RoleServer>) -> 
     let span = tracing::info_span!("call", tenant, tool, trace_id = tracing::field::Empty);
     if let Some(trace) = super::client_session::trace_of(context) {
         span.record("trace_id", trace.trace_id());
+        trace.adopt(&span);
     }
     span
 }

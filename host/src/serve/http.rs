@@ -224,7 +224,7 @@ fn resource_metadata(shared: &Shared, request: &Request<Body>) -> Response {
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-registry",
     });
-    if let Some(issuer) = shared.tenants.auth.as_ref().and_then(|a| a.issuer()) {
+    if let Some(issuer) = shared.tenants().auth.as_ref().and_then(|a| a.issuer()) {
         doc["authorization_servers"] = serde_json::json!([issuer]);
     }
     json_response(StatusCode::OK, &doc)
@@ -250,7 +250,7 @@ async fn front_door(
         return resource_metadata(&shared, &request);
     }
     // With tenants, `/metrics` (which names them) is only on `--metrics ADDR`.
-    if let Some(response) = operations(&shared, &request, shared.tenants.auth.is_none()) {
+    if let Some(response) = operations(&shared, &request, shared.tenants().auth.is_none()) {
         return response;
     }
     if shared.ops.draining() {
@@ -274,15 +274,16 @@ async fn front_door(
     if too_big {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     }
-    let tenant = match &shared.tenants.auth {
-        None => shared.tenants.local(),
+    let tenants = shared.tenants();
+    let tenant = match &tenants.auth {
+        None => tenants.local(),
         Some(auth) => {
             let header = request
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok());
             match auth.tenant(header) {
-                Ok(name) => shared.tenants.get(&name),
+                Ok(name) => tenants.get(&name),
                 Err(e) => {
                     tracing::info!(target: "mcp_registry::audit", reason = %e, "request refused");
                     shared.ops.refuse("auth");

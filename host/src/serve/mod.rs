@@ -35,11 +35,13 @@ mod handler;
 mod http;
 mod ops;
 mod relay;
+mod reload;
 mod setup;
 mod tenant;
 
 pub use client_session::RegistryServer;
 pub use code_tools::CodeModeTools;
+pub use reload::ReloadSources;
 
 /// Errors of the front end (set-up only; per-request errors go back to the client).
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +94,14 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Offer `search` and `execute` (code mode), beside the plain tools or instead of them.
     pub code_mode: Option<CodeModeTools>,
-    /// HTTP: how long a drain (SIGTERM, SIGINT, SIGHUP) waits for requests in flight.
+    /// HTTP: how long a drain (SIGTERM, SIGINT) waits for requests in flight.
     pub drain_timeout: Duration,
     /// HTTP: serve `/metrics`, `/healthz` and `/readyz` on this address too (with tenants,
     /// the only place `/metrics` is served: it names them).
     pub metrics: Option<SocketAddr>,
+    /// Where the registry and tenants files are: read again on SIGHUP and when they change
+    /// (`None`: no reloading).
+    pub reload: Option<ReloadSources>,
 }
 
 /// The default drain timeout.
@@ -111,8 +116,9 @@ pub fn default_max_processes() -> usize {
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Serves until the client goes away (stdio: stdin closes) or, for HTTP, until the process
-/// is told to stop (SIGTERM, SIGINT or SIGHUP: then it drains). Every upstream process is
-/// closed before this returns.
+/// is told to stop (SIGTERM or SIGINT: then it drains). SIGHUP, or a change to the files of
+/// [`ServeOptions::reload`], reloads the configuration. Every upstream process is closed
+/// before this returns.
 pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), ServeError> {
     if let Some(addr) = options.http {
         if !addr.ip().is_loopback() && options.tenants.is_none() && !options.insecure_no_auth {
@@ -129,6 +135,9 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
     }
     let shared = setup::Shared::build(aggregator, &options).await?;
     shared.reap_idle(options.idle_timeout);
+    if let Some(sources) = &options.reload {
+        reload::watch(&shared, sources.clone());
+    }
     match options.http {
         None => {
             let server = RegistryServer::new(shared.clone());

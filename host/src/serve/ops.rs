@@ -5,7 +5,7 @@
 //! tenant, server, tool and outcome, call latency by server, plugin and code-mode runs by
 //! outcome (limit hits among them) and the fuel they used, open client sessions by tenant,
 //! requests refused by reason, and (read when scraped) live server processes and
-//! restarts by server. A drain (SIGTERM, SIGINT or SIGHUP) turns `/readyz` to 503, refuses
+//! restarts by server. A drain (SIGTERM or SIGINT) turns `/readyz` to 503, refuses
 //! new MCP requests with 503 (safe for a load balancer to retry elsewhere: no work was done),
 //! lets the requests in flight finish and waits until requests stop arriving (bounded by the
 //! drain timeout), then `serve` closes every upstream and exits 0.
@@ -292,14 +292,14 @@ impl Ops {
     }
 }
 
-/// Resolves at the first SIGTERM, SIGINT or SIGHUP (never, if none can be listened for).
+/// Resolves at the first SIGTERM or SIGINT (never, if neither can be listened for). SIGHUP
+/// reloads instead.
 pub(super) async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let mut streams = Vec::new();
     for (kind, name) in [
         (SignalKind::terminate(), "SIGTERM"),
         (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::hangup(), "SIGHUP"),
     ] {
         match signal(kind) {
             Ok(stream) => streams.push((stream, name)),

@@ -12,7 +12,7 @@ use super::tenant::Tenants;
 use super::{ServeError, ServeOptions};
 use crate::aggregator::{Aggregator, AggregatorError};
 use crate::codemode::{CodeMode, CodeModePolicy};
-use crate::config::{parse_filter, ToolFilter};
+use crate::config::{parse_filter, Registry, ToolFilter};
 use crate::plugin::{grant_report, Plugin, PluginHost, PluginPolicy};
 
 /// A plugin exposed as a tool.
@@ -32,13 +32,49 @@ pub(super) struct Shared {
     pub(super) code_mode: Option<Arc<CodeMode>>,
     /// Whether the plain tools are listed too.
     pub(super) code_mode_only: bool,
-    /// Who may call, and the pools of upstream connections they share.
-    pub(super) tenants: Tenants,
+    /// Who may call, and the pools of upstream connections they share (replaced whole by a
+    /// reload).
+    tenants: std::sync::RwLock<Arc<Tenants>>,
+    /// The servers named on the command line (`serve NAME...` or `--filter`); `None`: all
+    /// the registry has, after a reload too.
+    selection: Option<Vec<String>>,
+    /// One reload at a time.
+    pub(super) reloading: tokio::sync::Mutex<()>,
     /// Metrics, health and draining.
     pub(super) ops: Ops,
 }
 
 impl Shared {
+    /// The tenants as they are now.
+    pub(super) fn tenants(&self) -> Arc<Tenants> {
+        self.tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts reloaded tenants in force; the ones they replace.
+    pub(super) fn replace_tenants(&self, next: Arc<Tenants>) -> Arc<Tenants> {
+        std::mem::replace(
+            &mut *self.tenants.write().unwrap_or_else(|p| p.into_inner()),
+            next,
+        )
+    }
+
+    /// The servers to expose from `registry`: those named on the command line (each must
+    /// be there), or all of them.
+    pub(super) fn exposed(&self, registry: &Registry) -> Result<Vec<String>, AggregatorError> {
+        exposed(self.selection.as_deref(), registry)
+    }
+
+    /// The names of the plugins `serve` exposes (a tenants file may grant them).
+    pub(super) fn plugin_names(&self) -> Vec<String> {
+        self.plugins
+            .values()
+            .map(|p| p.plugin.name().to_owned())
+            .collect()
+    }
+
     /// Whether `serve --filter` shows `server`'s `tool`.
     pub(super) fn visible(&self, server: &str, tool: &str) -> bool {
         self.filter.get(server).is_none_or(|f| f.permits(tool))
@@ -46,8 +82,9 @@ impl Shared {
 
     /// The Prometheus text of `/metrics`.
     pub(super) fn metrics(&self) -> String {
-        let pools = self.tenants.pools();
-        let servers = self.aggregator.registry().servers().keys().map(|server| {
+        let pools = self.tenants().pools();
+        let registry = self.aggregator.registry();
+        let servers = registry.servers().keys().map(|server| {
             let restarts = pools.iter().map(|p| p.restarts(server)).sum();
             (server.clone(), restarts)
         });
@@ -56,7 +93,7 @@ impl Shared {
 
     /// Closes every pool (at the end of `serve`).
     pub(super) async fn close(&self) {
-        futures::future::join_all(self.tenants.pools().iter().map(|p| p.close())).await;
+        futures::future::join_all(self.tenants().pools().iter().map(|p| p.close())).await;
         self.aggregator.shutdown().await;
     }
 
@@ -71,7 +108,7 @@ impl Shared {
                 let Some(shared) = shared.upgrade() else {
                     break;
                 };
-                for pool in shared.tenants.pools() {
+                for pool in shared.tenants().pools() {
                     pool.close_idle(idle).await;
                 }
             }
@@ -86,16 +123,15 @@ impl Shared {
             Some(spec) => parse_filter(spec)?,
             None => BTreeMap::new(),
         };
-        let mut servers: Vec<String> = if !options.servers.is_empty() {
-            options.servers.clone()
+        let selection = if !options.servers.is_empty() {
+            Some(options.servers.clone())
         } else if !filter.is_empty() {
-            filter.keys().cloned().collect()
+            Some(filter.keys().cloned().collect())
         } else {
-            aggregator.registry().servers().keys().cloned().collect()
+            None
         };
-        servers.sort();
-        servers.dedup();
-        for s in servers.iter().chain(filter.keys()) {
+        let servers = exposed(selection.as_deref(), &aggregator.registry())?;
+        for s in filter.keys() {
             if aggregator.registry().server(s).is_none() {
                 return Err(AggregatorError::UnknownServer(s.clone()).into());
             }
@@ -121,7 +157,7 @@ impl Shared {
         };
         if let Some(config) = &options.tenants {
             let names: Vec<String> = options.plugins.iter().map(|(n, _, _)| n.clone()).collect();
-            config.check(aggregator.registry(), &names)?;
+            config.check(&aggregator.registry(), &names)?;
         }
         let tenants = Tenants::new(
             &aggregator,
@@ -137,9 +173,28 @@ impl Shared {
             plugins,
             code_mode,
             code_mode_only: options.code_mode == Some(CodeModeTools::Only),
-            tenants,
+            tenants: std::sync::RwLock::new(Arc::new(tenants)),
+            selection,
+            reloading: tokio::sync::Mutex::new(()),
             ops: Ops::default(),
         }))
+    }
+}
+
+/// The servers to expose from `registry`: `selection` (each must be there), or all of them.
+fn exposed(
+    selection: Option<&[String]>,
+    registry: &Registry,
+) -> Result<Vec<String>, AggregatorError> {
+    let mut servers: Vec<String> = match selection {
+        Some(named) => named.to_vec(),
+        None => registry.servers().keys().cloned().collect(),
+    };
+    servers.sort();
+    servers.dedup();
+    match servers.iter().find(|s| registry.server(s).is_none()) {
+        Some(missing) => Err(AggregatorError::UnknownServer(missing.clone())),
+        None => Ok(servers),
     }
 }
 
@@ -164,7 +219,7 @@ async fn plugin_tools(
         if options.allow_requested {
             for missing in description
                 .requires
-                .grant(aggregator.registry(), &mut policy)
+                .grant(&aggregator.registry(), &mut policy)
             {
                 eprintln!(
                     "warning: plugin {name} requests server \"{missing}\", which the registry \

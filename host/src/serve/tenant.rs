@@ -17,7 +17,7 @@ use super::auth::Authenticator;
 use crate::aggregator::{Aggregator, Session};
 use crate::client::{ConnectHooks, RequestRelay, ServerEvent};
 use crate::config::tenants::{TenantLimits, TenantsConfig};
-use crate::config::Sharing;
+use crate::config::{Registry, Sharing};
 use crate::manager::ProcessBudget;
 use crate::names::ToolName;
 use crate::plugin::policy::glob_match;
@@ -104,25 +104,22 @@ pub(crate) struct Admission(#[allow(dead_code)] Option<tokio::sync::OwnedSemapho
 /// One tenant, as `serve` holds it.
 pub(crate) struct Tenant {
     pub(crate) name: Arc<str>,
-    /// The servers it may see (its grants among the servers `serve` exposes).
-    servers: Vec<String>,
-    tools: Option<Vec<String>>,
-    /// Plugins it may run (`None`: all of them, for the local tenant).
-    plugins: Option<Vec<String>>,
-    limits: TenantLimits,
+    /// Its servers (its grants among the servers `serve` exposes), tools, plugins (`None`:
+    /// all of them, for the local tenant) and limits.
+    grant: Grant,
     /// Draws every process it starts from its budget and the host's.
     pub(crate) aggregator: Aggregator,
     /// Its shared upstream connections.
     pub(crate) pool: Arc<Session>,
     pub(crate) events: tokio::sync::broadcast::Sender<ServerEvent>,
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
-    rate: Option<RateBucket>,
+    rate: Option<Arc<RateBucket>>,
 }
 
 impl Tenant {
     /// Whether it may see (list, read, call) `server` at all.
     pub(crate) fn sees(&self, server: &str) -> bool {
-        self.servers.iter().any(|s| s == server)
+        self.grant.servers.iter().any(|s| s == server)
     }
 
     /// Whether it may call `name`.
@@ -131,26 +128,28 @@ impl Tenant {
             return false;
         }
         let full = name.to_string();
-        self.tools
+        self.grant
+            .tools
             .as_ref()
             .is_none_or(|globs| globs.iter().any(|g| glob_match(g, &full)))
     }
 
     /// Whether it may run the plugin `name`.
     pub(crate) fn may_run(&self, plugin: &str) -> bool {
-        self.plugins
+        self.grant
+            .plugins
             .as_ref()
             .is_none_or(|p| p.iter().any(|x| x == plugin))
     }
 
     /// Its tool globs, if it has any (a plugin it runs must match them too).
     pub(crate) fn tool_globs(&self) -> Option<&[String]> {
-        self.tools.as_deref()
+        self.grant.tools.as_deref()
     }
 
     /// The servers it may see.
     pub(crate) fn servers(&self) -> &[String] {
-        &self.servers
+        &self.grant.servers
     }
 
     /// Lets one more request in, or says which limit it meets.
@@ -160,7 +159,7 @@ impl Tenant {
                 return Err(format!(
                     "tenant \"{}\" is over its rate of {} calls a minute (limits.calls_per_minute); retry in {} ms",
                     self.name,
-                    self.limits.calls_per_minute.unwrap_or_default(),
+                    self.grant.limits.calls_per_minute.unwrap_or_default(),
                     wait.as_millis().max(1)
                 ));
             }
@@ -171,7 +170,7 @@ impl Tenant {
                 format!(
                     "tenant \"{}\" already has {} requests in flight (limits.in_flight)",
                     self.name,
-                    self.limits.in_flight.unwrap_or_default()
+                    self.grant.limits.in_flight.unwrap_or_default()
                 )
             })?),
         };
@@ -179,7 +178,8 @@ impl Tenant {
     }
 }
 
-/// Every tenant of one `serve`, the pool of `global` servers, and who is who.
+/// Every tenant of one `serve`, the pool of `global` servers, and who is who. A reload makes
+/// a new one from the old ([`Tenants::reloaded`]), carrying over what did not change.
 pub(crate) struct Tenants {
     by_name: BTreeMap<Arc<str>, Arc<Tenant>>,
     /// Set when `--tenants` was given; without it every request is the local tenant's.
@@ -191,10 +191,54 @@ pub(crate) struct Tenants {
     sharing: BTreeMap<String, Sharing>,
     /// The host's bound on processes.
     pub(crate) host_budget: Arc<ProcessBudget>,
+    /// Client sessions' own pools (`sharing: session`), by tenant, so a reload reaches them.
+    session_pools: Arc<Mutex<Vec<SessionPool>>>,
 }
+
+/// A client session's own pool, and the tenant it belongs to.
+type SessionPool = (Arc<str>, std::sync::Weak<Session>);
 
 /// The name of the one tenant of a `serve` without `--tenants`.
 pub(crate) const LOCAL: &str = "local";
+
+/// What a tenant is granted: the part of its configuration a reload compares.
+#[derive(Clone, PartialEq)]
+struct Grant {
+    servers: Vec<String>,
+    tools: Option<Vec<String>>,
+    plugins: Option<Vec<String>>,
+    limits: TenantLimits,
+}
+
+/// Each tenant's grant among the exposed `servers` (or the one local tenant's: everything).
+fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Grant)> {
+    let Some(config) = config else {
+        let local = Grant {
+            servers: servers.to_vec(),
+            tools: None,
+            plugins: None,
+            limits: TenantLimits::default(),
+        };
+        return vec![(LOCAL.to_owned(), local)];
+    };
+    config
+        .tenants
+        .iter()
+        .map(|(name, t)| {
+            let grant = Grant {
+                servers: servers
+                    .iter()
+                    .filter(|s| t.servers.contains(s))
+                    .cloned()
+                    .collect(),
+                tools: t.tools.clone(),
+                plugins: Some(t.plugins.clone()),
+                limits: t.limits,
+            };
+            (name.clone(), grant)
+        })
+        .collect()
+}
 
 impl Tenants {
     /// The tenants of `config` (or the one local tenant), over the servers `serve` exposes.
@@ -205,99 +249,214 @@ impl Tenants {
         max_processes: usize,
     ) -> Result<Self, String> {
         let host_budget = ProcessBudget::new("this host (--max-processes)", max_processes);
-        let sharing: BTreeMap<String, Sharing> = servers
-            .iter()
-            .filter_map(|s| Some((s.clone(), aggregator.registry().server(s)?.sharing)))
-            .collect();
         let (global_events, _) = tokio::sync::broadcast::channel(256);
+        let registry = aggregator.registry();
         let global_servers: Vec<&String> = servers
             .iter()
-            .filter(|s| sharing.get(*s) == Some(&Sharing::Global))
+            .filter(|s| {
+                registry
+                    .server(s)
+                    .is_some_and(|c| c.sharing == Sharing::Global)
+            })
             .collect();
         let global = Arc::new(
             aggregator
                 .with_budgets(vec![host_budget.clone()])
                 .lazy_session_of(&global_servers, shared_hooks(&global_events)),
         );
-        let mut tenants = Self {
+        let none = Self {
             by_name: BTreeMap::new(),
             auth: None,
             global,
             global_events,
-            sharing,
+            sharing: BTreeMap::new(),
             host_budget,
+            session_pools: Arc::default(),
         };
-        match config {
-            None => {
-                let local = tenants.tenant(
-                    aggregator,
-                    LOCAL,
-                    servers.to_vec(),
-                    None,
-                    None,
-                    TenantLimits::default(),
-                );
-                tenants.by_name.insert(local.name.clone(), local);
-            }
-            Some(config) => {
-                for (name, t) in &config.tenants {
-                    let granted: Vec<String> = servers
-                        .iter()
-                        .filter(|s| t.servers.contains(s))
-                        .cloned()
-                        .collect();
-                    let tenant = tenants.tenant(
-                        aggregator,
-                        name,
-                        granted,
-                        t.tools.clone(),
-                        Some(t.plugins.clone()),
-                        t.limits,
-                    );
-                    tenants.by_name.insert(tenant.name.clone(), tenant);
-                }
-                tenants.auth = Some(Authenticator::new(config)?);
-            }
-        }
-        Ok(tenants)
+        none.reloaded(aggregator, &registry, servers, config)
     }
 
+    /// The tenants of a (re)loaded configuration over the `servers` `serve` exposes from
+    /// `registry`. A tenant whose grant did not change is the same tenant (its client
+    /// sessions go on); one whose grant changed keeps its pool, its notifications and,
+    /// where its limits did not change, its budget and counters; a new one starts empty. The
+    /// pools are made to match by [`Tenants::reconfigure_pools`].
+    pub(crate) fn reloaded(
+        &self,
+        aggregator: &Aggregator,
+        registry: &Registry,
+        servers: &[String],
+        config: Option<&TenantsConfig>,
+    ) -> Result<Self, String> {
+        let mut next = Self {
+            by_name: BTreeMap::new(),
+            auth: config.map(Authenticator::new).transpose()?,
+            global: self.global.clone(),
+            global_events: self.global_events.clone(),
+            sharing: servers
+                .iter()
+                .filter_map(|s| Some((s.clone(), registry.server(s)?.sharing)))
+                .collect(),
+            host_budget: self.host_budget.clone(),
+            session_pools: self.session_pools.clone(),
+        };
+        for (name, grant) in grants(servers, config) {
+            let tenant = match self.by_name.get(name.as_str()) {
+                Some(old) if old.grant == grant => old.clone(),
+                Some(old) => next.tenant(aggregator, &name, grant, Some(old)),
+                None => next.tenant(aggregator, &name, grant, None),
+            };
+            next.by_name.insert(tenant.name.clone(), tenant);
+        }
+        Ok(next)
+    }
+
+    /// Makes every pool hold what this configuration gives it (after a reload from
+    /// `previous`): unchanged servers keep their connections; the pools of tenants that are
+    /// gone are closed. The servers whose connections changed, by pool.
+    pub(crate) async fn reconfigure_pools(&self, previous: &Tenants) -> usize {
+        let global: Vec<&String> = self
+            .sharing
+            .iter()
+            .filter(|(_, sharing)| **sharing == Sharing::Global)
+            .map(|(s, _)| s)
+            .collect();
+        let mut touched = self.global.reconfigure(&global).await.len();
+        for tenant in self.by_name.values() {
+            let pooled = self.pooled(&tenant.grant.servers);
+            touched += tenant.pool.reconfigure(&pooled).await.len();
+        }
+        for (name, gone) in &previous.by_name {
+            if !self.by_name.contains_key(name) {
+                gone.pool.close().await;
+            }
+        }
+        let sessions: Vec<(Arc<str>, Arc<Session>)> = {
+            let mut pools = self.session_pools.lock().unwrap_or_else(|p| p.into_inner());
+            pools.retain(|(_, pool)| pool.strong_count() > 0);
+            pools
+                .iter()
+                .filter_map(|(name, pool)| Some((name.clone(), pool.upgrade()?)))
+                .collect()
+        };
+        for (name, pool) in sessions {
+            match self.by_name.get(&name) {
+                Some(t) => {
+                    touched += pool
+                        .reconfigure(&self.per_session(&t.grant.servers))
+                        .await
+                        .len()
+                }
+                None => pool.close().await,
+            }
+        }
+        touched
+    }
+
+    /// Tells every client session that the lists of tools, prompts and resources may have
+    /// changed (after a reload).
+    pub(crate) fn announce_lists_changed(&self) {
+        let channels = self
+            .by_name
+            .values()
+            .map(|t| &t.events)
+            .chain([&self.global_events]);
+        for events in channels {
+            for event in [
+                ServerEvent::ToolsChanged(String::new()),
+                ServerEvent::PromptsChanged(String::new()),
+                ServerEvent::ResourcesChanged(String::new()),
+            ] {
+                let _ = events.send(event);
+            }
+        }
+    }
+
+    /// What changed from `previous`: `+name` added, `-name` removed, `~name` changed.
+    pub(crate) fn changes_from(&self, previous: &Tenants) -> Vec<String> {
+        let mut changes = Vec::new();
+        for (name, tenant) in &self.by_name {
+            match previous.by_name.get(name) {
+                None => changes.push(format!("+{name}")),
+                Some(old) if !Arc::ptr_eq(old, tenant) => changes.push(format!("~{name}")),
+                Some(_) => {}
+            }
+        }
+        for name in previous.by_name.keys() {
+            if !self.by_name.contains_key(name) {
+                changes.push(format!("-{name}"));
+            }
+        }
+        changes
+    }
+
+    /// Remembers a client session's own pool, so reloads reach it.
+    pub(crate) fn track_session_pool(&self, tenant: &Tenant, pool: &Arc<Session>) {
+        self.session_pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((tenant.name.clone(), Arc::downgrade(pool)));
+    }
+
+    /// The servers of `servers` a tenant's own pool holds (all but the global ones).
+    fn pooled<'a>(&self, servers: &'a [String]) -> Vec<&'a String> {
+        servers
+            .iter()
+            .filter(|s| self.sharing.get(*s) != Some(&Sharing::Global))
+            .collect()
+    }
+
+    /// A tenant with `grant`; with `old`, the same tenant reconfigured.
     fn tenant(
         &self,
         aggregator: &Aggregator,
         name: &str,
-        servers: Vec<String>,
-        tools: Option<Vec<String>>,
-        plugins: Option<Vec<String>>,
-        limits: TenantLimits,
+        grant: Grant,
+        old: Option<&Arc<Tenant>>,
     ) -> Arc<Tenant> {
-        let mut budgets = vec![self.host_budget.clone()];
-        if let Some(n) = limits.processes {
-            budgets.insert(
-                0,
-                ProcessBudget::new(format!("tenant \"{name}\" (limits.processes)"), n),
-            );
-        }
-        let aggregator = aggregator.with_budgets(budgets);
-        let (events, _) = tokio::sync::broadcast::channel(256);
-        let pooled: Vec<&String> = servers
-            .iter()
-            .filter(|s| self.sharing.get(*s) != Some(&Sharing::Global))
-            .collect();
-        let pool = Arc::new(aggregator.lazy_session_of(&pooled, shared_hooks(&events)));
+        let limits = grant.limits;
+        let same =
+            |f: fn(&TenantLimits) -> Option<u32>| old.filter(|o| f(&o.grant.limits) == f(&limits));
+        let aggregator = match same(|l| l.processes.map(|n| n as u32)) {
+            Some(old) => old.aggregator.clone(),
+            None => {
+                let mut budgets = vec![self.host_budget.clone()];
+                if let Some(n) = limits.processes {
+                    let what = format!("tenant \"{name}\" (limits.processes)");
+                    budgets.insert(0, ProcessBudget::new(what, n));
+                }
+                aggregator.with_budgets(budgets)
+            }
+        };
+        let (events, pool) = match old {
+            Some(old) => (old.events.clone(), old.pool.clone()),
+            None => {
+                let (events, _) = tokio::sync::broadcast::channel(256);
+                let pooled = self.pooled(&grant.servers);
+                let pool = aggregator.lazy_session_of(&pooled, shared_hooks(&events));
+                (events, Arc::new(pool))
+            }
+        };
+        let in_flight = match same(|l| l.in_flight.map(|n| n as u32)) {
+            Some(old) => old.in_flight.clone(),
+            None => limits
+                .in_flight
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+        };
+        let rate = match same(|l| l.calls_per_minute) {
+            Some(old) => old.rate.clone(),
+            None => limits
+                .calls_per_minute
+                .map(|n| Arc::new(RateBucket::new(n))),
+        };
         Arc::new(Tenant {
             name: name.into(),
-            servers,
-            tools,
-            plugins,
-            limits,
+            grant,
             aggregator,
             pool,
             events,
-            in_flight: limits
-                .in_flight
-                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
-            rate: limits.calls_per_minute.map(RateBucket::new),
+            in_flight,
+            rate,
         })
     }
 
