@@ -271,3 +271,81 @@ fn config_errors_reach_the_cli_user() {
         "{err}"
     );
 }
+
+#[test]
+fn the_seeds_command_names_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reg.json");
+    let server = test_server().display().to_string();
+    std::fs::write(
+        &config,
+        serde_json::json!({"mcpServers": {"t": {"command": server, "description": "test"}},
+                           "x-kept": 1})
+        .to_string(),
+    )
+    .unwrap();
+    // show-config-path, get, show.
+    let out = cli(&config, &["show-config-path"]);
+    assert_eq!(stdout(&out).trim(), config.display().to_string());
+    let out = cli(&config, &["get", "t"]);
+    let entry: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(entry["description"], "test");
+    let out = cli(&config, &["get", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reg.json") && stderr.contains("\"nope\""),
+        "{stderr}"
+    );
+    let out = cli(&config, &["show"]);
+    let whole: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(whole["x-kept"], 1);
+
+    // alias add | list | remove, written to the file; a bad target is refused.
+    assert!(cli(&config, &["alias", "add", "say", "t__echo"])
+        .status
+        .success());
+    assert_eq!(
+        stdout(&cli(&config, &["alias", "list"])).trim(),
+        "say -> t__echo"
+    );
+    let out = cli(&config, &["alias", "add", "bad", "nowhere__echo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere__echo"));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(written["aliases"]["say"], "t__echo");
+    assert_eq!(written["x-kept"], 1);
+
+    // test-tool (call's seed name) with -i, -f, through an alias, and -t.
+    let out = cli(
+        &config,
+        &["test-tool", "say", "-i", r#"{"message": "via -i"}"#],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("via -i"));
+    let input = dir.path().join("input.json");
+    std::fs::write(&input, r#"{"message": "via -f"}"#).unwrap();
+    let out = cli(
+        &config,
+        &["test-tool", "t__echo", "-f", input.to_str().unwrap()],
+    );
+    assert!(stdout(&out).contains("via -f"), "{out:?}");
+    let out = cli(
+        &config,
+        &["call", "t__sleep", "-i", r#"{"ms": 5000}"#, "-t", "0.3"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("timed out") || stderr.contains("timeout"),
+        "{stderr}"
+    );
+
+    assert!(cli(&config, &["alias", "remove", "say"]).status.success());
+    assert!(stdout(&cli(&config, &["alias", "list"])).contains("no aliases"));
+    assert_eq!(
+        cli(&config, &["alias", "remove", "say"]).status.code(),
+        Some(2)
+    );
+}

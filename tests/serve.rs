@@ -622,3 +622,24 @@ async fn http_session_delete_answers_200_then_404() {
     assert_eq!(http(&addr, "DELETE", &delete, "").await.0, 404);
     drop(child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_aliases_on_the_command_line_as_the_seed_does() {
+    let s = setup();
+    let (client, child) = serve_stdio(&s, &["a", "-a", "say=a__echo"], ()).await;
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "say"), "{tools:?}");
+    let mut p = rmcp::model::CallToolRequestParams::new("say");
+    p.arguments = args(json!({"message": "aliased"}));
+    let r = client.call_tool(p).await.unwrap();
+    assert_eq!(result_text(&r), "aliased");
+    close_and_expect_exit_0(client, child).await;
+    // An alias of a server the registry lacks is refused before anything starts.
+    let out = serve_command(&s, &["-a", "bad=nowhere__echo"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere__echo"));
+}

@@ -162,16 +162,31 @@ pub(super) async fn call(
     path: &Path,
     tool: &str,
     arguments: Option<&str>,
+    timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
     let text = text_or_stdin(arguments.unwrap_or(""), "arguments")?;
     let arguments = parse_arguments(&text)?;
-    let aggregator = Aggregator::new(Registry::load(path)?);
+    let registry = Registry::load(path)?;
+    // An alias stands for its tool here too.
+    let tool = registry
+        .aliases()
+        .get(tool)
+        .cloned()
+        .unwrap_or_else(|| tool.to_owned());
+    let aggregator = Aggregator::new(registry);
+    let options = crate::client::CallOptions {
+        timeout,
+        ..Default::default()
+    };
     // `resultType` is the 2026-07-28 era's wire discriminator, not part of the result: the
     // output is the same whichever era the server speaks.
-    let result = aggregator.call_tool(tool, arguments).await.map(|mut r| {
-        r.result_type = None;
-        r
-    });
+    let result = aggregator
+        .call_tool_with(tool.as_str(), arguments, options)
+        .await
+        .map(|mut r| {
+            r.result_type = None;
+            r
+        });
     let printed = match &result {
         Ok(r) => print_json(r),
         Err(_) => Ok(()),
@@ -282,6 +297,8 @@ pub(super) struct Front {
     pub(super) code_mode: Option<crate::serve::CodeModeTools>,
     pub(super) drain_timeout: std::time::Duration,
     pub(super) metrics: Option<std::net::SocketAddr>,
+    /// `-a ALIAS=SERVER__TOOL`.
+    pub(super) aliases: Vec<(String, String)>,
 }
 
 /// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH... [--allow-requested]]
@@ -295,7 +312,12 @@ pub(super) async fn serve(
     allow_requested: bool,
     front: Front,
 ) -> anyhow::Result<ExitCode> {
-    let registry = Registry::load(path)?;
+    let mut registry = Registry::load(path)?;
+    for (alias, target) in &front.aliases {
+        registry
+            .set_alias(alias, target)
+            .map_err(|m| anyhow::anyhow!("--alias {alias}={target}: {m}"))?;
+    }
     let mut plugins = Vec::new();
     if let Some(file) = policy_file {
         for spec in load_policy_file(file)? {
@@ -330,6 +352,7 @@ pub(super) async fn serve(
         reload: Some(crate::serve::ReloadSources {
             registry: path.to_path_buf(),
             tenants: front.tenants.clone(),
+            aliases: front.aliases.clone(),
         }),
     };
     crate::serve::serve(Aggregator::new(registry), options).await?;

@@ -16,6 +16,7 @@ mod commands;
 mod exec;
 mod logging;
 mod policy_args;
+mod seed;
 
 pub use exec::ExecArgs;
 pub use policy_args::PolicyArgs;
@@ -66,12 +67,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Call SERVER__TOOL once (temporary connection) and print the result as JSON.
+    /// Call SERVER__TOOL once (temporary connection) and print the result as JSON (also
+    /// `test-tool`, the seed's name).
+    #[command(visible_alias = "test-tool")]
     Call {
-        /// The namespaced tool.
+        /// The namespaced tool (or an alias).
         tool: String,
         /// Arguments as a JSON object, or `-` to read them from stdin.
+        #[arg(conflicts_with_all = ["input", "input_file"])]
         arguments: Option<String>,
+        /// Arguments as a JSON object (the seed's `-i`).
+        #[arg(short, long, value_name = "JSON", conflicts_with = "input_file")]
+        input: Option<String>,
+        /// Read the arguments from this JSON file (the seed's `-f`).
+        #[arg(short = 'f', long, value_name = "FILE")]
+        input_file: Option<PathBuf>,
+        /// Give up on the call after this many seconds (default: the server's call timeout).
+        #[arg(short, long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+    /// Print where the registry file is.
+    ShowConfigPath,
+    /// Print one server's entry as written in the registry file.
+    Get {
+        /// Server name.
+        name: String,
+    },
+    /// Print the whole registry file.
+    Show,
+    /// Aliases: plain tool names standing for SERVER__TOOL (listed and callable through
+    /// `serve`, and by `call`).
+    Alias {
+        /// What to do.
+        #[command(subcommand)]
+        action: seed::AliasAction,
     },
     /// Run a plugin (a Wasm component) and print its JSON output; or, with --policy, run
     /// every plugin of a policy file concurrently, each as its own tenant.
@@ -95,8 +124,11 @@ pub enum Command {
         /// Servers to expose (default: all, or those the filter names).
         servers: Vec<String>,
         /// Tool filter, e.g. 'memory:get,set;github' or 'memory:-delete'.
-        #[arg(long)]
+        #[arg(short, long)]
         filter: Option<String>,
+        /// An alias for this run, beside the registry's (repeatable; the seed's `-a`).
+        #[arg(short = 'a', long = "alias", value_name = "ALIAS=SERVER__TOOL")]
+        aliases: Vec<String>,
         /// Expose every plugin of this policy file as a tool, under its policy.
         #[arg(long, value_name = "POLICY_FILE", conflicts_with = "plugin")]
         plugins: Option<PathBuf>,
@@ -242,9 +274,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Remove { name } => commands::remove(path, &name),
         Command::List => commands::list(path, cli.verbose > 0).await,
         Command::ListTools { servers, json } => commands::list_tools(path, &servers, json).await,
-        Command::Call { tool, arguments } => {
-            commands::call(path, &tool, arguments.as_deref()).await
+        Command::Call {
+            tool,
+            arguments,
+            input,
+            input_file,
+            timeout,
+        } => {
+            let arguments = match (&input_file, input) {
+                (Some(file), _) => Some(
+                    std::fs::read_to_string(file)
+                        .map_err(|e| anyhow::anyhow!("--input-file {}: {e}", file.display()))?,
+                ),
+                (None, Some(json)) => Some(json),
+                (None, None) => arguments,
+            };
+            let timeout = match timeout {
+                Some(t) if !(t > 0.0 && t.is_finite()) => {
+                    anyhow::bail!("--timeout must be a positive number of seconds")
+                }
+                t => t.map(std::time::Duration::from_secs_f64),
+            };
+            commands::call(path, &tool, arguments.as_deref(), timeout).await
         }
+        Command::ShowConfigPath => seed::show_config_path(path),
+        Command::Get { name } => seed::get(path, &name),
+        Command::Show => seed::show(path),
+        Command::Alias { action } => seed::alias(path, &action),
         Command::Run {
             plugin,
             input,
@@ -266,6 +322,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             servers,
             filter,
+            aliases,
             plugins,
             plugin,
             allow_requested,
@@ -281,6 +338,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !(drain_timeout >= 0.0 && drain_timeout.is_finite()) {
                 anyhow::bail!("--drain-timeout must be a number of seconds, 0 or more");
             }
+            let mut alias_pairs = Vec::new();
+            for a in &aliases {
+                let Some((alias, target)) = a.split_once('=') else {
+                    anyhow::bail!("--alias {a:?}: expected ALIAS=SERVER__TOOL");
+                };
+                alias_pairs.push((alias.to_owned(), target.to_owned()));
+            }
             let front = commands::Front {
                 http,
                 tenants,
@@ -289,6 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 idle_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
                 drain_timeout: std::time::Duration::from_secs_f64(drain_timeout),
                 metrics,
+                aliases: alias_pairs,
                 code_mode: code_mode.map(|m| match m {
                     CodeModeArg::On => crate::serve::CodeModeTools::Alongside,
                     CodeModeArg::Only => crate::serve::CodeModeTools::Only,

@@ -219,21 +219,7 @@ impl Registry {
         if let Some(a) = document.get("aliases") {
             for (alias, target) in top.string_map("aliases", a)? {
                 let field = format!("aliases.{alias}");
-                if alias.is_empty() || alias.contains(SEPARATOR) {
-                    return Err(top.err(
-                        &field,
-                        "an alias is a plain tool name: non-empty, without \"__\"",
-                    ));
-                }
-                match ToolName::parse(&target) {
-                    Ok(name) if servers.contains_key(name.server()) => {}
-                    _ => {
-                        return Err(top.err(
-                            &field,
-                            format!("target \"{target}\" must be SERVER__TOOL with a server of this registry"),
-                        ))
-                    }
-                }
+                check_alias(&alias, &target, &servers).map_err(|m| top.err(&field, m))?;
                 aliases.insert(alias, target);
             }
         }
@@ -272,6 +258,27 @@ impl Registry {
     /// Adds an alias (in memory; for embedders and tests).
     pub fn insert_alias(&mut self, alias: &str, target: &str) {
         self.aliases.insert(alias.to_owned(), target.to_owned());
+    }
+
+    /// Adds (or replaces) an alias, written to the file on [`Registry::save`]: `alias` a
+    /// plain tool name, `target` a `SERVER__TOOL` of one of this registry's servers.
+    pub fn set_alias(&mut self, alias: &str, target: &str) -> Result<(), String> {
+        check_alias(alias, target, &self.servers)?;
+        self.aliases.insert(alias.to_owned(), target.to_owned());
+        self.document_object("aliases")
+            .insert(alias.to_owned(), Value::String(target.to_owned()));
+        Ok(())
+    }
+
+    /// Removes an alias; returns whether it existed.
+    pub fn remove_alias(&mut self, alias: &str) -> bool {
+        self.document_object("aliases").remove(alias);
+        self.aliases.remove(alias).is_some()
+    }
+
+    /// The registry as written in its file (with what we do not model).
+    pub fn document(&self) -> &Map<String, Value> {
+        &self.document
     }
 
     /// One server's configuration.
@@ -316,9 +323,14 @@ impl Registry {
     }
 
     fn servers_object(&mut self) -> &mut Map<String, Value> {
+        self.document_object("mcpServers")
+    }
+
+    /// The object at `key` of the document, made one if it is not.
+    fn document_object(&mut self, key: &str) -> &mut Map<String, Value> {
         let slot = self
             .document
-            .entry("mcpServers")
+            .entry(key)
             .or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
@@ -483,6 +495,23 @@ fn protocol(v: &Fields<'_>, p: &Value) -> Result<ProtocolMode, JsonFileError> {
             ))
         }
     })
+}
+
+/// Checks an alias: a plain tool name standing for `SERVER__TOOL` of one of `servers`.
+fn check_alias(
+    alias: &str,
+    target: &str,
+    servers: &BTreeMap<String, ServerConfig>,
+) -> Result<(), String> {
+    if alias.is_empty() || alias.contains(SEPARATOR) {
+        return Err("an alias is a plain tool name: non-empty, without \"__\"".into());
+    }
+    match ToolName::parse(target) {
+        Ok(name) if servers.contains_key(name.server()) => Ok(()),
+        _ => Err(format!(
+            "target \"{target}\" must be SERVER__TOOL with a server of this registry"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub struct ReloadSources {
     pub registry: PathBuf,
     /// The tenants file (`--tenants`), if any.
     pub tenants: Option<PathBuf>,
+    /// Aliases given on the command line (`serve -a`), kept across reloads.
+    pub aliases: Vec<(String, String)>,
 }
 
 /// How often the files are read for changes.
@@ -32,7 +34,12 @@ impl Shared {
     /// Reads both files again and puts them in force; a summary of what changed, or why the
     /// new configuration was rejected (the old one then stays, untouched).
     pub(super) async fn reload(&self, sources: &ReloadSources) -> Result<String, String> {
-        let registry = Registry::load(&sources.registry).map_err(|e| e.to_string())?;
+        let mut registry = Registry::load(&sources.registry).map_err(|e| e.to_string())?;
+        for (alias, target) in &sources.aliases {
+            registry
+                .set_alias(alias, target)
+                .map_err(|m| format!("--alias {alias}={target}: {m}"))?;
+        }
         let config = sources
             .tenants
             .as_deref()
