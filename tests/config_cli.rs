@@ -349,3 +349,51 @@ fn the_seeds_command_names_work() {
         Some(2)
     );
 }
+
+#[test]
+fn variables_are_expanded_when_a_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reg.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"mcpServers": {"t": {
+            "command": "${MCP_TEST_BIN}",
+            "args": ["--label", "${MCP_TEST_SECRET}"],
+            "env": {"GREETING": "${MCP_TEST_GREETING:-hello}", "TOKEN": "${MCP_TEST_TOKEN}"}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let run = |tool_args: &str, token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
+        cmd.arg("--config")
+            .arg(&config)
+            .args(["call", "t__env", tool_args])
+            .env("MCP_TEST_BIN", test_server())
+            .env("MCP_TEST_SECRET", "hunter2")
+            .env_remove("MCP_TEST_GREETING")
+            .env_remove("RUST_LOG");
+        match token {
+            Some(t) => cmd.env("MCP_TEST_TOKEN", t),
+            None => cmd.env_remove("MCP_TEST_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = run(r#"{"name": "TOKEN"}"#, Some("tok-1"));
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("tok-1"), "{}", stdout(&out));
+    let out = run(r#"{"name": "GREETING"}"#, Some("tok-1"));
+    assert!(
+        stdout(&out).contains("hello"),
+        "the default: {}",
+        stdout(&out)
+    );
+    // Unset, no default: the error names the server, the field and the variable, and shows
+    // no value of any variable.
+    let out = run(r#"{"name": "TOKEN"}"#, None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in ["\"t\"", "env.TOKEN", "MCP_TEST_TOKEN"] {
+        assert!(stderr.contains(needle), "{needle} missing in {stderr}");
+    }
+    assert!(!stderr.contains("hunter2"), "a secret leaked: {stderr}");
+}

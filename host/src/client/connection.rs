@@ -199,6 +199,7 @@ impl ServerConnection {
         hooks: ConnectHooks,
     ) -> Result<Self, ClientError> {
         let started = Instant::now();
+        let config = &config.expanded(name)?;
         let deadline = tokio::time::Instant::now() + config.connect_timeout;
         let conn = match config.protocol {
             ProtocolMode::Legacy => {

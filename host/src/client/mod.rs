@@ -71,6 +71,9 @@ pub fn human_duration(d: Duration) -> String {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// A `${VAR}` in the server's configuration could not be expanded.
+    #[error(transparent)]
+    Config(#[from] crate::config::ExpandError),
     /// The server process could not be started.
     #[error("server \"{server}\": cannot start `{command}`: {source}")]
     Spawn {

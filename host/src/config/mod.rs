@@ -16,11 +16,13 @@ use serde_json::{Map, Value};
 
 use crate::names::{validate_server_name, ToolName, SEPARATOR};
 
+mod expand;
 mod filter;
 pub mod json;
 mod paths;
 pub mod tenants;
 
+pub use expand::ExpandError;
 pub use filter::{parse_filter, FilterSpecError, ToolFilter};
 use json::{kind, Fields};
 pub use json::{JsonFileError, Location};
@@ -407,7 +409,9 @@ fn parse_server(
     }
     if let Some(cwd) = obj.get("cwd") {
         let cwd = PathBuf::from(v.string("cwd", cwd)?);
-        config.cwd = Some(if cwd.is_relative() {
+        // `${HOME}/work` is absolute once expanded (at start-up): left as written.
+        let variable_first = cwd.to_string_lossy().starts_with("${");
+        config.cwd = Some(if cwd.is_relative() && !variable_first {
             base_dir.join(cwd)
         } else {
             cwd

@@ -105,7 +105,9 @@ impl Slot {
                     return Ok(connection);
                 }
                 // A missing program will not appear by retrying.
-                Err(e @ ClientError::Spawn { .. }) => return Err(e.into()),
+                Err(e @ (ClientError::Spawn { .. } | ClientError::Config(_))) => {
+                    return Err(e.into())
+                }
                 Err(e) if attempt >= CONNECT_ATTEMPTS => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(server = %self.name, attempt, error = %e, "connect failed; retrying");
