@@ -397,3 +397,75 @@ fn variables_are_expanded_when_a_server_starts() {
     }
     assert!(!stderr.contains("hunter2"), "a secret leaked: {stderr}");
 }
+
+#[test]
+fn init_imports_other_clients_configurations_from_their_usual_places() {
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let write = |path: std::path::PathBuf, v: serde_json::Value| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, v.to_string()).unwrap();
+    };
+    let server = test_server().display().to_string();
+    write(
+        home.path()
+            .join(".config/Claude/claude_desktop_config.json"),
+        serde_json::json!({"mcpServers": {"desk": {"command": server, "env": {"A": "1"}}},
+                           "globalShortcut": ""}),
+    );
+    write(
+        project.path().join(".mcp.json"),
+        serde_json::json!({"mcpServers": {"code": {"command": server, "args": ["x"]},
+                                          "remote": {"type": "http", "url": "https://x.example/mcp"}}}),
+    );
+    write(
+        project.path().join(".cursor/mcp.json"),
+        serde_json::json!({"mcpServers": {"cur": {"command": server}, "desk": {"command": "other"}}}),
+    );
+    write(
+        project.path().join(".vscode/mcp.json"),
+        serde_json::json!({"servers": {"vs": {"type": "stdio", "command": server}}}),
+    );
+    let config = project.path().join("reg.json");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .current_dir(project.path())
+            .env("HOME", home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["init", "--import"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for line in [
+        "added desk",
+        "added code",
+        "added cur",
+        "added vs",
+        "already present, kept: desk",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+    assert!(text.contains("skipped: remote (http"), "{text}");
+    let registry = Registry::load(&config).unwrap();
+    let names: Vec<&String> = registry.servers().keys().collect();
+    assert_eq!(names, ["code", "cur", "desk", "vs"]);
+    // The first one in stays: Claude Desktop's `desk`, not Cursor's.
+    assert_eq!(registry.server("desk").unwrap().command, server);
+    assert_eq!(registry.server("desk").unwrap().env["A"], "1");
+    assert_eq!(registry.server("code").unwrap().args, ["x"]);
+    // The imported servers work.
+    let out = run(&["call", "vs__echo", r#"{"message": "imported"}"#]);
+    assert!(stdout(&out).contains("imported"), "{out:?}");
+    // An explicit file; everything there is already present.
+    let out = run(&["init", "--import", ".mcp.json"]);
+    assert!(
+        stdout(&out).contains("already present, kept: code"),
+        "{out:?}"
+    );
+    assert!(stdout(&out).contains("0 server(s) added"), "{out:?}");
+}

@@ -14,6 +14,7 @@ use crate::config;
 
 mod commands;
 mod exec;
+mod import;
 mod logging;
 mod policy_args;
 mod seed;
@@ -39,8 +40,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create an empty registry file if there is none.
-    Init,
+    /// Create an empty registry file if there is none; with --import, add the stdio servers
+    /// of another client's configuration (Claude Desktop, Claude Code, Cursor, VS Code).
+    Init {
+        /// Import from FILE, or (without FILE) from every usual place.
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        #[allow(clippy::option_option)] // absent | --import | --import FILE
+        import: Option<Option<PathBuf>>,
+    },
     /// Add (or replace) a server: `add NAME [--env K=V]... -- COMMAND [ARGS...]`.
     Add {
         /// Server name: letters, digits, '_' and '-', no "__".
@@ -269,7 +276,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = config::default_path(cli.config.as_deref())?;
     let path = path.as_path();
     match cli.command {
-        Command::Init => commands::init(path),
+        Command::Init { import: None } => commands::init(path),
+        Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
         Command::Add { name, env, command } => commands::add(path, &name, &env, &command),
         Command::Remove { name } => commands::remove(path, &name),
         Command::List => commands::list(path, cli.verbose > 0).await,

@@ -48,9 +48,11 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
         match (lookup(name), default) {
             (Some(value), _) => out.push_str(&value),
             (None, Some(default)) => out.push_str(default),
-            (None, None) => return Err(format!(
+            (None, None) => {
+                return Err(format!(
                 "${{{name}}} is not set in the environment (give it a default: ${{{name}:-...}})"
-            )),
+            ))
+            }
         }
         rest = &after[end + 1..];
     }

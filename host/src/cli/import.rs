@@ -1,0 +1,139 @@
+//! `init --import [FILE]`: the stdio servers of another MCP client's configuration, added to
+//! the registry. Without FILE, every usual place is read: Claude Desktop
+//! (`claude_desktop_config.json`), Claude Code (`.mcp.json` here), Cursor (`.cursor/mcp.json`
+//! here and in the home directory) and VS Code (`.vscode/mcp.json` here, its `servers` key).
+//! A server already in the registry is reported and kept as it is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::config::Registry;
+
+/// The usual places of other clients' configurations, with the client's name.
+fn usual_places() -> Vec<(&'static str, PathBuf)> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let mut places = Vec::new();
+    if let Some(dir) = &config_home {
+        places.push((
+            "Claude Desktop",
+            dir.join("Claude/claude_desktop_config.json"),
+        ));
+    }
+    if let Some(home) = &home {
+        places.push((
+            "Claude Desktop",
+            home.join("Library/Application Support/Claude/claude_desktop_config.json"),
+        ));
+        places.push(("Cursor", home.join(".cursor/mcp.json")));
+    }
+    places.push(("Claude Code", PathBuf::from(".mcp.json")));
+    places.push(("Cursor", PathBuf::from(".cursor/mcp.json")));
+    places.push(("VS Code", PathBuf::from(".vscode/mcp.json")));
+    places
+}
+
+/// What one file held.
+#[derive(Default)]
+struct Imported {
+    added: Vec<String>,
+    kept: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// Adds the stdio servers of `file` to `registry`.
+fn import_file(registry: &mut Registry, file: &Path) -> anyhow::Result<Imported> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", file.display()))?;
+    // Claude Desktop, Claude Code and Cursor: `mcpServers`; VS Code: `servers`.
+    let servers = doc
+        .get("mcpServers")
+        .or_else(|| doc.get("servers"))
+        .and_then(Value::as_object)
+        .with_context(|| {
+            format!(
+                "{}: no \"mcpServers\" or \"servers\" object",
+                file.display()
+            )
+        })?;
+    let mut imported = Imported::default();
+    for (name, entry) in servers {
+        if registry.server(name).is_some() {
+            imported.kept.push(name.clone());
+            continue;
+        }
+        let Some(command) = entry.get("command").and_then(Value::as_str) else {
+            let kind = entry
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("remote");
+            imported
+                .skipped
+                .push(format!("{name} ({kind} servers are not supported yet)"));
+            continue;
+        };
+        let args: Vec<String> = entry
+            .get("args")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let env: BTreeMap<String, String> = entry
+            .get("env")
+            .and_then(Value::as_object)
+            .map(|e| {
+                e.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match registry.insert_server(name, command, &args, &env) {
+            Ok(()) => imported.added.push(name.clone()),
+            Err(e) => imported.skipped.push(format!("{name} ({e})")),
+        }
+    }
+    Ok(imported)
+}
+
+/// `init --import [FILE]`.
+pub(super) fn init_import(path: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut registry = Registry::load_or_default(path)?;
+    let sources: Vec<(&str, PathBuf)> = match file {
+        Some(f) => vec![("file", f.to_path_buf())],
+        None => usual_places()
+            .into_iter()
+            .filter(|(_, p)| p.is_file())
+            .collect(),
+    };
+    if sources.is_empty() {
+        println!("no client configuration found at the usual places; give one: init --import FILE");
+    }
+    let mut added = 0;
+    for (client, source) in &sources {
+        let imported = import_file(&mut registry, source)?;
+        added += imported.added.len();
+        println!("{} ({client}):", source.display());
+        for name in &imported.added {
+            println!("  added {name}");
+        }
+        for name in &imported.kept {
+            println!("  already present, kept: {name}");
+        }
+        for why in &imported.skipped {
+            println!("  skipped: {why}");
+        }
+    }
+    registry.save()?;
+    println!("{added} server(s) added to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
