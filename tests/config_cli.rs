@@ -469,3 +469,92 @@ fn init_imports_other_clients_configurations_from_their_usual_places() {
     );
     assert!(stdout(&out).contains("0 server(s) added"), "{out:?}");
 }
+
+#[test]
+fn projects_select_servers_for_add_remove_list_list_tools_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reg.json");
+    let server = test_server().display().to_string();
+    assert!(cli(&config, &["add", "a", "-p", "web", "--", &server])
+        .status
+        .success());
+    assert!(cli(&config, &["add", "b", "--", &server]).status.success());
+    assert!(cli(&config, &["add", "c", "-p", "web", "--", &server])
+        .status
+        .success());
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(written["projects"]["web"], serde_json::json!(["a", "c"]));
+    // list -p, list-tools -p.
+    let listed = stdout(&cli(&config, &["list", "-p", "web"]));
+    assert!(
+        listed.contains("a:") && listed.contains("c:") && !listed.contains("b:"),
+        "{listed}"
+    );
+    let tools = stdout(&cli(&config, &["list-tools", "-p", "web"]));
+    assert!(
+        tools.contains("a__echo") && tools.contains("c__echo"),
+        "{tools}"
+    );
+    assert!(!tools.contains("b__echo"), "{tools}");
+    // An unknown project names the file and the known ones.
+    let out = cli(&config, &["list", "-p", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reg.json") && stderr.contains("\"nope\"") && stderr.contains("web"),
+        "{stderr}"
+    );
+    // serve -p: only the project's servers.
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "-p", "web"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::{BufRead, Write};
+        let mut stdin = serve.stdin.take().unwrap();
+        for line in [
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}}),
+            serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        ] {
+            writeln!(stdin, "{line}").unwrap();
+        }
+        let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
+        let listing = lines
+            .find(|l| l.as_ref().is_ok_and(|l| l.contains("\"id\":2")))
+            .unwrap()
+            .unwrap();
+        assert!(
+            listing.contains("a__echo") && listing.contains("c__echo"),
+            "{listing}"
+        );
+        assert!(!listing.contains("b__echo"), "{listing}");
+    }
+    let _ = serve.wait();
+    // remove -p takes a server out of the project only; remove takes it out of every project.
+    assert!(cli(&config, &["remove", "a", "-p", "web"]).status.success());
+    assert!(stdout(&cli(&config, &["list"])).contains("a:"));
+    assert!(cli(&config, &["remove", "c"]).status.success());
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(written["projects"]["web"], serde_json::json!([]));
+    // A project naming a server the registry lacks is an error naming file and field.
+    std::fs::write(
+        &config,
+        serde_json::json!({"mcpServers": {}, "projects": {"web": ["ghost"]}}).to_string(),
+    )
+    .unwrap();
+    let out = cli(&config, &["list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("projects.web") && stderr.contains("ghost"),
+        "{stderr}"
+    );
+}

@@ -49,6 +49,7 @@ pub(super) fn add(
     name: &str,
     env: &[String],
     command: &[String],
+    project: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::load_or_default(path)?;
     let mut env_map = BTreeMap::new();
@@ -62,14 +63,39 @@ pub(super) fn add(
     registry
         .insert_server(name, program, args, &env_map)
         .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    if let Some(project) = project {
+        registry
+            .add_to_project(project, name)
+            .map_err(|m| anyhow::anyhow!("{}: project \"{project}\": {m}", path.display()))?;
+    }
     registry.save()?;
-    println!("added server \"{name}\" to {}", path.display());
+    match project {
+        Some(p) => println!(
+            "added server \"{name}\" to {} (project {p})",
+            path.display()
+        ),
+        None => println!("added server \"{name}\" to {}", path.display()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `remove NAME`.
-pub(super) fn remove(path: &Path, name: &str) -> anyhow::Result<ExitCode> {
+pub(super) fn remove(path: &Path, name: &str, project: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::load(path)?;
+    if let Some(project) = project {
+        registry
+            .project(project)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+        if !registry.remove_from_project(project, name) {
+            bail!(
+                "{}: project \"{project}\" has no server \"{name}\"",
+                path.display()
+            );
+        }
+        registry.save()?;
+        println!("removed server \"{name}\" from project {project} (it stays in the registry)");
+        return Ok(ExitCode::SUCCESS);
+    }
     if !registry.remove_server(name) {
         bail!("{}: no server named \"{name}\"", path.display());
     }
@@ -79,12 +105,28 @@ pub(super) fn remove(path: &Path, name: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// `list`; with `-v`, each server's state after connecting to it.
-pub(super) async fn list(path: &Path, verbose: bool) -> anyhow::Result<ExitCode> {
+pub(super) async fn list(
+    path: &Path,
+    verbose: bool,
+    project: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let registry = Registry::load_or_default(path)?;
+    let members = match project {
+        Some(p) => Some(
+            registry
+                .project(p)
+                .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?,
+        ),
+        None => None,
+    };
     if registry.servers().is_empty() {
         println!("no servers in {}", path.display());
     }
-    for (name, server) in registry.servers() {
+    let shown = registry
+        .servers()
+        .iter()
+        .filter(|(name, _)| members.is_none_or(|m| m.contains(name)));
+    for (name, server) in shown {
         let mut line = format!("{name}: {} {}", server.command, server.args.join(" "));
         if let Some(d) = &server.description {
             line.push_str(&format!("  # {d}"));

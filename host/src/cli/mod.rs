@@ -58,18 +58,32 @@ pub enum Command {
         /// The command and its arguments.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
+        /// Also put the server in this project (made if new).
+        #[arg(short, long, value_name = "PROJECT")]
+        project: Option<String>,
     },
-    /// Remove a server.
+    /// Remove a server (with -p: only from that project; the server stays).
     Remove {
         /// Server name.
         name: String,
+        /// Take the server out of this project only.
+        #[arg(short, long, value_name = "PROJECT")]
+        project: Option<String>,
     },
     /// List the configured servers (with -v: connect to each and show its protocol version).
-    List,
+    List {
+        /// Only this project's servers.
+        #[arg(short, long, value_name = "PROJECT")]
+        project: Option<String>,
+    },
     /// List tools as SERVER__TOOL (temporary connections, concurrently).
     ListTools {
         /// Only these servers.
+        #[arg(conflicts_with = "project")]
         servers: Vec<String>,
+        /// Only this project's servers.
+        #[arg(short, long, value_name = "PROJECT")]
+        project: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -133,6 +147,9 @@ pub enum Command {
         /// Tool filter, e.g. 'memory:get,set;github' or 'memory:-delete'.
         #[arg(short, long)]
         filter: Option<String>,
+        /// Expose this project's servers.
+        #[arg(short, long, value_name = "PROJECT", conflicts_with = "servers")]
+        project: Option<String>,
         /// An alias for this run, beside the registry's (repeatable; the seed's `-a`).
         #[arg(short = 'a', long = "alias", value_name = "ALIAS=SERVER__TOOL")]
         aliases: Vec<String>,
@@ -262,6 +279,15 @@ async fn stop_on_signal(stopped_code: Option<i32>, hangup: bool) {
     std::process::exit(stopped_code.unwrap_or(128 + number));
 }
 
+/// The servers of project `name` of the registry at `path`.
+fn project_servers(path: &std::path::Path, name: &str) -> anyhow::Result<Vec<String>> {
+    let registry = config::Registry::load(path)?;
+    let servers = registry
+        .project(name)
+        .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    Ok(servers.to_vec())
+}
+
 /// Prints `value` as pretty JSON on stdout and flushes, so it is seen before any shutdown.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;
@@ -278,10 +304,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init { import: None } => commands::init(path),
         Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
-        Command::Add { name, env, command } => commands::add(path, &name, &env, &command),
-        Command::Remove { name } => commands::remove(path, &name),
-        Command::List => commands::list(path, cli.verbose > 0).await,
-        Command::ListTools { servers, json } => commands::list_tools(path, &servers, json).await,
+        Command::Add {
+            name,
+            env,
+            command,
+            project,
+        } => commands::add(path, &name, &env, &command, project.as_deref()),
+        Command::Remove { name, project } => commands::remove(path, &name, project.as_deref()),
+        Command::List { project } => {
+            commands::list(path, cli.verbose > 0, project.as_deref()).await
+        }
+        Command::ListTools {
+            servers,
+            project,
+            json,
+        } => {
+            let servers = match project {
+                Some(p) => project_servers(path, &p)?,
+                None => servers,
+            };
+            commands::list_tools(path, &servers, json).await
+        }
         Command::Call {
             tool,
             arguments,
@@ -329,6 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve {
             servers,
+            project,
             filter,
             aliases,
             plugins,
@@ -346,6 +390,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !(drain_timeout >= 0.0 && drain_timeout.is_finite()) {
                 anyhow::bail!("--drain-timeout must be a number of seconds, 0 or more");
             }
+            let servers = match project {
+                Some(p) => project_servers(path, &p)?,
+                None => servers,
+            };
             let mut alias_pairs = Vec::new();
             for a in &aliases {
                 let Some((alias, target)) = a.split_once('=') else {

@@ -20,6 +20,7 @@ mod expand;
 mod filter;
 pub mod json;
 mod paths;
+mod projects;
 pub mod tenants;
 
 pub use expand::ExpandError;
@@ -135,6 +136,7 @@ pub struct Registry {
     path: Option<PathBuf>,
     servers: BTreeMap<String, ServerConfig>,
     aliases: BTreeMap<String, String>,
+    projects: BTreeMap<String, Vec<String>>,
     document: Map<String, Value>,
 }
 
@@ -146,6 +148,7 @@ impl Default for Registry {
             path: None,
             servers: BTreeMap::new(),
             aliases: BTreeMap::new(),
+            projects: BTreeMap::new(),
             document,
         }
     }
@@ -225,10 +228,12 @@ impl Registry {
                 aliases.insert(alias, target);
             }
         }
+        let projects = projects::parse_projects(&top, &document, &servers)?;
         Ok(Self {
             path: Some(path.to_path_buf()),
             servers,
             aliases,
+            projects,
             document,
         })
     }
@@ -320,6 +325,7 @@ impl Registry {
 
     /// Removes a server; returns whether it existed.
     pub fn remove_server(&mut self, name: &str) -> bool {
+        self.forget_in_projects(name);
         self.servers_object().remove(name);
         self.servers.remove(name).is_some()
     }
