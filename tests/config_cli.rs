@@ -558,3 +558,88 @@ fn projects_select_servers_for_add_remove_list_list_tools_and_serve() {
         "{stderr}"
     );
 }
+
+/// An editor (a shell script) that writes `first` the first time it runs and `then` after.
+fn scripted_editor(dir: &Path, first: &str, then: &str) -> std::path::PathBuf {
+    let script = dir.join("editor.sh");
+    let count = dir.join("edits");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(cat '{c}' 2>/dev/null || echo 0)\necho $((n + 1)) > '{c}'\n\
+             if [ \"$n\" = 0 ]; then printf '%s' '{first}' > \"$1\"; else printf '%s' '{then}' > \"$1\"; fi\n",
+            c = count.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _ = std::fs::remove_file(count);
+    script
+}
+
+#[test]
+fn edit_keeps_a_backup_validates_and_offers_another_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reg.json");
+    let original = r#"{"mcpServers": {}, "x-kept": 1}"#;
+    let valid = r#"{"mcpServers": {"t": {"command": "x"}}}"#;
+    let broken = r#"{"mcpServers": {"t": {"args": []}}}"#;
+    let edit = |editor: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+            .arg("--config")
+            .arg(&config)
+            .arg("edit")
+            .env("VISUAL", editor)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A valid edit is kept; the previous version is in .bak.
+    std::fs::write(&config, original).unwrap();
+    let out = edit(&scripted_editor(dir.path(), valid, valid));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), valid);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("reg.json.bak")).unwrap(),
+        original
+    );
+    // A broken edit, with no terminal to ask: the previous version is put back, the edit set
+    // aside, and the error names the file, the server and the field.
+    let out = edit(&scripted_editor(dir.path(), broken, broken));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server \"t\"") && stderr.contains("command"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), valid);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("reg.json.rejected")).unwrap(),
+        broken
+    );
+    // At a terminal, a broken edit offers another go; the second is valid.
+    let Some(python) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("python3"))
+            .find(|p| p.exists())
+    }) else {
+        assert!(!peers_required(), "python3 is needed for the terminal test");
+        return;
+    };
+    let fixed = r#"{"mcpServers": {"u": {"command": "y"}}}"#;
+    let editor = scripted_editor(dir.path(), broken, fixed);
+    let out = Command::new(python)
+        .arg(workspace_root().join("tests/peers/pty_run.py"))
+        .args(["edit again?", "y", env!("CARGO_BIN_EXE_mcp-registry")])
+        .arg("--config")
+        .arg(&config)
+        .arg("edit")
+        .env("VISUAL", &editor)
+        .output()
+        .unwrap();
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["answered"], true, "{result}");
+    assert_eq!(result["status"], 0, "{result}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), fixed);
+}

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::config;
 
 mod commands;
+mod edit;
 mod exec;
 mod import;
 mod logging;
@@ -109,6 +110,8 @@ pub enum Command {
     },
     /// Print where the registry file is.
     ShowConfigPath,
+    /// Open the registry file in $VISUAL or $EDITOR; keeps FILE.bak and validates on save.
+    Edit,
     /// Print one server's entry as written in the registry file.
     Get {
         /// Server name.
@@ -349,6 +352,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::call(path, &tool, arguments.as_deref(), timeout).await
         }
         Command::ShowConfigPath => seed::show_config_path(path),
+        Command::Edit => edit::edit(path),
         Command::Get { name } => seed::get(path, &name),
         Command::Show => seed::show(path),
         Command::Alias { action } => seed::alias(path, &action),
