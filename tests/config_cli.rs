@@ -643,3 +643,81 @@ fn edit_keeps_a_backup_validates_and_offers_another_go() {
     assert_eq!(result["status"], 0, "{result}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), fixed);
 }
+
+/// `mcp-registry ARGS` under a pseudo-terminal answering `script` ([prompt, answer] pairs).
+fn in_a_terminal(
+    config: &Path,
+    args: &[&str],
+    script: serde_json::Value,
+) -> Option<serde_json::Value> {
+    let python = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("python3"))
+            .find(|p| p.exists())
+    });
+    let Some(python) = python else {
+        assert!(
+            !peers_required(),
+            "python3 is needed for the terminal tests"
+        );
+        return None;
+    };
+    let out = Command::new(python)
+        .arg(workspace_root().join("tests/peers/pty_run.py"))
+        .arg("--script")
+        .arg(script.to_string())
+        .arg(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    Some(serde_json::from_slice(&out.stdout).expect("pty_run.py prints JSON"))
+}
+
+#[test]
+fn at_a_terminal_add_and_call_ask_for_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reg.json");
+    let server = test_server().display().to_string();
+    // add with no name: name, command, arguments, environment.
+    let script = serde_json::json!([
+        ["server name:", "asked"],
+        ["command:", server],
+        ["arguments", "--flag"],
+        ["environment variable", "GREETING=hi"],
+        ["environment variable", ""]
+    ]);
+    let Some(out) = in_a_terminal(&config, &["add"], script) else {
+        return;
+    };
+    assert_eq!(out["status"], 0, "{out}");
+    let registry = Registry::load(&config).unwrap();
+    let added = registry.server("asked").expect("the asked-for server");
+    assert_eq!(added.args, ["--flag"]);
+    assert_eq!(added.env["GREETING"], "hi");
+    // call with no arguments: each one of the schema; a required one is insisted on, a
+    // mistyped one asked again.
+    let script = serde_json::json!([
+        ["message (string, required)", ""],
+        ["is required", "from a terminal"]
+    ]);
+    let out = in_a_terminal(&config, &["call", "asked__echo"], script).unwrap();
+    assert_eq!(out["status"], 0, "{out}");
+    assert!(
+        out["output"].as_str().unwrap().contains("from a terminal"),
+        "{out}"
+    );
+    let script = serde_json::json!([
+        ["a (number, required)", "two"],
+        ["expected a number", "2"],
+        ["b (number, required)", "3.5"]
+    ]);
+    let out = in_a_terminal(&config, &["call", "asked__add"], script).unwrap();
+    assert_eq!(out["status"], 0, "{out}");
+    assert!(out["output"].as_str().unwrap().contains("5.5"), "{out}");
+    // Not at a terminal, add without a name says what it needs.
+    let out = cli(&config, &["add"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME"));
+}

@@ -1,7 +1,7 @@
 //! One function per subcommand: parse what is left, call the library, print.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -206,8 +206,6 @@ pub(super) async fn call(
     arguments: Option<&str>,
     timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
-    let text = text_or_stdin(arguments.unwrap_or(""), "arguments")?;
-    let arguments = parse_arguments(&text)?;
     let registry = Registry::load(path)?;
     // An alias stands for its tool here too.
     let tool = registry
@@ -220,15 +218,24 @@ pub(super) async fn call(
         timeout,
         ..Default::default()
     };
+    // No arguments given, at a terminal: ask for each (one connection lists, then calls).
+    let interactive = arguments.is_none() && std::io::stdin().is_terminal();
+    let result = if interactive {
+        call_asking(&aggregator, &tool, options).await
+    } else {
+        let text = text_or_stdin(arguments.unwrap_or(""), "arguments")?;
+        let arguments = parse_arguments(&text)?;
+        aggregator
+            .call_tool_with(tool.as_str(), arguments, options)
+            .await
+            .map_err(anyhow::Error::from)
+    };
     // `resultType` is the 2026-07-28 era's wire discriminator, not part of the result: the
     // output is the same whichever era the server speaks.
-    let result = aggregator
-        .call_tool_with(tool.as_str(), arguments, options)
-        .await
-        .map(|mut r| {
-            r.result_type = None;
-            r
-        });
+    let result = result.map(|mut r| {
+        r.result_type = None;
+        r
+    });
     let printed = match &result {
         Ok(r) => print_json(r),
         Err(_) => Ok(()),
@@ -241,6 +248,34 @@ pub(super) async fn call(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Lists `tool`'s server, asks for each argument of its input schema, then calls it on the
+/// same connection.
+async fn call_asking(
+    aggregator: &Aggregator,
+    tool: &str,
+    options: crate::client::CallOptions,
+) -> anyhow::Result<rmcp::model::CallToolResult> {
+    let name = crate::names::ToolName::parse(tool).map_err(|e| anyhow::anyhow!("{tool}: {e}"))?;
+    let session = aggregator.session(&[name.server()]).await?;
+    let asked = async {
+        let tools = session.list_server_tools(name.server()).await?;
+        let Some(found) = tools.iter().find(|t| t.name == tool) else {
+            bail!(
+                "server \"{}\" has no tool \"{}\"",
+                name.server(),
+                name.tool()
+            );
+        };
+        let arguments = super::prompt::arguments(tool, &found.input_schema())?;
+        Ok(session
+            .call_tool_with(&name, Some(arguments), options)
+            .await?)
+    }
+    .await;
+    session.close().await;
+    asked
 }
 
 /// `run PLUGIN.wasm [--input JSON|-] [POLICY FLAGS]`: the output first, the servers'

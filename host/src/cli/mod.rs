@@ -18,6 +18,7 @@ mod exec;
 mod import;
 mod logging;
 mod policy_args;
+mod prompt;
 mod seed;
 
 pub use exec::ExecArgs;
@@ -49,15 +50,16 @@ pub enum Command {
         #[allow(clippy::option_option)] // absent | --import | --import FILE
         import: Option<Option<PathBuf>>,
     },
-    /// Add (or replace) a server: `add NAME [--env K=V]... -- COMMAND [ARGS...]`.
+    /// Add (or replace) a server: `add NAME [--env K=V]... -- COMMAND [ARGS...]` (with no
+    /// NAME, at a terminal: asks for each part).
     Add {
         /// Server name: letters, digits, '_' and '-', no "__".
-        name: String,
+        name: Option<String>,
         /// Environment variable for the server, as K=V (repeatable).
         #[arg(long = "env", value_name = "K=V")]
         env: Vec<String>,
         /// The command and its arguments.
-        #[arg(last = true, required = true, value_name = "COMMAND")]
+        #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
         /// Also put the server in this project (made if new).
         #[arg(short, long, value_name = "PROJECT")]
@@ -308,11 +310,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { import: None } => commands::init(path),
         Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
         Command::Add {
-            name,
+            name: Some(name),
             env,
             command,
             project,
         } => commands::add(path, &name, &env, &command, project.as_deref()),
+        Command::Add {
+            name: None,
+            project,
+            ..
+        } => {
+            use std::io::IsTerminal;
+            if !std::io::stdin().is_terminal() {
+                anyhow::bail!("add needs NAME and -- COMMAND [ARGS...] (at a terminal it asks)");
+            }
+            let new = prompt::new_server()?;
+            commands::add(path, &new.name, &new.env, &new.command, project.as_deref())
+        }
         Command::Remove { name, project } => commands::remove(path, &name, project.as_deref()),
         Command::List { project } => {
             commands::list(path, cli.verbose > 0, project.as_deref()).await
