@@ -721,3 +721,35 @@ fn at_a_terminal_add_and_call_ask_for_what_is_missing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME"));
 }
+
+#[test]
+fn list_tools_shows_parameters_with_v_and_schemas_with_vv() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reg.json");
+    let server = test_server().display().to_string();
+    std::fs::write(
+        &config,
+        serde_json::json!({"mcpServers": {"t": {"command": server}}}).to_string(),
+    )
+    .unwrap();
+    let plain = stdout(&cli(&config, &["list-tools"]));
+    assert!(plain.contains("t__big\t[t] Return"), "{plain}");
+    assert!(!plain.contains("bytes (integer"), "{plain}");
+    let out = cli(&config, &["list-tools", "-v"]);
+    let v = stdout(&out);
+    assert!(
+        v.contains("    bytes (integer, required) Number of bytes"),
+        "{v}"
+    );
+    // -v here is detail, not logging.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vv = stdout(&cli(&config, &["list-tools", "-vv"]));
+    assert!(
+        vv.contains("\"required\"") && vv.contains("\"properties\""),
+        "{vv}"
+    );
+}

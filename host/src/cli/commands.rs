@@ -166,6 +166,7 @@ pub(super) async fn list_tools(
     path: &Path,
     servers: &[String],
     as_json: bool,
+    detail: u8,
 ) -> anyhow::Result<ExitCode> {
     let aggregator = Aggregator::new(Registry::load(path)?);
     let (tools, failures) = aggregator.list_tools(servers).await?;
@@ -185,6 +186,34 @@ pub(super) async fn list_tools(
     } else {
         for t in &tools {
             println!("{}\t{}", t.name, t.description());
+            let schema = t.input_schema();
+            match detail {
+                0 => {}
+                1 => {
+                    let required: Vec<&str> = schema["required"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    for (name, p) in schema["properties"].as_object().into_iter().flatten() {
+                        let kind = p["type"].as_str().unwrap_or("any");
+                        let req = if required.contains(&name.as_str()) {
+                            ", required"
+                        } else {
+                            ""
+                        };
+                        let desc = p["description"].as_str().unwrap_or("");
+                        println!("{}", format!("    {name} ({kind}{req}) {desc}").trim_end());
+                    }
+                }
+                _ => {
+                    let pretty = serde_json::to_string_pretty(&schema).unwrap_or_default();
+                    for line in pretty.lines() {
+                        println!("    {line}");
+                    }
+                }
+            }
         }
     }
     aggregator.shutdown().await;

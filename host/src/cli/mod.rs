@@ -79,7 +79,8 @@ pub enum Command {
         #[arg(short, long, value_name = "PROJECT")]
         project: Option<String>,
     },
-    /// List tools as SERVER__TOOL (temporary connections, concurrently).
+    /// List tools as SERVER__TOOL with their descriptions (temporary connections,
+    /// concurrently); -v adds each tool's parameters, -vv its whole input schema.
     ListTools {
         /// Only these servers.
         #[arg(conflicts_with = "project")]
@@ -218,7 +219,12 @@ pub enum CodeModeArg {
 /// Runs the CLI with the process's arguments; returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose);
+    // `list-tools -v/-vv` is the seed's detail level (parameters, schemas), not logging.
+    let log_level = match cli.command {
+        Command::ListTools { .. } => 0,
+        _ => cli.verbose,
+    };
+    logging::init(log_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -340,7 +346,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(p) => project_servers(path, &p)?,
                 None => servers,
             };
-            commands::list_tools(path, &servers, json).await
+            commands::list_tools(path, &servers, json, cli.verbose).await
         }
         Command::Call {
             tool,
