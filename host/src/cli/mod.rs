@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config;
 
+mod args;
 mod commands;
 mod edit;
 mod exec;
@@ -95,22 +96,7 @@ pub enum Command {
     /// Call SERVER__TOOL once (temporary connection) and print the result as JSON (also
     /// `test-tool`, the seed's name).
     #[command(visible_alias = "test-tool")]
-    Call {
-        /// The namespaced tool (or an alias).
-        tool: String,
-        /// Arguments as a JSON object, or `-` to read them from stdin.
-        #[arg(conflicts_with_all = ["input", "input_file"])]
-        arguments: Option<String>,
-        /// Arguments as a JSON object (the seed's `-i`).
-        #[arg(short, long, value_name = "JSON", conflicts_with = "input_file")]
-        input: Option<String>,
-        /// Read the arguments from this JSON file (the seed's `-f`).
-        #[arg(short = 'f', long, value_name = "FILE")]
-        input_file: Option<PathBuf>,
-        /// Give up on the call after this many seconds (default: the server's call timeout).
-        #[arg(short, long, value_name = "SECS")]
-        timeout: Option<f64>,
-    },
+    Call(args::CallArgs),
     /// Print where the registry file is.
     ShowConfigPath,
     /// Open the registry file in $VISUAL or $EDITOR; keeps FILE.bak and validates on save.
@@ -147,56 +133,7 @@ pub enum Command {
     },
     /// Run the registry as one MCP server (stdio, or streamable HTTP with --http): every
     /// selected server's tools as SERVER__TOOL, the registry's aliases, and plugins as tools.
-    Serve {
-        /// Servers to expose (default: all, or those the filter names).
-        servers: Vec<String>,
-        /// Tool filter, e.g. 'memory:get,set;github' or 'memory:-delete'.
-        #[arg(short, long)]
-        filter: Option<String>,
-        /// Expose this project's servers.
-        #[arg(short, long, value_name = "PROJECT", conflicts_with = "servers")]
-        project: Option<String>,
-        /// An alias for this run, beside the registry's (repeatable; the seed's `-a`).
-        #[arg(short = 'a', long = "alias", value_name = "ALIAS=SERVER__TOOL")]
-        aliases: Vec<String>,
-        /// Expose every plugin of this policy file as a tool, under its policy.
-        #[arg(long, value_name = "POLICY_FILE", conflicts_with = "plugin")]
-        plugins: Option<PathBuf>,
-        /// Expose this plugin component as a tool (repeatable), under the default policy
-        /// (no server granted).
-        #[arg(long, value_name = "PATH")]
-        plugin: Vec<PathBuf>,
-        /// Grant each `--plugin` what its `describe` requests, as far as the registry has it.
-        #[arg(long, requires = "plugin")]
-        allow_requested: bool,
-        /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio.
-        #[arg(long, value_name = "ADDR")]
-        http: Option<std::net::SocketAddr>,
-        /// Tenants (HTTP): who may call, with which API keys or JWTs, reaching what.
-        #[arg(long, value_name = "FILE", requires = "http")]
-        tenants: Option<PathBuf>,
-        /// Serve a non-loopback address without --tenants (anyone who reaches it gets all).
-        #[arg(long)]
-        insecure_no_auth: bool,
-        /// Server processes alive at once, for the whole host (default: 64 per core).
-        #[arg(long, value_name = "N")]
-        max_processes: Option<usize>,
-        /// Close upstream connections and HTTP client sessions unused this long (seconds).
-        #[arg(long, value_name = "SECS", default_value_t = 300)]
-        idle_timeout: u64,
-        /// Code mode: offer `search` and `execute` (run a snippet that calls the tools) beside
-        /// the plain tools; `--code-mode=only` lists just those two.
-        #[arg(long, value_name = "only", num_args = 0..=1, require_equals = true,
-              default_missing_value = "on", value_enum)]
-        code_mode: Option<CodeModeArg>,
-        /// HTTP: on SIGTERM/SIGINT/SIGHUP, wait this long for requests in flight (seconds).
-        #[arg(long, value_name = "SECS", default_value_t = 30.0, requires = "http")]
-        drain_timeout: f64,
-        /// HTTP: also serve /metrics, /healthz and /readyz on this address (with --tenants,
-        /// the only place /metrics is served).
-        #[arg(long, value_name = "ADDR", requires = "http")]
-        metrics: Option<std::net::SocketAddr>,
-    },
+    Serve(args::ServeArgs),
     /// Run a code-mode snippet (JavaScript or TypeScript, an async function body calling
     /// `await tools.SERVER.TOOL(args)`) and print its value, console and calls as JSON.
     Exec(ExecArgs),
@@ -235,8 +172,8 @@ pub fn main() -> ExitCode {
     // A server is stopped by a signal as a matter of course; a one-shot command is
     // interrupted. `serve --http` handles its signals itself: it drains. `serve` reloads on
     // SIGHUP.
-    let (stopped_code, drains, reloads) = match cli.command {
-        Command::Serve { http, .. } => (Some(0), http.is_some(), true),
+    let (stopped_code, drains, reloads) = match &cli.command {
+        Command::Serve(args) => (Some(0), args.http.is_some(), true),
         _ => (None, false, false),
     };
     let outcome = runtime.block_on(async {
@@ -348,29 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::list_tools(path, &servers, json, cli.verbose).await
         }
-        Command::Call {
-            tool,
-            arguments,
-            input,
-            input_file,
-            timeout,
-        } => {
-            let arguments = match (&input_file, input) {
-                (Some(file), _) => Some(
-                    std::fs::read_to_string(file)
-                        .map_err(|e| anyhow::anyhow!("--input-file {}: {e}", file.display()))?,
-                ),
-                (None, Some(json)) => Some(json),
-                (None, None) => arguments,
-            };
-            let timeout = match timeout {
-                Some(t) if !(t > 0.0 && t.is_finite()) => {
-                    anyhow::bail!("--timeout must be a positive number of seconds")
-                }
-                t => t.map(std::time::Duration::from_secs_f64),
-            };
-            commands::call(path, &tool, arguments.as_deref(), timeout).await
-        }
+        Command::Call(args) => args.run(path).await,
         Command::ShowConfigPath => seed::show_config_path(path),
         Command::Edit => edit::edit(path),
         Command::Get { name } => seed::get(path, &name),
@@ -394,63 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plugin = plugin.context("missing PLUGIN")?;
             commands::run_plugin(path, &plugin, &input, &limits).await
         }
-        Command::Serve {
-            servers,
-            project,
-            filter,
-            aliases,
-            plugins,
-            plugin,
-            allow_requested,
-            http,
-            tenants,
-            insecure_no_auth,
-            max_processes,
-            idle_timeout,
-            code_mode,
-            drain_timeout,
-            metrics,
-        } => {
-            if !(drain_timeout >= 0.0 && drain_timeout.is_finite()) {
-                anyhow::bail!("--drain-timeout must be a number of seconds, 0 or more");
-            }
-            let servers = match project {
-                Some(p) => project_servers(path, &p)?,
-                None => servers,
-            };
-            let mut alias_pairs = Vec::new();
-            for a in &aliases {
-                let Some((alias, target)) = a.split_once('=') else {
-                    anyhow::bail!("--alias {a:?}: expected ALIAS=SERVER__TOOL");
-                };
-                alias_pairs.push((alias.to_owned(), target.to_owned()));
-            }
-            let front = commands::Front {
-                http,
-                tenants,
-                insecure_no_auth,
-                max_processes: max_processes.unwrap_or_else(crate::serve::default_max_processes),
-                idle_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
-                drain_timeout: std::time::Duration::from_secs_f64(drain_timeout),
-                metrics,
-                aliases: alias_pairs,
-                code_mode: code_mode.map(|m| match m {
-                    CodeModeArg::On => crate::serve::CodeModeTools::Alongside,
-                    CodeModeArg::Only => crate::serve::CodeModeTools::Only,
-                }),
-            };
-            let policy_file = plugins.as_deref();
-            commands::serve(
-                path,
-                servers,
-                filter,
-                policy_file,
-                &plugin,
-                allow_requested,
-                front,
-            )
-            .await
-        }
+        Command::Serve(args) => args.run(path).await,
         Command::Exec(args) => exec::exec(path, &args).await,
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
     }

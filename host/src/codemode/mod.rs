@@ -223,28 +223,26 @@ impl CodeMode {
             usage: Some(usage.clone()),
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
-        let calls = trace.calls();
-        let out = match outcome {
-            Ok(out) => out,
-            Err(e) => {
-                let failed = Execution::failed(run_error(&e, &policy), calls, started);
-                return Execution {
-                    fuel: usage.fuel(),
-                    ..failed
-                };
-            }
+        let execution = match outcome {
+            Ok(out) => self.answer(&out, trace.calls(), started),
+            Err(e) => Execution::failed(run_error(&e, &policy), trace.calls(), started),
         };
-        if out.len() > limits.max_output_bytes {
-            let error = json!({"name": "LimitExceeded", "kind": "limit", "message": format!(
-                "the snippet's answer is {} bytes, over the limit of {} bytes: return less (filter or summarise it in the snippet)",
-                out.len(), limits.max_output_bytes)});
-            let failed = Execution::failed(error, calls, started);
-            return Execution {
-                fuel: usage.fuel(),
-                ..failed
-            };
+        Execution {
+            fuel: usage.fuel(),
+            ..execution
         }
-        let mut answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+    }
+
+    /// The engine's answer (`{value | error, console}` as JSON text) as an [`Execution`].
+    fn answer(&self, out: &str, calls: Vec<TracedCall>, started: Instant) -> Execution {
+        let limit = self.policy.max_output_bytes;
+        if out.len() > limit {
+            let error = json!({"name": "LimitExceeded", "kind": "limit", "message": format!(
+                "the snippet's answer is {} bytes, over the limit of {limit} bytes: return less (filter or summarise it in the snippet)",
+                out.len())});
+            return Execution::failed(error, calls, started);
+        }
+        let mut answer: Value = serde_json::from_str(out).unwrap_or_else(|e| {
             json!({"error": {"name": "EngineError", "message": format!("the engine's answer is not JSON: {e}")}})
         });
         let console = match answer["console"].take() {
@@ -262,7 +260,7 @@ impl CodeMode {
             console,
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
-            fuel: usage.fuel(),
+            fuel: 0,
         }
     }
 }

@@ -416,7 +416,7 @@ fn parse_server(
     if let Some(cwd) = obj.get("cwd") {
         let cwd = PathBuf::from(v.string("cwd", cwd)?);
         // `${HOME}/work` is absolute once expanded (at start-up): left as written.
-        let variable_first = cwd.to_string_lossy().starts_with("${");
+        let variable_first = cwd.to_string_lossy().starts_with('$');
         config.cwd = Some(if cwd.is_relative() && !variable_first {
             base_dir.join(cwd)
         } else {
