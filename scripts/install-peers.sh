@@ -48,17 +48,19 @@ python_venv() {
 python_venv "$root/tests/peers/requirements.txt" "$peers/venv"
 python_venv "$root/tests/peers/requirements-mcp1.txt" "$peers/venv-mcp1"
 # Debian packages the operations tests run against: a real Prometheus that scrapes `serve`,
-# and HAProxy in front of several replicas. Installed only where apt can (as root); the tests
-# skip without them, or fail under CI=true.
+# and HAProxy in front of several replicas. Installed only where apt can (as root, or with
+# password-less sudo); the tests skip without them, or fail under CI=true.
 debs=(prometheus haproxy)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root=()
+  [ "$(id -u)" = "0" ] || as_root=(sudo -n)
+  if command -v apt-get >/dev/null && "${as_root[@]}" true 2>/dev/null; then
+    "${as_root[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "note: Debian packages ${missing[*]} are missing and cannot be installed here (needs root and apt-get)" >&2
   fi
