@@ -18,15 +18,7 @@ async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
     // The code-mode engine's snapshot is made once for every test here (as a user's cache).
     let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ops-cache");
     let log = s.path("serve.log");
-    let append = move |line: &str| {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let _ = writeln!(f, "{line}");
-    };
+    let append = move |line: &str| append_line(&log, line);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
         .env("MCP_REGISTRY_CACHE_DIR", cache)
         .arg("--config")

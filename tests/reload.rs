@@ -35,13 +35,7 @@ fn collect_lines(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, log
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .unwrap();
-            let _ = writeln!(f, "{line}");
+            append_line(&log, &line);
         }
     });
 }

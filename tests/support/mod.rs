@@ -367,3 +367,14 @@ pub async fn mcp_call(
         .to_owned();
     (status, text)
 }
+
+/// Appends `line` to the file `log` (a test's record of a child's stderr).
+pub fn append_line(log: &Path, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let _ = writeln!(f, "{line}");
+}

@@ -190,12 +190,7 @@ pub(super) async fn list_tools(
             match detail {
                 0 => {}
                 1 => {
-                    let required: Vec<&str> = schema["required"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
+                    let required = super::prompt::required(&schema);
                     for (name, p) in schema["properties"].as_object().into_iter().flatten() {
                         let kind = p["type"].as_str().unwrap_or("any");
                         let req = if required.contains(&name.as_str()) {

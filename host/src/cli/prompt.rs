@@ -42,18 +42,23 @@ fn typed(text: &str, kind: &str) -> Result<Value, String> {
     }
 }
 
+/// The names an input schema marks `required`.
+pub(super) fn required(schema: &Value) -> Vec<&str> {
+    schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// Asks for each argument of `schema` (a tool's input schema).
 pub(super) fn arguments(tool: &str, schema: &Value) -> anyhow::Result<Map<String, Value>> {
     let properties = schema["properties"]
         .as_object()
         .cloned()
         .unwrap_or_default();
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let required = required(schema);
     let mut arguments = Map::new();
     if properties.is_empty() {
         return Ok(arguments);
