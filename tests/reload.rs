@@ -278,3 +278,40 @@ async fn http_serve_reloads_tenants_on_sighup_and_keeps_the_others_running() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_of_a_project_follows_its_members_on_reload() {
+    let mut doc = registry(&["alpha", "beta"], None);
+    doc["projects"] = json!({"web": ["alpha"]});
+    let s = Scratch::new(doc["mcpServers"].clone());
+    std::fs::write(&s.config, doc.to_string()).unwrap();
+    let log = s.path("serve.log");
+    let mut child = s
+        .cli(&["serve", "-p", "web"])
+        .into_tokio_piped()
+        .spawn()
+        .unwrap();
+    collect_lines(child.stderr.take().unwrap(), &log);
+    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let client = rmcp::ServiceExt::serve(ListWatcher::default(), (stdout, stdin))
+        .await
+        .unwrap();
+    let names = |tools: Vec<rmcp::model::Tool>| -> Vec<String> {
+        tools.into_iter().map(|t| t.name.to_string()).collect()
+    };
+    let before = names(client.list_all_tools().await.unwrap());
+    assert!(before.contains(&"alpha__echo".to_owned()), "{before:?}");
+    assert!(
+        !before.iter().any(|t| t.starts_with("beta__")),
+        "{before:?}"
+    );
+    assert_eq!(call_text(&client, "alpha__counter").await, "1");
+    doc["projects"]["web"] = json!(["alpha", "beta"]);
+    std::fs::write(&s.config, doc.to_string()).unwrap();
+    wait_for_lines(&log, "mcp-registry: reloaded", 1).await;
+    let after = names(client.list_all_tools().await.unwrap());
+    assert!(after.contains(&"beta__echo".to_owned()), "{after:?}");
+    assert_eq!(call_text(&client, "alpha__counter").await, "2");
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+}

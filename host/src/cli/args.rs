@@ -105,10 +105,12 @@ impl ServeArgs {
         if !(self.drain_timeout >= 0.0 && self.drain_timeout.is_finite()) {
             anyhow::bail!("--drain-timeout must be a number of seconds, 0 or more");
         }
-        let servers = match &self.project {
-            Some(p) => project_servers(path, p)?,
-            None => self.servers,
-        };
+        // The project must exist now (the error names the file); a reload reads its
+        // members again.
+        if let Some(p) = &self.project {
+            project_servers(path, p)?;
+        }
+        let servers = self.servers;
         let mut aliases = Vec::new();
         for a in &self.aliases {
             let Some((alias, target)) = a.split_once('=') else {
@@ -126,6 +128,7 @@ impl ServeArgs {
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout.max(1)),
             drain_timeout: std::time::Duration::from_secs_f64(self.drain_timeout),
             metrics: self.metrics,
+            project: self.project,
             aliases,
             code_mode: self.code_mode.map(|m| match m {
                 CodeModeArg::On => crate::serve::CodeModeTools::Alongside,

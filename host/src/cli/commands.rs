@@ -400,6 +400,8 @@ pub(super) struct Front {
     pub(super) metrics: Option<std::net::SocketAddr>,
     /// `-a ALIAS=SERVER__TOOL`.
     pub(super) aliases: Vec<(String, String)>,
+    /// `-p PROJECT`.
+    pub(super) project: Option<String>,
 }
 
 /// `serve [SERVER...] [--filter SPEC] [--plugins FILE | --plugin PATH... [--allow-requested]]
@@ -439,6 +441,7 @@ pub(super) async fn serve(
         .transpose()?;
     let options = ServeOptions {
         servers,
+        project: front.project.clone(),
         filter,
         plugins,
         allow_requested,

@@ -74,6 +74,8 @@ pub enum ServeError {
 pub struct ServeOptions {
     /// Servers to expose (empty: all, or those named by the filter).
     pub servers: Vec<String>,
+    /// Expose this project's servers (read again on reload) instead.
+    pub project: Option<String>,
     /// `--filter` spec.
     pub filter: Option<String>,
     /// Plugins to expose as tools, with their policies.

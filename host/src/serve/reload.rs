@@ -49,6 +49,7 @@ impl Shared {
         let servers = self
             .exposed(&registry)
             .map_err(|e| format!("{}: {e}", sources.registry.display()))?;
+        // (A `serve -p` follows its project's members as the file has them now.)
         if let Some(config) = &config {
             config
                 .check(&registry, &self.plugin_names())

@@ -35,9 +35,8 @@ pub(super) struct Shared {
     /// Who may call, and the pools of upstream connections they share (replaced whole by a
     /// reload).
     tenants: std::sync::RwLock<Arc<Tenants>>,
-    /// The servers named on the command line (`serve NAME...` or `--filter`); `None`: all
-    /// the registry has, after a reload too.
-    selection: Option<Vec<String>>,
+    /// Which of the registry's servers are exposed, read again by a reload.
+    selection: Selection,
     /// One reload at a time.
     pub(super) reloading: tokio::sync::Mutex<()>,
     /// Metrics, health and draining.
@@ -63,8 +62,8 @@ impl Shared {
 
     /// The servers to expose from `registry`: those named on the command line (each must
     /// be there), or all of them.
-    pub(super) fn exposed(&self, registry: &Registry) -> Result<Vec<String>, AggregatorError> {
-        exposed(self.selection.as_deref(), registry)
+    pub(super) fn exposed(&self, registry: &Registry) -> Result<Vec<String>, ServeError> {
+        self.selection.exposed(registry)
     }
 
     /// The names of the plugins `serve` exposes (a tenants file may grant them).
@@ -123,14 +122,16 @@ impl Shared {
             Some(spec) => parse_filter(spec)?,
             None => BTreeMap::new(),
         };
-        let selection = if !options.servers.is_empty() {
-            Some(options.servers.clone())
+        let selection = if let Some(project) = &options.project {
+            Selection::Project(project.clone())
+        } else if !options.servers.is_empty() {
+            Selection::Named(options.servers.clone())
         } else if !filter.is_empty() {
-            Some(filter.keys().cloned().collect())
+            Selection::Named(filter.keys().cloned().collect())
         } else {
-            None
+            Selection::All
         };
-        let servers = exposed(selection.as_deref(), &aggregator.registry())?;
+        let servers = selection.exposed(&aggregator.registry())?;
         for s in filter.keys() {
             if aggregator.registry().server(s).is_none() {
                 return Err(AggregatorError::UnknownServer(s.clone()).into());
@@ -181,20 +182,30 @@ impl Shared {
     }
 }
 
-/// The servers to expose from `registry`: `selection` (each must be there), or all of them.
-fn exposed(
-    selection: Option<&[String]>,
-    registry: &Registry,
-) -> Result<Vec<String>, AggregatorError> {
-    let mut servers: Vec<String> = match selection {
-        Some(named) => named.to_vec(),
-        None => registry.servers().keys().cloned().collect(),
-    };
-    servers.sort();
-    servers.dedup();
-    match servers.iter().find(|s| registry.server(s).is_none()) {
-        Some(missing) => Err(AggregatorError::UnknownServer(missing.clone())),
-        None => Ok(servers),
+/// Which of the registry's servers `serve` exposes.
+enum Selection {
+    /// All of them (after a reload too).
+    All,
+    /// Those named on the command line (`serve NAME...` or `--filter`).
+    Named(Vec<String>),
+    /// A project's (`serve -p`): its members as the registry file has them now.
+    Project(String),
+}
+
+impl Selection {
+    /// The servers to expose from `registry` (each must be there).
+    fn exposed(&self, registry: &Registry) -> Result<Vec<String>, ServeError> {
+        let mut servers: Vec<String> = match self {
+            Selection::All => registry.servers().keys().cloned().collect(),
+            Selection::Named(named) => named.clone(),
+            Selection::Project(name) => registry.project(name).map_err(ServeError::Setup)?.to_vec(),
+        };
+        servers.sort();
+        servers.dedup();
+        match servers.iter().find(|s| registry.server(s).is_none()) {
+            Some(missing) => Err(AggregatorError::UnknownServer(missing.clone()).into()),
+            None => Ok(servers),
+        }
     }
 }
 
