@@ -505,41 +505,20 @@ async fn serve_answers_each_client_in_its_own_era_under_its_own_identity() {
     }
 }
 
-/// One HTTP/1.1 request to `serve --http` (`Connection: close`); the status line, the
-/// headers, and the body.
+/// One JSON request to `serve --http`'s `/mcp` ([`http_exchange`]); the status, the
+/// lower-cased head, and the body.
 async fn http(
     addr: &str,
     method: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} /mcp HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .expect("no HTTP response within 20 s")
-    .unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    let mut all = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    all.extend_from_slice(headers);
+    http_exchange(addr, method, "/mcp", &all, body).await
 }
 
 /// `serve --http 127.0.0.1:0`; the child and its `host:port`.
