@@ -13,10 +13,6 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "note: npm or python3 missing; interop tests will skip" >&2
 fi
-# The OTLP test runs a binary built with the `otlp` feature (the tests' own has default
-# features); build it first and set it aside.
-cargo build -p mcp-registry-host --features otlp --bin mcp-registry
-mkdir -p target/otlp
-cp target/debug/mcp-registry target/otlp/mcp-registry
-export MCP_REGISTRY_OTLP_BIN="$PWD/target/otlp/mcp-registry"
-exec cargo test "$@"
+# The tests run with the `otlp` feature on, so the OTLP test has its exporter; it is idle
+# unless OTEL_EXPORTER_OTLP_ENDPOINT is set. One feature set means one build of everything.
+exec cargo test --features mcp-registry-host/otlp "$@"

@@ -4,8 +4,8 @@
 //! caller's span as a parent, and the span id our upstream request named as its parent (so a
 //! backend links all three hops).
 //!
-//! The binary under test is built with the feature by `scripts/test.sh` (and so by
-//! `.ci/run`) and named by `MCP_REGISTRY_OTLP_BIN`: the tests' own binary has default features.
+//! `scripts/test.sh` (and so `.ci/run`) runs the tests with the feature on; without it this
+//! test skips with a reason.
 
 mod support;
 
@@ -73,23 +73,17 @@ fn hex(s: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_go_to_the_collector_linked_to_the_caller_and_the_upstream() {
     use tokio::io::AsyncBufReadExt;
+    if !cfg!(feature = "otlp") {
+        assert!(
+            !peers_required(),
+            "CI=true but the tests were built without the `otlp` feature (scripts/test.sh enables it)"
+        );
+        eprintln!("skipping: built without the `otlp` feature (scripts/test.sh enables it)");
+        return;
+    }
     let (endpoint, received) = collector().await;
     let s = Scratch::new(json!({"alpha": {"command": test_server().display().to_string()}}));
-    let Some(bin) = std::env::var_os("MCP_REGISTRY_OTLP_BIN")
-        .map(std::path::PathBuf::from)
-        .and_then(|bin| peer(bin, "mcp-registry built with --features otlp"))
-        .or_else(|| {
-            assert!(
-                !peers_required(),
-                "MCP_REGISTRY_OTLP_BIN is not set (scripts/test.sh builds and sets it)"
-            );
-            eprintln!("skipping: MCP_REGISTRY_OTLP_BIN is not set (scripts/test.sh sets it)");
-            None
-        })
-    else {
-        return;
-    };
-    let mut child = tokio::process::Command::new(bin)
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
         .env("MCP_REGISTRY_CACHE_DIR", s.cache())
         .arg("--config")
         .arg(&s.config)

@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 
 use mcp_registry_host::config::{Registry, ServerConfig};
 
+/// The host features this test binary was built with, passed on to the builds it starts so
+/// that cargo reuses the outer build's artifacts instead of compiling a second feature set.
+#[cfg(feature = "otlp")]
+const HOST_FEATURES: &[&str] = &["--features", "mcp-registry-host/otlp"];
+#[cfg(not(feature = "otlp"))]
+const HOST_FEATURES: &[&str] = &[];
+
 /// Builds a workspace binary once per test process and returns its path.
 fn build_bin(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -20,6 +27,7 @@ fn build_bin(package: &str) -> PathBuf {
         // did, so the build reuses its tokio and rmcp instead of compiling them again.
         .args(["build", "--quiet", "--message-format=json", "-p", package])
         .args(["-p", "mcp-registry-host"])
+        .args(HOST_FEATURES)
         .output()
         .expect("run cargo build");
     assert!(
