@@ -34,7 +34,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${npm_pkgs[*]}" ]; then
 fi
 
 # Python peers, one venv per requirements file: the `mcp` 2.x SDK and the servers built on it,
-# and the `mcp` 1.x SDK (FastMCP servers and ClientSession as most deployments still run them).
+# the `mcp` 1.x SDK (FastMCP servers and ClientSession as most deployments still run them),
+# and FastMCP 4.
 python_venv() {
   local reqs="$1" venv="$2"
   if [ ! -x "$venv/bin/python" ]; then
@@ -47,6 +48,8 @@ python_venv() {
 }
 python_venv "$root/tests/peers/requirements.txt" "$peers/venv"
 python_venv "$root/tests/peers/requirements-mcp1.txt" "$peers/venv-mcp1"
+# FastMCP 4 as a remote server (streamable HTTP and SSE, behind a bearer token).
+python_venv "$root/tests/peers/requirements-fastmcp.txt" "$peers/fastmcp-venv"
 # Debian packages the operations tests run against: a real Prometheus that scrapes `serve`,
 # and HAProxy in front of several replicas. Installed only where apt can (as root, or with
 # password-less sudo); the tests skip without them, or fail under CI=true.

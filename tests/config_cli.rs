@@ -5,7 +5,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mcp_registry_host::config::{ConfigError, Registry};
+use mcp_registry_host::config::{ConfigError, Registry, RemoteTransport};
 use support::*;
 
 fn load(dir: &Path, text: &str) -> Result<Registry, ConfigError> {
@@ -420,7 +420,9 @@ fn init_imports_other_clients_configurations_from_their_usual_places() {
     );
     write(
         project.path().join(".cursor/mcp.json"),
-        serde_json::json!({"mcpServers": {"cur": {"command": server}, "desk": {"command": "other"}}}),
+        serde_json::json!({"mcpServers": {"cur": {"command": server}, "desk": {"command": "other"},
+                                          "cur-sse": {"url": "http://127.0.0.1:9/sse", "headers": {"X-Key": "${K}"}},
+                                          "broken": {"type": "http", "url": "ftp://x"}}}),
     );
     write(
         project.path().join(".vscode/mcp.json"),
@@ -446,14 +448,23 @@ fn init_imports_other_clients_configurations_from_their_usual_places() {
         "added code",
         "added cur",
         "added vs",
+        "added remote",
+        "added cur-sse",
         "already present, kept: desk",
     ] {
         assert!(text.contains(line), "{line:?} missing in:\n{text}");
     }
-    assert!(text.contains("skipped: remote (http"), "{text}");
+    assert!(
+        text.contains("skipped: broken (field \"url\": \"ftp://x\" is not an http"),
+        "{text}"
+    );
     let registry = Registry::load(&config).unwrap();
     let names: Vec<&String> = registry.servers().keys().collect();
-    assert_eq!(names, ["code", "cur", "desk", "vs"]);
+    assert_eq!(names, ["code", "cur", "cur-sse", "desk", "remote", "vs"]);
+    let remote = |name: &str| registry.server(name).unwrap().remote.clone().unwrap();
+    assert_eq!(remote("remote").transport, RemoteTransport::StreamableHttp);
+    assert_eq!(remote("cur-sse").transport, RemoteTransport::Sse);
+    assert_eq!(remote("cur-sse").headers["X-Key"], "${K}");
     // The first one in stays: Claude Desktop's `desk`, not Cursor's.
     assert_eq!(registry.server("desk").unwrap().command, server);
     assert_eq!(registry.server("desk").unwrap().env["A"], "1");

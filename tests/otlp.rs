@@ -72,7 +72,6 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_go_to_the_collector_linked_to_the_caller_and_the_upstream() {
-    use tokio::io::AsyncBufReadExt;
     if !cfg!(feature = "otlp") {
         assert!(
             !peers_required(),
@@ -94,15 +93,7 @@ async fn spans_go_to_the_collector_linked_to_the_caller_and_the_upstream() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addr = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
-            addr = url.trim().trim_end_matches("/mcp").to_owned();
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = served_address(&mut child).await;
     let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let (status, upstream) = mcp_call(
         &addr,

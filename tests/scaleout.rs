@@ -34,7 +34,6 @@ struct Replica {
 
 /// `serve --http` with the tenants file; its address once it listens.
 async fn replica(s: &Scratch, tenants: &str) -> (Replica, String) {
-    use tokio::io::AsyncBufReadExt;
     let mut child = s
         .cli(&[
             "serve",
@@ -46,16 +45,9 @@ async fn replica(s: &Scratch, tenants: &str) -> (Replica, String) {
             &IDLE.as_secs().to_string(),
         ])
         .into_tokio();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
-            let addr = url.trim().trim_end_matches("/mcp").to_owned();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            let pid = child.id().unwrap();
-            return (Replica { child, pid }, addr);
-        }
-    }
-    panic!("serve --http printed no address");
+    let addr = served_address(&mut child).await;
+    let pid = child.id().unwrap();
+    (Replica { child, pid }, addr)
 }
 
 trait IntoTokio {

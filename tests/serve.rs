@@ -523,21 +523,13 @@ async fn http(
 
 /// `serve --http 127.0.0.1:0`; the child and its `host:port`.
 async fn serve_http(s: &Setup) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
     let mut child = serve_command(s, &["--http", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
-            let addr = url.trim().trim_end_matches("/mcp").to_owned();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, addr);
-        }
-    }
-    panic!("serve --http printed no address");
+    let addr = served_address(&mut child).await;
+    (child, addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

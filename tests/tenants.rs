@@ -156,7 +156,6 @@ fn setup() -> Setup {
 
 /// `serve --http` of a set-up; the child and its `host:port`.
 async fn serve(s: &Setup, extra: &[&str]) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
     let tenants = s.scratch.path("tenants.json");
     let plugins = s.scratch.path("plugins.json");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
@@ -174,15 +173,8 @@ async fn serve(s: &Setup, extra: &[&str]) -> (tokio::process::Child, String) {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
-            let addr = url.trim().trim_end_matches("/mcp").to_owned();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, addr);
-        }
-    }
-    panic!("serve --http printed no address");
+    let addr = served_address(&mut child).await;
+    (child, addr)
 }
 
 /// An HTTP response: status, lower-cased head, body.
@@ -742,7 +734,6 @@ async fn sdk_clients_list_and_call_with_a_key_and_a_jwt() {
 
 /// `serve --http --tenants` without plugins.
 async fn serve_plain(s: &Setup) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
         .env("MCP_REGISTRY_CACHE_DIR", s.scratch.cache())
         .arg("--config")
@@ -754,15 +745,8 @@ async fn serve_plain(s: &Setup) -> (tokio::process::Child, String) {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
-            let addr = url.trim().trim_end_matches("/mcp").to_owned();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, addr);
-        }
-    }
-    panic!("serve --http printed no address");
+    let addr = served_address(&mut child).await;
+    (child, addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -386,3 +386,19 @@ pub fn append_line(log: &Path, line: &str) {
         .unwrap();
     let _ = writeln!(f, "{line}");
 }
+
+/// Reads a `serve --http` child's stderr (piped) until it names its MCP address
+/// (`HOST:PORT`), then drains the rest in the background so the child never blocks on it.
+pub async fn served_address(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let stderr = child.stderr.take().expect("serve's stderr is piped");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
+            let addr = url.trim().trim_end_matches("/mcp").to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return addr;
+        }
+    }
+    panic!("serve ended before it named its address");
+}

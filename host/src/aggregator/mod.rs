@@ -105,8 +105,9 @@ pub fn parse_arguments(text: &str) -> Result<Option<Map<String, Value>>, Aggrega
 }
 
 struct CachedTools {
-    /// Identity of the connection the list came from: (pid, list_changed generation).
-    source: (Option<u32>, u64),
+    /// Identity of the connection the list came from: (connection id, list_changed
+    /// generation).
+    source: (u64, u64),
     tools: Vec<Tool>,
 }
 
@@ -361,7 +362,7 @@ impl Aggregator {
         &self,
         conn: &ServerConnection,
     ) -> Result<Vec<Tool>, AggregatorError> {
-        let source = (conn.pid(), conn.tools_generation());
+        let source = (conn.id(), conn.tools_generation());
         {
             let cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(entry) = cache.get(conn.name()) {

@@ -59,10 +59,49 @@ pub(super) fn add(
         };
         env_map.insert(k.to_owned(), v.to_owned());
     }
-    let (program, args) = command.split_first().context("missing COMMAND after --")?;
+    let (program, args) = command
+        .split_first()
+        .context("missing COMMAND after -- (or --url URL for a remote server)")?;
     registry
         .insert_server(name, program, args, &env_map)
         .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    save_added(path, registry, name, project)
+}
+
+/// `add NAME --url URL [--transport http|sse] [-H "K: V"]...`.
+pub(super) fn add_remote(
+    path: &Path,
+    name: &str,
+    url: &str,
+    transport: &str,
+    headers: &[String],
+    project: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let mut registry = Registry::load_or_default(path)?;
+    let mut header_map = serde_json::Map::new();
+    for h in headers {
+        let Some((k, v)) = h.split_once(':') else {
+            bail!("--header {h:?}: expected \"NAME: VALUE\"");
+        };
+        header_map.insert(k.trim().to_owned(), v.trim().into());
+    }
+    let mut entry = serde_json::json!({"type": transport, "url": url});
+    if !header_map.is_empty() {
+        entry["headers"] = header_map.into();
+    }
+    registry
+        .insert_entry(name, entry)
+        .map_err(|m| anyhow::anyhow!("{}: server \"{name}\": {m}", path.display()))?;
+    save_added(path, registry, name, project)
+}
+
+/// Puts a just-added server in `project` (if any), writes the file and says so.
+fn save_added(
+    path: &Path,
+    mut registry: Registry,
+    name: &str,
+    project: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     if let Some(project) = project {
         registry
             .add_to_project(project, name)
@@ -127,7 +166,7 @@ pub(super) async fn list(
         .iter()
         .filter(|(name, _)| members.is_none_or(|m| m.contains(name)));
     for (name, server) in shown {
-        let mut line = format!("{name}: {} {}", server.command, server.args.join(" "));
+        let mut line = format!("{name}: {}", server.target());
         if let Some(d) = &server.description {
             line.push_str(&format!("  # {d}"));
         }

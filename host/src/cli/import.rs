@@ -1,5 +1,5 @@
-//! `init --import [FILE]`: the stdio servers of another MCP client's configuration, added to
-//! the registry. Without FILE, every usual place is read: Claude Desktop
+//! `init --import [FILE]`: the servers of another MCP client's configuration (stdio ones, and
+//! remote ones with their `type`, `url` and `headers`), added to the registry. Without FILE, every usual place is read: Claude Desktop
 //! (`claude_desktop_config.json`), Claude Code (`.mcp.json` here), Cursor (`.cursor/mcp.json`
 //! here and in the home directory) and VS Code (`.vscode/mcp.json` here, its `servers` key).
 //! A server already in the registry is reported and kept as it is.
@@ -70,13 +70,18 @@ fn import_file(registry: &mut Registry, file: &Path) -> anyhow::Result<Imported>
             continue;
         }
         let Some(command) = entry.get("command").and_then(Value::as_str) else {
-            let kind = entry
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("remote");
-            imported
-                .skipped
-                .push(format!("{name} ({kind} servers are not supported yet)"));
+            // A remote server: its `type`, `url` and `headers` as they are.
+            let remote: serde_json::Map<String, Value> = entry
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| ["type", "url", "headers"].contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            match registry.insert_entry(name, Value::Object(remote)) {
+                Ok(()) => imported.added.push(name.clone()),
+                Err(e) => imported.skipped.push(format!("{name} ({e})")),
+            }
             continue;
         };
         let args: Vec<String> = entry

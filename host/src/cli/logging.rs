@@ -13,10 +13,11 @@ use tracing_subscriber::Layer;
 
 /// Sets up logging (and span export); call [`finish`] before the process exits.
 pub(super) fn init(verbose: u8) {
-    // rmcp warns about every slow server exit; ours already says what matters.
+    // rmcp warns about every slow server exit, and its HTTP client logs each failure it
+    // returns to us; our own messages say what matters.
     let default = match verbose {
-        0 => "warn,rmcp=error",
-        1 => "info,rmcp=warn",
+        0 => "warn,rmcp=error,rmcp::transport::worker=off",
+        1 => "info,rmcp=warn,rmcp::transport::worker=off",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -51,8 +51,9 @@ pub enum Command {
         #[allow(clippy::option_option)] // absent | --import | --import FILE
         import: Option<Option<PathBuf>>,
     },
-    /// Add (or replace) a server: `add NAME [--env K=V]... -- COMMAND [ARGS...]` (with no
-    /// NAME, at a terminal: asks for each part).
+    /// Add (or replace) a server: `add NAME [--env K=V]... -- COMMAND [ARGS...]`, or a
+    /// remote one: `add NAME --url URL [--transport sse] [-H "K: V"]...` (with no NAME, at a
+    /// terminal: asks for each part).
     Add {
         /// Server name: letters, digits, '_' and '-', no "__".
         name: Option<String>,
@@ -62,6 +63,15 @@ pub enum Command {
         /// The command and its arguments.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
+        /// A remote server's endpoint, instead of a COMMAND.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["command", "env"])]
+        url: Option<String>,
+        /// With --url: "http" (streamable HTTP, the default) or "sse" (the older HTTP+SSE).
+        #[arg(long, value_name = "TYPE", requires = "url", value_parser = ["http", "sse"])]
+        transport: Option<String>,
+        /// With --url: a header sent with every request, "K: V" (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "K: V", requires = "url")]
+        header: Vec<String>,
         /// Also put the server in this project (made if new).
         #[arg(short, long, value_name = "PROJECT")]
         project: Option<String>,
@@ -254,9 +264,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
         Command::Add {
             name: Some(name),
+            url: Some(url),
+            transport,
+            header,
+            project,
+            ..
+        } => {
+            let transport = transport.as_deref().unwrap_or("http");
+            commands::add_remote(path, &name, &url, transport, &header, project.as_deref())
+        }
+        Command::Add {
+            name: Some(name),
             env,
             command,
             project,
+            ..
         } => commands::add(path, &name, &env, &command, project.as_deref()),
         Command::Add {
             name: None,

@@ -1,4 +1,5 @@
-//! [`ServerConnection`]: one live MCP connection over a server process's stdio.
+//! [`ServerConnection`]: one live MCP connection, over a server process's stdio or to a
+//! remote server over HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,10 +16,15 @@ use super::calls::CallsInFlight;
 use super::era::{self, Era, ProbeOutcome, PROBE_ID_PREFIX};
 use super::handler::ConnectionHandler;
 use super::process::{ServerPipes, ServerProcess, ShutdownPolicy};
+use super::remote::{self, SseTransport};
+use super::upstream::Upstream;
 use super::{lock, ClientError, ConnectHooks, ConnectionState};
-use crate::config::{ProtocolMode, ServerConfig};
+use crate::config::{ProtocolMode, RemoteServer, RemoteTransport, ServerConfig};
 
-/// One live stdio MCP connection to a server process.
+/// Tells connections apart (a reconnect to a remote server has no new pid to show it).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One live MCP connection: to a server process over its stdio, or to a remote server.
 ///
 /// Dropping it kills the process group; call [`ServerConnection::close`] to end the server
 /// the way the spec asks (stdin first) and wait for it to exit.
@@ -28,7 +34,8 @@ pub struct ServerConnection {
     pub(super) service: tokio::sync::Mutex<Option<RunningService<RoleClient, ConnectionHandler>>>,
     pub(super) peer: rmcp::Peer<RoleClient>,
     pub(super) state: Mutex<ConnectionState>,
-    pub(super) process: ServerProcess,
+    pub(super) upstream: Upstream,
+    pub(super) id: u64,
     pub(super) tools_generation: Arc<AtomicU64>,
     pub(super) calls: Arc<CallsInFlight>,
 }
@@ -37,7 +44,7 @@ impl std::fmt::Debug for ServerConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConnection")
             .field("name", &self.name)
-            .field("pid", &self.process.pid())
+            .field("pid", &self.upstream.pid())
             .field("state", &self.state())
             .finish()
     }
@@ -62,6 +69,13 @@ impl Handshake {
         match self {
             Handshake::Initialize => "initialize",
             Handshake::Discover => "server/discover",
+        }
+    }
+
+    fn era(self) -> Era {
+        match self {
+            Handshake::Initialize => Era::Legacy,
+            Handshake::Discover => Era::Modern,
         }
     }
 
@@ -91,9 +105,9 @@ impl From<ClientError> for StartFailure {
     }
 }
 
-/// The transport of a connection: rmcp's line transport over the process's pipes, minus
-/// late answers to the era probe's own requests (which rmcp would take for a conflict).
-struct ServerTransport(
+/// The transport of a stdio connection: rmcp's line transport over the process's pipes,
+/// minus late answers to the era probe's own requests (which rmcp would take for a conflict).
+struct PipeTransport(
     AsyncRwTransport<
         RoleClient,
         tokio::io::BufReader<super::process::WatchedStdout>,
@@ -110,7 +124,13 @@ fn is_probe_answer(message: &ServerJsonRpcMessage) -> bool {
     matches!(id, Some(rmcp::model::NumberOrString::String(s)) if s.starts_with(PROBE_ID_PREFIX))
 }
 
-impl Transport<RoleClient> for ServerTransport {
+impl PipeTransport {
+    fn new(pipes: ServerPipes) -> Self {
+        PipeTransport(AsyncRwTransport::new_client(pipes.stdout, pipes.stdin))
+    }
+}
+
+impl Transport<RoleClient> for PipeTransport {
     type Error = std::io::Error;
 
     fn send(
@@ -140,7 +160,7 @@ async fn refusal(
     name: &str,
     method: &str,
     e: ClientInitializeError,
-    process: &ServerProcess,
+    upstream: &Upstream,
 ) -> StartFailure {
     let refused = matches!(
         e,
@@ -151,16 +171,21 @@ async fn refusal(
     );
     let what = match &e {
         ClientInitializeError::ConnectionClosed(_) => {
-            format!("the server closed its stdout before answering {method}")
+            format!("{} before answering {method}", upstream.closed())
+        }
+        ClientInitializeError::TransportError { error, .. } if upstream.is_remote() => {
+            let why = remote::explain(error.error.as_ref());
+            let why = why.as_deref().unwrap_or("the connection failed");
+            format!("{method} ({}): {why}", upstream.endpoint())
         }
         other => format!("{method}: {other}"),
     };
     // A process that is exiting says how; give it a moment to.
-    process.settle(Duration::from_millis(200)).await;
+    upstream.settle(Duration::from_millis(200)).await;
     StartFailure {
         error: ClientError::Handshake {
             server: name.to_string(),
-            message: format!("{what}{}", process.describe()),
+            message: format!("{what}{}", upstream.describe()),
         },
         refused,
     }
@@ -201,18 +226,112 @@ impl ServerConnection {
         let started = Instant::now();
         let config = &config.expanded(name)?;
         let deadline = tokio::time::Instant::now() + config.connect_timeout;
-        let conn = match config.protocol {
-            ProtocolMode::Legacy => {
-                Self::start(name, config, &hooks, Handshake::Initialize, deadline).await
+        let conn = match (&config.remote, config.protocol) {
+            (Some(remote), protocol) => {
+                Self::start_remote(name, config, remote, protocol, &hooks, deadline).await
             }
-            ProtocolMode::Modern => {
-                Self::start(name, config, &hooks, Handshake::Discover, deadline).await
-            }
-            ProtocolMode::Auto => Self::start_auto(name, config, &hooks, deadline).await,
+            (None, protocol) => Self::start_stdio(name, config, protocol, &hooks, deadline).await,
         }
         .map_err(|f| f.error)?;
-        tracing::debug!(server = %name, pid = conn.process.pid(), state = ?conn.state(), elapsed = ?started.elapsed(), "connected");
+        tracing::debug!(server = %name, pid = ?conn.upstream.pid(), state = ?conn.state(), elapsed = ?started.elapsed(), "connected");
         Ok(conn)
+    }
+
+    /// A stdio server, in the era `protocol` asks for.
+    async fn start_stdio(
+        name: &str,
+        config: &ServerConfig,
+        protocol: ProtocolMode,
+        hooks: &ConnectHooks,
+        deadline: tokio::time::Instant,
+    ) -> Result<Self, StartFailure> {
+        match protocol {
+            ProtocolMode::Legacy => {
+                Self::start(name, config, hooks, Handshake::Initialize, deadline).await
+            }
+            ProtocolMode::Modern => {
+                Self::start(name, config, hooks, Handshake::Discover, deadline).await
+            }
+            ProtocolMode::Auto => Self::start_auto(name, config, hooks, deadline).await,
+        }
+    }
+
+    /// A remote server. `"protocol": "auto"` opens with the era remembered for it, else
+    /// `initialize` (what every remote server spoke before 2026-07-28), and tries the other
+    /// handshake once if the server refuses the first: there is no cheap probe over HTTP.
+    async fn start_remote(
+        name: &str,
+        config: &ServerConfig,
+        remote: &RemoteServer,
+        protocol: ProtocolMode,
+        hooks: &ConnectHooks,
+        deadline: tokio::time::Instant,
+    ) -> Result<Self, StartFailure> {
+        let first = match protocol {
+            ProtocolMode::Legacy => Handshake::Initialize,
+            ProtocolMode::Modern => Handshake::Discover,
+            ProtocolMode::Auto => era::remembered(config)
+                .map(Handshake::of)
+                .unwrap_or(Handshake::Initialize),
+        };
+        let open = |handshake| Self::open_remote(name, config, remote, hooks, handshake, deadline);
+        let (conn, handshake) = match open(first).await {
+            Ok(conn) => (conn, first),
+            Err(f) if f.refused && protocol == ProtocolMode::Auto => {
+                let other = match first {
+                    Handshake::Initialize => Handshake::Discover,
+                    Handshake::Discover => Handshake::Initialize,
+                };
+                tracing::info!(server = name, error = %f.error, "refused {}; trying {}", first.method(), other.method());
+                (open(other).await?, other)
+            }
+            Err(f) => return Err(f),
+        };
+        if protocol == ProtocolMode::Auto {
+            era::remember(config, handshake.era());
+        }
+        Ok(conn)
+    }
+
+    /// Opens `remote`'s transport and runs `handshake` on it.
+    async fn open_remote(
+        name: &str,
+        config: &ServerConfig,
+        remote: &RemoteServer,
+        hooks: &ConnectHooks,
+        handshake: Handshake,
+        deadline: tokio::time::Instant,
+    ) -> Result<Self, StartFailure> {
+        let upstream = Upstream::Remote(remote::shown_url(&remote.url));
+        match remote.transport {
+            RemoteTransport::StreamableHttp => {
+                let transport = remote::streamable_http(name, remote)?;
+                Self::handshake(
+                    name, config, hooks, upstream, transport, handshake, deadline,
+                )
+                .await
+            }
+            RemoteTransport::Sse => {
+                let transport =
+                    match tokio::time::timeout_at(deadline, SseTransport::connect(name, remote))
+                        .await
+                    {
+                        Ok(opened) => opened?,
+                        Err(_) => {
+                            return Err(ClientError::ConnectTimeout {
+                                server: name.into(),
+                                timeout: config.connect_timeout,
+                                details: String::new(),
+                            }
+                            .into())
+                        }
+                    };
+                Self::handshake(
+                    name, config, hooks, upstream, transport, handshake, deadline,
+                )
+                .await
+            }
+        }
     }
 
     /// `"protocol": "auto"`: the era remembered for this server, else a probe.
@@ -249,8 +368,8 @@ impl ServerConnection {
                     name,
                     config,
                     hooks,
-                    process,
-                    pipes,
+                    Upstream::Process(process),
+                    PipeTransport::new(pipes),
                     Handshake::Discover,
                     deadline,
                 )
@@ -263,8 +382,8 @@ impl ServerConnection {
                     name,
                     config,
                     hooks,
-                    process,
-                    pipes,
+                    Upstream::Process(process),
+                    PipeTransport::new(pipes),
                     Handshake::Initialize,
                     deadline,
                 )
@@ -293,20 +412,28 @@ impl ServerConnection {
         deadline: tokio::time::Instant,
     ) -> Result<Self, StartFailure> {
         let (process, pipes) = ServerProcess::spawn(name, config)?;
-        Self::handshake(name, config, hooks, process, pipes, handshake, deadline).await
+        let (upstream, transport) = (Upstream::Process(process), PipeTransport::new(pipes));
+        Self::handshake(
+            name, config, hooks, upstream, transport, handshake, deadline,
+        )
+        .await
     }
 
-    /// Runs rmcp's lifecycle on a spawned process; a process that dies meanwhile is reported
-    /// at once, with its exit status and what it wrote.
-    async fn handshake(
+    /// Runs rmcp's lifecycle on `transport`; a process that dies meanwhile is reported at
+    /// once, with its exit status and what it wrote.
+    async fn handshake<T>(
         name: &str,
         config: &ServerConfig,
         hooks: &ConnectHooks,
-        process: ServerProcess,
-        pipes: ServerPipes,
+        upstream: Upstream,
+        transport: T,
         handshake: Handshake,
         deadline: tokio::time::Instant,
-    ) -> Result<Self, StartFailure> {
+    ) -> Result<Self, StartFailure>
+    where
+        T: Transport<RoleClient> + Send + 'static,
+        T::Error: std::error::Error + Send + Sync + 'static,
+    {
         let name: Arc<str> = name.into();
         let tools_generation = Arc::new(AtomicU64::new(0));
         let calls = Arc::new(CallsInFlight::new(hooks.relay.clone()));
@@ -317,7 +444,6 @@ impl ServerConnection {
             events: hooks.events.clone(),
             calls: calls.clone(),
         };
-        let transport = ServerTransport(AsyncRwTransport::new_client(pipes.stdout, pipes.stdin));
         let opening = handler.serve_with_lifecycle(transport, handshake.lifecycle());
         let method = handshake.method();
         let service = tokio::select! {
@@ -326,18 +452,18 @@ impl ServerConnection {
                     return Err(ClientError::ConnectTimeout {
                         server: name.to_string(),
                         timeout: config.connect_timeout,
-                        details: process.describe(),
+                        details: upstream.describe(),
                     }
                     .into())
                 }
-                Ok(Err(e)) => return Err(refusal(&name, method, e, &process).await),
+                Ok(Err(e)) => return Err(refusal(&name, method, e, &upstream).await),
                 Ok(Ok(service)) => service,
             },
-            _ = process.exited() => {
-                process.settle(Duration::from_millis(200)).await;
+            _ = upstream.ended() => {
+                upstream.settle(Duration::from_millis(200)).await;
                 return Err(ClientError::Handshake {
                     server: name.to_string(),
-                    message: format!("the server process ended before answering {method}{}", process.describe()),
+                    message: format!("the server process ended before answering {method}{}", upstream.describe()),
                 }
                 .into());
             }
@@ -350,7 +476,8 @@ impl ServerConnection {
             service: tokio::sync::Mutex::new(Some(service)),
             peer,
             state: Mutex::new(state),
-            process,
+            upstream,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tools_generation,
             calls,
         })
@@ -361,16 +488,22 @@ impl ServerConnection {
         &self.name
     }
 
-    /// The server process id (the leader of its process group).
+    /// The server process id (the leader of its process group); `None` for a remote server.
     pub fn pid(&self) -> Option<u32> {
-        Some(self.process.pid())
+        self.upstream.pid()
+    }
+
+    /// This connection's own number, unique in this process: a new connection to the same
+    /// server (a restart, a reconnect) has a new one.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The current state; a `Ready` connection whose transport has closed reports `Failed`.
     pub fn state(&self) -> ConnectionState {
         let mut state = lock(&self.state);
         if matches!(*state, ConnectionState::Ready { .. })
-            && (self.peer.is_transport_closed() || self.process.exit_status().is_some())
+            && (self.peer.is_transport_closed() || self.upstream.has_ended())
         {
             *state = ConnectionState::Failed(self.lost());
         }
@@ -413,20 +546,13 @@ impl ServerConnection {
         *lock(&self.state) = ConnectionState::Closing;
         // Ends rmcp's service loop, which closes the transport and with it the server's stdin.
         let _ = service.close_with_timeout(Duration::from_millis(500)).await;
-        let status = self.process.shutdown(policy).await;
+        self.upstream.shutdown(policy).await;
         *lock(&self.state) = ConnectionState::Closed;
-        tracing::debug!(server = %self.name, pid = self.process.pid(), ?status, "closed");
+        tracing::debug!(server = %self.name, pid = ?self.upstream.pid(), "closed");
     }
 
-    /// The connection's state as a failure message, if its process is gone.
+    /// The connection's state as a failure message, once its process or transport is gone.
     pub(super) fn lost(&self) -> String {
-        match self.process.exit_status() {
-            Some(status) => format!(
-                "the server process {}{}",
-                super::process::describe_exit(&status),
-                self.process.describe_output()
-            ),
-            None => "the server process closed its pipes".into(),
-        }
+        self.upstream.lost()
     }
 }

@@ -229,6 +229,16 @@ fn key(config: &ServerConfig) -> String {
         hasher.update([3]);
         hasher.update(v.as_bytes());
     }
+    if let Some(remote) = &config.remote {
+        hasher.update([4]);
+        hasher.update(remote.url.as_bytes());
+        for (k, v) in &remote.headers {
+            hasher.update([2]);
+            hasher.update(k.as_bytes());
+            hasher.update([3]);
+            hasher.update(v.as_bytes());
+        }
+    }
     hasher
         .finalize()
         .iter()

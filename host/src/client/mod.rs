@@ -1,9 +1,12 @@
-//! One MCP connection to a server process: spawn, era probe, handshake, requests, close.
+//! One MCP connection to a server (a process, or a remote one): spawn or connect, era,
+//! handshake, requests, close.
 //!
 //! The protocol itself (JSON-RPC framing, both handshakes, cancellation on drop) is rmcp's;
 //! this module adds what a registry needs around it, one concern per file:
 //! - [`process`]: the server process (its own process group, a watchdog for when we are
 //!   killed, stderr kept for error messages, a shutdown that never leaves a process behind);
+//! - `remote`: the HTTP transports of remote servers (streamable HTTP, and HTTP+SSE);
+//! - `upstream`: what is at the other end (a process, or a URL), as a connection sees it;
 //! - [`era`]: which protocol era a server speaks, probed cheaply and remembered on disk;
 //! - `handler`: our rmcp `ClientHandler` (roots, relayed requests, notifications);
 //! - `connection`: [`ServerConnection`] and its [`ConnectionState`]: start, era, close;
@@ -20,8 +23,10 @@ mod connection;
 pub mod era;
 mod handler;
 pub mod process;
+mod remote;
 mod requests;
 mod trace_context;
+mod upstream;
 
 pub use connection::ServerConnection;
 pub use process::{live_servers, terminate_all, ShutdownPolicy};

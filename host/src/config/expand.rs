@@ -1,8 +1,8 @@
-//! `${VAR}` and `${VAR:-default}` in a server's `command`, `args`, `env` and `cwd`, expanded
-//! from the host's environment when the server is started (not when the file is read, so a
-//! reload or a changed environment takes effect on the next start, and the file can be
-//! shared without its secrets). An unset variable without a default is an error naming the
-//! server, the field and the variable, never its value.
+//! `${VAR}` and `${VAR:-default}` in a server's `command`, `args`, `env`, `cwd`, `url` and
+//! `headers`, expanded from the host's environment when the server is started (not when the
+//! file is read, so a reload or a changed environment takes effect on the next start, and the
+//! file can be shared without its secrets). An unset variable without a default is an error
+//! naming the server, the field and the variable, never its value.
 
 use std::path::PathBuf;
 
@@ -92,6 +92,17 @@ impl ServerConfig {
             out.cwd = Some(PathBuf::from(
                 expand(&text, lookup).map_err(fail("cwd".into()))?,
             ));
+        }
+        if let (Some(remote), Some(out)) = (&self.remote, out.remote.as_mut()) {
+            out.url = expand(&remote.url, lookup).map_err(fail("url".into()))?;
+            // The expanded URL may hold a secret: the message does not repeat it.
+            if super::remote::check_url(&out.url).is_err() {
+                let message = "is not an http:// or https:// URL once its variables are expanded";
+                return Err(fail("url".into())(message.into()));
+            }
+            for (name, value) in out.headers.iter_mut() {
+                *value = expand(value, lookup).map_err(fail(format!("headers.{name}")))?;
+            }
         }
         Ok(out)
     }

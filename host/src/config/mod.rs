@@ -16,13 +16,16 @@ use serde_json::{Map, Value};
 
 use crate::names::{validate_server_name, ToolName, SEPARATOR};
 
+mod entry;
 mod expand;
 mod filter;
 pub mod json;
 mod paths;
 mod projects;
+mod remote;
 pub mod tenants;
 
+use entry::parse_server;
 pub use expand::ExpandError;
 pub use filter::{parse_filter, FilterSpecError, ToolFilter};
 use json::{kind, Fields};
@@ -80,10 +83,41 @@ pub enum ProtocolMode {
     Modern,
 }
 
-/// How to start one stdio MCP server, and how to treat it.
+/// Which HTTP transport a remote server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteTransport {
+    /// Streamable HTTP (`"type": "http"`, also written `"streamable-http"`).
+    StreamableHttp,
+    /// The older HTTP+SSE transport of the 2024-11-05 spec (`"type": "sse"`).
+    Sse,
+}
+
+impl RemoteTransport {
+    /// The `type` this transport is written as in a registry file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteTransport::StreamableHttp => "http",
+            RemoteTransport::Sse => "sse",
+        }
+    }
+}
+
+/// A server reached over the network instead of started as a process: the shape Claude
+/// Code, VS Code and Cursor use (`type`, `url`, `headers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteServer {
+    /// Which transport it speaks.
+    pub transport: RemoteTransport,
+    /// Its endpoint, `http://` or `https://`.
+    pub url: String,
+    /// Headers sent with every request (`Authorization`, API keys).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// How to reach one MCP server (a stdio process, or a remote one), and how to treat it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
-    /// Program to run.
+    /// Program to run (empty for a remote server).
     pub command: String,
     /// Its arguments (may be empty).
     pub args: Vec<String>,
@@ -105,6 +139,8 @@ pub struct ServerConfig {
     pub protocol: ProtocolMode,
     /// Who shares one of its processes under `serve --http`.
     pub sharing: Sharing,
+    /// Set for a remote server (`"type": "http"` or `"sse"`): reached at a URL, not started.
+    pub remote: Option<RemoteServer>,
 }
 
 impl ServerConfig {
@@ -125,6 +161,28 @@ impl ServerConfig {
             roots: Vec::new(),
             protocol: ProtocolMode::Auto,
             sharing: Sharing::Tenant,
+            remote: None,
+        }
+    }
+
+    /// A remote server at `url`, with default settings and no headers.
+    pub fn remote(transport: RemoteTransport, url: impl Into<String>) -> Self {
+        let mut config = Self::new(String::new(), Vec::<String>::new());
+        config.remote = Some(RemoteServer {
+            transport,
+            url: url.into(),
+            headers: BTreeMap::new(),
+        });
+        config
+    }
+
+    /// What runs or answers for this server, for listings: `COMMAND ARGS...`, or
+    /// `TYPE URL` for a remote one.
+    pub fn target(&self) -> String {
+        match &self.remote {
+            Some(r) => format!("{} {}", r.transport.as_str(), r.url),
+            None if self.args.is_empty() => self.command.clone(),
+            None => format!("{} {}", self.command, self.args.join(" ")),
         }
     }
 }
@@ -153,20 +211,6 @@ impl Default for Registry {
         }
     }
 }
-
-const SERVER_FIELDS: &[&str] = &[
-    "type",
-    "command",
-    "args",
-    "env",
-    "cwd",
-    "description",
-    "timeouts",
-    "tools",
-    "roots",
-    "protocol",
-    "sharing",
-];
 
 impl Registry {
     /// Reads and validates the registry at `path`. A missing file is an error; use
@@ -323,6 +367,24 @@ impl Registry {
         Ok(())
     }
 
+    /// Adds (or replaces) a server from its JSON entry, as a registry file would hold it,
+    /// after checking it the way a loaded file is checked.
+    pub fn insert_entry(&mut self, name: &str, entry: Value) -> Result<(), String> {
+        validate_server_name(name)?;
+        let path = self.path.clone().unwrap_or_default();
+        let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let config = parse_server(&Fields::entry(&path, "server", name), &entry, &base_dir)
+            .map_err(|e| match e {
+                JsonFileError::Invalid {
+                    location, message, ..
+                } => format!("field \"{}\": {message}", location.field),
+                other => other.to_string(),
+            })?;
+        self.servers_object().insert(name.into(), entry);
+        self.servers.insert(name.into(), config);
+        Ok(())
+    }
+
     /// Removes a server; returns whether it existed.
     pub fn remove_server(&mut self, name: &str) -> bool {
         self.forget_in_projects(name);
@@ -374,137 +436,6 @@ impl Registry {
             write_err(e)
         })
     }
-}
-
-fn parse_server(
-    v: &Fields<'_>,
-    entry: &Value,
-    base_dir: &Path,
-) -> Result<ServerConfig, JsonFileError> {
-    let obj = v.object("(entry)", entry)?;
-    v.only("", obj, SERVER_FIELDS)?;
-    if let Some(t) = obj.get("type") {
-        let t = v.string("type", t)?;
-        if t != "stdio" {
-            return Err(v.err(
-                "type",
-                format!("unsupported transport \"{t}\"; only \"stdio\" is supported"),
-            ));
-        }
-    }
-    let command = match obj.get("command") {
-        None => return Err(v.err("command", "missing; every server needs a command to run")),
-        Some(c) => v.string("command", c)?,
-    };
-    if command.trim().is_empty() {
-        return Err(v.err("command", "must not be empty"));
-    }
-    let mut config = ServerConfig::new(command, Vec::<String>::new());
-    if let Some(args) = obj.get("args") {
-        config.args = v.strings("args", args)?;
-    }
-    if let Some(env) = obj.get("env") {
-        config.env = v.string_map("env", env)?;
-        if let Some(key) = config
-            .env
-            .keys()
-            .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
-        {
-            return Err(v.err(format!("env.{key}"), "invalid environment variable name"));
-        }
-    }
-    if let Some(cwd) = obj.get("cwd") {
-        let cwd = PathBuf::from(v.string("cwd", cwd)?);
-        // `${HOME}/work` is absolute once expanded (at start-up): left as written.
-        let variable_first = cwd.to_string_lossy().starts_with('$');
-        config.cwd = Some(if cwd.is_relative() && !variable_first {
-            base_dir.join(cwd)
-        } else {
-            cwd
-        });
-    }
-    if let Some(d) = obj.get("description") {
-        config.description = Some(v.string("description", d)?);
-    }
-    if let Some(t) = obj.get("timeouts") {
-        timeouts(v, t, &mut config)?;
-    }
-    if let Some(t) = obj.get("tools") {
-        config.tools = tool_filter(v, t)?;
-    }
-    if let Some(r) = obj.get("roots") {
-        config.roots = v.strings("roots", r)?;
-    }
-    if let Some(p) = obj.get("protocol") {
-        config.protocol = protocol(v, p)?;
-    }
-    if let Some(p) = obj.get("sharing") {
-        config.sharing = match v.string("sharing", p)?.as_str() {
-            "tenant" => Sharing::Tenant,
-            "global" => Sharing::Global,
-            "session" => Sharing::Session,
-            other => {
-                let expected = "expected \"tenant\", \"global\" or \"session\"";
-                let message = format!("unknown sharing \"{other}\"; {expected}");
-                return Err(v.err("sharing", message));
-            }
-        };
-    }
-    Ok(config)
-}
-
-fn timeouts(v: &Fields<'_>, t: &Value, config: &mut ServerConfig) -> Result<(), JsonFileError> {
-    for (key, value) in v.object("timeouts", t)? {
-        match key.as_str() {
-            "connect" => config.connect_timeout = v.seconds("timeouts.connect", value)?,
-            "call" => config.call_timeout = v.seconds("timeouts.call", value)?,
-            other => {
-                return Err(v.err(
-                    format!("timeouts.{other}"),
-                    "unknown field; expected \"connect\" or \"call\" (seconds)",
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-fn tool_filter(v: &Fields<'_>, t: &Value) -> Result<ToolFilter, JsonFileError> {
-    let t = t.as_object().ok_or_else(|| {
-        v.err(
-            "tools",
-            format!(
-                "expected {{\"allow\": [...]}} or {{\"deny\": [...]}}, found {}",
-                kind(t)
-            ),
-        )
-    })?;
-    Ok(match (t.get("allow"), t.get("deny"), t.len()) {
-        (Some(a), None, 1) => ToolFilter::Allow(v.strings("tools.allow", a)?),
-        (None, Some(d), 1) => ToolFilter::Deny(v.strings("tools.deny", d)?),
-        _ => {
-            return Err(v.err(
-                "tools",
-                "expected exactly one of {\"allow\": [...]} or {\"deny\": [...]}",
-            ))
-        }
-    })
-}
-
-fn protocol(v: &Fields<'_>, p: &Value) -> Result<ProtocolMode, JsonFileError> {
-    Ok(match v.string("protocol", p)?.as_str() {
-        "auto" => ProtocolMode::Auto,
-        "legacy" | "2025-11-25" => ProtocolMode::Legacy,
-        "2026-07-28" => ProtocolMode::Modern,
-        other => {
-            return Err(v.err(
-                "protocol",
-                format!(
-                    "unknown protocol \"{other}\"; expected \"auto\", \"legacy\" or \"2026-07-28\""
-                ),
-            ))
-        }
-    })
 }
 
 /// Checks an alias: a plain tool name standing for `SERVER__TOOL` of one of `servers`.
