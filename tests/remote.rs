@@ -433,3 +433,39 @@ async fn serve_relays_to_a_remote_server_over_one_upstream_session() {
         let _ = child.kill().await;
     }
 }
+
+#[test]
+fn a_wasm_guest_opens_a_session_on_a_remote_server() {
+    let probe = guest("probe");
+    for (_, kind, path) in transports() {
+        let Some(server) = fastmcp(kind, 0) else {
+            return;
+        };
+        let s = Scratch::new(json!({"fm": {
+            "type": kind,
+            "url": server.url(path),
+            "headers": {"Authorization": format!("Bearer {TOKEN}")}
+        }}));
+        let run = |op: &str| {
+            let input = json!({"op": op, "server": "fm"}).to_string();
+            let probe = probe.to_str().unwrap();
+            let out = s
+                .cli(&["run", probe, "--allow-server", "fm", "--input", &input])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{kind} {op}: {out:?}");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        // A guest's session is one MCP session; its calls without one are one each.
+        assert_eq!(
+            run("session_counter")["counters"],
+            json!(["1", "2", "3"]),
+            "{kind}"
+        );
+        assert_eq!(
+            run("temp_counter")["counters"],
+            json!(["1", "1", "1"]),
+            "{kind}"
+        );
+    }
+}

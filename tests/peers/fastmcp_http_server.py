@@ -12,6 +12,7 @@ notes when it is cancelled and `stats` reports it, `grow` adds a tool and announ
 """
 
 import asyncio
+import os
 import socket
 import sys
 
@@ -39,6 +40,12 @@ def counter(ctx: Context) -> int:
     key = ctx.session_id
     counts[key] = counts.get(key, 0) + 1
     return counts[key]
+
+
+@mcp.tool
+def pid() -> int:
+    """The server's process id."""
+    return os.getpid()
 
 
 @mcp.tool

@@ -345,14 +345,16 @@ async fn call_asking(
 /// shutdown after it.
 pub(super) async fn run_plugin(
     path: &Path,
+    registry: Registry,
     plugin: &Path,
     input: &str,
     limits: &PolicyArgs,
 ) -> anyhow::Result<ExitCode> {
-    let registry = Registry::load_or_default(path)?;
+    use crate::client::recording;
     let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
     let input = text_or_stdin(input, "input")?;
-    serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
+    let value = serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
+    recording::note(serde_json::json!({"kind": "input", "value": value}));
     let mut policy = limits.to_policy(&registry, path)?;
     let plugin = host.load_file(plugin)?;
     let requires = host.describe(&plugin).await?.requires;
@@ -367,9 +369,12 @@ pub(super) async fn run_plugin(
     eprintln!("{}", grant_report(plugin.name(), &requires, &policy));
     let outcome = host.run(&plugin, &input, &policy).await;
     if let Ok(output) = &outcome {
-        match serde_json::from_str::<Value>(output) {
-            Ok(v) => print_json(&v)?,
-            Err(_) => println!("{output}"),
+        let value = serde_json::from_str::<Value>(output).ok();
+        let recorded = value.clone().unwrap_or_else(|| output.as_str().into());
+        recording::note(serde_json::json!({"kind": "output", "value": recorded}));
+        match value {
+            Some(v) => print_json(&v)?,
+            None => println!("{output}"),
         }
     }
     host.aggregator().shutdown().await;

@@ -60,6 +60,7 @@ mod otlp {
         if !configured {
             return None;
         }
+        crate::client::install_tls_provider();
         let exporter = match opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()

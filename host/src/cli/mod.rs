@@ -20,6 +20,7 @@ mod import;
 mod logging;
 mod policy_args;
 mod prompt;
+mod replay;
 mod seed;
 
 pub use exec::ExecArgs;
@@ -131,15 +132,32 @@ pub enum Command {
         /// The component file (`.wasm`); omit with --policy.
         #[arg(required_unless_present = "policy")]
         plugin: Option<PathBuf>,
-        /// Input as JSON text, or `-` to read it from stdin.
-        #[arg(long, default_value = "{}")]
-        input: String,
+        /// Input as JSON text, or `-` to read it from stdin (default `{}`; with --replay, the
+        /// recorded input).
+        #[arg(long)]
+        input: Option<String>,
         /// A policy file naming plugins, components, grants and limits.
         #[arg(long, value_name = "FILE", conflicts_with = "plugin")]
         policy: Option<PathBuf>,
         /// The plugin's grants and limits.
         #[command(flatten)]
         limits: PolicyArgs,
+        /// Write every upstream request of the run with its answer, and the plugin's input,
+        /// output and log lines, to FILE as JSON lines.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "replay"])]
+        record: Option<PathBuf>,
+        /// Answer the plugin's requests from a recording instead of the registry's servers:
+        /// no server is started.
+        #[arg(long, value_name = "FILE", conflicts_with = "policy")]
+        replay: Option<PathBuf>,
+    },
+    /// One server of a recording, played back on stdio (what `run --replay` starts).
+    #[command(hide = true)]
+    ReplayServer {
+        /// The recording.
+        recording: PathBuf,
+        /// The recorded server to play.
+        server: String,
     },
     /// Run the registry as one MCP server (stdio, or streamable HTTP with --http): every
     /// selected server's tools as SERVER__TOOL, the registry's aliases, and plugins as tools.
@@ -326,11 +344,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plugin,
             input,
             limits,
+            record,
+            replay,
             ..
         } => {
             let plugin = plugin.context("missing PLUGIN")?;
-            commands::run_plugin(path, &plugin, &input, &limits).await
+            let (registry, recorded_input) = match &replay {
+                Some(file) => {
+                    let recording = replay::read(file)?;
+                    (replay::registry(file, &recording)?, recording.input)
+                }
+                None => (config::Registry::load_or_default(path)?, None),
+            };
+            if let Some(file) = &record {
+                crate::client::recording::record_to(file)
+                    .with_context(|| format!("cannot record to {}", file.display()))?;
+            }
+            let input = input.or(recorded_input).unwrap_or_else(|| "{}".into());
+            commands::run_plugin(path, registry, &plugin, &input, &limits).await
         }
+        Command::ReplayServer { recording, server } => replay::serve(&recording, &server).await,
         Command::Serve(args) => args.run(path).await,
         Command::Exec(args) => exec::exec(path, &args).await,
         Command::Describe { plugin } => commands::describe(path, &plugin).await,

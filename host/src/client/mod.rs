@@ -5,6 +5,7 @@
 //! this module adds what a registry needs around it, one concern per file:
 //! - [`process`]: the server process (its own process group, a watchdog for when we are
 //!   killed, stderr kept for error messages, a shutdown that never leaves a process behind);
+//! - [`recording`]: `run --record`, every upstream request and answer as JSON lines;
 //! - `remote`: the HTTP transports of remote servers (streamable HTTP, and HTTP+SSE);
 //! - `upstream`: what is at the other end (a process, or a URL), as a connection sees it;
 //! - [`era`]: which protocol era a server speaks, probed cheaply and remembered on disk;
@@ -23,6 +24,7 @@ mod connection;
 pub mod era;
 mod handler;
 pub mod process;
+pub mod recording;
 mod remote;
 mod requests;
 mod trace_context;
@@ -30,6 +32,7 @@ mod upstream;
 
 pub use connection::ServerConnection;
 pub use process::{live_servers, terminate_all, ShutdownPolicy};
+pub use remote::install_tls_provider;
 pub use requests::CallOptions;
 pub use trace_context::TraceContext;
 

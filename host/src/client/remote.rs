@@ -26,14 +26,19 @@ use crate::config::RemoteServer;
 /// How many server messages may wait for the connection to take them.
 const INCOMING_BUFFER: usize = 64;
 
+/// Makes ring the process's TLS crypto provider, unless one is installed already. Every
+/// reqwest client in the process needs one before it is built (OTLP export's too), even for
+/// plain `http://`.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The process's HTTP client for remote servers.
 fn client() -> Result<reqwest::Client, String> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            // reqwest's rustls takes the process's default crypto provider; another part of
-            // the process may have installed one first, which is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            install_tls_provider();
             reqwest::Client::builder()
                 .build()
                 .map_err(|e| format!("cannot set up the HTTP client: {e}"))

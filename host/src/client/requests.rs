@@ -47,7 +47,15 @@ impl ServerConnection {
                 operation: "tools/list".into(),
                 timeout,
             }),
-            Ok(result) => result.map_err(|e| self.classify(e, "tools/list", None)),
+            Ok(Ok(tools)) => {
+                if super::recording::recording() {
+                    super::recording::note(serde_json::json!({
+                        "kind": "tools/list", "server": &*self.name, "tools": &tools,
+                    }));
+                }
+                Ok(tools)
+            }
+            Ok(Err(e)) => Err(self.classify(e, "tools/list", None)),
         }
     }
 
@@ -66,6 +74,29 @@ impl ServerConnection {
     /// Like [`ServerConnection::call_tool`], with a timeout of its own, the call's
     /// `notifications/progress` and the server's requests sent where [`CallOptions`] says.
     pub async fn call_tool_with(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        options: CallOptions,
+    ) -> Result<CallToolResult, ClientError> {
+        if !super::recording::recording() {
+            return self.send_call(tool, arguments, options).await;
+        }
+        let recorded = Value::Object(arguments.clone().unwrap_or_default());
+        let outcome = self.send_call(tool, arguments, options).await;
+        let mut line = serde_json::json!({
+            "kind": "tools/call", "server": &*self.name, "tool": tool, "arguments": recorded,
+        });
+        match &outcome {
+            Ok(result) => line["result"] = serde_json::json!(result),
+            Err(e) => line["error"] = e.to_string().into(),
+        }
+        super::recording::note(line);
+        outcome
+    }
+
+    /// Sends one `tools/call` and waits for its answer, its timeout, or its cancellation.
+    async fn send_call(
         &self,
         tool: &str,
         arguments: Option<Map<String, Value>>,

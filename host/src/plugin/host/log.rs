@@ -21,6 +21,11 @@ impl wit_log::Host for PluginState {
     async fn log(&mut self, level: wit_log::Level, message: String) {
         let plugin = &*self.name;
         let message = bounded(message);
+        if crate::client::recording::recording() {
+            crate::client::recording::note(serde_json::json!({
+                "kind": "log", "plugin": plugin, "level": format!("{level:?}"), "message": &message,
+            }));
+        }
         match level {
             wit_log::Level::Trace => {
                 tracing::trace!(target: "mcp_registry::plugin", plugin, "{message}")
