@@ -55,3 +55,65 @@ fn a_recorded_run_replays_with_no_server_and_a_new_request_fails_with_a_diff() {
         "{stderr}"
     );
 }
+
+#[test]
+fn test_runs_cases_live_and_replayed_and_reports_like_a_test_runner() {
+    let s = Scratch::new(json!({"alpha": {"command": test_server().display().to_string()}}));
+    let probe = guest("probe");
+    let probe = probe.to_str().unwrap();
+    let recording = s.path("three.jsonl");
+    let input = json!({"op": "session_counter", "server": "alpha", "n": 3});
+    let live = s
+        .cli(&[
+            "run",
+            probe,
+            "--allow-server",
+            "alpha",
+            "--input",
+            &input.to_string(),
+        ])
+        .arg("--record")
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(live.status.success(), "{live:?}");
+    let recorded: Value = serde_json::from_slice(&live.stdout).unwrap();
+    let temp = json!({"op": "temp_counter", "server": "alpha", "n": 2});
+    let cases = json!({"cases": [
+        {"name": "live", "input": temp, "output": {"counters": ["1", "1"]}},
+        {"name": "replayed", "input": input, "replay": "three.jsonl", "output": recorded},
+        {"name": "wrong", "input": temp, "output": {"counters": ["1", "2"]}},
+        {"name": "beyond the recording", "replay": "three.jsonl",
+         "input": {"op": "session_counter", "server": "alpha", "n": 4},
+         "error": "not in the recording"},
+    ]});
+    let file = s.path("cases.json");
+    std::fs::write(&file, cases.to_string()).unwrap();
+    let out = s
+        .cli(&["test", probe, "--allow-server", "alpha", "--cases"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    for line in [
+        "test live ... ok",
+        "test replayed ... ok",
+        "test wrong ... FAILED",
+        "test beyond the recording ... ok",
+        "at $.counters[1]: expected \"2\", got \"1\"",
+        "test result: FAILED. 3 passed; 1 failed",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    // A broken cases file names the case and the field.
+    std::fs::write(&file, r#"{"cases": [{"name": "x", "input": {}}]}"#).unwrap();
+    let out = s
+        .cli(&["test", probe, "--cases"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("case \"x\": field \"output\""), "{stderr}");
+}

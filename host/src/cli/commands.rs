@@ -518,7 +518,7 @@ pub(super) async fn describe(path: &Path, plugin: &Path) -> anyhow::Result<ExitC
 }
 
 /// Grants what a plugin requests, as far as the registry has it; says what it lacks.
-fn grant_requested(
+pub(super) fn grant_requested(
     requires: &Requires,
     registry: &Registry,
     path: &Path,

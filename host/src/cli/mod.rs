@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::config;
 
 mod args;
+mod cases;
 mod commands;
 mod edit;
 mod exec;
@@ -151,6 +152,18 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with = "policy")]
         replay: Option<PathBuf>,
     },
+    /// Run a plugin's cases (`{"cases": [{"name", "input", "output"|"error", "replay"}]}`),
+    /// live or replayed, reported like a test runner; exit code 1 if any case failed.
+    Test {
+        /// The component file (`.wasm`).
+        plugin: PathBuf,
+        /// The cases file.
+        #[arg(long, value_name = "FILE")]
+        cases: PathBuf,
+        /// Grants and limits beyond what the plugin requests.
+        #[command(flatten)]
+        limits: PolicyArgs,
+    },
     /// One server of a recording, played back on stdio (what `run --replay` starts).
     #[command(hide = true)]
     ReplayServer {
@@ -274,12 +287,9 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let path = config::default_path(cli.config.as_deref())?;
-    let path = path.as_path();
-    match cli.command {
-        Command::Init { import: None } => commands::init(path),
-        Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
+/// `add`: a stdio server, a remote one (`--url`), or, with no NAME at a terminal, one asked for.
+fn add_server(path: &std::path::Path, add: Command) -> anyhow::Result<ExitCode> {
+    match add {
         Command::Add {
             name: Some(name),
             url: Some(url),
@@ -310,6 +320,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let new = prompt::new_server()?;
             commands::add(path, &new.name, &new.env, &new.command, project.as_deref())
         }
+        _ => unreachable!("only called with Command::Add"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let path = config::default_path(cli.config.as_deref())?;
+    let path = path.as_path();
+    match cli.command {
+        Command::Init { import: None } => commands::init(path),
+        Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
+        add @ Command::Add { .. } => add_server(path, add),
         Command::Remove { name, project } => commands::remove(path, &name, project.as_deref()),
         Command::List { project } => {
             commands::list(path, cli.verbose > 0, project.as_deref()).await
@@ -349,20 +370,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let plugin = plugin.context("missing PLUGIN")?;
-            let (registry, recorded_input) = match &replay {
-                Some(file) => {
-                    let recording = replay::read(file)?;
-                    (replay::registry(file, &recording)?, recording.input)
-                }
-                None => (config::Registry::load_or_default(path)?, None),
-            };
-            if let Some(file) = &record {
-                crate::client::recording::record_to(file)
-                    .with_context(|| format!("cannot record to {}", file.display()))?;
-            }
-            let input = input.or(recorded_input).unwrap_or_else(|| "{}".into());
-            commands::run_plugin(path, registry, &plugin, &input, &limits).await
+            let sources = replay::Sources { record, replay };
+            replay::run(path, &plugin, input, &limits, &sources).await
         }
+        Command::Test {
+            plugin,
+            cases,
+            limits,
+        } => cases::run_cases(path, &plugin, &cases, &limits).await,
         Command::ReplayServer { recording, server } => replay::serve(&recording, &server).await,
         Command::Serve(args) => args.run(path).await,
         Command::Exec(args) => exec::exec(path, &args).await,

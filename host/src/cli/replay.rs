@@ -110,6 +110,38 @@ pub(super) fn registry(path: &Path, recording: &Recording) -> anyhow::Result<Reg
     )))
 }
 
+/// Where `run` takes its servers from and writes its traffic to: `--record`, `--replay`.
+pub(super) struct Sources {
+    /// `--record FILE`.
+    pub(super) record: Option<std::path::PathBuf>,
+    /// `--replay FILE`.
+    pub(super) replay: Option<std::path::PathBuf>,
+}
+
+/// `run PLUGIN [--input JSON] [--record FILE | --replay FILE] [POLICY FLAGS]`: the registry's
+/// servers or a recording's; the input given, else the recorded one, else `{}`.
+pub(super) async fn run(
+    path: &Path,
+    plugin: &Path,
+    input: Option<String>,
+    limits: &super::policy_args::PolicyArgs,
+    sources: &Sources,
+) -> anyhow::Result<ExitCode> {
+    let (registry, recorded_input) = match &sources.replay {
+        Some(file) => {
+            let recording = read(file)?;
+            (registry(file, &recording)?, recording.input)
+        }
+        None => (Registry::load_or_default(path)?, None),
+    };
+    if let Some(file) = &sources.record {
+        crate::client::recording::record_to(file)
+            .with_context(|| format!("cannot record to {}", file.display()))?;
+    }
+    let input = input.or(recorded_input).unwrap_or_else(|| "{}".into());
+    super::commands::run_plugin(path, registry, plugin, &input, limits).await
+}
+
 /// One recorded server, answering from the recording.
 struct ReplayServer {
     name: String,
