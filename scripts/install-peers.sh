@@ -50,10 +50,11 @@ python_venv "$root/tests/peers/requirements.txt" "$peers/venv"
 python_venv "$root/tests/peers/requirements-mcp1.txt" "$peers/venv-mcp1"
 # FastMCP 4 as a remote server (streamable HTTP and SSE, behind a bearer token).
 python_venv "$root/tests/peers/requirements-fastmcp.txt" "$peers/fastmcp-venv"
-# Debian packages the operations tests run against: a real Prometheus that scrapes `serve`,
-# and HAProxy in front of several replicas. Installed only where apt can (as root, or with
-# password-less sudo); the tests skip without them, or fail under CI=true.
-debs=(prometheus haproxy)
+# Debian packages the tests run against: a real Prometheus that scrapes `serve`, HAProxy in
+# front of several replicas, and the CNCF distribution registry that plugins are pushed to
+# and pulled from. Installed only where apt can (as root, or with password-less sudo); the
+# tests skip without them, or fail under CI=true.
+debs=(prometheus haproxy docker-registry)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

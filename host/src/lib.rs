@@ -3,7 +3,8 @@
 //!
 //! Dependencies run one way: [`names`] and [`config`] -> [`client`] (one connection) ->
 //! [`manager`] (a pool of connections) -> [`aggregator`] (namespace, temporary and persistent
-//! routing) -> [`plugin`] (wasmtime embedding) -> [`serve`] (the registry as an MCP server)
+//! routing) -> [`plugin`] (wasmtime embedding; its components from files or, through
+//! [`oci`], registries) -> [`serve`] (the registry as an MCP server)
 //! -> [`cli`] (the `mcp-registry` binary). Each layer parses or classifies once: a tool name
 //! is a [`ToolName`] from where it enters, an error has one [`ErrorKind`] that every front
 //! end maps to its own wire.
@@ -40,6 +41,7 @@ pub mod codemode;
 pub mod config;
 pub mod manager;
 pub mod names;
+pub mod oci;
 pub mod plugin;
 pub mod serve;
 

@@ -125,7 +125,7 @@ async fn run_case(
         None => Registry::load_or_default(path)?,
     };
     let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
-    let loaded = host.load_file(plugin)?;
+    let loaded = super::commands::load_plugin(&host, plugin, &limits.trusted_keys()?).await?;
     let requires = host.describe(&loaded).await?.requires;
     let mut policy = limits.to_policy(&registry, path)?;
     grant_requested(&requires, &registry, path, &mut policy);

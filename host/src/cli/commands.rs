@@ -13,9 +13,10 @@ use super::print_json;
 use crate::aggregator::{parse_arguments, Aggregator};
 use crate::client::{ConnectionState, ServerConnection};
 use crate::config::Registry;
+use crate::oci::{ComponentSource, TrustedKey};
 use crate::plugin::{
-    default_cache_dir, grant_report, load_policy_file, PluginError, PluginHost, PluginPolicy,
-    Requires,
+    default_cache_dir, grant_report, load_policy_file, Plugin, PluginError, PluginHost,
+    PluginPolicy, PluginSpec, Requires,
 };
 use crate::serve::ServeOptions;
 
@@ -356,7 +357,7 @@ pub(super) async fn run_plugin(
     let value = serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
     recording::note(serde_json::json!({"kind": "input", "value": value}));
     let mut policy = limits.to_policy(&registry, path)?;
-    let plugin = host.load_file(plugin)?;
+    let plugin = load_plugin(&host, plugin, &limits.trusted_keys()?).await?;
     let requires = host.describe(&plugin).await?.requires;
     // Nothing granted, someone at the terminal: ask once.
     let asked = !limits.allow_requested
@@ -407,7 +408,9 @@ pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Resul
     }
     let mut runs = Vec::new();
     for spec in &specs {
-        let plugin = host.load_file_as(&spec.name, &spec.component)?;
+        let plugin = host
+            .load_source(&spec.name, &spec.component, &spec.signed_by)
+            .await?;
         let requires = host.describe(&plugin).await?.requires;
         eprintln!("{}", grant_report(&spec.name, &requires, &spec.policy));
         runs.push((plugin, spec.input.to_string(), spec.policy.clone()));
@@ -465,18 +468,19 @@ pub(super) async fn serve(
             .set_alias(alias, target)
             .map_err(|m| anyhow::anyhow!("--alias {alias}={target}: {m}"))?;
     }
-    let mut plugins = Vec::new();
-    if let Some(file) = policy_file {
-        for spec in load_policy_file(file)? {
-            plugins.push((spec.name, spec.component, spec.policy));
-        }
-    }
+    let mut plugins = match policy_file {
+        Some(file) => load_policy_file(file)?,
+        None => Vec::new(),
+    };
     for p in plugin_files {
-        let name = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "plugin".into());
-        plugins.push((name, p.clone(), PluginPolicy::default()));
+        let component = ComponentSource::from_arg(p)?;
+        plugins.push(PluginSpec {
+            name: component.default_name(),
+            component,
+            signed_by: Vec::new(),
+            input: Value::Object(Default::default()),
+            policy: PluginPolicy::default(),
+        });
     }
     let tenants = front
         .tenants
@@ -511,10 +515,22 @@ pub(super) async fn serve(
 pub(super) async fn describe(path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
     let registry = Registry::load_or_default(path)?;
     let host = PluginHost::new(Aggregator::new(registry), default_cache_dir())?;
-    let plugin = host.load_file(plugin)?;
+    let plugin = load_plugin(&host, plugin, &[]).await?;
     let description = host.describe(&plugin).await?;
     print_json(&description.raw)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the plugin a command names: a `.wasm` path or an `oci://` reference (pulled and
+/// verified against its digest, and against `signed_by` when that is not empty).
+pub(super) async fn load_plugin(
+    host: &PluginHost,
+    arg: &Path,
+    signed_by: &[TrustedKey],
+) -> Result<Plugin, PluginError> {
+    let source = ComponentSource::from_arg(arg)?;
+    host.load_source(&source.default_name(), &source, signed_by)
+        .await
 }
 
 /// Grants what a plugin requests, as far as the registry has it; says what it lacks.

@@ -21,6 +21,7 @@ mod import;
 mod logging;
 mod policy_args;
 mod prompt;
+mod publish;
 mod replay;
 mod seed;
 
@@ -130,7 +131,8 @@ pub enum Command {
     /// Run a plugin (a Wasm component) and print its JSON output; or, with --policy, run
     /// every plugin of a policy file concurrently, each as its own tenant.
     Run {
-        /// The component file (`.wasm`); omit with --policy.
+        /// The component: a `.wasm` file or oci://REGISTRY/REPO@sha256:DIGEST; omit with
+        /// --policy.
         #[arg(required_unless_present = "policy")]
         plugin: Option<PathBuf>,
         /// Input as JSON text, or `-` to read it from stdin (default `{}`; with --replay, the
@@ -155,7 +157,7 @@ pub enum Command {
     /// Run a plugin's cases (`{"cases": [{"name", "input", "output"|"error", "replay"}]}`),
     /// live or replayed, reported like a test runner; exit code 1 if any case failed.
     Test {
-        /// The component file (`.wasm`).
+        /// The component: a `.wasm` file or oci://REGISTRY/REPO@sha256:DIGEST.
         plugin: PathBuf,
         /// The cases file.
         #[arg(long, value_name = "FILE")]
@@ -180,9 +182,13 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print a plugin's self-description (name, description, input schema) as JSON.
     Describe {
-        /// The component file (`.wasm`).
+        /// The component: a `.wasm` file or oci://REGISTRY/REPO@sha256:DIGEST.
         plugin: PathBuf,
     },
+    /// Publish a plugin component to an OCI registry, in the Wasm OCI artifact layout, and
+    /// print its reference pinned by digest (what `run`, `serve --plugin` and policy files
+    /// take).
+    Push(publish::PushArgs),
 }
 
 /// `serve --code-mode[=only]`.
@@ -382,5 +388,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => args.run(path).await,
         Command::Exec(args) => exec::exec(path, &args).await,
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
+        Command::Push(args) => args.run().await,
     }
 }

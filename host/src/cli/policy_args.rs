@@ -10,6 +10,10 @@ use crate::plugin::{PluginPolicy, Preopen};
 /// `mcp-registry run` flags: the same options as a policy file entry.
 #[derive(Debug, clap::Args)]
 pub struct PolicyArgs {
+    /// Require the component to be signed by this public key (PEM, ECDSA P-256; repeatable:
+    /// any one of them). Only an `oci://` component can be signed.
+    #[arg(long = "signed-by", value_name = "KEY.pub")]
+    signed_by: Vec<std::path::PathBuf>,
     /// A server the plugin may use (repeatable; default: none).
     #[arg(long = "allow-server", value_name = "NAME")]
     allow_server: Vec<String>,
@@ -61,6 +65,14 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// The keys of `--signed-by`, read.
+    pub fn trusted_keys(&self) -> Result<Vec<crate::oci::TrustedKey>, crate::oci::OciError> {
+        self.signed_by
+            .iter()
+            .map(|p| crate::oci::TrustedKey::load(p))
+            .collect()
+    }
+
     /// Whether these flags grant anything to reach (a server or a tool).
     pub fn grants_anything(&self) -> bool {
         self.allow_requested || !self.allow_server.is_empty() || !self.allow_tool.is_empty()

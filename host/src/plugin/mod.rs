@@ -119,6 +119,10 @@ pub enum PluginError {
     /// The engine could not be set up.
     #[error("wasmtime engine: {0}")]
     Engine(String),
+    /// The component could not be fetched from its registry, or failed its digest or
+    /// signature check (nothing was compiled).
+    #[error(transparent)]
+    Fetch(#[from] crate::oci::OciError),
 }
 
 impl PluginError {
@@ -199,6 +203,7 @@ pub struct PluginHost {
     linker: Linker<PluginState>,
     aggregator: Aggregator,
     components: ComponentCache,
+    store: crate::oci::ComponentStore,
     gauges: Arc<Gauges>,
     _ticker: EpochTicker,
 }
@@ -289,6 +294,7 @@ impl PluginHost {
             engine,
             linker,
             aggregator,
+            store: crate::oci::ComponentStore::new(options.cache_dir.clone()),
             components: ComponentCache::new(options.cache_dir),
             gauges: Arc::default(),
             _ticker: EpochTicker { stop },
@@ -326,6 +332,22 @@ impl PluginHost {
             source,
         })?;
         self.load(name, &bytes)
+    }
+
+    /// Loads a component from a file or an OCI registry: pulled by digest (a tag is
+    /// resolved, with a warning), its signature checked against `signed_by` when that is not
+    /// empty, and its bytes against their digest, all before anything is compiled.
+    pub async fn load_source(
+        &self,
+        name: &str,
+        source: &crate::oci::ComponentSource,
+        signed_by: &[crate::oci::TrustedKey],
+    ) -> Result<Plugin, PluginError> {
+        let fetched = self.store.fetch(source, signed_by).await?;
+        if let Some(pinned) = &fetched.pinned {
+            tracing::info!(plugin = name, "component {pinned}");
+        }
+        self.load(name, &fetched.bytes)
     }
 
     /// Loads a component from bytes.

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::config::json::{self, Fields, JsonFileError};
 use crate::names::ToolName;
+use crate::oci::{ComponentSource, TrustedKey};
 
 /// A host directory made visible to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,8 +238,12 @@ impl PluginPolicy {
 pub struct PluginSpec {
     /// The plugin's name (its key in the file).
     pub name: String,
-    /// Path of its component.
-    pub component: PathBuf,
+    /// Where its component comes from: a path (relative to the policy file) or
+    /// `oci://REGISTRY/REPO@sha256:DIGEST`.
+    pub component: ComponentSource,
+    /// Public keys one of which must have signed the component (`signed_by`; empty: no
+    /// signature required).
+    pub signed_by: Vec<TrustedKey>,
     /// Its input (default `{}`).
     pub input: Value,
     /// Its policy.
@@ -248,7 +253,15 @@ pub struct PluginSpec {
 /// An error in a policy file (it names the file, the plugin and the field).
 pub type PolicyError = JsonFileError;
 
-const PLUGIN_FIELDS: &[&str] = &["component", "input", "servers", "tools", "grants", "limits"];
+const PLUGIN_FIELDS: &[&str] = &[
+    "component",
+    "signed_by",
+    "input",
+    "servers",
+    "tools",
+    "grants",
+    "limits",
+];
 const GRANT_FIELDS: &[&str] = &["dirs", "env", "wall_clock", "random"];
 const LIMIT_FIELDS: &[&str] = &[
     "deadline_secs",
@@ -304,8 +317,22 @@ fn plugin_spec(
     let e = v.object("(entry)", entry)?;
     v.only("", e, PLUGIN_FIELDS)?;
     let component = match e.get("component") {
-        Some(c) => base.join(v.string("component", c)?),
-        None => return Err(v.err("component", "missing; the path of the plugin's .wasm")),
+        Some(c) => ComponentSource::parse(&v.string("component", c)?, base)
+            .map_err(|e| v.err("component", e.to_string()))?,
+        None => {
+            return Err(v.err(
+                "component",
+                "missing; the path of the plugin's .wasm, or oci://REGISTRY/REPO@sha256:DIGEST",
+            ))
+        }
+    };
+    let signed_by = match e.get("signed_by") {
+        Some(keys) => v
+            .strings("signed_by", keys)?
+            .iter()
+            .map(|k| TrustedKey::load(&base.join(k)).map_err(|e| v.err("signed_by", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
     };
     let mut policy = PluginPolicy::default();
     if let Some(s) = e.get("servers") {
@@ -323,6 +350,7 @@ fn plugin_spec(
     Ok(PluginSpec {
         name: name.to_owned(),
         component,
+        signed_by,
         input: e
             .get("input")
             .cloned()
@@ -456,6 +484,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok[0].policy.max_calls, 5);
-        assert_eq!(ok[0].component, Path::new("/tmp/a.wasm"));
+        assert_eq!(
+            ok[0].component,
+            crate::oci::ComponentSource::File("/tmp/a.wasm".into())
+        );
     }
 }

@@ -26,7 +26,7 @@ use rmcp::ServiceExt;
 use crate::aggregator::{Aggregator, AggregatorError};
 use crate::config::tenants::TenantsConfig;
 use crate::config::{FilterSpecError, JsonFileError};
-use crate::plugin::{PluginError, PluginPolicy};
+use crate::plugin::PluginError;
 
 mod auth;
 mod client_session;
@@ -79,7 +79,7 @@ pub struct ServeOptions {
     /// `--filter` spec.
     pub filter: Option<String>,
     /// Plugins to expose as tools, with their policies.
-    pub plugins: Vec<(String, std::path::PathBuf, PluginPolicy)>,
+    pub plugins: Vec<crate::plugin::PluginSpec>,
     /// Grant each plugin what its `describe` requests (as far as the registry has it), on
     /// top of its policy.
     pub allow_requested: bool,

@@ -157,7 +157,7 @@ impl Shared {
             }
         };
         if let Some(config) = &options.tenants {
-            let names: Vec<String> = options.plugins.iter().map(|(n, _, _)| n.clone()).collect();
+            let names: Vec<String> = options.plugins.iter().map(|p| p.name.clone()).collect();
             config.check(&aggregator.registry(), &names)?;
         }
         let tenants = Tenants::new(
@@ -223,8 +223,11 @@ async fn plugin_tools(
         aggregator.clone(),
         crate::plugin::default_cache_dir(),
     )?);
-    for (name, path, policy) in &options.plugins {
-        let plugin = host.load_file_as(name, path)?;
+    for spec in &options.plugins {
+        let (name, policy) = (&spec.name, &spec.policy);
+        let plugin = host
+            .load_source(name, &spec.component, &spec.signed_by)
+            .await?;
         let description = host.describe(&plugin).await?;
         let mut policy = policy.clone();
         if options.allow_requested {

@@ -1,0 +1,223 @@
+//! One registry over the OCI distribution API (oci-client), with errors in a user's words:
+//! a missing manifest, refused credentials, an unreachable host, bytes that do not match
+//! their digest. Credentials and URLs' secrets never reach a message.
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::Client;
+
+use super::{artifact, sha256_digest, signature, OciError, OciReference};
+
+/// One registry, reached through oci-client with our TLS set-up and credentials from
+/// `MCP_REGISTRY_OCI_USERNAME` / `MCP_REGISTRY_OCI_PASSWORD` (anonymous without them).
+pub(super) struct RemoteRegistry {
+    client: Client,
+    auth: RegistryAuth,
+}
+
+impl RemoteRegistry {
+    pub(super) fn new(reference: &OciReference) -> Self {
+        crate::client::install_tls_provider();
+        let protocol = if reference.is_loopback() {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        };
+        let config = ClientConfig {
+            protocol,
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+            read_timeout: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let auth = match (
+            std::env::var("MCP_REGISTRY_OCI_USERNAME"),
+            std::env::var("MCP_REGISTRY_OCI_PASSWORD"),
+        ) {
+            (Ok(user), Ok(password)) => RegistryAuth::Basic(user, password),
+            _ => RegistryAuth::Anonymous,
+        };
+        Self {
+            client: Client::new(config),
+            auth,
+        }
+    }
+
+    /// A manifest's bytes and digest (oci-client checks them against a digest reference).
+    pub(super) async fn manifest(
+        &self,
+        reference: &OciReference,
+    ) -> Result<(Vec<u8>, String), OciError> {
+        let (bytes, digest) = self
+            .client
+            .pull_manifest_raw(
+                &reference.reference,
+                &self.auth,
+                &[artifact::MANIFEST_MEDIA_TYPE],
+            )
+            .await
+            .map_err(|e| registry_error(reference, e))?;
+        if let Some(expected) = reference.digest() {
+            let actual = sha256_digest(&bytes);
+            if actual != expected {
+                return Err(OciError::DigestMismatch {
+                    reference: reference.to_string(),
+                    what: "the manifest",
+                    expected: expected.to_owned(),
+                    actual,
+                });
+            }
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// A blob's bytes, checked against its digest.
+    pub(super) async fn blob(
+        &self,
+        reference: &OciReference,
+        layer: &oci_client::manifest::OciDescriptor,
+    ) -> Result<Vec<u8>, OciError> {
+        let mut bytes = Vec::new();
+        self.client
+            .pull_blob(&reference.reference, layer, &mut bytes)
+            .await
+            .map_err(|e| registry_error(reference, e))?;
+        let actual = sha256_digest(&bytes);
+        if actual != layer.digest {
+            return Err(OciError::DigestMismatch {
+                reference: reference.to_string(),
+                what: "the component",
+                expected: layer.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The cosign signature manifest of a digest, if there is one.
+    pub(super) async fn signature_manifest(
+        &self,
+        pinned: &OciReference,
+        digest: &str,
+    ) -> Result<Option<Vec<u8>>, OciError> {
+        let tag = pinned.with_tag(&signature::signature_tag(digest));
+        match self.manifest(&tag).await {
+            Ok((bytes, _)) => Ok(Some(bytes)),
+            Err(OciError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The cosign signatures of a digest (none when it has no signature manifest).
+    pub(super) async fn signatures(
+        &self,
+        pinned: &OciReference,
+        digest: &str,
+    ) -> Result<Vec<signature::StoredSignature>, OciError> {
+        let Some(manifest) = self.signature_manifest(pinned, digest).await? else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for layer in signature::signature_layers(&manifest) {
+            let payload = self.blob(pinned, &layer.descriptor).await?;
+            found.push(signature::StoredSignature {
+                payload,
+                signature: layer.signature,
+            });
+        }
+        Ok(found)
+    }
+
+    pub(super) async fn push_blob(
+        &self,
+        reference: &OciReference,
+        data: Vec<u8>,
+    ) -> Result<(), OciError> {
+        let digest = sha256_digest(&data);
+        self.client
+            .push_blob(&reference.reference, data, &digest)
+            .await
+            .map(drop)
+            .map_err(|e| registry_error(reference, e))
+    }
+
+    pub(super) async fn push_manifest(
+        &self,
+        reference: &OciReference,
+        bytes: Vec<u8>,
+        media_type: &'static str,
+    ) -> Result<(), OciError> {
+        self.client
+            .store_auth_if_needed(reference.reference.resolve_registry(), &self.auth)
+            .await;
+        self.client
+            .push_manifest_raw(
+                &reference.reference,
+                bytes,
+                reqwest::header::HeaderValue::from_static(media_type),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| registry_error(reference, e))
+    }
+}
+
+/// Says what went wrong with a registry in a user's words.
+fn registry_error(reference: &OciReference, error: OciDistributionError) -> OciError {
+    use oci_client::errors::OciErrorCode;
+    let reference_text = reference.to_string();
+    let message = match error {
+        OciDistributionError::RegistryError { envelope, .. } => {
+            if envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown
+                )
+            }) {
+                return OciError::NotFound {
+                    reference: reference_text,
+                };
+            }
+            format!("the registry refused: {envelope}")
+        }
+        OciDistributionError::ServerError { code: 404, .. }
+        | OciDistributionError::ImageManifestNotFoundError(_) => {
+            return OciError::NotFound {
+                reference: reference_text,
+            }
+        }
+        OciDistributionError::ServerError { code, message, .. } => {
+            format!("the registry answered HTTP {code}: {}", message.trim())
+        }
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => {
+            "the registry refused our credentials (set MCP_REGISTRY_OCI_USERNAME and \
+             MCP_REGISTRY_OCI_PASSWORD)"
+                .into()
+        }
+        OciDistributionError::DigestError(e) => {
+            let e = e.to_string();
+            format!(
+                "what the registry sent does not match its digest ({}); refusing it",
+                e.trim_start_matches("Invalid digest. ")
+            )
+        }
+        OciDistributionError::RequestError(e) => {
+            let mut text = format!(
+                "cannot reach the registry {}",
+                reference.reference.registry()
+            );
+            if e.is_connect() {
+                text.push_str(": connection refused or unreachable");
+            } else if e.is_timeout() {
+                text.push_str(": timed out");
+            }
+            text
+        }
+        other => other.to_string(),
+    };
+    OciError::Registry {
+        reference: reference_text,
+        message,
+    }
+}
