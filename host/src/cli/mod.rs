@@ -23,6 +23,7 @@ mod policy_args;
 mod prompt;
 mod publish;
 mod replay;
+mod scaffold;
 mod seed;
 
 pub use exec::ExecArgs;
@@ -189,6 +190,9 @@ pub enum Command {
     /// print its reference pinned by digest (what `run`, `serve --plugin` and policy files
     /// take).
     Push(publish::PushArgs),
+    /// Create a plugin project (Rust, Python or JavaScript) that builds with its language's
+    /// tool and passes its own `mcp-registry test`, against this host's WIT.
+    New(scaffold::NewArgs),
 }
 
 /// `serve --code-mode[=only]`.
@@ -389,5 +393,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::exec(path, &args).await,
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
         Command::Push(args) => args.run().await,
+        Command::New(args) => args.run(),
     }
 }

@@ -1,0 +1,229 @@
+//! `mcp-registry new --lang rust|python|js NAME`: a plugin project that builds with its
+//! language's own tool and passes its own test (`mcp-registry test` on cases that replay a
+//! recording, so no server is needed).
+//!
+//! The project gets this host's WIT and guest SDK, copied from the binary: what it builds
+//! against is exactly what the installed host links, whatever version a registry or a
+//! package index would have.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+/// The plugin languages `new` knows.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Language {
+    /// Rust, with the guest SDK (`cargo build`).
+    Rust,
+    /// Python, with componentize-py.
+    Python,
+    /// JavaScript, with componentize-js.
+    Js,
+}
+
+/// `new`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The plugin's name (lowercase letters, digits and '-'): the project directory and the
+    /// plugin's name in `describe`.
+    name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    lang: Language,
+    /// Where to create it (default: ./NAME); must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
+const WIT: &[(&str, &str)] = &[
+    (
+        "wit/orchestrator.wit",
+        include_str!("../../../wit/orchestrator.wit"),
+    ),
+    (
+        "wit/deps/io/io.wit",
+        include_str!("../../../wit/deps/io/io.wit"),
+    ),
+];
+const COMMON: &[(&str, &str)] = &[
+    (
+        "cases.json",
+        include_str!("../../templates/common/cases.json"),
+    ),
+    (
+        "recording.jsonl",
+        include_str!("../../templates/common/recording.jsonl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../templates/common/gitignore"),
+    ),
+];
+const README: &str = include_str!("../../templates/common/README.md");
+const RUST: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../templates/rust/Cargo.toml"),
+    ),
+    (
+        ".cargo/config.toml",
+        include_str!("../../templates/rust/cargo-config.toml"),
+    ),
+    ("src/lib.rs", include_str!("../../templates/rust/lib.rs")),
+    (
+        "mcp-registry-guest/Cargo.toml",
+        include_str!("../../templates/rust/sdk-Cargo.toml"),
+    ),
+    (
+        "mcp-registry-guest/src/lib.rs",
+        include_str!("../../../guest-sdk/src/lib.rs"),
+    ),
+];
+const PYTHON: &[(&str, &str)] = &[
+    ("app.py", include_str!("../../templates/python/app.py")),
+    (
+        "mcp_registry_guest.py",
+        include_str!("../../../guest-sdk/python/mcp_registry_guest.py"),
+    ),
+];
+const JS: &[(&str, &str)] = &[
+    ("app.js", include_str!("../../templates/js/app.js")),
+    (
+        "package.json",
+        include_str!("../../templates/js/package.json"),
+    ),
+    (
+        "mcp-registry-guest.js",
+        include_str!("../../../guest-sdk/js/mcp-registry-guest.js"),
+    ),
+];
+
+impl NewArgs {
+    /// Writes the project and says how to build and test it.
+    pub(super) fn run(&self) -> anyhow::Result<ExitCode> {
+        let name = self.name.as_str();
+        if !valid_name(name) {
+            bail!(
+                "{name:?}: a plugin name is lowercase letters, digits and '-', starting with a \
+                 letter"
+            );
+        }
+        let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from(name));
+        if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+            bail!("{}: exists and is not empty", dir.display());
+        }
+        let Layout {
+            language,
+            files,
+            build,
+            wasm,
+            needs,
+        } = self.layout(name);
+        let vars = [
+            ("{{name}}", name.to_owned()),
+            ("{{type_name}}", type_name(name)),
+            ("{{host_version}}", HOST_VERSION.to_owned()),
+            ("{{language}}", language.to_owned()),
+            ("{{build}}", build.to_owned()),
+            ("{{wasm}}", wasm.clone()),
+            ("{{needs}}", needs.to_owned()),
+        ];
+        let readme = [("README.md", README)];
+        for (path, template) in WIT.iter().chain(COMMON).chain(files).chain(&readme) {
+            let text = vars
+                .iter()
+                .fold(template.to_string(), |t, (k, v)| t.replace(k, v));
+            write(&dir.join(path), &text)?;
+        }
+        eprintln!("created {} ({language} plugin {name})", dir.display());
+        println!("cd {}", dir.display());
+        println!("{build}");
+        println!("mcp-registry test {wasm} --cases cases.json");
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn layout(&self, name: &str) -> Layout {
+        match self.lang {
+            Language::Rust => Layout {
+                language: "Rust",
+                files: RUST,
+                build: "cargo build --release".into(),
+                wasm: format!(
+                    "target/wasm32-wasip2/release/{}.wasm",
+                    name.replace('-', "_")
+                ),
+                needs: "Rust with the wasm32-wasip2 target (`rustup target add wasm32-wasip2`).",
+            },
+            Language::Python => Layout {
+                language: "Python",
+                files: PYTHON,
+                build: format!(
+                    "componentize-py -d wit -w orchestrator componentize app -p . -o {name}.wasm"
+                ),
+                wasm: format!("{name}.wasm"),
+                needs: "componentize-py 0.25.1 (`pip install componentize-py==0.25.1`).",
+            },
+            Language::Js => Layout {
+                language: "JavaScript",
+                files: JS,
+                build: "npm install && npm run build".into(),
+                wasm: format!("{name}.wasm"),
+                needs: "Node 22 or later (componentize-js 0.23.0 is installed by `npm install`).",
+            },
+        }
+    }
+}
+
+/// What differs between languages: their files, build command, component path and needs.
+struct Layout {
+    language: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    build: String,
+    wasm: String,
+    needs: &'static str,
+}
+
+fn valid_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+}
+
+/// `my-plugin` -> `MyPlugin`.
+fn type_name(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("echo-plugin2"));
+        for bad in ["", "Echo", "2x", "a_b", "a-", "a/b", "../x"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert_eq!(type_name("echo-plugin2"), "EchoPlugin2");
+    }
+}
