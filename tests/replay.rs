@@ -117,3 +117,40 @@ fn test_runs_cases_live_and_replayed_and_reports_like_a_test_runner() {
     assert!(!out.status.success());
     assert!(stderr.contains("case \"x\": field \"output\""), "{stderr}");
 }
+
+#[test]
+fn a_recording_keeps_the_plugins_progress_reports_in_order() {
+    let s = Scratch::new(json!({}));
+    let probe = guest("probe");
+    let recording = s.path("progress.jsonl");
+    let out = s
+        .cli(&[
+            "run",
+            probe.to_str().unwrap(),
+            "--input",
+            r#"{"op": "progress"}"#,
+        ])
+        .arg("--record")
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let progress: Vec<Value> = std::fs::read_to_string(&recording)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["kind"] == "progress")
+        .map(|l| json!([l["progress"], l["total"], l["message"]]))
+        .collect();
+    // As the plugin reported them (what a client is sent is filtered later, per call).
+    assert_eq!(
+        progress,
+        vec![
+            json!([1.0, 3.0, "one"]),
+            json!([2.0, 3.0, "two"]),
+            json!([2.0, 3.0, "again"]),
+            json!([1.5, 3.0, "back"]),
+            json!([3.0, 3.0, "done"]),
+        ]
+    );
+}

@@ -13,6 +13,12 @@ impl wit_progress::Host for PluginState {
         }
         let message = message.map(bounded);
         tracing::debug!(target: "mcp_registry::plugin", plugin = &*self.name, progress, ?total, ?message, "progress");
+        if crate::client::recording::recording() {
+            crate::client::recording::note(serde_json::json!({
+                "kind": "progress", "plugin": &*self.name, "progress": progress,
+                "total": total.filter(|t| t.is_finite()), "message": &message,
+            }));
+        }
         if let Some(sink) = &self.progress {
             let report = Progress {
                 progress,
