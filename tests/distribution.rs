@@ -291,6 +291,26 @@ async fn tampered_blobs_wrong_digests_and_a_down_registry_are_refused() {
         "a refused component is not cached"
     );
 
+    // The manifest itself changed behind its digest.
+    let fanout = push(
+        &s,
+        &guest("fanout"),
+        &registry.url("plugins/fanout:v1"),
+        None,
+    );
+    let file = registry.blob_file(digest_of(&fanout));
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("\"schemaVersion\":2", "\"schemaVersion\": 2"),
+    )
+    .unwrap();
+    let err = stderr(&describe(&s, &fanout));
+    assert!(
+        err.contains(&fanout) && err.contains("does not match its digest"),
+        "{err}"
+    );
+
     // A digest the registry does not have.
     let wrong = format!(
         "{}@sha256:{}",

@@ -202,7 +202,7 @@ impl ComponentStore {
         let bytes = match self.cache.blob(&layer.digest) {
             Some(bytes) => bytes,
             None => {
-                let bytes = remote.blob(&pinned, &layer).await?;
+                let bytes = remote.blob(&pinned, &layer, "the component").await?;
                 self.cache.put_blob(&layer.digest, &bytes);
                 bytes
             }

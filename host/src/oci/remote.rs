@@ -9,6 +9,11 @@ use oci_client::Client;
 
 use super::{artifact, sha256_digest, signature, OciError, OciReference};
 
+/// The largest blob we pull (a componentize-py plugin is about 40 MB).
+const MAX_BLOB_BYTES: usize = 512 << 20;
+/// The most signatures of one digest we look at.
+const MAX_SIGNATURES: usize = 64;
+
 /// One registry, reached through oci-client with our TLS set-up and credentials from
 /// `MCP_REGISTRY_OCI_USERNAME` / `MCP_REGISTRY_OCI_PASSWORD` (anonymous without them).
 pub(super) struct RemoteRegistry {
@@ -76,17 +81,55 @@ impl RemoteRegistry {
         &self,
         reference: &OciReference,
         layer: &oci_client::manifest::OciDescriptor,
+        what: &'static str,
     ) -> Result<Vec<u8>, OciError> {
-        let mut bytes = Vec::new();
-        self.client
-            .pull_blob(&reference.reference, layer, &mut bytes)
+        use futures::StreamExt;
+        let failed = |message: String| OciError::Registry {
+            reference: reference.to_string(),
+            message,
+        };
+        let size = usize::try_from(layer.size)
+            .ok()
+            .filter(|s| *s <= MAX_BLOB_BYTES)
+            .ok_or_else(|| {
+                failed(format!(
+                    "{what} is {} bytes by its manifest; the most we take is {} MiB",
+                    layer.size,
+                    MAX_BLOB_BYTES >> 20
+                ))
+            })?;
+        let mut stream = self
+            .client
+            .pull_blob_stream(&reference.reference, layer)
             .await
             .map_err(|e| registry_error(reference, e))?;
+        // The manifest's size bounds what we hold: a registry cannot make us buffer more.
+        let mut bytes = Vec::with_capacity(size);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                // oci-client checks the digest as the stream ends and reports it as an I/O
+                // error of its own wording.
+                let e = e.to_string();
+                match e.strip_prefix("Invalid digest. ") {
+                    Some(detail) => failed(format!(
+                        "{what} does not match its digest ({detail}); refusing it"
+                    )),
+                    None => failed(format!("{what} broke off: {e}")),
+                }
+            })?;
+            if bytes.len() + chunk.len() > size {
+                return Err(failed(format!(
+                    "the registry sent more of {what} than the {size} bytes its manifest says; \
+                     refusing it"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let actual = sha256_digest(&bytes);
         if actual != layer.digest {
             return Err(OciError::DigestMismatch {
                 reference: reference.to_string(),
-                what: "the component",
+                what,
                 expected: layer.digest.clone(),
                 actual,
             });
@@ -118,8 +161,13 @@ impl RemoteRegistry {
             return Ok(Vec::new());
         };
         let mut found = Vec::new();
-        for layer in signature::signature_layers(&manifest) {
-            let payload = self.blob(pinned, &layer.descriptor).await?;
+        for layer in signature::signature_layers(&manifest)
+            .into_iter()
+            .take(MAX_SIGNATURES)
+        {
+            let payload = self
+                .blob(pinned, &layer.descriptor, "a signature payload")
+                .await?;
             found.push(signature::StoredSignature {
                 payload,
                 signature: layer.signature,
