@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{json, Value};
 use sha2::Digest;
-use support::{guest, http_exchange, mcp_call, peer, served_address, Scratch};
+use support::{free_port, guest, http_exchange, mcp_call, peer, served_address, Scratch};
 
 /// A `docker-registry` process on a free loopback port, its storage in a scratch directory.
 struct LocalRegistry {
@@ -29,11 +29,7 @@ impl LocalRegistry {
             PathBuf::from("/usr/bin/docker-registry"),
             "the OCI registry (Debian's docker-registry package)",
         )?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.join("registry-data");
         let config = dir.join("registry.yml");

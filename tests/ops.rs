@@ -274,15 +274,6 @@ async fn trace_context_goes_on_to_the_upstream_and_into_the_log() {
     );
 }
 
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Label values a series must have.
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 

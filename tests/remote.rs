@@ -75,11 +75,7 @@ fn everything(mode: &str) -> Option<Listening> {
         peers_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js"),
         "npm @modelcontextprotocol/server-everything",
     )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new("node")
         .arg(bin)
         .arg(mode)
@@ -372,11 +368,7 @@ fn the_cli_expands_the_token_and_keeps_it_out_of_errors() {
 
 #[test]
 fn a_remote_server_that_is_not_there_fails_fast_and_clearly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     for (_, kind, path) in transports() {
         let s = Scratch::new(json!({"gone": {
             "type": kind,

@@ -209,14 +209,7 @@ async fn replicas_behind_haproxy_keep_tenants_apart_survive_a_kill_and_drain_wit
         replicas.insert(r.pid, r);
         addrs.push(addr);
     }
-    let front = format!(
-        "127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    );
+    let front = format!("127.0.0.1:{}", free_port());
     let config = s.path("haproxy.cfg");
     std::fs::write(
         &config,

@@ -233,6 +233,15 @@ pub fn args(v: serde_json::Value) -> Option<serde_json::Map<String, serde_json::
     v.as_object().cloned()
 }
 
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A scratch directory with a registry file and a cache directory of its own, for tests that
 /// run the CLI.
 pub struct Scratch {
