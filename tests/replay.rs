@@ -49,6 +49,7 @@ fn a_recorded_run_replays_with_no_server_and_a_new_request_fails_with_a_diff() {
     let failed = run(&["--replay", recording, "--input", more]);
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!stderr.contains("unknown tool"), "{stderr}");
     assert!(
         stderr.contains("not in the recording: alpha__counter {}")
             && stderr.contains("recorded calls of this tool: {} (used), {} (used), {} (used)"),

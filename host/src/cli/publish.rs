@@ -15,7 +15,7 @@ pub struct PushArgs {
     plugin: PathBuf,
     /// Where: oci://REGISTRY/REPOSITORY[:TAG] (tag `latest` when none is named). Plain HTTP
     /// for a registry on localhost or a loopback address, HTTPS otherwise; credentials from
-    /// MCP_REGISTRY_OCI_USERNAME and MCP_REGISTRY_OCI_PASSWORD.
+    /// MCP_REGISTRY_OCI_USERNAME and MCP_REGISTRY_OCI_PASSWORD, else ~/.docker/config.json.
     target: String,
     /// Sign the pushed digest with this private key (PEM, ECDSA P-256, unencrypted PKCS#8 or
     /// SEC1), as cosign does: a `sha256-HEX.sig` signature beside it.

@@ -207,9 +207,28 @@ pub(super) async fn serve(path: &Path, server: &str) -> anyhow::Result<ExitCode>
             path.display()
         )
     })?;
+    // A run that never listed this server's tools still lists the ones it called, so a call
+    // the recording lacks reads as that (not as an unknown tool).
+    let tools = if recorded.tools.is_empty() {
+        let mut names: Vec<&str> = recorded.calls.iter().map(|c| c.tool.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let open_schema = std::sync::Arc::new(
+            serde_json::json!({"type": "object"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        names
+            .into_iter()
+            .map(|n| Tool::new(n.to_owned(), "recorded", open_schema.clone()))
+            .collect()
+    } else {
+        recorded.tools
+    };
     let replay = ReplayServer {
         name: server.to_owned(),
-        tools: recorded.tools,
+        tools,
         calls: Mutex::new(recorded.calls.into_iter().map(|c| (c, false)).collect()),
     };
     let service = replay.serve(rmcp::transport::stdio()).await?;

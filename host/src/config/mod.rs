@@ -180,10 +180,24 @@ impl ServerConfig {
     /// `TYPE URL` for a remote one.
     pub fn target(&self) -> String {
         match &self.remote {
-            Some(r) => format!("{} {}", r.transport.as_str(), r.url),
+            Some(r) => format!("{} {}", r.transport.as_str(), shown_url(&r.url)),
             None if self.args.is_empty() => self.command.clone(),
             None => format!("{} {}", self.command, self.args.join(" ")),
         }
+    }
+}
+
+/// A URL as listings show it: without its query, fragment or credentials, where tokens
+/// are often put.
+fn shown_url(url: &str) -> String {
+    let base = url.split(['?', '#']).next().unwrap_or(url);
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => base.to_owned(),
     }
 }
 
@@ -458,6 +472,19 @@ fn check_alias(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listings_show_urls_without_secrets() {
+        assert_eq!(
+            shown_url("https://user:pw@mcp.example.com:8443/mcp?token=s3cret#x"),
+            "https://mcp.example.com:8443/mcp"
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:9/sse"),
+            "http://127.0.0.1:9/sse"
+        );
+        assert_eq!(shown_url("https://h.example?key=1"), "https://h.example");
+    }
 
     fn parse(text: &str) -> Result<Registry, ConfigError> {
         Registry::parse(text, Path::new("/etc/reg.json"))

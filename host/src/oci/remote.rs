@@ -15,7 +15,8 @@ const MAX_BLOB_BYTES: usize = 512 << 20;
 const MAX_SIGNATURES: usize = 64;
 
 /// One registry, reached through oci-client with our TLS set-up and credentials from
-/// `MCP_REGISTRY_OCI_USERNAME` / `MCP_REGISTRY_OCI_PASSWORD` (anonymous without them).
+/// `MCP_REGISTRY_OCI_USERNAME` / `MCP_REGISTRY_OCI_PASSWORD`, else `docker login`'s, else
+/// none.
 pub(super) struct RemoteRegistry {
     client: Client,
     auth: RegistryAuth,
@@ -40,7 +41,10 @@ impl RemoteRegistry {
             std::env::var("MCP_REGISTRY_OCI_PASSWORD"),
         ) {
             (Ok(user), Ok(password)) => RegistryAuth::Basic(user, password),
-            _ => RegistryAuth::Anonymous,
+            _ => docker_config()
+                .and_then(|config| docker_login(&config, reference.reference.registry()))
+                .map(|(user, password)| RegistryAuth::Basic(user, password))
+                .unwrap_or(RegistryAuth::Anonymous),
         };
         Self {
             client: Client::new(config),
@@ -210,6 +214,38 @@ impl RemoteRegistry {
     }
 }
 
+/// Docker's client configuration (`$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`), where `docker login`, `podman login --compat-auth-file` and
+/// `oras login` keep registry credentials.
+fn docker_config() -> Option<serde_json::Value> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The user and password `auths` holds for a registry (its `auth` is base64 `user:password`).
+/// Credential helpers (`credsStore`, `credHelpers`) are not run.
+fn docker_login(config: &serde_json::Value, registry: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(key, entry)| {
+        let host = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        (host == registry).then_some(entry)
+    })?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(entry.get("auth")?.as_str()?.trim())
+        .ok()?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// Says what went wrong with a registry in a user's words.
 fn registry_error(reference: &OciReference, error: OciDistributionError) -> OciError {
     use oci_client::errors::OciErrorCode;
@@ -239,8 +275,8 @@ fn registry_error(reference: &OciReference, error: OciDistributionError) -> OciE
         }
         OciDistributionError::UnauthorizedError { .. }
         | OciDistributionError::AuthenticationFailure(_) => {
-            "the registry refused our credentials (set MCP_REGISTRY_OCI_USERNAME and \
-             MCP_REGISTRY_OCI_PASSWORD)"
+            "the registry refused our credentials (MCP_REGISTRY_OCI_USERNAME and \
+             MCP_REGISTRY_OCI_PASSWORD, else `docker login`'s in ~/.docker/config.json)"
                 .into()
         }
         OciDistributionError::DigestError(e) => {
@@ -267,5 +303,30 @@ fn registry_error(reference: &OciReference, error: OciDistributionError) -> OciE
     OciError::Registry {
         reference: reference_text,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_logins_are_found_by_registry_host() {
+        let config = serde_json::json!({"auths": {
+            "https://ghcr.io": {"auth": "YWxpY2U6czNjcmV0"},
+            "localhost:5000": {"auth": "Ym9iOnB3OmQ="},
+            "quay.io": {},
+        }});
+        assert_eq!(
+            docker_login(&config, "ghcr.io"),
+            Some(("alice".into(), "s3cret".into()))
+        );
+        // A password may hold ':'.
+        assert_eq!(
+            docker_login(&config, "localhost:5000"),
+            Some(("bob".into(), "pw:d".into()))
+        );
+        assert_eq!(docker_login(&config, "quay.io"), None);
+        assert_eq!(docker_login(&config, "docker.io"), None);
     }
 }
