@@ -165,14 +165,17 @@ impl ComponentStore {
         reference: &OciReference,
         signed_by: &[TrustedKey],
     ) -> Result<FetchedComponent, OciError> {
-        let remote = RemoteRegistry::new(reference);
+        // Set up only when the cache lacks something: a client loads the system's root
+        // certificates, which costs more than reading a cached component.
+        let remote = std::sync::OnceLock::new();
+        let remote = || remote.get_or_init(|| RemoteRegistry::new(reference));
         let (pinned, manifest) = match reference.digest() {
             Some(digest) => {
                 let pinned = reference.with_digest(digest);
                 let manifest = match self.cache.manifest(digest) {
                     Some(bytes) => bytes,
                     None => {
-                        let bytes = remote.manifest(&pinned).await?.0;
+                        let bytes = remote().manifest(&pinned).await?.0;
                         self.cache.put_manifest(digest, &bytes);
                         bytes
                     }
@@ -180,7 +183,7 @@ impl ComponentStore {
                 (pinned, manifest)
             }
             None => {
-                let (bytes, digest) = remote.manifest(reference).await?;
+                let (bytes, digest) = remote().manifest(reference).await?;
                 let pinned = reference.with_digest(&digest);
                 tracing::warn!(
                     "{reference} is a tag, and tags move: it names {digest} today; pin it as \
@@ -196,13 +199,13 @@ impl ComponentStore {
             message,
         })?;
         if !signed_by.is_empty() {
-            self.check_signatures(&remote, &pinned, &digest, signed_by)
+            self.check_signatures(remote, &pinned, &digest, signed_by)
                 .await?;
         }
         let bytes = match self.cache.blob(&layer.digest) {
             Some(bytes) => bytes,
             None => {
-                let bytes = remote.blob(&pinned, &layer, "the component").await?;
+                let bytes = remote().blob(&pinned, &layer, "the component").await?;
                 self.cache.put_blob(&layer.digest, &bytes);
                 bytes
             }
@@ -215,9 +218,9 @@ impl ComponentStore {
 
     /// Verifies the digest's signatures, from the cache first and from the registry when
     /// none cached verifies (a signature may have been added since).
-    async fn check_signatures(
+    async fn check_signatures<'r>(
         &self,
-        remote: &RemoteRegistry,
+        remote: impl FnOnce() -> &'r RemoteRegistry,
         pinned: &OciReference,
         digest: &str,
         keys: &[TrustedKey],
@@ -226,7 +229,7 @@ impl ComponentStore {
         if signature::verify_any(&cached, pinned, digest, keys).is_ok() {
             return Ok(());
         }
-        let found = remote.signatures(pinned, digest).await?;
+        let found = remote().signatures(pinned, digest).await?;
         let result = signature::verify_any(&found, pinned, digest, keys);
         if result.is_ok() {
             self.cache.put_signatures(digest, &found);

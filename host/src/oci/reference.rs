@@ -83,10 +83,38 @@ impl OciReference {
         if host.is_empty() || !(host.contains('.') || host.contains(':') || host == "localhost") {
             return Err(bad("name the registry's host (and port) first"));
         }
-        if path.is_empty() {
-            return Err(bad("no repository after the registry"));
+        // Parsed here rather than by oci-spec's `Reference::from_str`, whose regex takes
+        // longer to build than a cached pull takes in all.
+        let (name, digest) = match path.split_once('@') {
+            Some((name, digest)) => (name, Some(digest)),
+            None => (path, None),
+        };
+        let (repository, tag) = match name.rsplit_once(':') {
+            Some((repository, tag)) if !tag.contains('/') => (repository, Some(tag)),
+            _ => (name, None),
+        };
+        let segment_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        };
+        if !repository.split('/').all(segment_ok) {
+            return Err(bad(
+                "a repository is lowercase letters, digits, '.', '_' and '-', in '/'-separated parts",
+            ));
         }
-        if let Some((_, digest)) = rest.split_once('@') {
+        if let Some(tag) = tag {
+            let tag_ok = tag.len() <= 128
+                && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !tag_ok {
+                return Err(bad("a tag is up to 128 letters, digits, '.', '_' and '-'"));
+            }
+        }
+        if let Some(digest) = digest {
             let hex = digest
                 .strip_prefix("sha256:")
                 .ok_or_else(|| bad("only sha256 digests are accepted"))?;
@@ -94,7 +122,14 @@ impl OciReference {
                 return Err(bad("a sha256 digest is 64 hex digits"));
             }
         }
-        let reference: Reference = rest.parse().map_err(|e| bad(&format!("{e}")))?;
+        let (host, repository) = (host.to_owned(), repository.to_owned());
+        let reference = match (tag, digest) {
+            (Some(t), Some(d)) => {
+                Reference::with_tag_and_digest(host, repository, t.into(), d.into())
+            }
+            (None, Some(d)) => Reference::with_digest(host, repository, d.into()),
+            (t, None) => Reference::with_tag(host, repository, t.unwrap_or("latest").into()),
+        };
         Ok(Self { reference })
     }
 
@@ -187,6 +222,10 @@ mod tests {
         assert!(r.is_loopback());
         let t = OciReference::parse("oci://ghcr.io/acme/fanout:v1").unwrap();
         assert_eq!((t.tag(), t.digest()), (Some("v1"), None));
+        let latest = OciReference::parse("oci://localhost:5000/a/b").unwrap();
+        assert_eq!(latest.to_string(), "oci://localhost:5000/a/b:latest");
+        let both = OciReference::parse(&format!("oci://localhost:5000/a/b:v2@{D}")).unwrap();
+        assert_eq!((both.tag(), both.digest()), (Some("v2"), Some(D)));
         assert!(!t.is_loopback());
         let source =
             ComponentSource::parse("oci://ghcr.io/acme/fanout:v1", Path::new("/x")).unwrap();
@@ -200,6 +239,10 @@ mod tests {
             ("oci://plugins/probe", "registry's host"),
             ("oci://ghcr.io/acme/x@md5:abc", "sha256"),
             ("oci://ghcr.io/acme/x@sha256:abc", "64 hex"),
+            ("oci://ghcr.io/Acme/x:v1", "lowercase"),
+            ("oci://ghcr.io/acme//x", "lowercase"),
+            ("oci://ghcr.io/acme/x:v/1", "lowercase"),
+            ("oci://ghcr.io/acme/x:.v1", "a tag is"),
         ] {
             let e = OciReference::parse(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text}: {e}");
