@@ -187,7 +187,10 @@ impl ServerProcess {
             return Err(spawn_error(std::io::Error::other("the host is stopping")));
         }
         // Register before the child exists so a kill of this process between spawn and
-        // registration cannot orphan it: the lock is held across the spawn.
+        // registration cannot orphan it: the lock is held across the spawn, and the
+        // watchdog is running before the child is (starting it takes a fork and an exec,
+        // time in which a child that started first could outlive a SIGKILLed host).
+        watchdog();
         let mut live = lock(live_groups());
         let mut child = command.spawn().map_err(spawn_error)?;
         let pid = child.id().ok_or_else(|| {
@@ -448,14 +451,18 @@ fn watchdog() -> Option<&'static Mutex<std::process::ChildStdin>> {
 }
 
 fn watchdog_register(pgid: u32) {
-    if let Some(w) = watchdog() {
-        let _ = writeln!(lock(w), "+{pgid}");
-    }
+    watchdog_tell(&format!("+{pgid}\n"));
 }
 
 fn watchdog_forget(pgid: u32) {
+    watchdog_tell(&format!("-{pgid}\n"));
+}
+
+/// One line to the watchdog in one `write` (a pipe write this short is atomic): a host killed
+/// mid-line would leave the watchdog a partial line, which `read` drops.
+fn watchdog_tell(line: &str) {
     if let Some(w) = watchdog() {
-        let _ = writeln!(lock(w), "-{pgid}");
+        let _ = lock(w).write_all(line.as_bytes());
     }
 }
 
