@@ -11,7 +11,7 @@
 
 #[path = "common/mod.rs"]
 mod common;
-#[path = "../../tests/support/haproxy.rs"]
+#[path = "../../tests/it/support/haproxy.rs"]
 mod haproxy;
 use common::{cargo_build, cpu_s, percentile, root};
 

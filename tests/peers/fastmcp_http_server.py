@@ -1,4 +1,4 @@
-"""A FastMCP 4 server over HTTP, for tests/remote.rs.
+"""A FastMCP 4 server over HTTP, for tests/it/remote.rs.
 
     python fastmcp_http_server.py TRANSPORT PORT TOKEN
 

@@ -97,6 +97,8 @@ const WAV_TINY: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAA
 struct TestServer {
     calls: Arc<AtomicU64>,
     cancelled: Arc<AtomicU64>,
+    /// `sleep` calls in progress now, and the most ever at once.
+    sleeping: Arc<(AtomicU64, AtomicU64)>,
     extra_enabled: Arc<AtomicBool>,
     page_size: Option<usize>,
     tool_router: ToolRouter<TestServer>,
@@ -150,13 +152,21 @@ impl TestServer {
         Parameters(args): Parameters<SleepArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let (now, most) = &*self.sleeping;
+        most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(args.ms)) => {}
             _ = context.ct.cancelled() => {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
             }
         }
+        now.fetch_sub(1, Ordering::SeqCst);
         text(std::process::id().to_string())
+    }
+
+    #[tool(description = "The most `sleep` calls this process has had in progress at once")]
+    async fn most_sleeping(&self) -> CallToolResult {
+        text(self.sleeping.1.load(Ordering::SeqCst).to_string())
     }
 
     #[tool(description = "How many `sleep` calls were cancelled (notifications/cancelled) so far")]
@@ -420,6 +430,7 @@ impl TestServer {
         Self {
             calls: Arc::default(),
             cancelled: Arc::default(),
+            sleeping: Arc::default(),
             extra_enabled: Arc::default(),
             page_size,
             tool_router: Self::tool_router(),

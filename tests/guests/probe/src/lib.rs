@@ -94,7 +94,11 @@ impl Plugin for Probe {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(err)?;
                 let ok = join_all(calls).into_iter().filter(|r| r.is_ok()).count();
-                Ok(json!({"ok": ok}))
+                let most = session
+                    .call(&format!("{server}__most_sleeping"), &json!({}))
+                    .map(|r| r.text())
+                    .map_err(err)?;
+                Ok(json!({"ok": ok, "most_at_once": most}))
             }
             "errors" => {
                 let session = Session::open(&[&server]).map_err(err)?;

@@ -1,12 +1,10 @@
 //! `mcp-registry new --lang rust|python|js`: each project is built with the command its
 //! README documents, and passes its own `mcp-registry test`, with this host's WIT.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{peer, peers_dir, workspace_root};
+use crate::support::{peer, peers_dir, workspace_root};
 
 /// The lines of the first ```sh block after `heading` in a generated README.
 fn documented(readme: &Path, heading: &str) -> String {

@@ -5,17 +5,15 @@
 //! persistent connections, timeouts that cancel, list_changed, a server restarted under a
 //! session, `${VAR}` in headers through the whole CLI, and clear errors that keep secrets out.
 
-mod support;
-
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use mcp_registry_host::client::ClientError;
 use mcp_registry_host::config::{ProtocolMode, Registry, RemoteTransport, ServerConfig};
 use mcp_registry_host::{Aggregator, AggregatorError};
 use serde_json::json;
-use support::*;
 
 /// The token the FastMCP server accepts.
 const TOKEN: &str = "tok-5e1f-remote-test";
@@ -124,7 +122,7 @@ async fn server_everything_over_streamable_http_and_sse() {
             return;
         };
         let mut cfg = ServerConfig::remote(transport, server.url(path));
-        cfg.call_timeout = Duration::from_millis(1500);
+        cfg.call_timeout = Duration::from_secs(3);
         let agg = Aggregator::new(Registry::from_servers([("ev".to_string(), cfg)]));
         // Temporary: one connection for the call.
         let r = agg
@@ -175,7 +173,7 @@ async fn fastmcp_behind_a_bearer_token_persistent_temporary_cancel_list_changed(
             return;
         };
         let mut cfg = with_token(transport, server.url(path));
-        cfg.call_timeout = Duration::from_millis(1000);
+        cfg.call_timeout = Duration::from_secs(3);
         let agg = Aggregator::new(Registry::from_servers([("fm".to_string(), cfg)]));
         // Persistent: one MCP session counts on.
         let session = agg.session(&["fm"]).await.unwrap();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod haproxy;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -87,9 +89,10 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// Waits up to 5 s for a pid to be gone; returns whether it is.
+/// Waits up to 20 s for a pid to be gone; returns whether it is. (Generous: the whole suite
+/// runs at once on two cores, and a killed host's watchdog must get a turn to run.)
 pub fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if !alive(pid) {
             return true;
@@ -206,6 +209,38 @@ pub fn guest(name: &str) -> PathBuf {
         .get(name)
         .unwrap_or_else(|| panic!("guest {name} was not built; have: {:?}", guests.keys()))
         .clone()
+}
+
+/// A cache directory shared by every test of this binary, as a user's cache would be:
+/// compiled components are keyed by content, so tests that compile the same guest share the
+/// work.
+pub fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shared-cache")
+}
+
+/// [`shared_cache`], with the code-mode engine's snapshot made and compiled (once per test
+/// process, by the first test that needs it).
+pub fn code_mode_cache() -> PathBuf {
+    static WARM: OnceLock<()> = OnceLock::new();
+    WARM.get_or_init(|| {
+        let s = Scratch::new(serde_json::json!({}));
+        let out = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+            .env("MCP_REGISTRY_CACHE_DIR", shared_cache())
+            .arg("--config")
+            .arg(&s.config)
+            .args(["exec", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(b"return 1")?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "warming the engine cache failed");
+    });
+    shared_cache()
 }
 
 /// Reads the pids a test server wrote to its `MCP_TEST_PID_FILE`.

@@ -3,15 +3,13 @@
 //! with the Python `mcp` 2.x SDK (both eras). Peers come from `scripts/install-peers.sh`;
 //! with `CI=true` they are mandatory, elsewhere a missing peer skips with a reason.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use mcp_registry_host::client::{ClientError, ConnectionState, ServerConnection};
 use mcp_registry_host::config::{ProtocolMode, Registry, ServerConfig};
 use mcp_registry_host::{Aggregator, AggregatorError};
 use serde_json::json;
-use support::*;
 
 fn everything() -> Option<ServerConfig> {
     let bin = peer(
@@ -67,7 +65,7 @@ async fn server_everything_handshake_era() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_everything_through_the_aggregator() {
     let Some(mut cfg) = everything() else { return };
-    cfg.call_timeout = Duration::from_millis(1500);
+    cfg.call_timeout = Duration::from_secs(3);
     let agg = Aggregator::new(Registry::from_servers([("ev".to_string(), cfg)]));
     let session = agg.session(&["ev"]).await.unwrap();
     let tools = session.list_tools().await.unwrap();

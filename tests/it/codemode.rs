@@ -7,43 +7,12 @@
 //! stdio: `search`, then `execute`, a runaway snippet beside a good one.
 //!
 //! The engine snapshot and its compiled form are cached in one directory for the whole test
-//! binary (made once, by the first test that needs it), as a user's cache would be.
+//! binary (`support::code_mode_cache`, made once), as a user's cache would be.
 
-mod support;
-
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
-
-/// A cache directory shared by every test here, warmed once.
-fn cache() -> PathBuf {
-    static CACHE: OnceLock<PathBuf> = OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("codemode-cache");
-            let s = Scratch::new(json!({}));
-            let out = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-                .env("MCP_REGISTRY_CACHE_DIR", &dir)
-                .arg("--config")
-                .arg(&s.config)
-                .args(["exec", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .and_then(|mut child| {
-                    use std::io::Write;
-                    child.stdin.take().unwrap().write_all(b"return 1")?;
-                    child.wait_with_output()
-                })
-                .unwrap();
-            assert!(out.status.success(), "warming the engine cache failed");
-            dir
-        })
-        .clone()
-}
 
 /// A registry of two test servers, `alpha` and `beta`.
 fn test_servers() -> Scratch {
@@ -58,7 +27,7 @@ fn test_servers() -> Scratch {
 fn exec(s: &Scratch, code: &str, args: &[&str]) -> (Value, bool) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", cache())
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
         .arg("--config")
         .arg(&s.config)
         .arg("exec")
@@ -417,7 +386,7 @@ fn drive_client(program: &std::path::Path, script: &str, spec: &Value) -> Value 
     let out = Command::new(program)
         .arg(workspace_root().join("tests/peers").join(script))
         .arg(spec.to_string())
-        .env("MCP_REGISTRY_CACHE_DIR", cache())
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
         .stderr(Stdio::inherit())
         .output()
         .unwrap();

@@ -1,15 +1,13 @@
 //! `mcp-registry serve` driven by MCP clients: rmcp (ours) and the Python `mcp` SDK (not ours).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::*;
 use rmcp::model::CallToolRequestParams;
 use rmcp::ServiceExt;
 use serde_json::{json, Value};
-use support::*;
 
 struct Setup {
     dir: tempfile::TempDir,

@@ -1,12 +1,10 @@
 //! Registry validation (every message names file, server and field) and the CLI end to end.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::*;
 use mcp_registry_host::config::{ConfigError, Registry, RemoteTransport};
-use support::*;
 
 fn load(dir: &Path, text: &str) -> Result<Registry, ConfigError> {
     let path = dir.join("reg.json");

@@ -2,16 +2,14 @@
 //! and checks: the attacker gets a clear error, the other tenant's calls and session keep
 //! working, and afterwards no server process, `Store` or session is left.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use mcp_registry_host::config::Registry;
 use mcp_registry_host::plugin::{PluginError, PluginHost, PluginPolicy, Preopen};
 use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
-use support::*;
 
 struct Host {
     host: PluginHost,
@@ -31,7 +29,7 @@ fn host() -> Host {
     });
     let host = PluginHost::new(
         Aggregator::new(Registry::from_servers(servers)),
-        Some(dir.path().join("cache")),
+        Some(shared_cache().join("components")),
     )
     .unwrap();
     Host {

@@ -2,10 +2,8 @@
 //! test server is recorded, then replayed with no server configured at all, bit for bit; a
 //! run that asks for something the recording lacks fails with what was asked and recorded.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 #[test]
 fn a_recorded_run_replays_with_no_server_and_a_new_request_fails_with_a_diff() {

@@ -3,14 +3,12 @@
 //! and the `@modelcontextprotocol/inspector` CLI (over stdio). Both need Node >= 22, which
 //! `scripts/install-peers.sh` installs from the npm registry under `.peers/`.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 /// Node 22 and one npm tool, both installed under `.peers/`.
 fn node_tool(name: &str) -> Option<(PathBuf, PathBuf)> {

@@ -5,16 +5,14 @@
 //! tampered blob, a wrong digest, an unsigned component or one signed by another key where a
 //! signature is required, a registry that is down).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{free_port, guest, http_exchange, mcp_call, peer, served_address, Scratch};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{json, Value};
 use sha2::Digest;
-use support::{free_port, guest, http_exchange, mcp_call, peer, served_address, Scratch};
 
 /// A `docker-registry` process on a free loopback port, its storage in a scratch directory.
 struct LocalRegistry {

@@ -4,16 +4,14 @@
 //! are sent list_changed); removed ones are closed; a broken file is rejected with a line
 //! naming the file and the field, and the configuration in force stays.
 
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{json, Value};
-use support::*;
 
 /// A client that counts `notifications/tools/list_changed`.
 #[derive(Clone, Default)]

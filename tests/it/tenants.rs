@@ -2,17 +2,15 @@
 //! seeing only its own, sharing one bounded pool of upstream processes, and hostile clients
 //! that get clear refusals while a well-behaved tenant keeps working.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::*;
 
 const ACME_KEY: &str = "acme-api-key-7f3c";
 const BETA_KEY: &str = "beta-api-key-91aa";

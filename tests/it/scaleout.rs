@@ -7,9 +7,7 @@
 //! it, its tenants move to the survivors, and its upstream processes go; a replica drained with
 //! SIGTERM loses no call at all.
 
-#[path = "support/haproxy.rs"]
-mod haproxy;
-mod support;
+use crate::support::haproxy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -18,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 const TENANTS: usize = 30;
 const REPLICAS: usize = 3;

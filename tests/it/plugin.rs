@@ -1,15 +1,13 @@
 //! The Wasm plugin host with real guest components and real server processes.
 
-mod support;
-
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::*;
 use mcp_registry_host::plugin::{PluginError, PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
-use support::*;
 
 /// A registry of test servers that record their pids in a file, and a host over it.
 struct Fixture {
@@ -24,7 +22,7 @@ fn fixture(names: &[&str]) -> Fixture {
     let pid_file = dir.path().join("pids");
     let host = PluginHost::new(
         Aggregator::new(pid_recording_registry(names, &pid_file)),
-        Some(dir.path().join("cache")),
+        Some(shared_cache().join("components")),
     )
     .unwrap();
     Fixture {
@@ -127,18 +125,18 @@ async fn a_plugin_past_its_deadline_is_stopped_and_cleaned_up() {
         deadline: Duration::from_millis(1500),
         ..PluginPolicy::granting(["a", "b"])
     };
-    let started = Instant::now();
-    let e = f
-        .run_with("probe", json!({"op": "hold", "server": "a"}), &policy)
-        .await
-        .unwrap_err();
+    // Without the deadline `hold` never returns: the guard only keeps a broken build from
+    // hanging the test run.
+    let e = tokio::time::timeout(
+        Duration::from_secs(300),
+        f.run_with("probe", json!({"op": "hold", "server": "a"}), &policy),
+    )
+    .await
+    .expect("the deadline was not enforced")
+    .unwrap_err();
     assert!(
         matches!(e, PluginError::Trap { .. } | PluginError::Deadline { .. }),
         "{e:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "the deadline was not enforced"
     );
     f.assert_no_server_left();
 }
@@ -146,21 +144,17 @@ async fn a_plugin_past_its_deadline_is_stopped_and_cleaned_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_calls_run_concurrently() {
     let f = fixture(&["a"]);
-    let started = Instant::now();
     let out = f
         .run(
             "probe",
-            json!({"op": "sleep_concurrent", "server": "a", "n": 4, "ms": 800}),
+            json!({"op": "sleep_concurrent", "server": "a", "n": 4, "ms": 1500}),
         )
         .await
         .unwrap();
-    let elapsed = started.elapsed();
     assert_eq!(out["ok"], 4);
-    // Sequential would be 3.2 s; concurrent is about one sleep plus start-up.
-    assert!(
-        elapsed < Duration::from_millis(2400),
-        "calls ran one after another: {elapsed:?}"
-    );
+    // The server saw more than one of them sleeping at once (one after another: one).
+    let most: u32 = out["most_at_once"].as_str().unwrap().parse().unwrap();
+    assert!(most >= 2, "calls ran one after another: {out}");
     f.assert_no_server_left();
 }
 
@@ -202,7 +196,6 @@ async fn dropping_a_future_cancels_its_call_on_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_session_fails_its_calls_in_flight() {
     let f = fixture(&["a"]);
-    let started = Instant::now();
     let out = f
         .run(
             "probe",
@@ -211,7 +204,6 @@ async fn dropping_a_session_fails_its_calls_in_flight() {
         .await
         .unwrap();
     assert_eq!(out["outcome"], "invalid-input");
-    assert!(started.elapsed() < Duration::from_secs(20));
     f.assert_no_server_left();
 }
 

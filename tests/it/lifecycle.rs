@@ -2,14 +2,12 @@
 //! legacy servers, start-up failures that say what happened, unknown tools, and no server
 //! outliving the host, whatever ends it.
 
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 fn strict_server(mode: &str, log: &Path, pids: &Path) -> Value {
     json!({
@@ -341,7 +339,7 @@ fn no_server_outlives_serve_whatever_ends_it() {
                "params": {"name": "t__sleep", "arguments": {"ms": 600000}}}),
     ];
     // A server asked to stop exits 0. (SIGHUP does not stop `serve`: it reloads, see
-    // tests/reload.rs.)
+    // tests/it/reload.rs.)
     for (signal, code) in SIGNALS.into_iter().filter(|(s, _)| *s != libc::SIGHUP) {
         let code = code.map(|_| 0);
         host_ending(&["serve"], &lines, Ending::Signal(signal), code);

@@ -3,17 +3,15 @@
 //! The toolchains come from `scripts/install-peers.sh` (pinned, under `.peers/`); with
 //! `CI=true` they are mandatory, elsewhere a missing toolchain skips with a reason.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::support::*;
 use mcp_registry_host::plugin::{PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
 use serde_json::{json, Value};
-use support::*;
 
 fn out_dir() -> PathBuf {
     let dir = workspace_root().join("target/guests");

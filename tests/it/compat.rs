@@ -13,15 +13,13 @@
 //! mandatory. The doc is regenerated when it differs; under CI a stale doc fails the test, so
 //! the committed one is always what a run saw.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 /// One cell of the matrix.
 #[derive(Debug, Clone)]
@@ -413,20 +411,34 @@ fn servers_table(peers: &Peers, probe: &Path) -> Table {
         .map(|c| (c.name.to_string(), c.entry.clone()))
         .collect();
     let s = Scratch::new(Value::Object(servers));
-    let mut rows: Vec<(String, Vec<Cell>)> = cases
-        .iter()
-        .map(|case| {
-            (
-                case.label.clone(),
-                vec![via_call(&s, case), via_guest(&s, probe, case)],
-            )
-        })
-        .collect();
-    let argv = serde_json::to_string(&s.serve_argv()).unwrap();
-    let stdio = via_serve(peers, &s, "stdio", &argv, &cases);
-    let (child, url) = s.serve_http();
-    let http = via_serve(peers, &s, "http", &url, &cases);
-    stop(child);
+    // Every row's CLI cells, and `serve` on stdio and HTTP, at once: each spawns processes of
+    // its own, and most of their time is spent waiting for them.
+    let (mut rows, stdio, http) = std::thread::scope(|scope| {
+        let rows: Vec<_> = cases
+            .iter()
+            .map(|case| {
+                let s = &s;
+                scope.spawn(move || {
+                    (
+                        case.label.clone(),
+                        vec![via_call(s, case), via_guest(s, probe, case)],
+                    )
+                })
+            })
+            .collect();
+        let stdio = scope.spawn(|| {
+            let argv = serde_json::to_string(&s.serve_argv()).unwrap();
+            via_serve(peers, &s, "stdio", &argv, &cases)
+        });
+        let http = scope.spawn(|| {
+            let (child, url) = s.serve_http();
+            let cells = via_serve(peers, &s, "http", &url, &cases);
+            stop(child);
+            cells
+        });
+        let rows: Vec<(String, Vec<Cell>)> = rows.into_iter().map(|r| r.join().unwrap()).collect();
+        (rows, stdio.join().unwrap(), http.join().unwrap())
+    });
     for ((_, cells), (a, b)) in rows.iter_mut().zip(stdio.into_iter().zip(http)) {
         cells.push(a);
         cells.push(b);
@@ -554,7 +566,6 @@ fn clients_table(peers: &Peers) -> Table {
         "modern": {"command": test_server().display().to_string()},
     }));
     let argv = serde_json::to_string(&s.serve_argv()).unwrap();
-    let (http_child, url) = s.serve_http();
 
     let py2 = Peers::pypi_version(&peers.python2, "mcp");
     let py1 = Peers::pypi_version(&peers.python1, "mcp");
@@ -611,20 +622,36 @@ fn clients_table(peers: &Peers) -> Table {
             "ts2-2026",
         ),
     ];
-    let mut rows = Vec::new();
-    for (label, program, script, mode) in clients {
-        let stdio = judge_client(&drive(&s, program, script, &[mode, "stdio", &argv]));
-        let http = judge_client(&drive(&s, program, script, &[mode, "http", &url]));
-        rows.push((label, vec![stdio, http]));
-    }
-    rows.push((
-        format!("Inspector CLI {}", peers.npm_version("inspector")),
-        vec![
-            via_inspector(peers, &s, &s.serve_argv()),
-            via_inspector(peers, &s, std::slice::from_ref(&url)),
-        ],
-    ));
-    stop(http_child);
+    // Each client at once, each with a `serve` of its own on both transports (one HTTP
+    // `serve` for all would share one counter among them).
+    let rows = std::thread::scope(|scope| {
+        let (s, argv) = (&s, &argv);
+        let mut rows: Vec<_> = clients
+            .into_iter()
+            .map(|(label, program, script, mode)| {
+                scope.spawn(move || {
+                    let stdio = judge_client(&drive(s, program, script, &[mode, "stdio", argv]));
+                    let (child, url) = s.serve_http();
+                    let http = judge_client(&drive(s, program, script, &[mode, "http", &url]));
+                    stop(child);
+                    (label, vec![stdio, http])
+                })
+            })
+            .collect();
+        rows.push(scope.spawn(move || {
+            let (child, url) = s.serve_http();
+            let cells = vec![
+                via_inspector(peers, s, &s.serve_argv()),
+                via_inspector(peers, s, std::slice::from_ref(&url)),
+            ];
+            stop(child);
+            (
+                format!("Inspector CLI {}", peers.npm_version("inspector")),
+                cells,
+            )
+        }));
+        rows.into_iter().map(|r| r.join().unwrap()).collect()
+    });
     Table {
         title: "Clients of `serve`".into(),
         intro: "Each client in front of a 2025-11-25 upstream (npm `server-memory`) and a \
@@ -642,9 +669,13 @@ fn clients_table(peers: &Peers) -> Table {
 fn compatibility_matrix() {
     let Some(peers) = Peers::find() else { return };
     let probe = guest("probe");
-    let tables = [servers_table(&peers, &probe), clients_table(&peers)];
+    let tables = std::thread::scope(|scope| {
+        let servers = scope.spawn(|| servers_table(&peers, &probe));
+        let clients = clients_table(&peers);
+        [servers.join().unwrap(), clients]
+    });
     let mut doc = String::from(
-        "# Compatibility\n\nWritten by `tests/compat.rs` from what its last run saw (pass or \
+        "# Compatibility\n\nWritten by `tests/it/compat.rs` from what its last run saw (pass or \
          fail per cell, nothing by hand); `scripts/test.sh` runs it, and CI fails if this file \
          is not what the run saw. Peers are pinned in `scripts/install-peers.sh` and \
          `tests/peers/requirements*.txt`.\n\n",

@@ -1,15 +1,13 @@
 //! Client, connection manager and aggregator against real test-server processes.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use mcp_registry_host::aggregator::{parse_arguments, AggregatorError};
 use mcp_registry_host::client::{ClientError, ConnectionState, ServerConnection};
 use mcp_registry_host::config::{ProtocolMode, Registry, ToolFilter};
 use mcp_registry_host::Aggregator;
 use serde_json::json;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_calls_each_get_a_fresh_process_that_exits() {
@@ -161,7 +159,7 @@ async fn a_crashed_server_fails_the_call_and_is_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_tool_times_out_while_other_servers_answer() {
     let mut slow = test_server_config();
-    slow.call_timeout = Duration::from_millis(700);
+    slow.call_timeout = Duration::from_secs(2);
     let reg = Registry::from_servers([
         ("slow".to_string(), slow),
         ("fast".to_string(), test_server_config()),
@@ -169,7 +167,12 @@ async fn a_hung_tool_times_out_while_other_servers_answer() {
     let agg = Aggregator::new(reg);
     let session = agg.session(&["slow", "fast"]).await.unwrap();
     let started = Instant::now();
-    let hung = session.call_tool("slow__sleep", args(json!({"ms": 30_000})));
+    let hung = async {
+        let result = session
+            .call_tool("slow__sleep", args(json!({"ms": 30_000})))
+            .await;
+        (result, started.elapsed())
+    };
     let others = async {
         let mut answered = 0;
         for _ in 0..5 {
@@ -181,20 +184,17 @@ async fn a_hung_tool_times_out_while_other_servers_answer() {
         }
         (answered, started.elapsed())
     };
-    let (hung, (answered, others_done)) = tokio::join!(hung, others);
+    let ((hung, hung_done), (answered, others_done)) = tokio::join!(hung, others);
+    // A sleep of 30 s that ends in a timeout error: the call's timeout was applied.
     let err = hung.unwrap_err();
     assert!(
         matches!(err, AggregatorError::Client(ClientError::Timeout { .. })),
         "expected a timeout, got {err:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "the timeout was not applied"
-    );
     assert_eq!(answered, 5);
     assert!(
-        others_done < Duration::from_millis(700),
-        "other server waited for the hung one"
+        others_done < hung_done,
+        "other server waited for the hung one ({others_done:?}, the hung call {hung_done:?})"
     );
     // The slow server itself is still usable for other calls after the cancellation.
     assert_eq!(

@@ -7,13 +7,11 @@
 //! `scripts/test.sh` (and so `.ci/run`) runs the tests with the feature on; without it this
 //! test skips with a reason.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 /// Accepts OTLP/HTTP posts, answering 200; every body received.
 async fn collector() -> (String, Arc<Mutex<Vec<u8>>>) {

@@ -2,25 +2,21 @@
 //! by a real Prometheus), W3C trace context carried to the upstream and into the log, and a
 //! SIGTERM drain that lets a call in flight finish while new work is refused.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 /// `serve --http 127.0.0.1:0 ARGS` over a registry of one test server, `alpha`; its address
 /// (with `--metrics`, then a space and the metrics address). Its stderr goes to `serve.log`
 /// in the scratch directory.
 async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    // The code-mode engine's snapshot is made once for every test here (as a user's cache).
-    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ops-cache");
     let log = s.path("serve.log");
     let append = move |line: &str| append_line(&log, line);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", cache)
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
         .arg("--config")
         .arg(&s.config)
         .args(["serve", "--http", "127.0.0.1:0"])

@@ -2,12 +2,10 @@
 //! needs (`requires` in its `describe`), and `run` and `serve` show the request beside the
 //! grant.
 
-mod support;
-
 use std::process::{Output, Stdio};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 fn two_servers() -> Scratch {
     let server = || json!({"command": test_server().display().to_string()});

@@ -1,0 +1,30 @@
+//! The integration tests, as one binary: each module is one area of the project, run against
+//! real server processes, real Wasm components and, where installed, real third-party peers.
+//!
+//! One binary rather than one per file: every test binary links the whole host (wasmtime,
+//! swc, the OCI and OTLP stacks), and the test server and guests are built once per process
+//! (`support`), so one binary is built, linked and set up once.
+
+mod support;
+
+mod codemode;
+mod compat;
+mod config_cli;
+mod conformance;
+mod distribution;
+mod foundation;
+mod grants;
+mod hostile;
+mod interop;
+mod languages;
+mod lifecycle;
+mod ops;
+mod otlp;
+mod plugin;
+mod reload;
+mod remote;
+mod replay;
+mod scaffold;
+mod scaleout;
+mod serve;
+mod tenants;
