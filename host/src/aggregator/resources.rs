@@ -4,7 +4,7 @@
 //! so a session remembers which server listed which URI (or template) and routes reads,
 //! subscriptions and completions there.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// A resource or resource template and the server that serves it.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,72 +28,102 @@ pub(super) fn served<T>(server: &str, items: Vec<T>) -> Vec<Served<T>> {
 /// Whether `uri` is an instance of the RFC 6570 `template`: every `{...}` expression matches
 /// one or more characters, the rest literally. Enough to route a read to the server whose
 /// template produced the URI.
+///
+/// Linear in the lengths of both: a client chooses the URI (a tenant may send megabytes of
+/// `/`), so no split point is ever tried twice. The literal pieces are matched left to right,
+/// each at its first place after the expression before it has taken one character; taking
+/// the earliest place leaves the most room for the rest, so if any match exists this finds
+/// one. The last piece must end the URI.
 pub fn template_matches(template: &str, uri: &str) -> bool {
-    match template.find('{') {
-        None => template == uri,
-        Some(open) => {
-            let Some(close) = template[open..].find('}').map(|c| open + c) else {
-                return template == uri;
-            };
-            let (literal, rest) = (&template[..open], &template[close + 1..]);
-            let Some(tail) = uri.strip_prefix(literal) else {
-                return false;
-            };
-            // Try every split point: the expression takes at least one character.
-            tail.char_indices()
-                .skip(1)
-                .map(|(i, _)| i)
-                .chain(std::iter::once(tail.len()))
-                .filter(|&i| i > 0)
-                .any(|i| template_matches(rest, &tail[i..]))
+    let pieces = literal_pieces(template);
+    let [first, middle @ .., last] = pieces.as_slice() else {
+        return template == uri;
+    };
+    let Some(tail) = uri.strip_prefix(first) else {
+        return false;
+    };
+    let Some(mut rest) = tail.strip_suffix(last) else {
+        return false;
+    };
+    for piece in middle {
+        // The expression before this piece takes at least one character.
+        let mut chars = rest.chars();
+        if chars.next().is_none() {
+            return false;
+        }
+        let after = chars.as_str();
+        match after.find(piece) {
+            Some(at) => rest = &after[at + piece.len()..],
+            None => return false,
         }
     }
+    // The last expression takes at least one character.
+    !rest.is_empty()
 }
 
-/// Which server listed which resource URI and template, for routing.
+/// The literal text around a template's expressions: one more piece than expressions. An
+/// unclosed `{` is literal.
+fn literal_pieces(template: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        pieces.push(&rest[..open]);
+        rest = &rest[open + close + 1..];
+    }
+    pieces.push(rest);
+    pieces
+}
+
+/// Which server listed which resource URIs and templates, for routing.
 #[derive(Default)]
 pub(super) struct ResourceOwners {
-    uris: HashMap<String, String>,
-    templates: Vec<(String, String)>,
+    /// By server name, so "the first by name" is the map's order.
+    by_server: BTreeMap<String, Listed>,
+}
+
+/// What one server listed.
+#[derive(Default)]
+struct Listed {
+    uris: HashSet<String>,
+    templates: Vec<String>,
 }
 
 impl ResourceOwners {
-    pub(super) fn find(&self, uri: &str) -> Option<String> {
-        self.uris.get(uri).cloned().or_else(|| {
-            self.templates
-                .iter()
-                .find(|(t, _)| t == uri || template_matches(t, uri))
-                .map(|(_, server)| server.clone())
-        })
+    /// The server among `servers` that serves `uri`: the first by name that listed it, else
+    /// the first whose template matches it. `None` when no listing of theirs names it.
+    pub(super) fn find_among(&self, uri: &str, servers: &[impl AsRef<str>]) -> Option<String> {
+        let allowed = |server: &String| servers.iter().any(|s| s.as_ref() == server);
+        let candidates = || self.by_server.iter().filter(|(s, _)| allowed(s));
+        candidates()
+            .find(|(_, listed)| listed.uris.contains(uri))
+            .or_else(|| {
+                candidates().find(|(_, listed)| {
+                    listed
+                        .templates
+                        .iter()
+                        .any(|t| t == uri || template_matches(t, uri))
+                })
+            })
+            .map(|(server, _)| server.clone())
     }
 
-    /// Records `server`'s listing of `uris` (replacing its previous one). Two servers
-    /// listing one URI: the first by name serves it, as `serve` lists it.
+    /// Records `server`'s listing of `uris` (replacing its previous one).
     pub(super) fn listed_uris<'a>(&mut self, server: &str, uris: impl Iterator<Item = &'a str>) {
-        self.uris.retain(|_, s| s != server);
-        for uri in uris {
-            let owner = self
-                .uris
-                .entry(uri.to_owned())
-                .or_insert_with(|| server.to_owned());
-            if server < owner.as_str() {
-                *owner = server.to_owned();
-            }
-        }
+        let listed = self.by_server.entry(server.to_owned()).or_default();
+        listed.uris = uris.map(str::to_owned).collect();
     }
 
-    /// Records `server`'s listing of templates (replacing its previous one); overlapping
-    /// templates go to the first server by name, as for URIs.
+    /// Records `server`'s listing of templates (replacing its previous one).
     pub(super) fn listed_templates<'a>(
         &mut self,
         server: &str,
         templates: impl Iterator<Item = &'a str>,
     ) {
-        self.templates.retain(|(_, s)| s != server);
-        for t in templates {
-            self.templates.push((t.to_owned(), server.to_owned()));
-        }
-        self.templates.sort_by(|a, b| a.1.cmp(&b.1));
+        let listed = self.by_server.entry(server.to_owned()).or_default();
+        listed.templates = templates.map(str::to_owned).collect();
     }
 }
 
@@ -123,5 +153,19 @@ mod tests {
         ));
         assert!(template_matches("test://static", "test://static"));
         assert!(!template_matches("test://static", "test://static/x"));
+        assert!(template_matches("a{x}b{y}b", "a1bb2b"));
+        assert!(template_matches("a{x}b{y}", "abbb"));
+        assert!(!template_matches("a{x}b{y}", "ab"));
+        assert!(template_matches("x{unclosed", "x{unclosed"));
+    }
+
+    #[test]
+    fn a_long_uri_is_matched_in_linear_time() {
+        // An attacker's URI against a template with many expressions: with backtracking this
+        // took minutes; each step here looks at every character a bounded number of times.
+        let template = format!("file://{}{{q}}x{{r}}", "{/path*}/".repeat(40));
+        let uri = format!("file://{}", "/".repeat(4 << 20));
+        assert!(!template_matches(&template, &uri));
+        assert!(template_matches(&template, &format!("{uri}x/")));
     }
 }

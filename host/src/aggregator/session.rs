@@ -153,22 +153,50 @@ impl Session {
     /// The server that serves `uri` (a resource URI, or a template for completions): the
     /// one that listed it, listing every server first if no listing has named it yet.
     pub async fn resource_server(&self, uri: &str) -> Result<String, AggregatorError> {
-        let known = |s: &Self| s.owners().find(uri);
-        if let Some(server) = known(self) {
+        self.resource_server_among(uri, &self.manager.servers())
+            .await
+    }
+
+    /// The server among `servers` that serves `uri`: only those are asked for their lists
+    /// (and so started), the first by name wins, and a server of the session outside
+    /// `servers` is never named, whatever it lists.
+    pub async fn resource_server_among(
+        &self,
+        uri: &str,
+        servers: &[impl AsRef<str>],
+    ) -> Result<String, AggregatorError> {
+        let ours: Vec<&str> = servers
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| self.manager.contains(s))
+            .collect();
+        if let Some(server) = self.owners().find_among(uri, &ours) {
             return Ok(server);
         }
-        join_all(self.manager.servers().into_iter().map(|s| async move {
-            let _ = self.list_server_resources(&s).await;
-            let _ = self.list_server_resource_templates(&s).await;
+        // Not named by any listing yet (or listed since it appeared): ask them again.
+        join_all(ours.iter().map(|s| async move {
+            let _ = self.list_server_resources(s).await;
+            let _ = self.list_server_resource_templates(s).await;
         }))
         .await;
-        known(self).ok_or_else(|| AggregatorError::UnknownResource(uri.to_owned()))
+        self.owners()
+            .find_among(uri, &ours)
+            .ok_or_else(|| AggregatorError::UnknownResource(uri.to_owned()))
     }
 
     /// Reads a resource from the server that serves it.
     pub async fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, AggregatorError> {
         let server = self.resource_server(uri).await?;
-        let conn = self.manager.connection(&server).await?;
+        self.read_resource_from(&server, uri).await
+    }
+
+    /// Reads a resource from `server` (one of the session's).
+    pub async fn read_resource_from(
+        &self,
+        server: &str,
+        uri: &str,
+    ) -> Result<ReadResourceResult, AggregatorError> {
+        let conn = self.manager.connection(server).await?;
         Ok(conn.read_resource(uri).await?)
     }
 
@@ -176,14 +204,24 @@ impl Session {
     /// [`crate::client::ServerEvent::ResourceUpdated`] on the session's hooks.
     pub async fn subscribe(&self, uri: &str) -> Result<(), AggregatorError> {
         let server = self.resource_server(uri).await?;
-        let conn = self.manager.connection(&server).await?;
+        self.subscribe_on(&server, uri).await
+    }
+
+    /// Subscribes to `uri` on `server` (one of the session's).
+    pub async fn subscribe_on(&self, server: &str, uri: &str) -> Result<(), AggregatorError> {
+        let conn = self.manager.connection(server).await?;
         Ok(conn.subscribe(uri).await?)
     }
 
     /// Ends a subscription made with [`Session::subscribe`].
     pub async fn unsubscribe(&self, uri: &str) -> Result<(), AggregatorError> {
         let server = self.resource_server(uri).await?;
-        let conn = self.manager.connection(&server).await?;
+        self.unsubscribe_on(&server, uri).await
+    }
+
+    /// Ends a subscription to `uri` on `server` (one of the session's).
+    pub async fn unsubscribe_on(&self, server: &str, uri: &str) -> Result<(), AggregatorError> {
+        let conn = self.manager.connection(server).await?;
         Ok(conn.unsubscribe(uri).await?)
     }
 
@@ -220,14 +258,10 @@ impl Session {
     /// that owns it (under its own names).
     pub async fn complete(
         &self,
-        mut params: CompleteRequestParams,
+        params: CompleteRequestParams,
     ) -> Result<CompleteResult, AggregatorError> {
-        let server = match &mut params.r#ref {
-            Reference::Prompt(prompt) => {
-                let name = ToolName::parse(&prompt.name)?;
-                prompt.name = name.tool().to_owned();
-                name.server().to_owned()
-            }
+        let server = match &params.r#ref {
+            Reference::Prompt(prompt) => ToolName::parse(&prompt.name)?.server().to_owned(),
             Reference::Resource(template) => self.resource_server(&template.uri).await?,
             _ => {
                 return Err(AggregatorError::InvalidArguments(
@@ -235,7 +269,21 @@ impl Session {
                 ))
             }
         };
-        let conn = self.manager.connection(&server).await?;
+        self.complete_on(&server, params).await
+    }
+
+    /// Argument completion asked of `server` (one of the session's): a prompt reference
+    /// names `server__prompt` and reaches the server as its own name.
+    pub async fn complete_on(
+        &self,
+        server: &str,
+        mut params: CompleteRequestParams,
+    ) -> Result<CompleteResult, AggregatorError> {
+        if let Reference::Prompt(prompt) = &mut params.r#ref {
+            let name = ToolName::parse(&prompt.name)?;
+            prompt.name = name.tool().to_owned();
+        }
+        let conn = self.manager.connection(server).await?;
         Ok(conn.complete(params).await?)
     }
 
