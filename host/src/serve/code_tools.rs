@@ -11,16 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer};
+use rmcp::ErrorData;
 use serde_json::{json, Map, Value};
 
-use super::client_session::{has_session, trace_of, RegistryServer};
-use super::tenant::Tenant;
-use crate::aggregator::NamespacedTool;
+use super::request::RequestScope;
 use crate::codemode::{declarations, rank, Names, Scope};
-use crate::names::ToolName;
-use crate::plugin::SessionRouter;
 
 /// Name of the tool that finds tools.
 pub(super) const SEARCH: &str = "search";
@@ -28,15 +23,6 @@ pub(super) const SEARCH: &str = "search";
 pub(super) const EXECUTE: &str = "execute";
 /// Tools `search` returns unless asked for another number.
 const DEFAULT_LIMIT: usize = 8;
-
-/// Whether `serve` lists the plain tools beside `search` and `execute`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeModeTools {
-    /// `search` and `execute` beside every plain tool.
-    Alongside,
-    /// Only `search` and `execute`.
-    Only,
-}
 
 fn schema(value: Value) -> Arc<Map<String, Value>> {
     Arc::new(value.as_object().cloned().unwrap_or_default())
@@ -84,31 +70,11 @@ fn invalid(message: impl Into<String>) -> ErrorData {
     ErrorData::invalid_params(message.into(), None)
 }
 
-impl RegistryServer {
-    /// Every upstream tool `tenant` may call (and `serve --filter` shows), in registry order.
-    pub(super) async fn callable_tools(
-        &self,
-        tenant: &Arc<Tenant>,
-        context: &RequestContext<RoleServer>,
-    ) -> Vec<NamespacedTool> {
-        let mut tools: Vec<NamespacedTool> = self
-            .gather(tenant, context, "tools", |pool, s| async move {
-                pool.list_server_tools(&s).await
-            })
-            .await;
-        tools.retain(|t| {
-            self.shared.visible(&t.server, &t.tool.name)
-                && tenant.may_call(&ToolName::new(&t.server, t.tool.name.as_ref()))
-        });
-        tools
-    }
-
+impl RequestScope {
     /// `search {query, detail?, limit?}`.
     pub(super) async fn code_search(
         &self,
-        tenant: &Arc<Tenant>,
         arguments: Map<String, Value>,
-        context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let query = arguments
             .get("query")
@@ -129,7 +95,7 @@ impl RegistryServer {
         if detail != "types" && detail != "names" {
             return Err(invalid("search: \"detail\" must be \"names\" or \"types\""));
         }
-        let tools = self.callable_tools(tenant, context).await;
+        let tools = self.callable_tools().await;
         let names = Names::new(&tools);
         let found = rank(query, &tools, limit);
         let listed: Vec<Value> = found
@@ -158,10 +124,8 @@ impl RegistryServer {
 
     /// `execute {code, timeout_ms?}`.
     pub(super) async fn code_execute(
-        &self,
-        tenant: &Arc<Tenant>,
+        self: &Arc<Self>,
         arguments: Map<String, Value>,
-        context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let (Some(code_mode), Some(host)) = (&self.shared.code_mode, &self.shared.host) else {
             return Err(invalid("code mode is off"));
@@ -178,17 +142,8 @@ impl RegistryServer {
                     .ok_or_else(|| invalid("execute: \"timeout_ms\" must be a positive integer"))?,
             )),
         };
-        let tools = self.callable_tools(tenant, context).await;
-        let router: SessionRouter = {
-            let server = self.clone();
-            let tenant = tenant.clone();
-            let with_session = has_session(context);
-            Arc::new(move |name: &str| {
-                tenant
-                    .sees(name)
-                    .then(|| server.pool_for(&tenant, name, with_session))
-            })
-        };
+        let tools = self.callable_tools().await;
+        let tenant = &self.tenant;
         // Only what this client can list is callable: the tenant's globs, and `--filter`.
         let allowed = if self.shared.filter.is_empty() {
             tenant.tool_globs().map(<[String]>::to_vec)
@@ -199,9 +154,9 @@ impl RegistryServer {
             servers: tenant.servers().to_vec(),
             tools: allowed,
             names: Names::new(&tools),
-            sessions: Some(router),
+            sessions: Some(self.router()),
             aggregator: Some(tenant.aggregator.clone()),
-            trace_context: trace_of(context),
+            trace_context: self.trace.clone(),
         };
         let execution = code_mode.execute(host, code, scope, timeout).await;
         let outcome = execution.error.as_ref().map_or("ok", |e| {

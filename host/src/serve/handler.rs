@@ -15,49 +15,13 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tracing::Instrument;
 
-use super::client_session::{limit_error, RegistryServer};
+use super::calls::{limit_error, unknown_tool};
+use super::client_session::RegistryServer;
 use super::code_tools;
-use super::tenant::Tenant;
+use super::request::RequestScope;
 use super::ForOurClient;
-use crate::aggregator::{
-    described, AggregatorError, ErrorKind, NamespacedPrompt, NamespacedTool, Session,
-};
+use crate::aggregator::{described, AggregatorError, ErrorKind, NamespacedPrompt, NamespacedTool};
 use crate::names::ToolName;
-
-impl RegistryServer {
-    /// The pool that serves resource `uri` for `tenant`: the first whose servers list it
-    /// (one the tenant sees).
-    async fn resource_pool(
-        &self,
-        tenant: &Arc<Tenant>,
-        uri: &str,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<Arc<Session>, AggregatorError> {
-        let mut pools = vec![tenant.pool.clone(), self.shared.tenants().global.clone()];
-        if !self
-            .shared
-            .tenants()
-            .per_session(tenant.servers())
-            .is_empty()
-        {
-            if let Some(server) = tenant
-                .servers()
-                .iter()
-                .find(|s| self.shared.tenants().sharing(s) == crate::config::Sharing::Session)
-            {
-                pools.insert(0, self.pool(tenant, server, context));
-            }
-        }
-        for pool in pools {
-            if let Ok(server) = pool.resource_server(uri).await {
-                if tenant.sees(&server) {
-                    return Ok(pool);
-                }
-            }
-        }
-        Err(AggregatorError::UnknownResource(uri.to_owned()))
-    }
-}
 
 /// An aggregator error on a resources/prompts/completion request, as the error our client
 /// gets.
@@ -125,10 +89,9 @@ impl ServerHandler for RegistryServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let resources = self
-            .gather(&tenant, &context, "resources", |pool, s| async move {
+        let scope = self.scope(&context)?;
+        let resources = scope
+            .gather("resources", |pool, s| async move {
                 pool.list_server_resources(&s).await
             })
             .await;
@@ -149,15 +112,11 @@ impl ServerHandler for RegistryServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let templates = self
-            .gather(
-                &tenant,
-                &context,
-                "resource templates",
-                |pool, s| async move { pool.list_server_resource_templates(&s).await },
-            )
+        let scope = self.scope(&context)?;
+        let templates = scope
+            .gather("resource templates", |pool, s| async move {
+                pool.list_server_resource_templates(&s).await
+            })
             .await;
         Ok(ListResourceTemplatesResult::with_all_items(
             templates.into_iter().map(|t| t.item).collect(),
@@ -169,13 +128,12 @@ impl ServerHandler for RegistryServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let pool = self
-            .resource_pool(&tenant, &request.uri, &context)
+        let scope = self.scope(&context)?;
+        let (server, pool) = scope
+            .resource_pool(&request.uri)
             .await
             .map_err(request_error)?;
-        pool.read_resource(&request.uri)
+        pool.read_resource_from(&server, &request.uri)
             .await
             .map(|r| ReadResourceResponse::Complete(r.for_our_client()))
             .map_err(request_error)
@@ -186,13 +144,14 @@ impl ServerHandler for RegistryServer {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let pool = self
-            .resource_pool(&tenant, &request.uri, &context)
+        let scope = self.scope(&context)?;
+        let (server, pool) = scope
+            .resource_pool(&request.uri)
             .await
             .map_err(request_error)?;
-        pool.subscribe(&request.uri).await.map_err(request_error)
+        pool.subscribe_on(&server, &request.uri)
+            .await
+            .map_err(request_error)
     }
 
     async fn unsubscribe(
@@ -200,13 +159,14 @@ impl ServerHandler for RegistryServer {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let pool = self
-            .resource_pool(&tenant, &request.uri, &context)
+        let scope = self.scope(&context)?;
+        let (server, pool) = scope
+            .resource_pool(&request.uri)
             .await
             .map_err(request_error)?;
-        pool.unsubscribe(&request.uri).await.map_err(request_error)
+        pool.unsubscribe_on(&server, &request.uri)
+            .await
+            .map_err(request_error)
     }
 
     async fn list_prompts(
@@ -214,10 +174,9 @@ impl ServerHandler for RegistryServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let upstream: Vec<NamespacedPrompt> = self
-            .gather(&tenant, &context, "prompts", |pool, s| async move {
+        let scope = self.scope(&context)?;
+        let upstream: Vec<NamespacedPrompt> = scope
+            .gather("prompts", |pool, s| async move {
                 pool.list_server_prompts(&s).await
             })
             .await;
@@ -248,15 +207,15 @@ impl ServerHandler for RegistryServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let name = self.unalias(&request.name);
+        let scope = self.scope(&context)?;
+        let name = scope.unalias(&request.name);
         let unknown = || ErrorData::invalid_params(format!("unknown prompt \"{name}\""), None);
         let name = ToolName::parse(&name).map_err(|_| unknown())?;
-        if !tenant.sees(name.server()) {
+        if !scope.tenant.sees(name.server()) {
             return Err(unknown());
         }
-        self.pool(&tenant, name.server(), &context)
+        scope
+            .pool(name.server())
             .get_prompt(&name, request.arguments)
             .await
             .map(|r| GetPromptResponse::Complete(r.for_our_client()))
@@ -268,27 +227,26 @@ impl ServerHandler for RegistryServer {
         mut request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
-        let pool = match &mut request.r#ref {
+        let scope = self.scope(&context)?;
+        let (server, pool) = match &mut request.r#ref {
             rmcp::model::Reference::Prompt(prompt) => {
-                prompt.name = self.unalias(&prompt.name).to_owned();
+                prompt.name = scope.unalias(&prompt.name);
                 let unknown = || {
                     ErrorData::invalid_params(format!("unknown prompt \"{}\"", prompt.name), None)
                 };
                 let name = ToolName::parse(&prompt.name).map_err(|_| unknown())?;
-                if !tenant.sees(name.server()) {
+                if !scope.tenant.sees(name.server()) {
                     return Err(unknown());
                 }
-                self.pool(&tenant, name.server(), &context)
+                (name.server().to_owned(), scope.pool(name.server()))
             }
-            rmcp::model::Reference::Resource(template) => self
-                .resource_pool(&tenant, &template.uri, &context)
+            rmcp::model::Reference::Resource(template) => scope
+                .resource_pool(&template.uri)
                 .await
                 .map_err(request_error)?,
             _ => return Err(ErrorData::invalid_params("unsupported reference", None)),
         };
-        pool.complete(request)
+        pool.complete_on(&server, request)
             .await
             .map(ForOurClient::for_our_client)
             .map_err(request_error)
@@ -299,8 +257,7 @@ impl ServerHandler for RegistryServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
+        let scope = self.scope(&context)?;
         let mut tools: Vec<Tool> = Vec::new();
         if self.shared.code_mode.is_some() {
             tools.extend(code_tools::tools());
@@ -308,7 +265,7 @@ impl ServerHandler for RegistryServer {
                 return Ok(ListToolsResult::with_all_items(tools));
             }
         }
-        let upstream = self.callable_tools(&tenant, &context).await;
+        let upstream = scope.callable_tools().await;
         for t in &upstream {
             let mut tool = t.tool.clone();
             tool.name = t.name.clone().into();
@@ -324,7 +281,7 @@ impl ServerHandler for RegistryServer {
             self.shared
                 .plugins
                 .iter()
-                .filter(|(name, _)| tenant.may_run(name))
+                .filter(|(name, _)| scope.tenant.may_run(name))
                 .map(|(_, p)| p.tool.clone()),
         );
         Ok(ListToolsResult::with_all_items(tools))
@@ -341,50 +298,13 @@ impl ServerHandler for RegistryServer {
                 context.meta.0 .0.entry(key).or_insert(value);
             }
         }
-        self.remember_peer(&context);
-        let tenant = self.tenant(&context)?;
+        let scope = self.scope(&context)?;
         let name = request.name.to_string();
-        let arguments = request.arguments;
-        let _admitted = tenant.admit().map_err(|e| {
+        let _admitted = scope.tenant.admit().map_err(|e| {
             self.shared.ops.refuse("limit");
             limit_error(e)
         })?;
-        let call = async {
-            if self.shared.code_mode.is_some() {
-                match name.as_str() {
-                    code_tools::SEARCH => {
-                        return self
-                            .code_search(&tenant, arguments.unwrap_or_default(), &context)
-                            .await
-                    }
-                    code_tools::EXECUTE => {
-                        return self
-                            .code_execute(&tenant, arguments.unwrap_or_default(), &context)
-                            .await
-                    }
-                    _ if self.shared.code_mode_only => {
-                        return Err(ErrorData::invalid_params(
-                            format!("unknown tool \"{name}\" (code mode: call it from execute)"),
-                            None,
-                        ))
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(plugin) = self.shared.plugins.get(&name) {
-                if tenant.may_run(&name) {
-                    return Ok(self.call_plugin(&tenant, plugin, arguments, &context).await);
-                }
-                return Err(ErrorData::invalid_params(
-                    format!("unknown tool \"{name}\""),
-                    None,
-                ));
-            }
-            let target = self.unalias(&name);
-            self.call_upstream(&tenant, &target, arguments, &context)
-                .await
-        }
-        .instrument(call_span(&tenant.name, &name, &context));
+        let call = dispatch(&scope, &name, request.arguments).instrument(call_span(&scope, &name));
         // A `notifications/cancelled` from our client drops the call: an upstream request
         // is cancelled in turn (rmcp sends `notifications/cancelled` when its call future is
         // dropped), a plugin run's Store and sessions are torn down.
@@ -398,11 +318,42 @@ impl ServerHandler for RegistryServer {
     }
 }
 
+/// What a `tools/call` names, called: code mode's tools, a plugin, or an upstream tool (or
+/// alias of one).
+async fn dispatch(
+    scope: &Arc<RequestScope>,
+    name: &str,
+    arguments: Option<rmcp::model::JsonObject>,
+) -> Result<rmcp::model::CallToolResult, ErrorData> {
+    let shared = &scope.shared;
+    if shared.code_mode.is_some() {
+        match name {
+            code_tools::SEARCH => return scope.code_search(arguments.unwrap_or_default()).await,
+            code_tools::EXECUTE => return scope.code_execute(arguments.unwrap_or_default()).await,
+            _ if shared.code_mode_only => {
+                return Err(ErrorData::invalid_params(
+                    format!("unknown tool \"{name}\" (code mode: call it from execute)"),
+                    None,
+                ))
+            }
+            _ => {}
+        }
+    }
+    if let Some(plugin) = shared.plugins.get(name) {
+        if scope.tenant.may_run(name) {
+            return Ok(scope.call_plugin(plugin, arguments).await);
+        }
+        return Err(unknown_tool(name));
+    }
+    scope.call_upstream(&scope.unalias(name), arguments).await
+}
+
 /// The span of one `tools/call`: its log lines name the tenant, the tool and the caller's
 /// trace id.
-fn call_span(tenant: &str, tool: &str, context: &RequestContext<RoleServer>) -> tracing::Span {
+fn call_span(scope: &RequestScope, tool: &str) -> tracing::Span {
+    let tenant = &*scope.tenant.name;
     let span = tracing::info_span!("call", tenant, tool, trace_id = tracing::field::Empty);
-    if let Some(trace) = super::client_session::trace_of(context) {
+    if let Some(trace) = &scope.trace {
         span.record("trace_id", trace.trace_id());
         trace.adopt(&span);
     }

@@ -20,6 +20,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use super::auth::AuthError;
 use super::client_session::RegistryServer;
 use super::setup::Shared;
+use super::tenant::Caller;
 use super::{ServeError, ServeOptions};
 
 /// How long a client may take to send a request's headers.
@@ -296,7 +297,7 @@ async fn front_door(
         return unauthorized(&request, &AuthError::Missing);
     };
     let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(tenant);
+    parts.extensions.insert(Caller { tenant, tenants });
     // A request's place among those in flight is held until its response body has been
     // sent (an SSE response ends when the call does), so a drain waits for it.
     let in_flight = (parts.method == axum::http::Method::POST).then(|| shared.ops.enter());

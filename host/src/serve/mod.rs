@@ -29,6 +29,7 @@ use crate::config::{FilterSpecError, JsonFileError};
 use crate::plugin::PluginError;
 
 mod auth;
+mod calls;
 mod client_session;
 mod code_tools;
 mod handler;
@@ -36,12 +37,21 @@ mod http;
 mod ops;
 mod relay;
 mod reload;
+mod request;
 mod setup;
 mod tenant;
 
 pub use client_session::RegistryServer;
-pub use code_tools::CodeModeTools;
 pub use reload::ReloadSources;
+
+/// Whether `serve` lists the plain tools beside `search` and `execute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeModeTools {
+    /// `search` and `execute` beside every plain tool.
+    Alongside,
+    /// Only `search` and `execute`.
+    Only,
+}
 
 /// Errors of the front end (set-up only; per-request errors go back to the client).
 #[derive(Debug, thiserror::Error)]

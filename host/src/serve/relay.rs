@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    ClientResult, GetExtensions, ProgressNotificationParam, RequestId,
+    ClientResult, GetExtensions, ProgressNotificationParam, ProgressToken, RequestId,
     ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::service::{OriginatingRequestId, RequestContext};
@@ -151,13 +151,13 @@ pub(super) struct ProgressRelay(tokio::task::JoinHandle<()>);
 const PROGRESS_BACKLOG: usize = 64;
 
 impl ProgressRelay {
-    /// A sink and its relay, if the client asked for progress (a `progressToken`).
+    /// A sink and its relay, sending under our client's progress `token`.
     pub(super) fn start(
-        context: &RequestContext<RoleServer>,
-    ) -> Option<(ProgressSink, ProgressRelay)> {
-        let token = context.meta.get_progress_token()?;
+        token: ProgressToken,
+        peer: &Peer<RoleServer>,
+    ) -> (ProgressSink, ProgressRelay) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Progress>(PROGRESS_BACKLOG);
-        let peer = context.peer.clone();
+        let peer = peer.clone();
         let relay = tokio::spawn(async move {
             // The spec wants progress to increase, so a value that does not (NaN included) is
             // dropped: a plugin may report anything, and rmcp runs each incoming
@@ -175,7 +175,7 @@ impl ProgressRelay {
                 let _ = peer.notify_progress(note).await;
             }
         });
-        Some((tx, ProgressRelay(relay)))
+        (tx, ProgressRelay(relay))
     }
 
     /// Waits until everything sent before the sink was dropped reached our client.

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use rmcp::model::Tool;
 
-use super::code_tools::CodeModeTools;
 use super::ops::Ops;
 use super::tenant::Tenants;
-use super::{ServeError, ServeOptions};
+use super::{CodeModeTools, ServeError, ServeOptions};
 use crate::aggregator::{Aggregator, AggregatorError};
 use crate::codemode::{CodeMode, CodeModePolicy};
 use crate::config::{parse_filter, Registry, ToolFilter};

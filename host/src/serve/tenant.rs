@@ -98,6 +98,14 @@ impl RateBucket {
     }
 }
 
+/// Who the HTTP front door let in, and the tenants set it was let in under: the request's
+/// one snapshot of the configuration, carried to its handler.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    pub(crate) tenant: Arc<Tenant>,
+    pub(crate) tenants: Arc<Tenants>,
+}
+
 /// A request let in: holds its place among the tenant's requests in flight.
 pub(crate) struct Admission(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 

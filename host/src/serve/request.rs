@@ -1,0 +1,187 @@
+//! [`RequestScope`]: what one request of our client is, built once when it arrives and handed
+//! to everything that serves it.
+//!
+//! Why one value: a request's tenant, whether it belongs to a protocol session, the caller's
+//! trace context and the tenants set in force (which a reload swaps) must be read once and
+//! agree for the whole request. Every choice of upstream pool is made here, from that one
+//! snapshot, so a request that straddles a reload finishes under the configuration it began
+//! with, and the rule "which pool serves this server" is written once.
+
+use std::sync::Arc;
+
+use rmcp::model::{ProgressToken, RequestId};
+use rmcp::{Peer, RoleServer};
+
+use super::relay::{CallRelay, ClientRelay, ProgressRelay};
+use super::setup::Shared;
+use super::tenant::{Tenant, Tenants};
+use crate::aggregator::{AggregatorError, NamespacedTool, Session};
+use crate::client::{ProgressSink, TraceContext};
+use crate::config::Sharing;
+use crate::names::ToolName;
+use crate::plugin::SessionRouter;
+
+/// One request of our client: who asks, under which configuration, on which session.
+pub(super) struct RequestScope {
+    /// What every client session shares (the aggregator, plugins, filter, metrics).
+    pub(super) shared: Arc<Shared>,
+    /// The tenant asking.
+    pub(super) tenant: Arc<Tenant>,
+    /// The tenants set this request was let in under.
+    tenants: Arc<Tenants>,
+    /// The client session's own connections (`sharing: session` servers), when the request
+    /// belongs to a protocol session and the tenant has such servers.
+    own: Option<Arc<Session>>,
+    /// The caller's W3C trace context, from the request's `_meta`.
+    pub(super) trace: Option<TraceContext>,
+    /// The request's id, so an upstream's requests during it travel on its stream.
+    pub(super) id: RequestId,
+    /// The client's progress token, if it asked for progress.
+    pub(super) progress: Option<ProgressToken>,
+    /// Our client.
+    pub(super) peer: Peer<RoleServer>,
+    /// Our client as upstream requests reach it.
+    client: Arc<ClientRelay>,
+}
+
+/// The parts of a [`RequestScope`] the client session supplies.
+pub(super) struct ScopeParts {
+    pub(super) tenant: Arc<Tenant>,
+    pub(super) tenants: Arc<Tenants>,
+    pub(super) own: Option<Arc<Session>>,
+    pub(super) client: Arc<ClientRelay>,
+}
+
+impl RequestScope {
+    /// The scope of a request with `context`, from the parts its client session chose.
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        parts: ScopeParts,
+        context: &rmcp::service::RequestContext<RoleServer>,
+    ) -> Self {
+        Self {
+            shared,
+            tenant: parts.tenant,
+            tenants: parts.tenants,
+            own: parts.own,
+            trace: TraceContext::from_meta(&context.meta.0 .0),
+            id: context.id.clone(),
+            progress: context.meta.get_progress_token(),
+            peer: context.peer.clone(),
+            client: parts.client,
+        }
+    }
+
+    /// The pool of upstream connections that serves `server` for this request: the global
+    /// one, the client session's own, or the tenant's.
+    pub(super) fn pool(&self, server: &str) -> Arc<Session> {
+        match (self.tenants.sharing(server), &self.own) {
+            (Sharing::Global, _) => self.tenants.global.clone(),
+            (Sharing::Session, Some(own)) => own.clone(),
+            _ => self.tenant.pool.clone(),
+        }
+    }
+
+    /// Where an upstream's sampling and elicitation during this request go: to our client,
+    /// on this request's stream.
+    pub(super) fn relay(&self) -> CallRelay {
+        CallRelay {
+            client: self.client.clone(),
+            request: Some(self.id.clone()),
+        }
+    }
+
+    /// Where the progress of this request's work goes, if our client asked for progress.
+    pub(super) fn progress_relay(&self) -> Option<(ProgressSink, ProgressRelay)> {
+        Some(ProgressRelay::start(self.progress.clone()?, &self.peer))
+    }
+
+    /// The pools of the servers the tenant sees, for a plugin or snippet run: the same
+    /// connections as its plain calls.
+    pub(super) fn router(self: &Arc<Self>) -> SessionRouter {
+        let scope = self.clone();
+        Arc::new(move |server: &str| scope.tenant.sees(server).then(|| scope.pool(server)))
+    }
+
+    /// An alias's target, or the name itself.
+    pub(super) fn unalias(&self, name: &str) -> String {
+        self.shared
+            .aggregator
+            .registry()
+            .aliases()
+            .get(name)
+            .map_or(name, String::as_str)
+            .to_owned()
+    }
+
+    /// One listing of every upstream server the tenant sees, concurrently (the first listing
+    /// also connects them); a server that fails is left out, not fatal.
+    pub(super) async fn gather<T, F>(
+        &self,
+        what: &str,
+        list: impl Fn(Arc<Session>, String) -> F,
+    ) -> Vec<T>
+    where
+        F: std::future::Future<Output = Result<Vec<T>, AggregatorError>>,
+    {
+        let servers = self.tenant.servers();
+        let results =
+            futures::future::join_all(servers.iter().map(|s| list(self.pool(s), s.clone()))).await;
+        let mut all = Vec::new();
+        for (server, result) in servers.iter().zip(results) {
+            match result {
+                Ok(items) => all.extend(items),
+                Err(e) => {
+                    tracing::warn!(server, error = %e, "cannot list {what}; leaving them out")
+                }
+            }
+        }
+        all
+    }
+
+    /// Every upstream tool the tenant may call (and `serve --filter` shows), in registry
+    /// order.
+    pub(super) async fn callable_tools(&self) -> Vec<NamespacedTool> {
+        let mut tools: Vec<NamespacedTool> = self
+            .gather("tools", |pool, s| async move {
+                pool.list_server_tools(&s).await
+            })
+            .await;
+        tools.retain(|t| {
+            self.shared.visible(&t.server, &t.tool.name)
+                && self
+                    .tenant
+                    .may_call(&ToolName::new(&t.server, t.tool.name.as_ref()))
+        });
+        tools
+    }
+
+    /// The server of the tenant's that serves resource `uri`, and its pool: only the servers
+    /// the tenant sees are asked (and started), and of those that serve it the first by name
+    /// wins.
+    pub(super) async fn resource_pool(
+        &self,
+        uri: &str,
+    ) -> Result<(String, Arc<Session>), AggregatorError> {
+        let mut by_pool: Vec<(Arc<Session>, Vec<&str>)> = Vec::new();
+        for server in self.tenant.servers() {
+            let pool = self.pool(server);
+            match by_pool.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &pool)) {
+                Some((_, servers)) => servers.push(server),
+                None => by_pool.push((pool, vec![server])),
+            }
+        }
+        let found = futures::future::join_all(
+            by_pool
+                .iter()
+                .map(|(pool, servers)| pool.resource_server_among(uri, servers)),
+        )
+        .await;
+        by_pool
+            .into_iter()
+            .zip(found)
+            .filter_map(|((pool, _), found)| Some((found.ok()?, pool)))
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .ok_or_else(|| AggregatorError::UnknownResource(uri.to_owned()))
+    }
+}
