@@ -33,7 +33,18 @@ fn main() {
         .unwrap_or(&out_dir)
         .join("code-mode-engine");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // Flags and wrappers meant for the host build (coverage flags, a wrapper that is not
+    // clippy) are not for the engine. Under clippy (`CLIPPY_ARGS` set, as `cargo clippy` and
+    // CI do) the driver stays: the engine is linted as it is built.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WRAPPER"] {
+        build.env_remove(var);
+    }
+    if env::var_os("CLIPPY_ARGS").is_none() {
+        build.env_remove("RUSTC_WORKSPACE_WRAPPER");
+    }
+    println!("cargo:rerun-if-env-changed=CLIPPY_ARGS");
+    let status = build
         .current_dir(root)
         .args([
             "build",
@@ -45,12 +56,6 @@ fn main() {
             "code-mode-engine",
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
-        // Flags and wrappers meant for the host build (clippy's driver, coverage flags)
-        // are not for the engine.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("RUSTC_WRAPPER")
         .status();
     let wasm = target_dir.join("wasm32-wasip2/release/code_mode_engine.wasm");
     match status {

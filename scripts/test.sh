@@ -13,6 +13,7 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "note: npm or python3 missing; interop tests will skip" >&2
 fi
-# The tests run with the `otlp` feature on, so the OTLP test has its exporter; it is idle
-# unless OTEL_EXPORTER_OTLP_ENDPOINT is set. One feature set means one build of everything.
-exec cargo test --features mcp-registry-host/otlp "$@"
+# The integration tests are one binary whose tests mostly wait on other processes (servers,
+# clients, builds): more threads than cores keeps both cores busy.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
+exec cargo test "$@"

@@ -12,13 +12,6 @@ use std::time::{Duration, Instant};
 
 use mcp_registry_host::config::{Registry, ServerConfig};
 
-/// The host features this test binary was built with, passed on to the builds it starts so
-/// that cargo reuses the outer build's artifacts instead of compiling a second feature set.
-#[cfg(feature = "otlp")]
-const HOST_FEATURES: &[&str] = &["--features", "mcp-registry-host/otlp"];
-#[cfg(not(feature = "otlp"))]
-const HOST_FEATURES: &[&str] = &[];
-
 /// Builds a workspace binary once per test process and returns its path.
 fn build_bin(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -29,7 +22,6 @@ fn build_bin(package: &str) -> PathBuf {
         // did, so the build reuses its tokio and rmcp instead of compiling them again.
         .args(["build", "--quiet", "--message-format=json", "-p", package])
         .args(["-p", "mcp-registry-host"])
-        .args(HOST_FEATURES)
         .output()
         .expect("run cargo build");
     assert!(
@@ -179,7 +171,9 @@ pub fn guest(name: &str) -> PathBuf {
         let out = Command::new(cargo)
             .current_dir(workspace_root())
             .args(["build", "--quiet", "--message-format=json", "--target", "wasm32-wasip2"])
-            .args(["-p", "fanout", "-p", "temporary", "-p", "probe", "-p", "hostile"])
+            // The guest SDK by name too, so that a lint run through this build (CI's) covers it.
+            .args(["-p", "mcp-registry-guest", "-p", "fanout", "-p", "temporary"])
+            .args(["-p", "probe", "-p", "hostile"])
             .output()
             .expect("run cargo build for the guests");
         assert!(
