@@ -39,6 +39,8 @@ pub mod cli;
 pub mod client;
 pub mod codemode;
 pub mod config;
+pub mod files;
+mod locks;
 pub mod manager;
 pub mod names;
 pub mod oci;

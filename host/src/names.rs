@@ -13,6 +13,7 @@ pub const SEPARATOR: &str = "__";
 /// A name that is not `SERVER__NAME`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("name \"{0}\" is not namespaced; expected SERVER__NAME")]
+#[non_exhaustive]
 pub struct NameError(pub String);
 
 /// A namespaced tool (or prompt) name: the registry server and the server's own name for it.

@@ -41,6 +41,40 @@ impl ErrorKind {
     }
 }
 
+/// How a tool call ended, as every record of it names it: metrics labels, audit lines, a
+/// run's trace and code mode's `calls`. (Guests see WIT error variants, whose names are part
+/// of the WIT contract; each maps to one [`ErrorKind`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The tool answered.
+    Ok,
+    /// The tool answered with `isError`.
+    ToolError,
+    /// The call failed, for this reason.
+    Failed(ErrorKind),
+}
+
+impl Outcome {
+    /// The outcome of a call that returned `result`.
+    pub fn of(result: &Result<rmcp::model::CallToolResult, AggregatorError>) -> Self {
+        match result {
+            Ok(r) if r.is_error == Some(true) => Outcome::ToolError,
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Failed(e.kind()),
+        }
+    }
+
+    /// `ok`, `tool-error`, or the kind's name (`not-found`, `invalid`, `limit`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool-error",
+            Outcome::Failed(kind) => kind.as_str(),
+        }
+    }
+}
+
 /// Errors of the aggregator.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

@@ -18,6 +18,7 @@ use super::{
     NamespacedTool,
 };
 use crate::client::{CallOptions, ServerConnection};
+use crate::locks::lock;
 use crate::manager::ConnectionManager;
 use crate::names::{AsToolName, ToolName};
 
@@ -31,7 +32,7 @@ pub struct Session {
 
 impl Session {
     fn owners(&self) -> std::sync::MutexGuard<'_, ResourceOwners> {
-        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.owners)
     }
 
     /// The servers this session holds open.
@@ -314,8 +315,11 @@ impl Session {
         self.manager.is_closed()
     }
 
-    /// Closes every connection and waits for the processes to exit.
+    /// Closes every connection and waits for the processes to exit (as the aggregator's
+    /// [`session_shutdown`](Aggregator::session_shutdown) says).
     pub async fn close(&self) {
-        self.manager.close().await;
+        self.manager
+            .close_with(self.aggregator.session_shutdown())
+            .await;
     }
 }

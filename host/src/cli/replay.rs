@@ -24,6 +24,7 @@ use rmcp::{ErrorData, ServiceExt};
 use serde_json::Value;
 
 use crate::config::{Registry, ServerConfig};
+use crate::locks::lock;
 
 /// One recorded `tools/call`: the tool, its arguments, and the result or error.
 struct RecordedCall {
@@ -169,7 +170,7 @@ impl ServerHandler for ReplayServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let mut calls = lock(&self.calls);
         let unused = calls
             .iter_mut()
             .find(|(c, used)| !used && c.tool == request.name && c.arguments == arguments);

@@ -31,6 +31,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::process::ServerPipes;
 use crate::config::ServerConfig;
+use crate::locks::lock;
 
 /// The id prefix of the probe's own requests; their late answers are dropped by the
 /// connection's transport.
@@ -266,7 +267,7 @@ fn read_file(file: &Option<PathBuf>) -> HashMap<String, Era> {
 
 fn with_known<T>(f: impl FnOnce(&mut HashMap<String, Era>) -> T) -> T {
     let cache = cache();
-    let mut known = cache.known.lock().unwrap_or_else(|p| p.into_inner());
+    let mut known = lock(&cache.known);
     let map = known.get_or_insert_with(|| read_file(&cache.file));
     f(map)
 }
@@ -323,15 +324,7 @@ fn write_through(change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
         change(servers);
     }
     doc.insert("version".into(), json!(1));
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, Value::Object(doc).to_string())?;
-        std::fs::rename(&tmp, file)
-    };
-    if let Err(e) = write() {
+    if let Err(e) = crate::files::write_atomic(file, Value::Object(doc).to_string().as_bytes()) {
         tracing::debug!(file = %file.display(), error = %e, "cannot write the era cache");
     }
 }

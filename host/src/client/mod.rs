@@ -14,7 +14,9 @@
 //! - `requests`: what it sends (tools, resources, prompts), with timeouts and errors;
 //! - `calls`: its calls in flight (progress, relays of the server's requests, cancellation).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::locks::lock;
 use std::time::Duration;
 
 use rmcp::ErrorData;
@@ -258,10 +260,6 @@ pub struct ConnectHooks {
     /// flight carries a relay of its own ([`CallOptions::relay`]). Without one, the client
     /// declares neither capability, so servers do not ask.
     pub relay: Option<Arc<dyn RequestRelay>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

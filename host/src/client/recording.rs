@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
+use crate::locks::lock;
 use serde_json::Value;
 
 static RECORDER: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
@@ -30,7 +31,7 @@ pub fn recording() -> bool {
 /// Appends `line` to the recording, if this process is recording.
 pub fn note(line: Value) {
     if let Some(file) = RECORDER.get() {
-        let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = lock(file);
         if let Err(e) = writeln!(file, "{line}") {
             tracing::warn!(error = %e, "cannot write to the recording");
         }

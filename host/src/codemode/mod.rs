@@ -15,6 +15,7 @@
 //! `Promise.all` over calls is that many calls in flight upstream.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -23,8 +24,8 @@ use sha2::{Digest, Sha256};
 use crate::aggregator::Aggregator;
 use crate::client::TraceContext;
 use crate::plugin::{
-    CallTrace, Plugin, PluginError, PluginHost, PluginPolicy, RunOptions, RunUsage, SessionRouter,
-    TracedCall,
+    CallGate, CallTrace, Plugin, PluginError, PluginHost, PluginPolicy, RunOptions, RunUsage,
+    SessionRouter, TracedCall, TrapKind,
 };
 
 mod search;
@@ -105,6 +106,11 @@ pub struct Scope {
     pub aggregator: Option<Aggregator>,
     /// The trace of the request the snippet serves, carried on by its calls.
     pub trace_context: Option<TraceContext>,
+    /// Admits each call the snippet makes (a tenant's bounds), if anything bounds them.
+    pub gate: Option<CallGate>,
+    /// Turns at the host's CPU-heavy steps (stripping types) the caller may take at once (a
+    /// tenant's), if bounded.
+    pub cpu: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -126,6 +132,10 @@ pub struct Execution {
     /// Fuel the run consumed (for metrics; not part of the record a model reads).
     #[serde(skip)]
     pub fuel: u64,
+    /// How the run ended, as metrics count a plugin run ([`PluginError::outcome`]): `ok`,
+    /// `failed` (the snippet threw or answered too much), or the bound that stopped it.
+    #[serde(skip)]
+    pub outcome: &'static str,
 }
 
 impl Execution {
@@ -137,6 +147,7 @@ impl Execution {
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
             fuel: 0,
+            outcome: "failed",
         }
     }
 
@@ -187,6 +198,13 @@ impl CodeMode {
         timeout: Option<Duration>,
     ) -> Execution {
         let started = Instant::now();
+        let code = {
+            let _turn = match &scope.cpu {
+                Some(turns) => turns.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            strip_types(code).await
+        };
         let limits = &self.policy;
         let deadline = timeout.map_or(limits.deadline, |t| t.min(limits.deadline));
         let policy = PluginPolicy {
@@ -206,7 +224,7 @@ impl CodeMode {
             ..PluginPolicy::default()
         };
         let input = json!({
-            "code": strip_types(code),
+            "code": code,
             "names": scope.names.to_engine(),
             "max_console_bytes": limits.max_output_bytes / 2,
             "max_in_flight": limits.max_in_flight,
@@ -221,11 +239,15 @@ impl CodeMode {
             progress: None,
             trace_context: scope.trace_context,
             usage: Some(usage.clone()),
+            gate: scope.gate,
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let execution = match outcome {
             Ok(out) => self.answer(&out, trace.calls(), started),
-            Err(e) => Execution::failed(run_error(&e, &policy), trace.calls(), started),
+            Err(e) => Execution {
+                outcome: e.outcome(),
+                ..Execution::failed(run_error(&e, &policy), trace.calls(), started)
+            },
         };
         Execution {
             fuel: usage.fuel(),
@@ -251,6 +273,7 @@ impl CodeMode {
         };
         let error = answer.get_mut("error").map(Value::take);
         Execution {
+            outcome: if error.is_none() { "ok" } else { "failed" },
             value: if error.is_none() {
                 Some(answer["value"].take())
             } else {
@@ -273,27 +296,24 @@ fn run_error(e: &PluginError, policy: &PluginPolicy) -> Value {
             "name": "TimeoutError", "kind": "timeout",
             "message": format!("the snippet ran past its deadline ({} ms) and was stopped", deadline.as_millis()),
         }),
-        PluginError::Trap { message, .. } => {
-            let first = message.lines().next().unwrap_or("").trim();
-            let lower = message.to_lowercase();
-            // The stack first. The engine's own (Rust) stack lives in its linear memory:
-            // overflowing it is an out-of-bounds access below address 0.
-            let stack = [
-                "call stack exhausted",
-                "stack overflow",
-                "out of bounds memory access",
-            ];
-            if stack.iter().any(|s| lower.contains(s)) {
+        PluginError::Trap { message, kind, .. } => match kind {
+            // The engine's own (Rust) stack lives in its linear memory: overflowing it is an
+            // access below address 0.
+            TrapKind::Stack | TrapKind::OutOfBounds => {
                 json!({"name": "RangeError", "kind": "limit", "message": "the snippet overflowed the stack (nesting or recursion too deep)"})
-            } else if lower.contains("memory") {
+            }
+            TrapKind::Memory => {
                 json!({"name": "LimitExceeded", "kind": "limit", "message": format!(
-                    "the snippet used more than its {} MiB of memory and was stopped", policy.max_memory_bytes >> 20)})
-            } else if lower.contains("all fuel consumed") {
+                "the snippet used more than its {} MiB of memory and was stopped", policy.max_memory_bytes >> 20)})
+            }
+            TrapKind::Fuel => {
                 json!({"name": "LimitExceeded", "kind": "limit", "message": "the snippet used all its fuel and was stopped"})
-            } else {
+            }
+            _ => {
+                let first = message.lines().next().unwrap_or("").trim();
                 json!({"name": "EngineError", "message": format!("the engine stopped: {first}")})
             }
-        }
+        },
         other => json!({"name": "EngineError", "message": other.to_string()}),
     }
 }
@@ -312,14 +332,7 @@ async fn cached_snapshot(host: &PluginHost, dir: &Path) -> Result<Vec<u8>, CodeM
         return Ok(bytes);
     }
     let snapshot = host.pre_initialize("code-mode", ENGINE_WASM).await?;
-    if std::fs::create_dir_all(dir).is_ok() {
-        let tmp = dir.join(format!(
-            ".code-mode-engine-{hex}.{}.tmp",
-            std::process::id()
-        ));
-        if std::fs::write(&tmp, &snapshot).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+    if crate::files::write_atomic(&path, &snapshot).is_ok() {
         // Snapshots of other engine builds are dead weight (8 MB each): remove them.
         let current = path.file_name();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -11,6 +11,7 @@ use super::ServerConfig;
 /// A variable that could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("server \"{server}\": field \"{field}\": {message}")]
+#[non_exhaustive]
 pub struct ExpandError {
     /// The server.
     pub server: String,

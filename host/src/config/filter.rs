@@ -28,6 +28,7 @@ impl ToolFilter {
 /// A filter spec that cannot be parsed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("--filter {spec:?}: {message}")]
+#[non_exhaustive]
 pub struct FilterSpecError {
     /// The spec.
     pub spec: String,

@@ -26,8 +26,9 @@ use futures::future::join_all;
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, ConnectHooks, ServerConnection};
+use crate::client::{ClientError, ConnectHooks, ServerConnection, ShutdownPolicy};
 use crate::config::ServerConfig;
+use crate::locks::{read, write};
 
 /// Connect attempts per use of a dead or never-started server.
 pub const CONNECT_ATTEMPTS: u32 = 3;
@@ -119,10 +120,10 @@ impl Slot {
         }
     }
 
-    async fn close(&self) {
+    async fn close(&self, policy: ShutdownPolicy) {
         let live = self.connection.lock().await.take();
         if let Some(live) = live {
-            live.connection.close().await;
+            live.connection.close_with(policy).await;
         }
     }
 
@@ -214,7 +215,7 @@ impl ConnectionManager {
 
     /// The slots as they are now.
     fn slots(&self) -> Arc<BTreeMap<String, Arc<Slot>>> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+        read(&self.slots).clone()
     }
 
     /// Makes the pool exactly `servers` (a reload): a server whose configuration is
@@ -249,8 +250,8 @@ impl ConnectionManager {
                 .filter(|s| !new.contains_key(&s.name))
                 .map(|s| s.name.clone()),
         );
-        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
-        join_all(gone.iter().map(|slot| slot.close())).await;
+        *write(&self.slots) = Arc::new(new);
+        join_all(gone.iter().map(|slot| slot.close(ShutdownPolicy::GRACEFUL))).await;
         touched.sort();
         touched
     }
@@ -334,9 +335,15 @@ impl ConnectionManager {
         pids
     }
 
-    /// Closes every connection concurrently and waits for the processes to exit.
+    /// Closes every connection concurrently the way the spec asks
+    /// ([`ShutdownPolicy::GRACEFUL`]) and waits for the processes to exit.
     pub async fn close(&self) {
+        self.close_with(ShutdownPolicy::GRACEFUL).await
+    }
+
+    /// Like [`ConnectionManager::close`] with `policy`.
+    pub async fn close_with(&self, policy: ShutdownPolicy) {
         self.closed.store(true, Ordering::SeqCst);
-        join_all(self.slots().values().map(|slot| slot.close())).await;
+        join_all(self.slots().values().map(|slot| slot.close(policy))).await;
     }
 }

@@ -36,13 +36,8 @@ impl DigestCache {
         let Some(path) = self.path(kind, name) else {
             return;
         };
-        let Some(dir) = path.parent() else { return };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = crate::files::write_atomic(&path, bytes) {
+            tracing::debug!(file = %path.display(), error = %e, "cannot write the OCI cache");
         }
     }
 

@@ -37,6 +37,7 @@ pub const SCHEME: &str = "oci://";
 
 /// An error of fetching or publishing a component.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OciError {
     /// The reference is not `oci://REGISTRY/REPO(:TAG|@sha256:DIGEST)`.
     #[error("{reference}: not an OCI reference ({message}); write oci://REGISTRY/REPOSITORY@sha256:DIGEST")]

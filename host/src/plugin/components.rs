@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::locks::lock;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
@@ -30,7 +31,7 @@ impl ComponentCache {
         let mut hasher = Sha256::new();
         hasher.update(bytes);
         let key: [u8; 32] = hasher.finalize().into();
-        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        let mut compiled = lock(&self.compiled);
         if let Some(c) = compiled.get(&key) {
             return Ok(c.clone());
         }
@@ -59,12 +60,8 @@ impl ComponentCache {
         let component = Component::new(engine, bytes)?;
         if let Some(file) = file {
             let write = || -> std::io::Result<()> {
-                let dir = file.parent().unwrap_or(Path::new("."));
-                std::fs::create_dir_all(dir)?;
                 let data = component.serialize().map_err(std::io::Error::other)?;
-                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                std::fs::write(&tmp, data)?;
-                std::fs::rename(&tmp, &file)
+                crate::files::write_atomic(&file, &data)
             };
             if let Err(e) = write() {
                 tracing::warn!(file = %file.display(), error = %e, "cannot write compile cache");

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
@@ -32,12 +32,14 @@ use components::ComponentCache;
 mod components;
 mod description;
 mod host;
+mod limits;
 pub mod policy;
 mod resources;
 mod snapshot;
 mod state;
 
 pub use description::{grant_report, grants_summary, PluginDescription, Requires};
+pub use limits::TrapKind;
 pub use policy::{load_policy_file, PluginPolicy, PluginSpec, PolicyError, Preopen};
 pub use resources::{CallEntry, CallTrace, Gauges, SessionEntry, SessionRouter, TracedCall};
 pub use state::PluginState;
@@ -91,6 +93,8 @@ pub enum PluginError {
         name: String,
         /// The trap.
         message: String,
+        /// Which bound stopped it, if one did.
+        kind: TrapKind,
     },
     /// The run exceeded its wall-clock deadline and was stopped.
     #[error("plugin {name}: stopped after its deadline of {deadline:?}")]
@@ -126,21 +130,18 @@ pub enum PluginError {
 }
 
 impl PluginError {
-    /// How a failed run ended, as metrics count it: `deadline`, `fuel` or `memory` (a limit
-    /// hit), `trap`, or `failed` (the guest's own error, or the host's).
+    /// How a failed run ended, as metrics count it: `deadline`, `fuel`, `memory` or `stack`
+    /// (a limit hit), `trap`, or `failed` (the guest's own error, or the host's).
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::Deadline { .. } => "deadline",
-            Self::Trap { message, .. } => {
-                let message = message.to_lowercase();
-                if message.contains("all fuel consumed") {
-                    "fuel"
-                } else if message.contains("growing memory") || message.contains("out of memory") {
-                    "memory"
-                } else {
-                    "trap"
-                }
-            }
+            Self::Trap { kind, .. } => match kind {
+                TrapKind::Fuel => "fuel",
+                TrapKind::Memory => "memory",
+                TrapKind::Stack => "stack",
+                TrapKind::Deadline => "deadline",
+                _ => "trap",
+            },
             _ => "failed",
         }
     }
@@ -174,7 +175,14 @@ pub struct RunOptions {
     pub trace_context: Option<TraceContext>,
     /// Where the run's fuel use is written when it ends, if anywhere.
     pub usage: Option<RunUsage>,
+    /// Admits each tool call the run makes, if the embedder bounds them (a tenant's rate and
+    /// requests in flight under `serve`): a refusal reaches the guest as `limit-exceeded`.
+    pub gate: Option<CallGate>,
 }
+
+/// Admits one call (an embedder's bounds): a guard held while the call runs, or the bound it
+/// meets.
+pub type CallGate = Arc<dyn Fn() -> Result<Box<dyn Send>, String> + Send + Sync>;
 
 /// What a run used, filled in when it ends (shared with the embedder that asked).
 #[derive(Clone, Default, Debug)]
@@ -407,18 +415,9 @@ impl PluginHost {
             .insecure_random(wasmtime_wasi::Deterministic::new(vec![5, 3, 1, 2]))
             .insecure_random_seed(0);
         }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(policy.max_memory_bytes)
-            .table_elements(policy.max_table_elements)
-            .instances(32)
-            .tables(64)
-            .memories(32)
-            .trap_on_grow_failure(true)
-            .build();
         let state = PluginState::new(
             name.clone(),
             wasi.build(),
-            limits,
             &self.aggregator,
             policy.clone(),
             self.gauges.clone(),
@@ -448,9 +447,11 @@ impl PluginHost {
     pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, PluginError> {
         let policy = Arc::new(PluginPolicy::default());
         let (mut store, _, _) = self.store(&plugin.name, &policy, RunOptions::default())?;
+        let budget = store.data().budget.clone();
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: plugin.name.to_string(),
             message: format!("{e:#}"),
+            kind: TrapKind::of(&e, &budget),
         };
         let describe = async {
             let instance = plugin
@@ -512,9 +513,11 @@ impl PluginHost {
         let usage = options.usage.clone();
         let (mut store, stdout, stderr) = self.store(&plugin.name, &policy, options)?;
         let name = plugin.name.to_string();
+        let budget = store.data().budget.clone();
         let trap = |e: wasmtime::Error| PluginError::Trap {
             name: name.clone(),
             message: format!("{e:#}"),
+            kind: TrapKind::of(&e, &budget),
         };
         let run = async {
             let instance = plugin
@@ -541,10 +544,9 @@ impl PluginHost {
                 name,
                 deadline: policy.deadline,
             }),
-            Ok(Err(PluginError::Trap { name, message }))
-                if started.elapsed() >= policy.deadline =>
+            Ok(Err(PluginError::Trap { name, kind, .. }))
+                if kind == TrapKind::Deadline || started.elapsed() >= policy.deadline =>
             {
-                let _ = message;
                 Err(PluginError::Deadline {
                     name,
                     deadline: policy.deadline,

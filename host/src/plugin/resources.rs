@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::bindings::mcp_registry::plugin::types;
+use super::limits::HeldBytes;
 use crate::aggregator::Session;
+use crate::locks::lock;
 
 /// Gauges shared by every instance of one host, so an operator (and the tests) can see that
 /// nothing is leaked: live instances (`Store`s) and open sessions.
@@ -135,29 +137,34 @@ pub struct TracedCall {
     pub tool: String,
     /// Milliseconds from the request to its outcome.
     pub ms: f64,
-    /// `ok`, `tool-error`, or the error variant (`not-found`, `denied`, ...).
+    /// How it ended: an [`Outcome`](crate::aggregator::Outcome)'s name (`ok`, `tool-error`,
+    /// `not-found`, `invalid`, `limit`, ...).
     pub outcome: &'static str,
 }
 
 impl CallTrace {
     /// The calls so far, in the order they ended.
     pub fn calls(&self) -> Vec<TracedCall> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.0).clone()
     }
 
     pub(super) fn record(&self, call: TracedCall) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(call);
+        lock(&self.0).push(call);
     }
 }
 
 pub(super) type CallOutcome = Result<types::CallResult, types::Error>;
 
+/// A started call's outcome, and the bytes it holds against the run's memory budget until
+/// the guest takes it.
+pub(super) type HeldOutcome = (CallOutcome, Option<HeldBytes>);
+
 /// Where a started call is.
 enum CallState {
     /// Running; its task holds the call.
-    Pending(tokio::task::JoinHandle<CallOutcome>),
+    Pending(tokio::task::JoinHandle<HeldOutcome>),
     /// Finished; the result waits for the guest.
-    Ready(CallOutcome),
+    Ready(HeldOutcome),
     /// The guest took the result.
     Taken,
 }
@@ -171,18 +178,17 @@ pub struct CallEntry {
 }
 
 impl CallEntry {
-    pub(super) fn start(task: tokio::task::JoinHandle<CallOutcome>, in_flight: Counted) -> Self {
+    pub(super) fn start(task: tokio::task::JoinHandle<HeldOutcome>, in_flight: Counted) -> Self {
         Self {
             state: CallState::Pending(task),
             in_flight: Some(in_flight),
         }
     }
 
-    fn settle(&mut self, joined: Result<CallOutcome, tokio::task::JoinError>) {
+    fn settle(&mut self, joined: Result<HeldOutcome, tokio::task::JoinError>) {
         let outcome = joined.unwrap_or_else(|e| {
-            Err(types::Error::ServerFailed(format!(
-                "the call's task failed: {e}"
-            )))
+            let failed = types::Error::ServerFailed(format!("the call's task failed: {e}"));
+            (Err(failed), None)
         });
         self.state = CallState::Ready(outcome);
         self.in_flight = None;
@@ -198,7 +204,9 @@ impl CallEntry {
             self.settle(joined);
         }
         match std::mem::replace(&mut self.state, CallState::Taken) {
-            CallState::Ready(outcome) => Some(outcome),
+            // The held bytes go back to the budget: the result now lives in the guest's
+            // memory, which the budget counts as it grows.
+            CallState::Ready((outcome, _held)) => Some(outcome),
             CallState::Taken => Some(Err(types::Error::InvalidInput(
                 "the result of this call was already taken".into(),
             ))),
@@ -244,7 +252,7 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = rx.await;
-            ok()
+            (ok(), None)
         });
         let mut call = CallEntry::start(task, Counted::hold(&[&in_flight]));
         assert_eq!(in_flight.load(Ordering::SeqCst), 1);
@@ -268,7 +276,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_a_running_call_aborts_it_and_releases_its_slot() {
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(std::future::pending::<CallOutcome>());
+        let task = tokio::spawn(std::future::pending::<HeldOutcome>());
         let abort = task.abort_handle();
         let call = CallEntry::start(task, Counted::hold(&[&in_flight]));
         drop(call);

@@ -10,16 +10,16 @@ use std::time::Instant;
 
 use rmcp::model::CallToolResult;
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::mcp_registry::plugin::types;
+use super::limits::{MemoryBudget, RunLimiter};
 use super::policy::PluginPolicy;
 use super::resources::{
     CallOutcome, CallTrace, Counted, Gauges, SessionEntry, SessionRouter, TracedCall,
 };
 use crate::aggregator::{
-    parse_arguments, Aggregator, AggregatorError, ErrorKind, NamespacedTool, Session,
+    parse_arguments, Aggregator, AggregatorError, ErrorKind, NamespacedTool, Outcome, Session,
 };
 use crate::client::{CallOptions, ProgressSink, TraceContext};
 use crate::names::ToolName;
@@ -29,13 +29,18 @@ pub struct PluginState {
     pub(super) name: Arc<str>,
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    /// Grows its memories and tables within `budget`.
+    pub(super) limits: RunLimiter,
+    /// Its memory bound, which results held for it count against too.
+    pub(super) budget: Arc<MemoryBudget>,
     pub(super) aggregator: Aggregator,
     pub(super) policy: Arc<PluginPolicy>,
     pub(super) gauges: Arc<Gauges>,
     pub(super) open_sessions: Arc<AtomicUsize>,
     pub(super) in_flight: Arc<AtomicUsize>,
     pub(super) calls: usize,
+    /// Bytes of log lines and progress reports the run has sent (bounded per run).
+    pub(crate) relayed: usize,
     /// Where `progress.report` goes (a `serve` client's `tools/call`); the receiver keeps
     /// the values increasing.
     pub(super) progress: Option<ProgressSink>,
@@ -45,6 +50,8 @@ pub struct PluginState {
     pub(super) trace: Option<CallTrace>,
     /// The trace of the request the run serves, carried on by its calls.
     pub(super) trace_context: Option<TraceContext>,
+    /// Admits each call, if the embedder bounds them.
+    gate: Option<super::CallGate>,
     _instance: Counted,
 }
 
@@ -54,13 +61,14 @@ impl PluginState {
     pub(super) fn new(
         name: Arc<str>,
         wasi: WasiCtx,
-        limits: StoreLimits,
         aggregator: &Aggregator,
         policy: Arc<PluginPolicy>,
         gauges: Arc<Gauges>,
         options: super::RunOptions,
     ) -> Self {
         let instance = Counted::hold(&[&gauges.instances]);
+        let budget = MemoryBudget::new(policy.max_memory_bytes);
+        let limits = RunLimiter::new(budget.clone(), policy.max_table_elements);
         let super::RunOptions {
             progress,
             aggregator: own,
@@ -68,28 +76,41 @@ impl PluginState {
             trace,
             trace_context,
             usage: _,
+            gate,
         } = options;
         Self {
             name,
             wasi,
             table: ResourceTable::new(),
             limits,
+            budget,
             aggregator: own.unwrap_or_else(|| aggregator.clone()),
             policy,
             gauges,
             open_sessions: Arc::default(),
             in_flight: Arc::default(),
             calls: 0,
+            relayed: 0,
             progress,
             router,
             trace,
             trace_context,
+            gate,
             _instance: instance,
         }
     }
 }
 
 impl PluginState {
+    /// Lets one more call of the run in past the embedder's bounds: the guard to hold while
+    /// it runs, or `limit-exceeded`.
+    pub(super) fn admit_call(&self) -> Result<Option<Box<dyn Send>>, types::Error> {
+        match &self.gate {
+            None => Ok(None),
+            Some(gate) => gate().map(Some).map_err(types::Error::LimitExceeded),
+        }
+    }
+
     /// The options of every call the guest makes: the run's trace carried on.
     pub(super) fn call_options(&self) -> CallOptions {
         CallOptions {
@@ -248,17 +269,25 @@ impl PluginState {
     }
 }
 
+/// The kind of a WIT error: the inverse of [`to_wit_error`].
+pub(super) fn kind_of(error: &types::Error) -> ErrorKind {
+    match error {
+        types::Error::NotFound(_) => ErrorKind::NotFound,
+        types::Error::Denied(_) => ErrorKind::Denied,
+        types::Error::InvalidInput(_) => ErrorKind::Invalid,
+        types::Error::ServerFailed(_) => ErrorKind::ServerFailed,
+        types::Error::Timeout(_) => ErrorKind::Timeout,
+        types::Error::LimitExceeded(_) => ErrorKind::Limit,
+    }
+}
+
 fn outcome_name(outcome: &CallOutcome) -> &'static str {
     match outcome {
-        Ok(r) if r.is_error => "tool-error",
-        Ok(_) => "ok",
-        Err(types::Error::NotFound(_)) => "not-found",
-        Err(types::Error::Denied(_)) => "denied",
-        Err(types::Error::InvalidInput(_)) => "invalid-input",
-        Err(types::Error::ServerFailed(_)) => "server-failed",
-        Err(types::Error::Timeout(_)) => "timeout",
-        Err(types::Error::LimitExceeded(_)) => "limit-exceeded",
+        Ok(r) if r.is_error => Outcome::ToolError,
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Failed(kind_of(e)),
     }
+    .as_str()
 }
 
 /// One audit line per tool call, and its entry in the run's trace.

@@ -12,6 +12,9 @@ impl wit_progress::Host for PluginState {
             return;
         }
         let message = message.map(bounded);
+        if !self.relay_allowed(64 + message.as_ref().map_or(0, String::len)) {
+            return;
+        }
         tracing::debug!(target: "mcp_registry::plugin", plugin = &*self.name, progress, ?total, ?message, "progress");
         if crate::client::recording::recording() {
             crate::client::recording::note(serde_json::json!({

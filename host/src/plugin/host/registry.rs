@@ -1,12 +1,14 @@
 //! `mcp-registry:plugin/registry`: servers, temporary calls, sessions and started calls.
 
+use std::sync::Arc;
 use std::time::Instant;
-use tracing::Instrument;
 
+use tracing::Instrument;
 use wasmtime::component::Resource;
 
 use crate::plugin::bindings::mcp_registry::plugin::{registry, types};
-use crate::plugin::resources::{CallEntry, Counted, SessionEntry};
+use crate::plugin::limits::MemoryBudget;
+use crate::plugin::resources::{CallEntry, CallOutcome, Counted, HeldOutcome, SessionEntry};
 use crate::plugin::state::{audit, to_wit_error, to_wit_result, PluginState};
 
 impl types::Host for PluginState {}
@@ -41,6 +43,9 @@ impl registry::Host for PluginState {
     ) -> Result<types::CallResult, types::Error> {
         let req = self
             .check_call(&name, &arguments)
+            .inspect_err(|e| self.trace_refused(&name, e))?;
+        let _admitted = self
+            .admit_call()
             .inspect_err(|e| self.trace_refused(&name, e))?;
         let started = Instant::now();
         // With the embedder's connections, a temporary call uses them too.
@@ -130,6 +135,9 @@ impl registry::HostSession for PluginState {
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
         let session = self.session(&this, req.name.server())?;
+        let _admitted = self
+            .admit_call()
+            .inspect_err(|e| self.trace_refused(&name, e))?;
         let started = Instant::now();
         let called = session
             .call_tool_with(&req.name, req.arguments.clone(), self.call_options())
@@ -163,13 +171,18 @@ impl registry::HostSession for PluginState {
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
         let session = self.session(&this, req.name.server())?;
+        let admitted = self
+            .admit_call()
+            .inspect_err(|e| self.trace_refused(&name, e))?;
         let in_flight = Counted::hold(&[&self.in_flight]);
         let plugin = self.name.clone();
         let max_result_bytes = self.policy.max_result_bytes;
         let trace = self.trace.clone();
         let options = self.call_options();
+        let budget = self.budget.clone();
         let task = tokio::spawn(
             async move {
+                let _admitted = admitted;
                 let started = Instant::now();
                 let called = session
                     .call_tool_with(&req.name, req.arguments.clone(), options)
@@ -184,7 +197,7 @@ impl registry::HostSession for PluginState {
                     Err(e) => Err(to_wit_error(e)),
                 };
                 audit(&plugin, &req, "started", started, &outcome, trace.as_ref());
-                outcome
+                hold_for_the_guest(outcome, &budget)
             }
             // The run's span (and its trace id) goes with the call onto its own task.
             .instrument(tracing::Span::current()),
@@ -226,5 +239,26 @@ impl registry::HostFutureCallResult for PluginState {
         // Rust Drop aborts a running call.
         self.table.delete(rep)?;
         Ok(())
+    }
+}
+
+/// A started call's outcome, kept for the guest within the run's memory budget: a result
+/// that does not fit beside what the run already holds (its memories, other results not
+/// yet taken) is replaced by the error saying so.
+fn hold_for_the_guest(outcome: CallOutcome, budget: &Arc<MemoryBudget>) -> HeldOutcome {
+    let Ok(result) = &outcome else {
+        return (outcome, None);
+    };
+    let bytes = result.content.len() + result.structured_content.as_ref().map_or(0, String::len);
+    match budget.hold(bytes) {
+        Some(held) => (outcome, Some(held)),
+        None => {
+            let message = format!(
+                "the result ({bytes} bytes) does not fit in the plugin's memory limit ({} bytes) \
+                 beside what it already holds; take the results of started calls sooner",
+                budget.max()
+            );
+            (Err(types::Error::LimitExceeded(message)), None)
+        }
     }
 }
