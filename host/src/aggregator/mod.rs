@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::client::{CallOptions, ClientError, ConnectHooks, ServerConnection, ShutdownPolicy};
 use crate::config::{Registry, ServerConfig};
+use crate::locks::{lock, read, write};
 use crate::manager::{take_permit, ConnectionManager, ProcessBudget};
 use crate::names::{AsToolName, ToolName};
 
@@ -26,7 +27,7 @@ mod error;
 mod resources;
 mod session;
 
-pub use error::{AggregatorError, ErrorKind};
+pub use error::{AggregatorError, ErrorKind, Outcome};
 pub use resources::{template_matches, Served};
 pub use session::Session;
 
@@ -125,6 +126,8 @@ pub struct Aggregator {
     inner: Arc<Inner>,
     /// Bounds every process this aggregator starts draws from (none: unbounded).
     budgets: Arc<[Arc<ProcessBudget>]>,
+    /// How a closed session ends its servers.
+    session_shutdown: ShutdownPolicy,
 }
 
 impl Aggregator {
@@ -137,6 +140,7 @@ impl Aggregator {
                 closing: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
             }),
             budgets: Arc::new([]),
+            session_shutdown: ShutdownPolicy::GRACEFUL,
         }
     }
 
@@ -144,18 +148,31 @@ impl Aggregator {
     /// holding a permit of each of `budgets` (a tenant's and the host's, say) while it lives.
     pub fn with_budgets(&self, budgets: Vec<Arc<ProcessBudget>>) -> Self {
         Self {
-            inner: self.inner.clone(),
             budgets: budgets.into(),
+            ..self.clone()
         }
+    }
+
+    /// The same aggregator, its sessions ending their servers with `policy` when closed
+    /// (default [`ShutdownPolicy::GRACEFUL`], the spec's way). A one-shot command whose
+    /// process ends with its sessions gives [`ShutdownPolicy::PROMPT`]: their calls have been
+    /// answered, and a server that ignores its closed stdin (FastMCP on `mcp` 1.x) would
+    /// otherwise hold the command up for a second.
+    pub fn with_session_shutdown(&self, policy: ShutdownPolicy) -> Self {
+        Self {
+            session_shutdown: policy,
+            ..self.clone()
+        }
+    }
+
+    /// How this aggregator's sessions end their servers when closed.
+    pub fn session_shutdown(&self) -> ShutdownPolicy {
+        self.session_shutdown
     }
 
     /// The registry as it is now (a reload replaces it; this copy stays as it was).
     pub fn registry(&self) -> Arc<Registry> {
-        self.inner
-            .registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read(&self.inner.registry).clone()
     }
 
     /// Replaces the registry (a reload): later connections use the new server
@@ -164,14 +181,10 @@ impl Aggregator {
     pub fn replace_registry(&self, registry: Registry) {
         let old = self.registry();
         {
-            let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = lock(&self.inner.cache);
             cache.retain(|server, _| old.server(server) == registry.server(server));
         }
-        *self
-            .inner
-            .registry
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
+        *write(&self.inner.registry) = Arc::new(registry);
     }
 
     fn server_config(&self, server: &str) -> Result<ServerConfig, AggregatorError> {
@@ -288,10 +301,18 @@ impl Aggregator {
     }
 
     /// Waits until every temporary connection has finished closing (its process has exited
-    /// or been killed). Call before exiting a process that made temporary calls.
+    /// or been killed). Call before exiting a process that made temporary calls, or hold a
+    /// [`Aggregator::shutdown_guard`].
     pub async fn shutdown(&self) {
         let mut closing = self.inner.closing.lock().await;
         while closing.join_next().await.is_some() {}
+    }
+
+    /// A guard that [shuts down](Aggregator::shutdown) this aggregator's temporary
+    /// connections when dropped: what a front end holds for the life of one command, so that
+    /// every way out of it, an early error included, ends the servers it started.
+    pub fn shutdown_guard(&self) -> ShutdownGuard {
+        ShutdownGuard(self.clone())
     }
 
     /// Opens a persistent session on `servers`: every connection is established
@@ -358,13 +379,22 @@ impl Aggregator {
         Ok(out)
     }
 
+    /// Whether `server`'s last tool list (from any connection) named `tool` (`None`: no list
+    /// of it is cached): what a metric may name, since a name a caller made up must not
+    /// become a label of its own.
+    pub fn lists(&self, server: &str, tool: &str) -> Option<bool> {
+        lock(&self.inner.cache)
+            .get(server)
+            .map(|entry| entry.tools.iter().any(|t| t.name == tool))
+    }
+
     pub(crate) async fn cached_tools(
         &self,
         conn: &ServerConnection,
     ) -> Result<Vec<Tool>, AggregatorError> {
         let source = (conn.id(), conn.tools_generation());
         {
-            let cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = lock(&self.inner.cache);
             if let Some(entry) = cache.get(conn.name()) {
                 if entry.source == source {
                     return Ok(entry.tools.clone());
@@ -372,7 +402,7 @@ impl Aggregator {
             }
         }
         let tools = conn.list_tools().await?;
-        let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = lock(&self.inner.cache);
         cache.insert(
             conn.name().to_owned(),
             CachedTools {
@@ -439,6 +469,30 @@ pub(crate) fn log_call<T>(
         }
         Err(e) => {
             tracing::info!(target: "mcp_registry::calls", server, tool, mode, duration_ms, outcome = "error", error = %e, "tool call")
+        }
+    }
+}
+
+/// Waits for an aggregator's temporary connections to finish closing when dropped (see
+/// [`Aggregator::shutdown_guard`]).
+///
+/// Dropped inside a multi-threaded tokio runtime (every front end of this crate's), the drop
+/// waits in place (`block_in_place`); elsewhere it can only start the shutdown and leave it
+/// to the runtime.
+#[must_use = "dropping the guard at once shuts the connections down at once"]
+pub struct ShutdownGuard(Aggregator);
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        let aggregator = self.0.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match runtime.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| runtime.block_on(aggregator.shutdown()))
+            }
+            _ => drop(runtime.spawn(async move { aggregator.shutdown().await })),
         }
     }
 }

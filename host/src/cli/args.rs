@@ -76,6 +76,16 @@ pub struct ServeArgs {
     /// Tenants (HTTP): who may call, with which API keys or JWTs, reaching what.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub tenants: Option<PathBuf>,
+    /// HTTP: the URL clients reach `serve` at (behind an ingress: `https://mcp.example/mcp`).
+    /// Requests must name its host; the OAuth protected-resource metadata names it. Needed
+    /// for a non-loopback --http address.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "http",
+        env = "MCP_REGISTRY_PUBLIC_URL"
+    )]
+    pub public_url: Option<String>,
     /// Serve a non-loopback address without --tenants (anyone who reaches it gets all).
     #[arg(long)]
     pub insecure_no_auth: bool,
@@ -120,6 +130,7 @@ impl ServeArgs {
         }
         let front = commands::Front {
             http: self.http,
+            public_url: self.public_url,
             tenants: self.tenants,
             insecure_no_auth: self.insecure_no_auth,
             max_processes: self

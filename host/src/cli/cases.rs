@@ -23,9 +23,9 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::commands::grant_requested;
+use super::one_shot;
 use super::policy_args::PolicyArgs;
 use super::replay;
-use crate::aggregator::Aggregator;
 use crate::config::Registry;
 use crate::plugin::{default_cache_dir, PluginError, PluginHost};
 
@@ -124,13 +124,13 @@ async fn run_case(
         Some(file) => replay::registry(file, &replay::read(file)?)?,
         None => Registry::load_or_default(path)?,
     };
-    let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
+    let host = PluginHost::new(one_shot(registry.clone()), default_cache_dir())?;
+    let _upstreams = host.aggregator().shutdown_guard();
     let loaded = super::commands::load_plugin(&host, plugin, &limits.trusted_keys()?).await?;
     let requires = host.describe(&loaded).await?.requires;
     let mut policy = limits.to_policy(&registry, path)?;
     grant_requested(&requires, &registry, path, &mut policy);
     let outcome = host.run(&loaded, &case.input.to_string(), &policy).await;
-    host.aggregator().shutdown().await;
     Ok(match (&case.expected, outcome) {
         (Expected::Output(want), Ok(text)) => {
             let got = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));

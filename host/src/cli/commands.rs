@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use super::policy_args::PolicyArgs;
-use super::print_json;
+use super::{one_shot, print_json};
 use crate::aggregator::{parse_arguments, Aggregator};
 use crate::client::{ConnectionState, ServerConnection};
 use crate::config::Registry;
@@ -209,6 +209,7 @@ pub(super) async fn list_tools(
     detail: u8,
 ) -> anyhow::Result<ExitCode> {
     let aggregator = Aggregator::new(Registry::load(path)?);
+    let _upstreams = aggregator.shutdown_guard();
     let (tools, failures) = aggregator.list_tools(servers).await?;
     if as_json {
         let list: Vec<Value> = tools
@@ -251,7 +252,6 @@ pub(super) async fn list_tools(
             }
         }
     }
-    aggregator.shutdown().await;
     for (server, e) in &failures {
         eprintln!("error: server \"{server}\": {e}");
     }
@@ -278,6 +278,7 @@ pub(super) async fn call(
         .cloned()
         .unwrap_or_else(|| tool.to_owned());
     let aggregator = Aggregator::new(registry);
+    let _upstreams = aggregator.shutdown_guard();
     let options = crate::client::CallOptions {
         timeout,
         ..Default::default()
@@ -304,7 +305,6 @@ pub(super) async fn call(
         Ok(r) => print_json(r),
         Err(_) => Ok(()),
     };
-    aggregator.shutdown().await;
     let result = result?;
     printed?;
     Ok(if result.is_error == Some(true) {
@@ -352,7 +352,8 @@ pub(super) async fn run_plugin(
     limits: &PolicyArgs,
 ) -> anyhow::Result<ExitCode> {
     use crate::client::recording;
-    let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
+    let host = PluginHost::new(one_shot(registry.clone()), default_cache_dir())?;
+    let _upstreams = host.aggregator().shutdown_guard();
     let input = text_or_stdin(input, "input")?;
     let value = serde_json::from_str::<Value>(&input).context("--input is not valid JSON")?;
     recording::note(serde_json::json!({"kind": "input", "value": value}));
@@ -378,7 +379,6 @@ pub(super) async fn run_plugin(
             None => println!("{output}"),
         }
     }
-    host.aggregator().shutdown().await;
     match outcome {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(PluginError::Failed { name, message }) => {
@@ -392,7 +392,8 @@ pub(super) async fn run_plugin(
 /// `run --policy FILE`: every plugin of a policy file, side by side, each as its own tenant.
 pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Result<ExitCode> {
     let registry = Registry::load_or_default(path)?;
-    let host = PluginHost::new(Aggregator::new(registry.clone()), default_cache_dir())?;
+    let host = PluginHost::new(one_shot(registry.clone()), default_cache_dir())?;
+    let _upstreams = host.aggregator().shutdown_guard();
     let specs = load_policy_file(policy_file)?;
     for spec in &specs {
         for s in &spec.policy.allowed_servers {
@@ -431,13 +432,13 @@ pub(super) async fn run_policy(path: &Path, policy_file: &Path) -> anyhow::Resul
         report.insert(spec.name.clone(), entry);
     }
     print_json(&Value::Object(report))?;
-    host.aggregator().shutdown().await;
     Ok(code)
 }
 
 /// How `serve` faces its clients.
 pub(super) struct Front {
     pub(super) http: Option<std::net::SocketAddr>,
+    pub(super) public_url: Option<String>,
     pub(super) tenants: Option<PathBuf>,
     pub(super) insecure_no_auth: bool,
     pub(super) max_processes: usize,
@@ -476,6 +477,7 @@ pub(super) async fn serve(
         let component = ComponentSource::from_arg(p)?;
         plugins.push(PluginSpec {
             name: component.default_name(),
+            origin: format!("--plugin {}", p.display()),
             component,
             signed_by: Vec::new(),
             input: Value::Object(Default::default()),
@@ -494,6 +496,11 @@ pub(super) async fn serve(
         plugins,
         allow_requested,
         http: front.http,
+        public_url: front
+            .public_url
+            .as_deref()
+            .map(crate::serve::PublicUrl::parse)
+            .transpose()?,
         tenants,
         insecure_no_auth: front.insecure_no_auth,
         max_processes: front.max_processes,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::print_json;
-use crate::aggregator::{Aggregator, NamespacedTool};
+use crate::aggregator::NamespacedTool;
 use crate::client::ConnectHooks;
 use crate::codemode::typescript::identifier;
 use crate::codemode::{CodeMode, CodeModePolicy, Names, Scope};
@@ -70,7 +70,8 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         }
         policy.deadline = Duration::from_secs_f64(t);
     }
-    let aggregator = Aggregator::new(registry);
+    let aggregator = super::one_shot(registry);
+    let _upstreams = aggregator.shutdown_guard();
     let host = PluginHost::new(aggregator.clone(), default_cache_dir())?;
     let cache = default_cache_dir();
     let engine = CodeMode::load(&host, cache.as_deref(), policy).await?;
@@ -96,11 +97,12 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         sessions: Some(router),
         aggregator: Some(aggregator.clone()),
         trace_context: None,
+        gate: None,
+        cpu: None,
     };
     let execution = engine.execute(&host, &code, scope, None).await;
     print_json(&execution.to_json())?;
     session.close().await;
-    aggregator.shutdown().await;
     Ok(if execution.succeeded() {
         ExitCode::SUCCESS
     } else {

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config;
+use crate::Aggregator;
 
 mod args;
 mod cases;
@@ -276,6 +277,13 @@ async fn stop_on_signal(stopped_code: Option<i32>, hangup: bool) {
     crate::client::process::stop_spawning();
     crate::client::terminate_all(crate::client::ShutdownPolicy::PROMPT).await;
     std::process::exit(stopped_code.unwrap_or(128 + number));
+}
+
+/// The aggregator of a one-shot command (`run`, `exec`, `test`): its process ends with its
+/// sessions, whose calls have all been answered by then, so they close their servers as a
+/// temporary call does (see [`Aggregator::with_session_shutdown`]).
+fn one_shot(registry: config::Registry) -> Aggregator {
+    Aggregator::new(registry).with_session_shutdown(crate::client::ShutdownPolicy::PROMPT)
 }
 
 /// The servers of project `name` of the registry at `path`.
