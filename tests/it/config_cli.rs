@@ -357,15 +357,16 @@ fn variables_are_expanded_when_a_server_starts() {
         serde_json::json!({"mcpServers": {"t": {
             "command": "${MCP_TEST_BIN}",
             "args": ["--label", "${MCP_TEST_SECRET}"],
-            "env": {"GREETING": "${MCP_TEST_GREETING:-hello}", "TOKEN": "${MCP_TEST_TOKEN}"}}}})
+            "env": {"GREETING": "${MCP_TEST_GREETING:-hello}", "TOKEN": "${MCP_TEST_TOKEN}"}},
+            "u": {"command": "${MCP_TEST_BIN}", "inherit_env": ["MCP_TEST_SECRET"]}}})
         .to_string(),
     )
     .unwrap();
-    let run = |tool_args: &str, token: Option<&str>| {
+    let run_on = |server: &str, tool_args: &str, token: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
         cmd.arg("--config")
             .arg(&config)
-            .args(["call", "t__env", tool_args])
+            .args(["call", &format!("{server}__env"), tool_args])
             .env("MCP_TEST_BIN", test_server())
             .env("MCP_TEST_SECRET", "hunter2")
             .env_remove("MCP_TEST_GREETING")
@@ -376,6 +377,23 @@ fn variables_are_expanded_when_a_server_starts() {
         };
         cmd.output().unwrap()
     };
+    let run = |tool_args: &str, token: Option<&str>| run_on("t", tool_args, token);
+    // Only what a server is given reaches it: the host's own variables (another server's
+    // secrets) do not, unless it names them in `inherit_env`.
+    let secret = r#"{"name": "MCP_TEST_SECRET"}"#;
+    let out = run(secret, Some("tok-1"));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !stdout(&out).contains("hunter2"),
+        "inherited: {}",
+        stdout(&out)
+    );
+    let out = run_on("u", secret, Some("tok-1"));
+    assert!(
+        stdout(&out).contains("hunter2"),
+        "inherit_env: {}",
+        stdout(&out)
+    );
     let out = run(r#"{"name": "TOKEN"}"#, Some("tok-1"));
     assert!(out.status.success(), "{out:?}");
     assert!(stdout(&out).contains("tok-1"), "{}", stdout(&out));

@@ -443,7 +443,7 @@ async fn auto_mode_falls_back_for_servers_that_die_on_the_probe_and_remembers() 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("methods");
     let script = workspace_root().join("tests/peers/strict_legacy_server.py");
-    let mut cfg = mcp_registry_host::ServerConfig::new("python3", [script.display().to_string()]);
+    let mut cfg = mcp_registry_host::ServerConfig::new(python3(), [script.display().to_string()]);
     cfg.env
         .insert("STRICT_LOG".into(), log.display().to_string());
     let conn = ServerConnection::connect("strict", &cfg).await.unwrap();

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 fn strict_server(mode: &str, log: &Path, pids: &Path) -> Value {
     json!({
-        "command": "python3",
+        "command": python3(),
         "args": [workspace_root().join("tests/peers/strict_legacy_server.py").display().to_string()],
         "env": {"STRICT_MODE": mode, "STRICT_LOG": log.display().to_string(),
                 "STRICT_PIDS": pids.display().to_string()},
@@ -118,8 +118,14 @@ fn fastmcp_on_mcp_1x_with_the_default_config() {
             .unwrap();
         assert!(out.status.success(), "{}", stderr_of(&out));
         assert!(stdout_of(&out).contains("hello"));
-        // Two processes on first contact (it drops the probe), then one per call.
-        assert_eq!(pids_in(pids.path()).len(), round + 1, "round {round}");
+        // Two processes on first contact (it drops the probe), then one per call. (On a
+        // loaded machine its start can outlast the probe's 3 s, and the first process is
+        // stopped before it writes its pid: then one.)
+        let started = pids_in(pids.path()).len();
+        assert!(
+            started == round + 1 || started == round,
+            "round {round}: {started} processes"
+        );
     }
     // It does not exit when its stdin closes; it must be gone anyway.
     for pid in pids_in(pids.path()) {

@@ -15,6 +15,7 @@ mod distribution;
 mod foundation;
 mod grants;
 mod hostile;
+mod hostile_tenants;
 mod interop;
 mod languages;
 mod lifecycle;

@@ -317,7 +317,8 @@ async fn a_real_prometheus_scrapes_serve_and_answers_for_every_series() {
         .map(|b| format!("{b:02x}"))
         .collect();
     let tenants = s.path("tenants.json");
-    let grant = json!({"keys": [format!("sha256:{digest}")], "servers": ["alpha"]});
+    let grant = json!({"keys": [format!("sha256:{digest}")], "servers": ["alpha"],
+                       "code_mode": true});
     std::fs::write(&tenants, json!({"tenants": {"acme": grant}}).to_string()).unwrap();
     let tenants = tenants.display().to_string();
     let (_serve, both) = serve(
@@ -420,7 +421,7 @@ async fn a_real_prometheus_scrapes_serve_and_answers_for_every_series() {
         ),
         (
             "mcp_registry_plugin_runs_total",
-            vec![("plugin", "code-mode"), ("outcome", "timeout")],
+            vec![("plugin", "code-mode"), ("outcome", "deadline")],
             1.0,
         ),
         (

@@ -17,7 +17,7 @@ const BETA_KEY: &str = "beta-api-key-91aa";
 const ISSUER: &str = "https://idp.test";
 const AUDIENCE: &str = "https://mcp.test/mcp";
 
-fn digest(key: &str) -> String {
+pub(super) fn digest(key: &str) -> String {
     let d: [u8; 32] = Sha256::digest(key.as_bytes()).into();
     format!(
         "sha256:{}",
@@ -135,7 +135,7 @@ fn setup() -> Setup {
             "tenants": {
                 "acme": {"keys": [digest(ACME_KEY)], "servers": ["a", "g", "s"],
                          "tools": ["a__*", "g__echo", "g__pid", "s__*"], "plugins": ["probe"],
-                         "limits": {"processes": 2}},
+                         "limits": {"processes": 2, "sessions": 1000}},
                 "beta": {"keys": [digest(BETA_KEY)], "servers": ["b"],
                          "limits": {"calls_per_minute": 3}},
             },
@@ -176,15 +176,15 @@ async fn serve(s: &Setup, extra: &[&str]) -> (tokio::process::Child, String) {
 }
 
 /// An HTTP response: status, lower-cased head, body.
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) head: String,
+    pub(super) body: String,
 }
 
 impl Reply {
     /// The JSON-RPC message of the body (plain JSON, or the first SSE `data:` line).
-    fn message(&self) -> Value {
+    pub(super) fn message(&self) -> Value {
         // SSE opens with an empty priming event; the message is the first JSON data line.
         self.body
             .lines()
@@ -193,7 +193,7 @@ impl Reply {
             .unwrap_or_default()
     }
 
-    fn header(&self, name: &str) -> Option<String> {
+    pub(super) fn header(&self, name: &str) -> Option<String> {
         self.head
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name}:")))
@@ -201,7 +201,12 @@ impl Reply {
     }
 }
 
-async fn http(addr: &str, method: &str, headers: &[(&str, String)], body: &str) -> Reply {
+pub(super) async fn http(
+    addr: &str,
+    method: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Reply {
     let mut all = vec![
         ("content-type", "application/json"),
         ("accept", "application/json, text/event-stream"),
@@ -212,7 +217,7 @@ async fn http(addr: &str, method: &str, headers: &[(&str, String)], body: &str) 
 }
 
 /// A stateless 2026-07-28 `tools/call` of `tool` with credential `bearer`.
-async fn call(addr: &str, bearer: Option<&str>, tool: &str, arguments: Value) -> Reply {
+pub(super) async fn call(addr: &str, bearer: Option<&str>, tool: &str, arguments: Value) -> Reply {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": tool, "arguments": arguments,
         "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -229,7 +234,7 @@ async fn call(addr: &str, bearer: Option<&str>, tool: &str, arguments: Value) ->
 }
 
 /// A stateless request of `method` with credential `bearer`.
-async fn request(addr: &str, bearer: &str, method: &str, params: Value) -> Value {
+pub(super) async fn request(addr: &str, bearer: &str, method: &str, params: Value) -> Value {
     let mut params = params;
     params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                              "io.modelcontextprotocol/clientCapabilities": {}});
@@ -244,7 +249,7 @@ async fn request(addr: &str, bearer: &str, method: &str, params: Value) -> Value
         .message()
 }
 
-fn text_of(reply: &Reply) -> String {
+pub(super) fn text_of(reply: &Reply) -> String {
     reply.message()["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_default()

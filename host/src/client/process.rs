@@ -19,6 +19,8 @@ use std::io::Write;
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::locks::lock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -119,10 +121,6 @@ impl Diagnostics {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Describes how a process ended: `exited with status 3`, `was killed by signal 9 (SIGKILL)`.
 pub(crate) fn describe_exit(status: &ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -168,6 +166,18 @@ impl ServerProcess {
         config: &ServerConfig,
     ) -> Result<(ServerProcess, ServerPipes), ClientError> {
         let mut command = tokio::process::Command::new(&config.command);
+        // Nothing of our environment but what every server gets and what this one names:
+        // another server's secrets are in it.
+        command.env_clear();
+        for name in crate::config::INHERITED_ENV
+            .iter()
+            .copied()
+            .chain(config.inherit_env.iter().map(String::as_str))
+        {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
         command
             .args(&config.args)
             .envs(&config.env)

@@ -39,7 +39,18 @@ fn client() -> Result<reqwest::Client, String> {
     CLIENT
         .get_or_init(|| {
             install_tls_provider();
+            // A redirect keeps to the origin we were given: the configured headers (API
+            // keys, not only `Authorization`) must not follow a server elsewhere.
+            let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+                let first = attempt.previous().first().map(reqwest::Url::origin);
+                if attempt.previous().len() > 10 || first != Some(attempt.url().origin()) {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            });
             reqwest::Client::builder()
+                .redirect(same_origin)
                 .build()
                 .map_err(|e| format!("cannot set up the HTTP client: {e}"))
         })
@@ -153,6 +164,16 @@ impl SseTransport {
         let post_url = base
             .join(endpoint.trim())
             .map_err(|e| fail(format!("the endpoint it named is not a URL: {e}")))?;
+        // Our messages carry the configured headers (credentials): only to where we sent
+        // them already, never to an origin the server names.
+        let configured = reqwest::Url::parse(&remote.url)
+            .map_err(|e| fail(format!("the configured URL is not a URL: {e}")))?;
+        if post_url.origin() != configured.origin() {
+            return Err(fail(format!(
+                "the endpoint it named is on another origin ({}); refusing to send it our messages and headers",
+                post_url.origin().ascii_serialization()
+            )));
+        }
         let (tx, incoming) = tokio::sync::mpsc::channel(INCOMING_BUFFER);
         let name = server.to_owned();
         let reader = tokio::spawn(async move {

@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::aggregator::NamespacedTool;
 
+/// The query words a ranking looks at (the first ones).
+const MAX_QUERY_WORDS: usize = 32;
+
 /// The words of `text`, lower-cased; `snake_case`, `kebab-case` and `camelCase` split.
 fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -81,7 +84,9 @@ pub fn score(query: &[String], tool: &NamespacedTool) -> f64 {
 /// The tools that fit `query`, best first, at most `limit`; every tool (up to `limit`) for an
 /// empty query. Ties keep the registry's order.
 pub fn rank<'a>(query: &str, tools: &'a [NamespacedTool], limit: usize) -> Vec<&'a NamespacedTool> {
-    let query = words(query);
+    // Each query word is looked for in every tool: a few words say what is wanted, and more
+    // would only cost the host time.
+    let query: Vec<String> = words(query).into_iter().take(MAX_QUERY_WORDS).collect();
     if query.is_empty() {
         return tools.iter().take(limit).collect();
     }

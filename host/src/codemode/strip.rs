@@ -15,34 +15,53 @@ use swc_ts_fast_strip::{operate, Mode, Options};
 
 use super::{SNIPPET_HEAD, SNIPPET_TAIL};
 
-/// Snippets this short are stripped on the calling thread: swc's parser recurses once or so
-/// per byte of nesting at most, a few KiB of stack each (unoptimised), and an async worker
-/// thread has 2 MiB.
-const INLINE_BYTES: usize = 256;
-/// Longer snippets are stripped on a thread of their own with this much stack (reserved,
-/// not used unless needed): a hostile `((((...` must not overflow the host's stack.
+/// Snippets are stripped on a thread of their own with this much stack (reserved, not used
+/// unless needed), never on the caller's: swc's parser recurses a few KiB of stack per level
+/// of nesting (unoptimised), so 250 nested brackets overflow an async worker's 2 MiB, and a
+/// parse that takes milliseconds must not hold up a worker that serves other tenants.
 const STRIP_STACK_BYTES: usize = 512 << 20;
 /// Longer than this, a snippet goes to the engine as written (JavaScript only): its parser
 /// runs inside the sandbox, where running out of stack is the snippet's error.
 const MAX_STRIP_BYTES: usize = 64 << 10;
+/// Deeper than this, the same: no TypeScript a model writes nests this deep.
+const MAX_STRIP_NESTING: usize = 256;
 
 /// The snippet (an async function body) with its TypeScript types removed, or as written
-/// when it cannot be parsed as TypeScript (or is too long to strip safely).
-pub fn strip_types(body: &str) -> String {
-    if body.len() <= INLINE_BYTES {
-        return strip_here(body);
-    }
-    if body.len() > MAX_STRIP_BYTES {
+/// when it cannot be parsed as TypeScript (or is too long or too deep to strip safely). The
+/// work is done on a thread of its own; the caller only waits.
+pub async fn strip_types(body: &str) -> String {
+    if body.len() > MAX_STRIP_BYTES || nesting(body) > MAX_STRIP_NESTING {
         return body.to_owned();
     }
     let owned = body.to_owned();
-    std::thread::Builder::new()
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
         .name("strip-types".into())
         .stack_size(STRIP_STACK_BYTES)
-        .spawn(move || strip_here(&owned))
-        .ok()
-        .and_then(|thread| thread.join().ok())
-        .unwrap_or_else(|| body.to_owned())
+        .spawn(move || {
+            let _ = tx.send(strip_here(&owned));
+        });
+    match spawned {
+        Ok(_) => rx.await.unwrap_or_else(|_| body.to_owned()),
+        Err(_) => body.to_owned(),
+    }
+}
+
+/// How deep `(`, `[` and `{` nest in `code` (strings and comments not told apart: an
+/// upper bound is all that is needed).
+fn nesting(code: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for b in code.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn strip_here(body: &str) -> String {
@@ -89,10 +108,10 @@ fn transform(code: &str, mode: Mode) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn types_are_blanked_and_positions_kept() {
+    #[tokio::test]
+    async fn types_are_blanked_and_positions_kept() {
         let ts = "const x: number = 1;\ninterface A { b: string }\nreturn x as number;";
-        let js = strip_types(ts);
+        let js = strip_types(ts).await;
         assert!(!js.contains("number") && !js.contains("interface"), "{js}");
         let lines: Vec<&str> = js.lines().collect();
         assert_eq!(lines.len(), 3, "{js}");
@@ -100,20 +119,23 @@ mod tests {
         assert!(lines[2].starts_with("return x"));
     }
 
-    #[test]
-    fn plain_javascript_is_unchanged_and_broken_code_passes_through() {
+    #[tokio::test]
+    async fn plain_javascript_is_unchanged_and_broken_code_passes_through() {
         let js = "const r = await tools.s.t({a: 1});\nreturn r;";
-        assert_eq!(strip_types(js), js);
-        // Nesting that would overflow a thread's usual stack in swc's parser.
-        let deep = format!("return {}1{};", "(".repeat(30_000), ")".repeat(30_000));
-        assert!(strip_types(&deep).contains("(((1)))"));
+        assert_eq!(strip_types(js).await, js);
+        // Nesting that would overflow an async worker's stack in swc's parser, short and
+        // long: passed through, or stripped on a thread with room.
+        for n in [250, 255, 30_000] {
+            let deep = format!("return {}1{};", "(".repeat(n), ")".repeat(n));
+            assert!(strip_types(&deep).await.contains("(((1)))"), "{n}");
+        }
         let broken = "return (;";
-        assert_eq!(strip_types(broken), broken);
+        assert_eq!(strip_types(broken).await, broken);
     }
 
-    #[test]
-    fn enums_need_a_transform_and_get_one() {
-        let js = strip_types("enum Color { Red, Green }\nreturn Color.Green;");
+    #[tokio::test]
+    async fn enums_need_a_transform_and_get_one() {
+        let js = strip_types("enum Color { Red, Green }\nreturn Color.Green;").await;
         assert!(!js.contains("enum "), "{js}");
         assert!(js.contains("return"), "{js}");
     }

@@ -17,6 +17,7 @@ const SERVER_FIELDS: &[&str] = &[
     "command",
     "args",
     "env",
+    "inherit_env",
     "cwd",
     "description",
     "timeouts",
@@ -105,6 +106,20 @@ fn stdio(
             .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
         {
             return Err(v.err(format!("env.{key}"), "invalid environment variable name"));
+        }
+    }
+    if let Some(names) = obj.get("inherit_env") {
+        config.inherit_env = v.strings("inherit_env", names)?;
+        if let Some((i, _)) = config
+            .inherit_env
+            .iter()
+            .enumerate()
+            .find(|(_, k)| k.is_empty() || k.contains('=') || k.contains('\0'))
+        {
+            return Err(v.err(
+                format!("inherit_env[{i}]"),
+                "invalid environment variable name",
+            ));
         }
     }
     if let Some(cwd) = obj.get("cwd") {

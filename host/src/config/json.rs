@@ -121,6 +121,14 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Where these fields are, as an error names it: `FILE: plugin "NAME"`.
+    pub fn place(&self) -> String {
+        match &self.entry {
+            Some((kind, name)) => format!("{}: {kind} \"{name}\"", self.path.display()),
+            None => self.path.display().to_string(),
+        }
+    }
+
     /// An error at `field`.
     pub fn err(&self, field: impl Into<String>, message: impl Into<String>) -> JsonFileError {
         JsonFileError::Invalid {

@@ -114,6 +114,12 @@ pub struct RemoteServer {
     pub headers: BTreeMap<String, String>,
 }
 
+/// What a stdio server gets of our environment without asking, as the official MCP SDKs
+/// pass it: enough to find programs and a home directory. The rest (the secrets `${VAR}`
+/// puts in our environment for *other* servers among them) it gets only by name, in its
+/// `inherit_env`.
+pub const INHERITED_ENV: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
+
 /// How to reach one MCP server (a stdio process, or a remote one), and how to treat it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -121,8 +127,11 @@ pub struct ServerConfig {
     pub command: String,
     /// Its arguments (may be empty).
     pub args: Vec<String>,
-    /// Extra environment variables, added to ours.
+    /// Its environment variables (besides [`INHERITED_ENV`] and `inherit_env`).
     pub env: BTreeMap<String, String>,
+    /// Names of our own environment variables it also gets (`"inherit_env"`); nothing else
+    /// of our environment reaches it but [`INHERITED_ENV`].
+    pub inherit_env: Vec<String>,
     /// Working directory; the registry's own directory if relative.
     pub cwd: Option<PathBuf>,
     /// Free text shown in `list` and in tool descriptions.
@@ -153,6 +162,7 @@ impl ServerConfig {
             command: command.into(),
             args: args.into_iter().map(Into::into).collect(),
             env: BTreeMap::new(),
+            inherit_env: Vec::new(),
             cwd: None,
             description: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -425,30 +435,19 @@ impl Registry {
         }
     }
 
-    /// Writes the registry atomically (temporary file in the same directory, then rename),
-    /// keeping every key of the original document that we do not model.
+    /// Writes the registry atomically ([`crate::files::write_atomic`]: a reader never sees
+    /// half of it, and the file keeps its mode and owner), keeping every key of the original
+    /// document that we do not model.
     pub fn save(&self) -> Result<(), ConfigError> {
         let path = self.path.as_deref().ok_or(ConfigError::NoPath)?;
         let write_err = |source| ConfigError::Write {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(write_err)?;
-        }
         let mut text = serde_json::to_string_pretty(&Value::Object(self.document.clone()))
             .map_err(|e| write_err(std::io::Error::other(e)))?;
         text.push('\n');
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "config.json".into());
-        let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-        std::fs::write(&tmp, text).map_err(write_err)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            write_err(e)
-        })
+        crate::files::write_atomic(path, text.as_bytes()).map_err(write_err)
     }
 }
 

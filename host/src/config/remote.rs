@@ -44,7 +44,7 @@ pub(super) fn parse(
     obj: &Map<String, Value>,
     transport: RemoteTransport,
 ) -> Result<ServerConfig, JsonFileError> {
-    let stdio_only = ["command", "args", "env", "cwd"];
+    let stdio_only = ["command", "args", "env", "inherit_env", "cwd"];
     if let Some(field) = stdio_only.into_iter().find(|f| obj.contains_key(*f)) {
         let message = format!(
             "a remote server (\"type\": \"{}\") is not started: \"{field}\" is only for a stdio server",

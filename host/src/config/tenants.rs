@@ -8,7 +8,8 @@
 //!      "servers": ["memory", "time"],
 //!      "tools": ["memory__*", "time__get_current_time"],
 //!      "plugins": ["fanout"],
-//!      "limits": {"processes": 8, "in_flight": 32, "calls_per_minute": 600}
+//!      "code_mode": true,
+//!      "limits": {"processes": 8, "in_flight": 32, "calls_per_minute": 600, "sessions": 16}
 //!    }},
 //!  "jwt": {"issuer": "https://idp.example", "audience": "https://mcp.example/mcp",
 //!          "jwks_file": "jwks.json", "tenant_claim": "tenant"}}
@@ -36,6 +37,8 @@ pub struct TenantConfig {
     pub tools: Option<Vec<String>>,
     /// Plugins (of the `--plugins` policy file) it may run.
     pub plugins: Vec<String>,
+    /// Whether it may use code mode's `search` and `execute` (with `serve --code-mode`).
+    pub code_mode: bool,
     /// Its bounds.
     pub limits: TenantLimits,
 }
@@ -49,7 +52,12 @@ pub struct TenantLimits {
     pub in_flight: Option<usize>,
     /// Tool calls per minute (a token bucket).
     pub calls_per_minute: Option<u32>,
+    /// Client sessions (`Mcp-Session-Id`) open at once (`None`: [`DEFAULT_SESSIONS`]).
+    pub sessions: Option<usize>,
 }
+
+/// Client sessions a tenant may hold open at once unless its limits say otherwise.
+pub const DEFAULT_SESSIONS: usize = 64;
 
 /// How JWT bearer tokens are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +83,8 @@ pub struct TenantsConfig {
     pub jwt: Option<JwtConfig>,
 }
 
-const TENANT_FIELDS: &[&str] = &["keys", "servers", "tools", "plugins", "limits"];
-const LIMIT_FIELDS: &[&str] = &["processes", "in_flight", "calls_per_minute"];
+const TENANT_FIELDS: &[&str] = &["keys", "servers", "tools", "plugins", "code_mode", "limits"];
+const LIMIT_FIELDS: &[&str] = &["processes", "in_flight", "calls_per_minute", "sessions"];
 const JWT_FIELDS: &[&str] = &["issuer", "audience", "jwks_file", "tenant_claim"];
 
 impl TenantsConfig {
@@ -186,7 +194,19 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
                 .map_err(|_| v.err("limits.calls_per_minute", "too large"))?;
             limits.calls_per_minute = Some(n);
         }
+        if let Some(n) = l.get("sessions") {
+            limits.sessions = Some(v.size("limits.sessions", n)?);
+        }
     }
+    let code_mode = match obj.get("code_mode") {
+        None => false,
+        Some(c) => c.as_bool().ok_or_else(|| {
+            v.err(
+                "code_mode",
+                format!("expected true or false, found {}", json::kind(c)),
+            )
+        })?,
+    };
     Ok(TenantConfig {
         keys,
         servers: list("servers")?,
@@ -195,6 +215,7 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
             .map(|t| v.strings("tools", t))
             .transpose()?,
         plugins: list("plugins")?,
+        code_mode,
         limits,
     })
 }

@@ -15,8 +15,8 @@ const MAX_BLOB_BYTES: usize = 512 << 20;
 const MAX_SIGNATURES: usize = 64;
 
 /// One registry, reached through oci-client with our TLS set-up and credentials from
-/// `MCP_REGISTRY_OCI_USERNAME` / `MCP_REGISTRY_OCI_PASSWORD`, else `docker login`'s, else
-/// none.
+/// `MCP_REGISTRY_OCI_USERNAME` / `MCP_REGISTRY_OCI_PASSWORD` when `MCP_REGISTRY_OCI_REGISTRY`
+/// names this registry, else `docker login`'s for it, else none.
 pub(super) struct RemoteRegistry {
     client: Client,
     auth: RegistryAuth,
@@ -36,13 +36,11 @@ impl RemoteRegistry {
             read_timeout: Some(std::time::Duration::from_secs(60)),
             ..Default::default()
         };
-        let auth = match (
-            std::env::var("MCP_REGISTRY_OCI_USERNAME"),
-            std::env::var("MCP_REGISTRY_OCI_PASSWORD"),
-        ) {
-            (Ok(user), Ok(password)) => RegistryAuth::Basic(user, password),
-            _ => docker_config()
-                .and_then(|config| docker_login(&config, reference.reference.registry()))
+        let registry = reference.reference.registry();
+        let auth = match env_credentials(registry) {
+            Some((user, password)) => RegistryAuth::Basic(user, password),
+            None => docker_config()
+                .and_then(|config| docker_login(&config, registry))
                 .map(|(user, password)| RegistryAuth::Basic(user, password))
                 .unwrap_or(RegistryAuth::Anonymous),
         };
@@ -276,7 +274,8 @@ fn registry_error(reference: &OciReference, error: OciDistributionError) -> OciE
         OciDistributionError::UnauthorizedError { .. }
         | OciDistributionError::AuthenticationFailure(_) => {
             "the registry refused our credentials (MCP_REGISTRY_OCI_USERNAME and \
-             MCP_REGISTRY_OCI_PASSWORD, else `docker login`'s in ~/.docker/config.json)"
+             MCP_REGISTRY_OCI_PASSWORD for the registry MCP_REGISTRY_OCI_REGISTRY names, else \
+             `docker login`'s in ~/.docker/config.json)"
                 .into()
         }
         OciDistributionError::DigestError(e) => {
@@ -303,6 +302,25 @@ fn registry_error(reference: &OciReference, error: OciDistributionError) -> OciE
     OciError::Registry {
         reference: reference_text,
         message,
+    }
+}
+
+/// The credentials of the environment, for `registry` only: `MCP_REGISTRY_OCI_REGISTRY` says
+/// which registry (`HOST[:PORT]`) they are for, so a reference to another registry (one a
+/// policy file or a tenant names) is never sent them.
+fn env_credentials(registry: &str) -> Option<(String, String)> {
+    let user = std::env::var("MCP_REGISTRY_OCI_USERNAME").ok()?;
+    let password = std::env::var("MCP_REGISTRY_OCI_PASSWORD").ok()?;
+    match std::env::var("MCP_REGISTRY_OCI_REGISTRY") {
+        Ok(named) if named.trim().eq_ignore_ascii_case(registry) => Some((user, password)),
+        Ok(_) => None,
+        Err(_) => {
+            tracing::warn!(
+                "MCP_REGISTRY_OCI_USERNAME is set but MCP_REGISTRY_OCI_REGISTRY is not: the \
+                 credentials are sent to no registry (name the registry they are for)"
+            );
+            None
+        }
     }
 }
 

@@ -236,8 +236,10 @@ impl PluginPolicy {
 /// A plugin entry of a policy file.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
-    /// The plugin's name (its key in the file).
+    /// The plugin's name (its key in the file): the name it is served and granted under.
     pub name: String,
+    /// Where that name was given, for errors: `FILE: plugin "NAME"`, or `--plugin PATH`.
+    pub origin: String,
     /// Where its component comes from: a path (relative to the policy file) or
     /// `oci://REGISTRY/REPO@sha256:DIGEST`.
     pub component: ComponentSource,
@@ -349,6 +351,7 @@ fn plugin_spec(
     }
     Ok(PluginSpec {
         name: name.to_owned(),
+        origin: v.place(),
         component,
         signed_by,
         input: e

@@ -11,11 +11,12 @@ use serde_json::{Map, Value};
 use super::ops::CallLabels;
 use super::request::RequestScope;
 use super::setup::PluginTool;
+use super::tenant::Admission;
 use super::ForOurClient;
-use crate::aggregator::ErrorKind;
+use crate::aggregator::{AggregatorError, ErrorKind, Outcome};
 use crate::client::CallOptions;
 use crate::names::ToolName;
-use crate::plugin::{RunOptions, RunUsage};
+use crate::plugin::{CallGate, RunOptions, RunUsage};
 
 /// A tool the caller may not call: unknown, exactly as one that exists nowhere.
 pub(super) fn unknown_tool(name: &str) -> ErrorData {
@@ -33,6 +34,62 @@ pub(super) fn limit_error(message: String) -> ErrorData {
 }
 
 impl RequestScope {
+    /// Lets one more request of the tenant in (its rate and its requests in flight), or
+    /// answers with the bound it meets: every request that makes an upstream work (a call,
+    /// a resource read, a prompt, a completion) passes here.
+    pub(super) fn admit(&self) -> Result<Admission, ErrorData> {
+        self.tenant.admit().map_err(|e| {
+            self.shared.ops.refuse("limit");
+            limit_error(e)
+        })
+    }
+
+    /// What a plugin run or a snippet may call, beyond its own policy: what this client could
+    /// call itself, the tenant's globs and, with `serve --filter`, only what the filter
+    /// shows (`None`: no bound).
+    pub(super) async fn tool_ceiling(&self) -> Option<Vec<String>> {
+        if self.shared.filter.is_empty() {
+            return self.tenant.tool_globs().map(<[String]>::to_vec);
+        }
+        Some(
+            self.callable_tools()
+                .await
+                .into_iter()
+                .map(|t| t.name)
+                .collect(),
+        )
+    }
+
+    /// The tenant's bounds for the calls inside a plugin run or a snippet: each call counts
+    /// toward its rate and takes a place among its requests in flight, beside the request
+    /// that started the run (which holds one of its own).
+    pub(super) fn call_gate(&self) -> CallGate {
+        let tenant = self.tenant.clone();
+        Arc::new(move || {
+            tenant
+                .admit()
+                .map(|admitted| Box::new(admitted) as Box<dyn Send>)
+        })
+    }
+
+    /// What our client is told of `e`, an error of `server`: a tenant of a tenants file
+    /// learns which server failed and how, never the server's stderr, exit status or
+    /// command, which go to the operator's log instead.
+    pub(super) fn told(&self, e: &AggregatorError, server: &str) -> String {
+        if self.tenant.is_local() {
+            return e.to_string();
+        }
+        let told = match e.kind() {
+            ErrorKind::ServerFailed => {
+                format!("server \"{server}\" failed (the operator's log has the details)")
+            }
+            ErrorKind::Timeout => format!("server \"{server}\" did not answer in time"),
+            _ => return e.to_string(),
+        };
+        tracing::warn!(tenant = %self.tenant.name, server, error = %e, "upstream failure (the client was told less)");
+        told
+    }
+
     /// Calls an upstream tool for the tenant: a tool it may not call is unknown, exactly as
     /// one that exists nowhere.
     pub(super) async fn call_upstream(
@@ -59,11 +116,7 @@ impl RequestScope {
         if let Some(progress) = progress {
             progress.finish().await;
         }
-        let outcome = match &result {
-            Ok(r) if r.is_error == Some(true) => "tool-error",
-            Ok(_) => "ok",
-            Err(e) => e.kind().as_str(),
-        };
+        let outcome = Outcome::of(&result).as_str();
         tracing::info!(
             target: "mcp_registry::calls",
             server = name.server(),
@@ -72,11 +125,23 @@ impl RequestScope {
             ms = started.elapsed().as_secs_f64() * 1e3,
             "upstream call"
         );
+        // Label values come from configured names only: a tool the server does not list
+        // (a caller can make up any number of names) is counted as `unknown`.
+        let listed = match self.shared.aggregator.lists(name.server(), name.tool()) {
+            Some(listed) => listed,
+            // No list of the server yet (a client that calls without listing): ask once;
+            // from then on it is cached.
+            None => pool
+                .list_server_tools(name.server())
+                .await
+                .is_ok_and(|tools| tools.iter().any(|t| t.tool.name == name.tool())),
+        };
+        let tool = if listed { name.tool() } else { "unknown" };
         self.shared.ops.call(
             CallLabels {
                 tenant: self.tenant.name.to_string(),
                 server: name.server().to_owned(),
-                tool: name.tool().to_owned(),
+                tool: tool.to_owned(),
                 outcome: outcome.to_owned(),
             },
             started.elapsed(),
@@ -90,7 +155,7 @@ impl RequestScope {
                 // The server failed or timed out: a tool execution error the model can
                 // read, as the spec recommends for failures during the call.
                 _ => Ok(CallToolResult::error(vec![ContentBlock::text(
-                    e.to_string(),
+                    self.told(&e, name.server()),
                 )])),
             },
         }
@@ -108,12 +173,15 @@ impl RequestScope {
         };
         let input = Value::Object(arguments.unwrap_or_default()).to_string();
         let tenant = &self.tenant;
-        let policy = plugin.policy.within(tenant.servers(), tenant.tool_globs());
+        let policy = plugin
+            .policy
+            .within(tenant.servers(), self.tool_ceiling().await.as_deref());
         let usage = RunUsage::default();
         let mut options = RunOptions {
             aggregator: Some(tenant.aggregator.clone()),
             trace_context: self.trace.clone(),
             usage: Some(usage.clone()),
+            gate: Some(self.call_gate()),
             ..RunOptions::default()
         };
         let progress = self.progress_relay().map(|(sink, relay)| {

@@ -23,6 +23,9 @@ pub(super) const SEARCH: &str = "search";
 pub(super) const EXECUTE: &str = "execute";
 /// Tools `search` returns unless asked for another number.
 const DEFAULT_LIMIT: usize = 8;
+/// The longest query `search` ranks by: a few words say what a tool should do, and ranking
+/// costs the host time for every word of the query against every tool.
+const MAX_QUERY_BYTES: usize = 1024;
 
 fn schema(value: Value) -> Arc<Map<String, Value>> {
     Arc::new(value.as_object().cloned().unwrap_or_default())
@@ -80,6 +83,12 @@ impl RequestScope {
             .get("query")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("search: \"query\" (a string) is required"))?;
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(invalid(format!(
+                "search: \"query\" is {} bytes; at most {MAX_QUERY_BYTES}: say what the tools should do in a few words",
+                query.len()
+            )));
+        }
         let limit = match arguments.get("limit") {
             None | Some(Value::Null) => DEFAULT_LIMIT,
             Some(v) => v
@@ -145,11 +154,7 @@ impl RequestScope {
         let tools = self.callable_tools().await;
         let tenant = &self.tenant;
         // Only what this client can list is callable: the tenant's globs, and `--filter`.
-        let allowed = if self.shared.filter.is_empty() {
-            tenant.tool_globs().map(<[String]>::to_vec)
-        } else {
-            Some(tools.iter().map(|t| t.name.clone()).collect())
-        };
+        let allowed = self.tool_ceiling().await;
         let scope = Scope {
             servers: tenant.servers().to_vec(),
             tools: allowed,
@@ -157,14 +162,13 @@ impl RequestScope {
             sessions: Some(self.router()),
             aggregator: Some(tenant.aggregator.clone()),
             trace_context: self.trace.clone(),
+            gate: Some(self.call_gate()),
+            cpu: Some(self.tenant.cpu.clone()),
         };
         let execution = code_mode.execute(host, code, scope, timeout).await;
-        let outcome = execution.error.as_ref().map_or("ok", |e| {
-            e["kind"].as_str().or(e["name"].as_str()).unwrap_or("error")
-        });
         self.shared
             .ops
-            .run(&tenant.name, "code-mode", outcome, execution.fuel);
+            .run(&tenant.name, "code-mode", execution.outcome, execution.fuel);
         let record = execution.to_json();
         let mut result = CallToolResult::success(vec![ContentBlock::text(record.to_string())]);
         result.structured_content = Some(record);

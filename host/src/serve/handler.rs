@@ -15,7 +15,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tracing::Instrument;
 
-use super::calls::{limit_error, unknown_tool};
+use super::calls::unknown_tool;
 use super::client_session::RegistryServer;
 use super::code_tools;
 use super::request::RequestScope;
@@ -24,19 +24,23 @@ use crate::aggregator::{described, AggregatorError, ErrorKind, NamespacedPrompt,
 use crate::names::ToolName;
 
 /// An aggregator error on a resources/prompts/completion request, as the error our client
-/// gets.
-fn request_error(e: AggregatorError) -> ErrorData {
+/// gets (of `server`, when one was asked).
+fn request_error(scope: &RequestScope, e: AggregatorError, server: Option<&str>) -> ErrorData {
     if let AggregatorError::UnknownResource(uri) = &e {
         return ErrorData::resource_not_found(
             format!("no upstream server serves resource \"{uri}\""),
             Some(serde_json::json!({ "uri": uri })),
         );
     }
+    let message = match server {
+        Some(server) => scope.told(&e, server),
+        None => e.to_string(),
+    };
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::Denied | ErrorKind::Invalid => {
-            ErrorData::invalid_params(e.to_string(), None)
+            ErrorData::invalid_params(message, None)
         }
-        _ => ErrorData::internal_error(e.to_string(), None),
+        _ => ErrorData::internal_error(message, None),
     }
 }
 
@@ -129,14 +133,15 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let scope = self.scope(&context)?;
+        let _admitted = scope.admit()?;
         let (server, pool) = scope
             .resource_pool(&request.uri)
             .await
-            .map_err(request_error)?;
+            .map_err(|e| request_error(&scope, e, None))?;
         pool.read_resource_from(&server, &request.uri)
             .await
             .map(|r| ReadResourceResponse::Complete(r.for_our_client()))
-            .map_err(request_error)
+            .map_err(|e| request_error(&scope, e, Some(&server)))
     }
 
     async fn subscribe(
@@ -145,13 +150,14 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let scope = self.scope(&context)?;
+        let _admitted = scope.admit()?;
         let (server, pool) = scope
             .resource_pool(&request.uri)
             .await
-            .map_err(request_error)?;
+            .map_err(|e| request_error(&scope, e, None))?;
         pool.subscribe_on(&server, &request.uri)
             .await
-            .map_err(request_error)
+            .map_err(|e| request_error(&scope, e, Some(&server)))
     }
 
     async fn unsubscribe(
@@ -160,13 +166,14 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let scope = self.scope(&context)?;
+        let _admitted = scope.admit()?;
         let (server, pool) = scope
             .resource_pool(&request.uri)
             .await
-            .map_err(request_error)?;
+            .map_err(|e| request_error(&scope, e, None))?;
         pool.unsubscribe_on(&server, &request.uri)
             .await
-            .map_err(request_error)
+            .map_err(|e| request_error(&scope, e, Some(&server)))
     }
 
     async fn list_prompts(
@@ -208,6 +215,7 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let scope = self.scope(&context)?;
+        let _admitted = scope.admit()?;
         let name = scope.unalias(&request.name);
         let unknown = || ErrorData::invalid_params(format!("unknown prompt \"{name}\""), None);
         let name = ToolName::parse(&name).map_err(|_| unknown())?;
@@ -219,7 +227,7 @@ impl ServerHandler for RegistryServer {
             .get_prompt(&name, request.arguments)
             .await
             .map(|r| GetPromptResponse::Complete(r.for_our_client()))
-            .map_err(request_error)
+            .map_err(|e| request_error(&scope, e, Some(name.server())))
     }
 
     async fn complete(
@@ -228,6 +236,7 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let scope = self.scope(&context)?;
+        let _admitted = scope.admit()?;
         let (server, pool) = match &mut request.r#ref {
             rmcp::model::Reference::Prompt(prompt) => {
                 prompt.name = scope.unalias(&prompt.name);
@@ -243,13 +252,13 @@ impl ServerHandler for RegistryServer {
             rmcp::model::Reference::Resource(template) => scope
                 .resource_pool(&template.uri)
                 .await
-                .map_err(request_error)?,
+                .map_err(|e| request_error(&scope, e, None))?,
             _ => return Err(ErrorData::invalid_params("unsupported reference", None)),
         };
         pool.complete_on(&server, request)
             .await
             .map(ForOurClient::for_our_client)
-            .map_err(request_error)
+            .map_err(|e| request_error(&scope, e, Some(&server)))
     }
 
     async fn list_tools(
@@ -260,7 +269,10 @@ impl ServerHandler for RegistryServer {
         let scope = self.scope(&context)?;
         let mut tools: Vec<Tool> = Vec::new();
         if self.shared.code_mode.is_some() {
-            tools.extend(code_tools::tools());
+            // Code mode is granted per tenant; `--code-mode=only` shows nothing else to anyone.
+            if scope.tenant.may_use_code_mode() {
+                tools.extend(code_tools::tools());
+            }
             if self.shared.code_mode_only {
                 return Ok(ListToolsResult::with_all_items(tools));
             }
@@ -300,10 +312,7 @@ impl ServerHandler for RegistryServer {
         }
         let scope = self.scope(&context)?;
         let name = request.name.to_string();
-        let _admitted = scope.tenant.admit().map_err(|e| {
-            self.shared.ops.refuse("limit");
-            limit_error(e)
-        })?;
+        let _admitted = scope.admit()?;
         let call = dispatch(&scope, &name, request.arguments).instrument(call_span(&scope, &name));
         // A `notifications/cancelled` from our client drops the call: an upstream request
         // is cancelled in turn (rmcp sends `notifications/cancelled` when its call future is
@@ -327,9 +336,14 @@ async fn dispatch(
 ) -> Result<rmcp::model::CallToolResult, ErrorData> {
     let shared = &scope.shared;
     if shared.code_mode.is_some() {
+        let granted = scope.tenant.may_use_code_mode();
         match name {
-            code_tools::SEARCH => return scope.code_search(arguments.unwrap_or_default()).await,
-            code_tools::EXECUTE => return scope.code_execute(arguments.unwrap_or_default()).await,
+            code_tools::SEARCH if granted => {
+                return scope.code_search(arguments.unwrap_or_default()).await
+            }
+            code_tools::EXECUTE if granted => {
+                return scope.code_execute(arguments.unwrap_or_default()).await
+            }
             _ if shared.code_mode_only => {
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool \"{name}\" (code mode: call it from execute)"),

@@ -19,8 +19,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 
 use super::auth::AuthError;
 use super::client_session::RegistryServer;
+use super::sessions::{SessionCheck, SessionOwners, SESSION_HEADER};
 use super::setup::Shared;
-use super::tenant::Caller;
+use super::tenant::{Caller, Tenant};
 use super::{ServeError, ServeOptions};
 
 /// How long a client may take to send a request's headers.
@@ -46,9 +47,8 @@ pub(super) async fn serve_http(
     // JSON body instead of a one-event SSE stream: less for every client to parse (measured:
     // ~0.2 ms per call). rmcp falls back to SSE when progress or a request comes first.
     config.json_response = true;
-    if !addr.ip().is_loopback() {
-        config.allowed_hosts.push(addr.ip().to_string());
-    }
+    let hosts = Arc::new(AllowedHosts::new(addr, options.public_url.clone()));
+    config.allowed_hosts = hosts.names.clone();
     let factory_shared = shared.clone();
     let mut session_config = SessionConfig::default();
     session_config.keep_alive = Some(idle_timeout);
@@ -61,13 +61,14 @@ pub(super) async fn serve_http(
         config,
     );
     let door = shared.clone();
+    let owners = Arc::new(SessionOwners::new(sessions.clone()));
     let router = axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn(move |request, next| {
             session_delete_status(sessions.clone(), request, next)
         }))
         .layer(axum::middleware::from_fn(move |request, next| {
-            front_door(door.clone(), request, next)
+            front_door(door.clone(), owners.clone(), hosts.clone(), request, next)
         }));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -189,8 +190,8 @@ fn operations(shared: &Shared, request: &Request<Body>, metrics: bool) -> Option
 
 /// `401 Unauthorized`, pointing at the protected-resource metadata as the MCP authorization
 /// spec asks.
-fn unauthorized(request: &Request<Body>, error: &AuthError) -> Response {
-    let metadata = format!("{}{RESOURCE_METADATA}", base_url(request));
+fn unauthorized(base: &BaseUrl, error: &AuthError) -> Response {
+    let metadata = format!("{}{RESOURCE_METADATA}", base.origin);
     let mut challenge = format!("Bearer resource_metadata=\"{metadata}\"");
     if matches!(error, AuthError::Invalid(_)) {
         challenge.push_str(", error=\"invalid_token\"");
@@ -207,21 +208,10 @@ fn unauthorized(request: &Request<Body>, error: &AuthError) -> Response {
     response
 }
 
-/// `http://HOST` as the client addressed us.
-fn base_url(request: &Request<Body>) -> String {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
 /// The protected-resource metadata (RFC 9728).
-fn resource_metadata(shared: &Shared, request: &Request<Body>) -> Response {
-    let base = base_url(request);
+fn resource_metadata(shared: &Shared, base: &BaseUrl) -> Response {
     let mut doc = serde_json::json!({
-        "resource": format!("{base}/mcp"),
+        "resource": base.resource,
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-registry",
     });
@@ -229,6 +219,123 @@ fn resource_metadata(shared: &Shared, request: &Request<Body>) -> Response {
         doc["authorization_servers"] = serde_json::json!([issuer]);
     }
     json_response(StatusCode::OK, &doc)
+}
+
+/// The URL clients reach `serve --http` at (`--public-url`): behind an ingress, the Host
+/// clients send is the ingress's, not our bind address.
+#[derive(Debug, Clone)]
+pub struct PublicUrl(reqwest::Url);
+
+impl PublicUrl {
+    /// `text` as a public URL: `http` or `https`, with a host, without credentials, a
+    /// query or a fragment.
+    pub fn parse(text: &str) -> Result<Self, ServeError> {
+        let bad = |why: &str| ServeError::Setup(format!("--public-url {text:?}: {why}"));
+        let url = reqwest::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("expected an http:// or https:// URL"));
+        }
+        if url.host_str().is_none() {
+            return Err(bad("no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("credentials do not belong in it"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("a query or fragment does not belong in it"));
+        }
+        Ok(Self(url))
+    }
+
+    /// `HOST[:PORT]` as a client's Host header names it (the port only if the URL has one).
+    fn authority(&self) -> String {
+        let host = self.0.host_str().unwrap_or_default();
+        match self.0.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
+}
+
+/// The Hosts `serve --http` answers to: the public URL's, else (on a loopback address) the
+/// loopback names; and our bind address itself.
+struct AllowedHosts {
+    names: Vec<String>,
+    public: Option<PublicUrl>,
+}
+
+/// Where a request reached us, as responses name it.
+struct BaseUrl {
+    /// `scheme://host[:port]`.
+    origin: String,
+    /// The MCP endpoint's URL (the protected resource).
+    resource: String,
+}
+
+impl AllowedHosts {
+    fn new(addr: SocketAddr, public: Option<PublicUrl>) -> Self {
+        let mut names: Vec<String> = if addr.ip().is_loopback() {
+            ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
+        } else {
+            vec![addr.ip().to_string()]
+        };
+        if let Some(url) = &public {
+            names.push(url.authority());
+        }
+        Self { names, public }
+    }
+
+    /// The base URL of `request`, if its Host is one we answer to.
+    fn base_url(&self, request: &Request<Body>) -> Option<BaseUrl> {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())?;
+        let (name, port) = split_authority(host)?;
+        let allowed = self.names.iter().any(|allowed| {
+            split_authority(allowed).is_some_and(|(a, a_port)| {
+                a.eq_ignore_ascii_case(name) && (a_port.is_none() || a_port == port)
+            })
+        });
+        if !allowed {
+            return None;
+        }
+        Some(match &self.public {
+            Some(url) => BaseUrl {
+                origin: url.0.origin().ascii_serialization(),
+                resource: url.0.to_string(),
+            },
+            // A Host we answer to (a loopback name), so safe to repeat.
+            None => BaseUrl {
+                origin: format!("http://{host}"),
+                resource: format!("http://{host}/mcp"),
+            },
+        })
+    }
+}
+
+/// `host[:port]` (or `[v6][:port]`) split; `None` if it is not an authority.
+fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, Some(port)),
+            Some(_) => (authority, None),
+            None => (authority, None),
+        },
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
+    if host.is_empty() || !host.chars().all(valid) {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    Some((host, port))
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
@@ -244,15 +351,27 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
 /// the request with it); without `--tenants` every request is the local tenant's.
 async fn front_door(
     shared: Arc<Shared>,
+    owners: Arc<SessionOwners>,
+    hosts: Arc<AllowedHosts>,
     request: Request<Body>,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.uri().path().starts_with(RESOURCE_METADATA) {
-        return resource_metadata(&shared, &request);
-    }
-    // With tenants, `/metrics` (which names them) is only on `--metrics ADDR`.
+    // With tenants, `/metrics` (which names them) is only on `--metrics ADDR`. The probes
+    // answer whatever the Host (a load balancer's health check names none of ours).
     if let Some(response) = operations(&shared, &request, shared.tenants().auth.is_none()) {
         return response;
+    }
+    // Only a Host we answer to gets any further: a defence against DNS rebinding, and the
+    // only Host a response may name.
+    let Some(base) = hosts.base_url(&request) else {
+        return (
+            StatusCode::FORBIDDEN,
+            "this server does not answer to that Host",
+        )
+            .into_response();
+    };
+    if request.uri().path().starts_with(RESOURCE_METADATA) {
+        return resource_metadata(&shared, &base);
     }
     if shared.ops.draining() {
         shared.ops.refuse_draining();
@@ -288,22 +407,51 @@ async fn front_door(
                 Err(e) => {
                     tracing::info!(target: "mcp_registry::audit", reason = %e, "request refused");
                     shared.ops.refuse("auth");
-                    return unauthorized(&request, &e);
+                    return unauthorized(&base, &e);
                 }
             }
         }
     };
     let Some(tenant) = tenant else {
-        return unauthorized(&request, &AuthError::Missing);
+        return unauthorized(&base, &AuthError::Missing);
     };
     let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(Caller { tenant, tenants });
+    // Another tenant's session id reads as one that does not exist, on every method.
+    let theirs = matches!(
+        owners.check(&mut parts.headers, &tenant.name),
+        SessionCheck::Masked
+    );
+    let session = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ending = parts.method == axum::http::Method::DELETE && !theirs;
+    parts.extensions.insert(Caller {
+        tenant: tenant.clone(),
+        tenants,
+    });
     // A request's place among those in flight is held until its response body has been
     // sent (an SSE response ends when the call does), so a drain waits for it.
     let in_flight = (parts.method == axum::http::Method::POST).then(|| shared.ops.enter());
     // A body that says nothing of its length is cut off at the bound as it streams.
     let body = Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES));
     let response = next.run(Request::from_parts(parts, body)).await;
+    let response = match (&session, response.headers().get(SESSION_HEADER)) {
+        // A session was opened: it is this tenant's, within its bound.
+        (None, Some(opened)) => {
+            let opened = opened.to_str().unwrap_or_default().to_owned();
+            if let Some(refusal) = bound_sessions(&shared, &owners, &tenant, &opened).await {
+                return refusal;
+            }
+            response
+        }
+        (Some(id), _) if ending && response.status().is_success() => {
+            owners.ended(id);
+            response
+        }
+        _ => response,
+    };
     match in_flight {
         None => response,
         Some(held) => response.map(|body| {
@@ -314,6 +462,32 @@ async fn front_door(
             }))
         }),
     }
+}
+
+/// Records session `opened` as `tenant`'s, or, past the tenant's bound on sessions, ends it
+/// at once and answers with the refusal.
+async fn bound_sessions(
+    shared: &Shared,
+    owners: &SessionOwners,
+    tenant: &Tenant,
+    opened: &str,
+) -> Option<Response> {
+    if let Some(max) = tenant.max_sessions() {
+        if owners.count(&tenant.name).await >= max {
+            owners.close(opened).await;
+            shared.ops.refuse("limit");
+            let message = format!(
+                "tenant \"{}\" already has {max} client sessions open (limits.sessions); end one (DELETE) first",
+                tenant.name
+            );
+            return Some(json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &serde_json::json!({"error": message}),
+            ));
+        }
+    }
+    owners.opened(opened, &tenant.name);
+    None
 }
 
 /// rmcp answers a session's `DELETE` with 202 and accepts one for a session that is gone;

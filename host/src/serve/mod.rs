@@ -3,19 +3,26 @@
 //! Our client sees every selected server's tools and prompts as `server__name`, the
 //! registry's aliases, every plugin as a tool of its own, and the servers' resources under
 //! their own URIs. Upstream connections are persistent for the life of the front end
-//! (connected lazily, restarted after a crash), tool lists are cached, and upstream
-//! notifications (list changes, resource updates, progress, logs) are forwarded to our
-//! client; upstream sampling and elicitation requests are relayed to it.
+//! (connected lazily, restarted after a crash, closed when idle), tool lists are cached, and
+//! upstream notifications (list changes, resource updates, progress, logs) are forwarded to
+//! our client; upstream sampling and elicitation requests are relayed to it.
 //!
-//! Why one [`Session`](crate::Session) per front-end session: a client session (stdio, or
-//! HTTP with `Mcp-Session-Id`) gets upstream processes of its own, so server-side state (a
-//! counter, a memory graph) is not shared with other sessions. Requests without a protocol
-//! session (2026-07-28 clients over HTTP have none) share one pool: the alternative, a pool
-//! per request, spawns every server for every request.
+//! Why pools belong to tenants, not to client sessions: a tenant is an identity, and all of
+//! its client sessions (and the session-less requests of 2026-07-28 clients) share one pool of
+//! upstream processes, so server-side state (a counter, a memory graph) is the tenant's and a
+//! client that reconnects finds it again; a server marked `sharing: session` gets a pool per
+//! client session instead, and `sharing: global` one pool for every tenant (`tenant`).
+//! Without `--tenants` everything belongs to one local tenant.
 //!
-//! Files: `setup` (what all front-end sessions share), `handler` (the `ServerHandler`),
-//! `relay` (notifications, progress and server requests on their way to our client),
-//! `http` (streamable HTTP).
+//! A request's way in, file by file: `http` (the front door: body bounds, authentication to
+//! a tenant, the tenants snapshot it was let in under) -> `client_session` (the client
+//! session's tenant, fixed by its first request; its own pool) -> `request` (one
+//! [`RequestScope`](request::RequestScope) per request: tenant, snapshot, protocol session,
+//! trace, and the pool of each server chosen once) -> `handler` (each MCP method, on the
+//! scope) -> `calls` / `code_tools` (a tool, a plugin run, code mode's `search` and
+//! `execute`) -> the pool's [`Session`](crate::Session), a connection, the upstream. What
+//! comes back travels through `relay`. `setup` holds what every client session shares, `ops`
+//! the metrics and draining, `reload` the configuration's reloading.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,10 +45,12 @@ mod ops;
 mod relay;
 mod reload;
 mod request;
+mod sessions;
 mod setup;
 mod tenant;
 
 pub use client_session::RegistryServer;
+pub use http::PublicUrl;
 pub use reload::ReloadSources;
 
 /// Whether `serve` lists the plain tools beside `search` and `execute`.
@@ -95,6 +104,8 @@ pub struct ServeOptions {
     pub allow_requested: bool,
     /// Streamable HTTP address instead of stdio.
     pub http: Option<SocketAddr>,
+    /// The URL clients reach the HTTP front end at (needed for a non-loopback address).
+    pub public_url: Option<PublicUrl>,
     /// Tenants (HTTP): who may call, with what credentials, reaching what.
     pub tenants: Option<TenantsConfig>,
     /// Serve a non-loopback address without `tenants` (anyone who reaches the port gets
@@ -139,12 +150,20 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
                  every server and plugin; give --tenants FILE, or --insecure-no-auth to do it anyway"
             )));
         }
+        if !addr.ip().is_loopback() && options.public_url.is_none() {
+            return Err(ServeError::Setup(format!(
+                "serving {addr} needs --public-url URL, the address clients reach it at \
+                 (https://mcp.example/mcp behind an ingress): requests must name its host \
+                 (a defence against DNS rebinding), and the OAuth metadata names it"
+            )));
+        }
     }
     if options.http.is_none() && options.tenants.is_some() {
         return Err(ServeError::Setup(
             "--tenants needs --http: a stdio client is the one local user".into(),
         ));
     }
+    let _upstreams = aggregator.shutdown_guard();
     let shared = setup::Shared::build(aggregator, &options).await?;
     shared.reap_idle(options.idle_timeout);
     if let Some(sources) = &options.reload {

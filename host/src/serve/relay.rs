@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::locks::lock;
+
 use rmcp::model::{
     ClientResult, GetExtensions, ProgressNotificationParam, ProgressToken, RequestId,
     ResourceUpdatedNotificationParam, ServerRequest,
@@ -11,10 +13,6 @@ use rmcp::service::{OriginatingRequestId, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServiceError};
 
 use crate::client::{Progress, ProgressSink, RequestRelay, ServerEvent};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Our client, as upstream servers reach it: the peer of one client session.
 #[derive(Default)]

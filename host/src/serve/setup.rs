@@ -12,6 +12,7 @@ use super::{CodeModeTools, ServeError, ServeOptions};
 use crate::aggregator::{Aggregator, AggregatorError};
 use crate::codemode::{CodeMode, CodeModePolicy};
 use crate::config::{parse_filter, Registry, ToolFilter};
+use crate::locks::{read, write};
 use crate::plugin::{grant_report, Plugin, PluginHost, PluginPolicy};
 
 /// A plugin exposed as a tool.
@@ -45,18 +46,12 @@ pub(super) struct Shared {
 impl Shared {
     /// The tenants as they are now.
     pub(super) fn tenants(&self) -> Arc<Tenants> {
-        self.tenants
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read(&self.tenants).clone()
     }
 
     /// Puts reloaded tenants in force; the ones they replace.
     pub(super) fn replace_tenants(&self, next: Arc<Tenants>) -> Arc<Tenants> {
-        std::mem::replace(
-            &mut *self.tenants.write().unwrap_or_else(|p| p.into_inner()),
-            next,
-        )
+        std::mem::replace(&mut *write(&self.tenants), next)
     }
 
     /// The servers to expose from `registry`: those named on the command line (each must
@@ -67,10 +62,7 @@ impl Shared {
 
     /// The names of the plugins `serve` exposes (a tenants file may grant them).
     pub(super) fn plugin_names(&self) -> Vec<String> {
-        self.plugins
-            .values()
-            .map(|p| p.plugin.name().to_owned())
-            .collect()
+        self.plugins.keys().cloned().collect()
     }
 
     /// Whether `serve --filter` shows `server`'s `tool`.
@@ -89,10 +81,10 @@ impl Shared {
         self.ops.encode(servers)
     }
 
-    /// Closes every pool (at the end of `serve`).
+    /// Closes every pool (at the end of `serve`; the temporary connections are the
+    /// aggregator's [`ShutdownGuard`](crate::aggregator::ShutdownGuard)'s).
     pub(super) async fn close(&self) {
         futures::future::join_all(self.tenants().pools().iter().map(|p| p.close())).await;
-        self.aggregator.shutdown().await;
     }
 
     /// Closes upstream connections unused for `idle`, every `idle / 4` (at least once a
@@ -218,6 +210,7 @@ async fn plugin_tools(
     if options.plugins.is_empty() {
         return Ok((None, plugins));
     }
+    check_plugin_names(&aggregator.registry(), options)?;
     let host = Arc::new(PluginHost::new(
         aggregator.clone(),
         crate::plugin::default_cache_dir(),
@@ -242,14 +235,15 @@ async fn plugin_tools(
         }
         // On stderr: stdout is the MCP stream on stdio.
         eprintln!("{}", grant_report(name, &description.requires, &policy));
-        let tool_name = description.name.clone().unwrap_or_else(|| name.clone());
+        // Served under the name it was given (what tenants are granted), whatever its own
+        // `describe` calls it.
         let tool = Tool::new(
-            tool_name.clone(),
+            name.clone(),
             format!("[plugin] {}", description.description),
             Arc::new(description.input_schema),
         );
         plugins.insert(
-            tool_name,
+            name.clone(),
             PluginTool {
                 tool,
                 plugin,
@@ -258,4 +252,36 @@ async fn plugin_tools(
         );
     }
     Ok((Some(host), plugins))
+}
+
+/// Refuses, before anything is loaded, a plugin name that is given twice or that could stand
+/// for another tool: an upstream tool (`SERVER__TOOL`), an alias, or code mode's own tools.
+/// Each error names where the name was given.
+fn check_plugin_names(registry: &Registry, options: &ServeOptions) -> Result<(), ServeError> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for spec in &options.plugins {
+        let (name, origin) = (spec.name.as_str(), spec.origin.as_str());
+        let clash = if let Some(first) = seen.insert(name, origin) {
+            Some(format!("is also the name of {first}"))
+        } else if name.contains(crate::names::SEPARATOR) {
+            Some(
+                "contains \"__\", which names a server's tool: plugins may not stand for one"
+                    .into(),
+            )
+        } else if registry.aliases().contains_key(name) {
+            Some("is an alias of the registry".into())
+        } else if options.code_mode.is_some()
+            && [super::code_tools::SEARCH, super::code_tools::EXECUTE].contains(&name)
+        {
+            Some("is a code-mode tool".into())
+        } else {
+            None
+        };
+        if let Some(clash) = clash {
+            return Err(ServeError::Setup(format!(
+                "{origin}: the plugin name \"{name}\" {clash}; rename it"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -16,8 +16,9 @@ use rmcp::ErrorData;
 use super::auth::Authenticator;
 use crate::aggregator::{Aggregator, Session};
 use crate::client::{ConnectHooks, RequestRelay, ServerEvent};
-use crate::config::tenants::{TenantLimits, TenantsConfig};
+use crate::config::tenants::{TenantLimits, TenantsConfig, DEFAULT_SESSIONS};
 use crate::config::{Registry, Sharing};
+use crate::locks::lock;
 use crate::manager::ProcessBudget;
 use crate::names::ToolName;
 use crate::plugin::policy::glob_match;
@@ -81,7 +82,7 @@ impl RateBucket {
 
     /// Takes a token, or says how long until one is there.
     fn take(&self) -> Result<(), Duration> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock(&self.state);
         let (tokens, last) = &mut *state;
         let now = Instant::now();
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0)
@@ -122,7 +123,13 @@ pub(crate) struct Tenant {
     pub(crate) events: tokio::sync::broadcast::Sender<ServerEvent>,
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
     rate: Option<Arc<RateBucket>>,
+    /// Its turns at the host's CPU-heavy steps (stripping a snippet's types): one tenant
+    /// cannot take every core.
+    pub(crate) cpu: Arc<tokio::sync::Semaphore>,
 }
+
+/// CPU-heavy steps one tenant may run at once.
+const CPU_TURNS: usize = 2;
 
 impl Tenant {
     /// Whether it may see (list, read, call) `server` at all.
@@ -148,6 +155,23 @@ impl Tenant {
             .plugins
             .as_ref()
             .is_none_or(|p| p.iter().any(|x| x == plugin))
+    }
+
+    /// Whether it is the one tenant of a `serve` without `--tenants` (its errors may show
+    /// everything the operator's log would).
+    pub(crate) fn is_local(&self) -> bool {
+        self.grant.local
+    }
+
+    /// Whether it may use code mode's `search` and `execute`.
+    pub(crate) fn may_use_code_mode(&self) -> bool {
+        self.grant.code_mode
+    }
+
+    /// How many client sessions it may hold open at once (`None`: no bound, the local
+    /// tenant).
+    pub(crate) fn max_sessions(&self) -> Option<usize> {
+        self.grant.limits.sessions
     }
 
     /// Its tool globs, if it has any (a plugin it runs must match them too).
@@ -212,9 +236,12 @@ pub(crate) const LOCAL: &str = "local";
 /// What a tenant is granted: the part of its configuration a reload compares.
 #[derive(Clone, PartialEq)]
 struct Grant {
+    /// The one tenant of a `serve` without `--tenants`: the operator at their own terminal.
+    local: bool,
     servers: Vec<String>,
     tools: Option<Vec<String>>,
     plugins: Option<Vec<String>>,
+    code_mode: bool,
     limits: TenantLimits,
 }
 
@@ -222,9 +249,11 @@ struct Grant {
 fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Grant)> {
     let Some(config) = config else {
         let local = Grant {
+            local: true,
             servers: servers.to_vec(),
             tools: None,
             plugins: None,
+            code_mode: true,
             limits: TenantLimits::default(),
         };
         return vec![(LOCAL.to_owned(), local)];
@@ -234,6 +263,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
         .iter()
         .map(|(name, t)| {
             let grant = Grant {
+                local: false,
                 servers: servers
                     .iter()
                     .filter(|s| t.servers.contains(s))
@@ -241,7 +271,12 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
                     .collect(),
                 tools: t.tools.clone(),
                 plugins: Some(t.plugins.clone()),
-                limits: t.limits,
+                code_mode: t.code_mode,
+                // A tenant of a tenants file always has a bound on its sessions.
+                limits: TenantLimits {
+                    sessions: Some(t.limits.sessions.unwrap_or(DEFAULT_SESSIONS)),
+                    ..t.limits
+                },
             };
             (name.clone(), grant)
         })
@@ -340,7 +375,7 @@ impl Tenants {
             }
         }
         let sessions: Vec<(Arc<str>, Arc<Session>)> = {
-            let mut pools = self.session_pools.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pools = lock(&self.session_pools);
             pools.retain(|(_, pool)| pool.strong_count() > 0);
             pools
                 .iter()
@@ -400,10 +435,7 @@ impl Tenants {
 
     /// Remembers a client session's own pool, so reloads reach it.
     pub(crate) fn track_session_pool(&self, tenant: &Tenant, pool: &Arc<Session>) {
-        self.session_pools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((tenant.name.clone(), Arc::downgrade(pool)));
+        lock(&self.session_pools).push((tenant.name.clone(), Arc::downgrade(pool)));
     }
 
     /// The servers of `servers` a tenant's own pool holds (all but the global ones).
@@ -457,6 +489,10 @@ impl Tenants {
                 .calls_per_minute
                 .map(|n| Arc::new(RateBucket::new(n))),
         };
+        let cpu = match old {
+            Some(old) => old.cpu.clone(),
+            None => Arc::new(tokio::sync::Semaphore::new(CPU_TURNS)),
+        };
         Arc::new(Tenant {
             name: name.into(),
             grant,
@@ -465,6 +501,7 @@ impl Tenants {
             events,
             in_flight,
             rate,
+            cpu,
         })
     }
 

@@ -18,10 +18,17 @@ fn build_bin(package: &str) -> PathBuf {
     let root = workspace_root();
     let out = Command::new(cargo)
         .current_dir(&root)
-        // With the host package beside it, cargo unifies features as the outer `cargo test`
-        // did, so the build reuses its tokio and rmcp instead of compiling them again.
-        .args(["build", "--quiet", "--message-format=json", "-p", package])
-        .args(["-p", "mcp-registry-host"])
+        // With the host package and the test targets beside it, cargo resolves features as
+        // the outer `cargo test` did (dev-dependencies included), so the build is that one's:
+        // nothing but this binary is compiled again.
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "--bins",
+            "--tests",
+        ])
+        .args(["-p", package, "-p", "mcp-registry-host"])
         .output()
         .expect("run cargo build");
     assert!(
@@ -33,7 +40,9 @@ fn build_bin(package: &str) -> PathBuf {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == package {
+        let plain_binary = msg["profile"]["test"] == false;
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == package && plain_binary
+        {
             if let Some(exe) = msg["executable"].as_str() {
                 return PathBuf::from(exe);
             }
@@ -132,6 +141,19 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         }
     }
     kids
+}
+
+/// The Python interpreter itself (not a version manager's shim, which costs a second or more
+/// to start on a loaded machine: longer than a probe waits for a silent server).
+pub fn python3() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    })
 }
 
 /// Whether a test that needs an external peer must run (CI) or may skip.

@@ -518,10 +518,15 @@ impl ServerHandler for TestServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        from_json(json!({"resourceTemplates": [
+        let mut templates = vec![json!(
             {"uriTemplate": "test://template/{id}/data", "name": "template-data",
-             "mimeType": "application/json", "description": "Data for an id"}
-        ]}))
+             "mimeType": "application/json", "description": "Data for an id"})];
+        // One more, as a test asks (`MCP_TEST_EXTRA_TEMPLATE`): a hostile tenant's URIs are
+        // matched against templates like `file://{/path*}`.
+        if let Ok(extra) = std::env::var("MCP_TEST_EXTRA_TEMPLATE") {
+            templates.push(json!({"uriTemplate": extra, "name": "extra"}));
+        }
+        from_json(json!({ "resourceTemplates": templates }))
     }
 
     async fn read_resource(

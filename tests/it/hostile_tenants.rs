@@ -1,0 +1,498 @@
+//! The hostile tenant: `serve --http --tenants` tried as a tenant with nothing but a valid
+//! API key would try it, each attack against the real binary while a bystander tenant's calls
+//! must keep working. (Issue: "A hostile tenant gets nothing".)
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::tenants::{call, digest, http, request, text_of, Reply};
+use crate::support::*;
+
+const MALLORY: &str = "mallory-key-0b1e";
+const ALICE: &str = "alice-key-77c2";
+/// A secret in serve's own environment, as `${VAR}` would put one there for some server.
+const HOST_SECRET: &str = "host-secret-5e7a";
+/// A template with several expressions: matching a long URI against it by trying every
+/// split point took minutes.
+const TEMPLATE: &str = "file:///{a}/{b}/{c}/{d}/{e}/end";
+
+/// Servers `a` (mallory's, with the extra template), `crashy` (mallory's) and `b` (alice's);
+/// mallory may use code mode and make 12 calls a minute in at most 2 sessions; alice may not
+/// use code mode.
+fn scratch() -> Scratch {
+    let server = test_server().display().to_string();
+    let s = Scratch::new(json!({
+        "a": {"command": server, "env": {"MCP_TEST_EXTRA_TEMPLATE": TEMPLATE}},
+        "crashy": {"command": server},
+        "b": {"command": server},
+    }));
+    let tenants = json!({"tenants": {
+        "mallory": {"keys": [digest(MALLORY)], "servers": ["a", "crashy"], "code_mode": true,
+                    "limits": {"calls_per_minute": 12, "sessions": 2}},
+        "alice": {"keys": [digest(ALICE)], "servers": ["b"]},
+    }});
+    std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
+    s
+}
+
+/// `serve --http --tenants --code-mode` on loopback, with `extra` arguments and
+/// [`HOST_SECRET`] in its environment; the child and its address.
+async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+        .env("HOST_SECRET", HOST_SECRET)
+        .arg("--config")
+        .arg(&s.config)
+        .args(["serve", "--http", "127.0.0.1:0", "--code-mode", "--tenants"])
+        .arg(s.path("tenants.json"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = served_address(&mut child).await;
+    (child, addr)
+}
+
+/// The bystander: its call works, whatever mallory is doing.
+async fn alice_still_works(addr: &str) {
+    let r = call(addr, Some(ALICE), "b__echo", json!({"message": "fine"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(text_of(&r), "fine", "{}", r.body);
+}
+
+/// An attack's answer, in time: a host that hangs on it fails here instead of hanging the
+/// test run (a guard, not a measurement).
+async fn answered<T>(what: &str, attack: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(120), attack)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer in 120 s"))
+}
+
+/// Opens a 2025-11-25 session for `key`: its id (and the `initialize` reply).
+async fn open_session(addr: &str, key: &str) -> (Option<String>, Reply) {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "hostile", "version": "1"}}});
+    let auth = ("authorization", format!("Bearer {key}"));
+    let reply = http(addr, "POST", std::slice::from_ref(&auth), &init.to_string()).await;
+    let id = reply.header("mcp-session-id");
+    if let Some(id) = &id {
+        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let headers = [
+            auth,
+            ("mcp-session-id", id.clone()),
+            ("mcp-protocol-version", "2025-11-25".into()),
+        ];
+        http(addr, "POST", &headers, &done.to_string()).await;
+    }
+    (id, reply)
+}
+
+/// A request of `method` on the session `id`, with `key`: the JSON-RPC answer.
+async fn session_request(addr: &str, key: &str, id: &str, method: &str, params: Value) -> Value {
+    // A request id of its own: requests at once on one session must not share one.
+    static ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10);
+    let n = ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = json!({"jsonrpc": "2.0", "id": n, "method": method, "params": params});
+    let headers = [
+        ("authorization", format!("Bearer {key}")),
+        ("mcp-session-id", id.to_owned()),
+        ("mcp-protocol-version", "2025-11-25".into()),
+    ];
+    http(addr, "POST", &headers, &body.to_string())
+        .await
+        .message()
+}
+
+/// `method` on the session `id`, with `key`: status and body.
+async fn on_session(addr: &str, key: &str, id: &str, method: &str) -> (u16, String) {
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+    let headers = [
+        ("authorization", format!("Bearer {key}")),
+        ("mcp-session-id", id.to_owned()),
+        ("mcp-protocol-version", "2025-11-25".into()),
+        ("last-event-id", "0".into()),
+    ];
+    let body = if method == "POST" {
+        list.to_string()
+    } else {
+        String::new()
+    };
+    let reply = http(addr, method, &headers, &body).await;
+    (reply.status, reply.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sees_none_of_the_hosts_environment_but_what_it_is_given() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    let r = call(
+        &addr,
+        Some(MALLORY),
+        "a__env",
+        json!({"name": "HOST_SECRET"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        text_of(&r),
+        "",
+        "the host's secret reached a server: {}",
+        r.body
+    );
+    // What every server gets still arrives.
+    let r = call(&addr, Some(MALLORY), "a__env", json!({"name": "PATH"})).await;
+    assert!(!text_of(&r).is_empty(), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uri_against_a_template_is_answered_at_once() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    // Lists the templates first (so the read is routed by them), then reads a URI of 256 KiB
+    // of '/' that no template matches, twice at once, beside the bystander.
+    // A 2025-11-25 session: the URI travels in the body (a 2026-07-28 request would also
+    // carry it in a header, which is bounded).
+    let (session, _) = open_session(&addr, MALLORY).await;
+    let session = session.expect("a session");
+    let listed = session_request(
+        &addr,
+        MALLORY,
+        &session,
+        "resources/templates/list",
+        json!({}),
+    )
+    .await;
+    assert!(listed.to_string().contains("/end"), "{listed}");
+    let uri = format!("file:///{}", "/".repeat(256 << 10));
+    let read = || {
+        session_request(
+            &addr,
+            MALLORY,
+            &session,
+            "resources/read",
+            json!({"uri": uri}),
+        )
+    };
+    let (first, second, ()) = answered("a long URI", async {
+        tokio::join!(read(), read(), alice_still_works(&addr))
+    })
+    .await;
+    for answer in [first, second] {
+        let error = answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // No template of mallory's servers matches it: an unknown resource.
+        let shown: String = answer.to_string().chars().take(300).collect();
+        assert!(error.contains("resource"), "{shown}");
+    }
+    alice_still_works(&addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_session_reads_exactly_as_one_that_does_not_exist() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    let (alices, _) = open_session(&addr, ALICE).await;
+    let alices = alices.expect("alice got a session");
+    let nowhere = "0b9f3a52-8a1e-4d55-9f5e-3c1d2e4f6a7b";
+    for method in ["POST", "GET", "DELETE"] {
+        let theirs = on_session(&addr, MALLORY, &alices, method).await;
+        let unknown = on_session(&addr, MALLORY, nowhere, method).await;
+        assert_eq!(
+            theirs, unknown,
+            "{method}: another tenant's session is told apart"
+        );
+    }
+    // Alice's session is untouched: her DELETE above was mallory's, refused as unknown.
+    let (status, body) = on_session(&addr, ALICE, &alices, "POST").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("b__echo"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_per_tenant_are_capped() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    let (first, _) = open_session(&addr, MALLORY).await;
+    let (second, _) = open_session(&addr, MALLORY).await;
+    assert!(first.is_some() && second.is_some());
+    let (third, reply) = open_session(&addr, MALLORY).await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert!(third.is_none(), "a session past the bound was handed out");
+    assert!(reply.body.contains("limits.sessions"), "{}", reply.body);
+    // The bystander's sessions are its own.
+    let (alices, _) = open_session(&addr, ALICE).await;
+    assert!(alices.is_some());
+    // Ending one makes room again.
+    let (status, _) = on_session(&addr, MALLORY, &first.unwrap(), "DELETE").await;
+    assert_eq!(status, 200);
+    let (again, reply) = open_session(&addr, MALLORY).await;
+    assert!(again.is_some(), "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_tool_names_become_no_metric_labels() {
+    // A tenant-less loopback `serve` shows /metrics on its own listener; the labels are made
+    // the same way with tenants.
+    let s = scratch();
+    let mut child = s
+        .cli(&["serve", "--http", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = served_address_blocking(&mut child);
+    call(&addr, None, "a__echo", json!({"message": "x"})).await;
+    for i in 0..20 {
+        call(&addr, None, &format!("a__made_up_{i}"), json!({})).await;
+    }
+    let (_, _, metrics) = http_exchange(&addr, "GET", "/metrics", &[], "").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!metrics.contains("made_up"), "{metrics}");
+    assert!(metrics.contains(r#"tool="unknown""#), "{metrics}");
+    assert!(metrics.contains(r#"tool="echo""#), "{metrics}");
+}
+
+/// Like `served_address`, for a `std::process::Child`.
+fn served_address_blocking(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("mcp-registry: serving MCP on http://") {
+            std::thread::spawn(move || for _ in lines {});
+            return url.trim().trim_end_matches("/mcp").to_owned();
+        }
+    }
+    panic!("serve ended before it named its address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_inside_a_snippet_count_toward_the_tenants_rate() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    // 12 calls a minute: the execute itself is one, so at most 11 of its 20 calls get in.
+    let code = "const out = []; for (let i = 0; i < 20; i++) { \
+                try { await tools.a.echo({message: 'x'}); out.push('ok'); } \
+                catch (e) { out.push(e.kind); } } return out;";
+    let r = call(&addr, Some(MALLORY), "execute", json!({"code": code})).await;
+    let record = &r.message()["result"]["structuredContent"];
+    let outcomes: Vec<&str> = record["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let ok = outcomes.iter().filter(|o| **o == "ok").count();
+    assert!(
+        ok <= 11,
+        "{ok} calls got past a rate of 12 a minute: {outcomes:?}"
+    );
+    assert!(outcomes.contains(&"limit"), "{outcomes:?}");
+    // The rate is spent: a resource read is limited too, and alice is not.
+    let (session, _) = open_session(&addr, MALLORY).await;
+    let read = session_request(
+        &addr,
+        MALLORY,
+        &session.expect("a session"),
+        "resources/read",
+        json!({"uri": "test://static-text"}),
+    )
+    .await;
+    assert!(read.to_string().contains("calls_per_minute"), "{read}");
+    alice_still_works(&addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_mode_is_a_grant_and_its_heavy_inputs_cost_the_host_nothing() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    // Alice was not granted code mode: she neither sees nor calls it.
+    let listed = request(&addr, ALICE, "tools/list", json!({})).await;
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        !names.contains(&"execute") && !names.contains(&"search"),
+        "{names:?}"
+    );
+    let r = call(&addr, Some(ALICE), "execute", json!({"code": "return 1"})).await;
+    assert!(
+        r.message()["error"].to_string().contains("unknown tool"),
+        "{}",
+        r.body
+    );
+    // A 3 MB query is refused, not ranked.
+    let query = "word ".repeat(600_000);
+    let r = answered(
+        "a huge query",
+        call(&addr, Some(MALLORY), "search", json!({"query": query})),
+    )
+    .await;
+    assert!(
+        r.message()["error"].to_string().contains("at most"),
+        "{}",
+        &r.body[..r.body.len().min(400)]
+    );
+    // 250 nested brackets: the snippet's problem, never serve's stack.
+    let deep = format!("return {}1{};", "(".repeat(250), ")".repeat(250));
+    let r = answered(
+        "deep nesting",
+        call(&addr, Some(MALLORY), "execute", json!({"code": deep})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    alice_still_works(&addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_failure_tells_a_tenant_what_failed_not_how() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    let r = call(&addr, Some(MALLORY), "crashy__crash", json!({})).await;
+    let text = text_of(&r);
+    assert!(text.contains("crashy"), "{}", r.body);
+    let command = test_server().display().to_string();
+    for leak in [command.as_str(), "exit", "status", "stderr"] {
+        assert!(!text.contains(leak), "{leak:?} told to a tenant: {text}");
+    }
+    alice_still_works(&addr).await;
+}
+
+#[test]
+fn plugin_names_that_could_stand_for_another_tool_are_refused_at_start() {
+    let s = scratch();
+    let probe = guest("probe").display().to_string();
+    let policy = s.path("plugins.json");
+    for (name, expected) in [("a__echo", "__"), ("execute", "code-mode tool")] {
+        std::fs::write(
+            &policy,
+            json!({"plugins": {name: {"component": probe}}}).to_string(),
+        )
+        .unwrap();
+        let out = s
+            .cli(&["serve", "--code-mode", "--plugins"])
+            .arg(&policy)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let place = format!("plugin \"{name}\"");
+        assert!(
+            err.contains("plugins.json") && err.contains(&place) && err.contains(expected),
+            "{err}"
+        );
+    }
+    // Two plugins under one name: both places named.
+    let copy = s.path("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(&probe, copy.join("probe.wasm")).unwrap();
+    let out = s
+        .cli(&["serve", "--plugin", &probe, "--plugin"])
+        .arg(copy.join("probe.wasm"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&probe) && err.contains("copy/probe.wasm"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_ingress_only_the_public_host_is_answered_and_named() {
+    let s = scratch();
+    let public = "http://mcp.example.test:8443/mcp";
+    let (_serve, addr) = serve(&s, &["--public-url", public]).await;
+    let post = |host: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+            let headers = [
+                ("host", host),
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+            ];
+            raw_exchange(&addr, "POST", "/mcp", &headers, &body).await
+        }
+    };
+    // A Host we do not answer to (DNS rebinding, or a header injection): refused before
+    // anything is said about us.
+    let (status, head, _) = post("evil.test\"; x=\"").await;
+    assert_eq!(status, 403, "{head}");
+    let (status, _, _) = post("evil.test").await;
+    assert_eq!(status, 403);
+    // The public host: the challenge and the metadata name the public URL.
+    let (status, head, _) = post("mcp.example.test:8443").await;
+    assert_eq!(status, 401, "{head}");
+    assert!(
+        head.contains("resource_metadata=\"http://mcp.example.test:8443/.well-known/oauth-protected-resource\""),
+        "{head}"
+    );
+    let (status, _, body) = raw_exchange(
+        &addr,
+        "GET",
+        "/.well-known/oauth-protected-resource",
+        &[("host", "mcp.example.test:8443")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["resource"], public, "{doc}");
+    // A non-loopback address needs the public URL.
+    let out = s
+        .cli(&["serve", "--http", "0.0.0.0:0", "--tenants"])
+        .arg(s.path("tenants.json"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--public-url"));
+}
+
+/// One HTTP/1.1 request with exactly `headers` (the Host among them).
+async fn raw_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
