@@ -3,6 +3,8 @@
 //! `Authorization` header, health checks on `/readyz`, and retries only where no work was
 //! done (a refused connection, a draining replica's 503).
 //!
+//! A client that knows only the public URL (the ingress's name) discovers the OAuth
+//! protected-resource metadata under that name; a Host the service does not go by is refused.
 //! Under load from 30 tenants: a replica killed with SIGKILL fails only the calls in flight on
 //! it, its tenants move to the survivors, and its upstream processes go; a replica drained with
 //! SIGTERM loses no call at all.
@@ -20,6 +22,8 @@ use crate::support::*;
 use serde_json::{json, Value};
 
 const TENANTS: usize = 30;
+/// What clients know the service by: the ingress's name, not a replica's address.
+const PUBLIC_URL: &str = "http://mcp.example.test/mcp";
 const REPLICAS: usize = 3;
 /// The replicas' idle timeout: a tenant's upstream left behind on a replica that no longer
 /// serves it (its calls were retried elsewhere while HAProxy's view changed) closes after this.
@@ -37,6 +41,8 @@ async fn replica(s: &Scratch, tenants: &str) -> (Replica, String) {
             "serve",
             "--http",
             "127.0.0.1:0",
+            "--public-url",
+            PUBLIC_URL,
             "--tenants",
             tenants,
             "--idle-timeout",
@@ -177,6 +183,48 @@ fn busiest(owners: &BTreeMap<usize, (u32, u32)>) -> u32 {
     count.into_iter().max_by_key(|(_, n)| *n).unwrap().0
 }
 
+/// A client that knows only the public URL (Host `mcp.example.test`, through HAProxy):
+/// unauthenticated, it is pointed at the protected-resource metadata (RFC 9728) under that
+/// name, which names the public URL as the resource; authenticated, its call gets through.
+/// A Host the service does not go by is refused.
+async fn discovery_behind_the_ingress(front: &str) {
+    let host = ("host", "mcp.example.test");
+    let json_headers = [
+        host,
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "discovery", "version": "1"}}})
+    .to_string();
+    let (status, head, _) = http_exchange(front, "POST", "/mcp", &json_headers, &init).await;
+    assert_eq!(status, 401, "{head}");
+    let metadata_url = "http://mcp.example.test/.well-known/oauth-protected-resource";
+    assert!(
+        head.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{head}"
+    );
+    let path = metadata_url.trim_start_matches("http://mcp.example.test");
+    let (status, _, body) = http_exchange(front, "GET", path, &[host], "").await;
+    assert_eq!(status, 200, "{body}");
+    let metadata: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(metadata["resource"], PUBLIC_URL, "{metadata}");
+    let bearer = format!("Bearer {}", key(0));
+    let mut authorized = json_headers.to_vec();
+    authorized.push(("authorization", &bearer));
+    let (status, head, _) = http_exchange(front, "POST", "/mcp", &authorized, &init).await;
+    assert_eq!(status, 200, "{head}");
+    // Another name for the same address (DNS rebinding): refused.
+    let rebound = [
+        ("host", "attacker.example"),
+        json_headers[1],
+        json_headers[2],
+    ];
+    let (status, _, _) = http_exchange(front, "POST", "/mcp", &rebound, &init).await;
+    assert_eq!(status, 403);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_behind_haproxy_keep_tenants_apart_survive_a_kill_and_drain_without_loss() {
     use sha2::Digest;
@@ -234,6 +282,7 @@ async fn replicas_behind_haproxy_keep_tenants_apart_survive_a_kill_and_drain_wit
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
+    discovery_behind_the_ingress(&front).await;
 
     // Affinity: a tenant is answered by the same upstream process every time, and the
     // tenants are spread over the replicas.
