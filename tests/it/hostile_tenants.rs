@@ -18,20 +18,21 @@ const HOST_SECRET: &str = "host-secret-5e7a";
 /// split point took minutes.
 const TEMPLATE: &str = "file:///{a}/{b}/{c}/{d}/{e}/end";
 
-/// Servers `a` (mallory's, with the extra template), `crashy` (mallory's) and `b` (alice's);
-/// mallory may use code mode and make 12 calls a minute in at most 2 sessions; alice may not
-/// use code mode.
+/// Servers `a` (mallory's, with the extra template), `crashy` (mallory's), `b` (alice's) and
+/// `g` (both's, one process for every tenant); mallory may use code mode and make 12 calls a
+/// minute in at most 2 sessions; alice may not use code mode.
 fn scratch() -> Scratch {
     let server = test_server().display().to_string();
     let s = Scratch::new(json!({
         "a": {"command": server, "env": {"MCP_TEST_EXTRA_TEMPLATE": TEMPLATE}},
         "crashy": {"command": server},
         "b": {"command": server},
+        "g": {"command": server, "sharing": "global", "protocol": "legacy"},
     }));
     let tenants = json!({"tenants": {
-        "mallory": {"keys": [digest(MALLORY)], "servers": ["a", "crashy"], "code_mode": true,
+        "mallory": {"keys": [digest(MALLORY)], "servers": ["a", "crashy", "g"], "code_mode": true,
                     "limits": {"calls_per_minute": 12, "sessions": 2}},
-        "alice": {"keys": [digest(ALICE)], "servers": ["b"]},
+        "alice": {"keys": [digest(ALICE)], "servers": ["b", "g"]},
     }});
     std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
     s
@@ -495,4 +496,58 @@ async fn raw_exchange(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_shared_server_says_during_one_tenants_call_reaches_no_other_tenant() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    // Alice's session: her first request binds it to her (its notifications start to flow),
+    // then she listens on its stream for whatever the server sends her.
+    let (alices, _) = open_session(&addr, ALICE).await;
+    let alices = alices.expect("a session");
+    session_request(&addr, ALICE, &alices, "tools/list", json!({})).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let listening = tokio::spawn(listen(addr.clone(), alices, stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Mallory's call makes the shared server log three messages as it works.
+    let r = call(&addr, Some(MALLORY), "g__test_tool_with_logging", json!({})).await;
+    assert_eq!(text_of(&r), "logging done", "{}", r.body);
+    // What was sent during the call has had time to arrive.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = stop.send(());
+    let heard = listening.await.unwrap();
+    assert!(heard.contains("200 OK"), "no stream: {heard}");
+    assert!(
+        !heard.contains("tool starting"),
+        "alice heard mallory's call: {heard}"
+    );
+    alice_still_works(&addr).await;
+}
+
+/// What arrives on the standalone stream (GET) of session `id` until `stop`.
+async fn listen(addr: String, id: String, stop: tokio::sync::oneshot::Receiver<()>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "GET /mcp HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\
+         authorization: Bearer {ALICE}\r\nmcp-session-id: {id}\r\n\
+         mcp-protocol-version: 2025-11-25\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut heard = Vec::new();
+    let reading = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            heard.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::select! {
+        _ = reading => {}
+        _ = stop => {}
+    }
+    String::from_utf8_lossy(&heard).into_owned()
 }

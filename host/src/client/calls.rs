@@ -55,7 +55,9 @@ impl CallsInFlight {
     }
 
     /// Where a request of the server goes: the client of the calls in flight (the most
-    /// recent call's relay, which knows its own stream), or the fallback outside calls.
+    /// recent call's relay, which knows its own stream), or the fallback outside calls. A
+    /// call with no relay (a plugin's or a snippet's, which cannot answer) is a caller of its
+    /// own: beside another's call, the request is tied to neither.
     pub(crate) fn relay(&self) -> Result<Arc<dyn RequestRelay>, ErrorData> {
         let calls = lock(&self.calls);
         let mut relays = calls.iter().rev().filter_map(|c| c.relay.as_ref());
@@ -65,7 +67,8 @@ impl CallsInFlight {
             }),
             Some(latest) => {
                 let client = latest.client_key();
-                if relays.any(|r| r.client_key() != client) {
+                let unrelayed = calls.iter().any(|c| c.relay.is_none());
+                if unrelayed || relays.any(|r| r.client_key() != client) {
                     return Err(ErrorData::internal_error(
                         "calls of several clients are in flight on this server; its request \
                          cannot be tied to one of them",

@@ -14,6 +14,7 @@ use super::setup::Shared;
 use super::tenant::{Caller, Tenant, Tenants};
 use crate::aggregator::Session;
 use crate::client::{ConnectHooks, ServerEvent};
+use crate::locks::lock;
 
 /// One client session's MCP server.
 #[derive(Clone)]
@@ -26,6 +27,21 @@ pub struct RegistryServer {
     /// Connections of its own, to `sharing: session` servers, made on first use.
     own: Arc<OnceLock<Arc<Session>>>,
     client: Arc<ClientRelay>,
+    /// The resources its client subscribed to: their updates, and only theirs, reach it.
+    subscriptions: Subscriptions,
+}
+
+/// The resource URIs a client session subscribed to.
+pub(super) type Subscriptions = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// Which notifications of a channel a client session gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// Of connections this session's tenant (or the session) alone holds.
+    Tenant,
+    /// Of connections every tenant shares (`sharing: global`): their log messages cannot
+    /// be told apart by whose call caused them, so they stay in the operator's log.
+    Shared,
 }
 
 /// Forwards `rx`'s notifications of the servers `tenant` sees to `client`, until the client
@@ -33,6 +49,8 @@ pub struct RegistryServer {
 fn spawn_forwarder(
     client: &Arc<ClientRelay>,
     tenant: Arc<Tenant>,
+    subscriptions: Subscriptions,
+    channel: Channel,
     mut rx: tokio::sync::broadcast::Receiver<ServerEvent>,
 ) {
     let forward_to = Arc::downgrade(client);
@@ -58,6 +76,14 @@ fn spawn_forwarder(
             if !list_changed && !tenant.sees(event.server()) {
                 continue;
             }
+            let for_us = match &event {
+                ServerEvent::ResourceUpdated { uri, .. } => lock(&subscriptions).contains(uri),
+                ServerEvent::Log { .. } => channel == Channel::Tenant,
+                _ => true,
+            };
+            if !for_us {
+                continue;
+            }
             let Some(client) = forward_to.upgrade() else {
                 break;
             };
@@ -76,6 +102,7 @@ impl RegistryServer {
             open: Arc::default(),
             own: Arc::default(),
             client: Arc::new(ClientRelay::default()),
+            subscriptions: Subscriptions::default(),
         }
     }
 
@@ -113,6 +140,7 @@ impl RegistryServer {
             tenants,
             own,
             client: self.client.clone(),
+            subscriptions: self.subscriptions.clone(),
         };
         Ok(Arc::new(RequestScope::new(
             self.shared.clone(),
@@ -126,9 +154,23 @@ impl RegistryServer {
     fn bind(&self, tenant: &Arc<Tenant>, tenants: &Tenants) -> Result<(), ErrorData> {
         let bound = self.tenant.get_or_init(|| {
             // The tenant's and the global pool's notifications reach this client.
-            spawn_forwarder(&self.client, tenant.clone(), tenant.events.subscribe());
+            let (client, subscriptions) = (&self.client, &self.subscriptions);
+            let own = tenant.events.subscribe();
+            spawn_forwarder(
+                client,
+                tenant.clone(),
+                subscriptions.clone(),
+                Channel::Tenant,
+                own,
+            );
             let global = tenants.global_events.subscribe();
-            spawn_forwarder(&self.client, tenant.clone(), global);
+            spawn_forwarder(
+                client,
+                tenant.clone(),
+                subscriptions.clone(),
+                Channel::Shared,
+                global,
+            );
             let _ = self.open.set(self.shared.ops.session_opened(&tenant.name));
             tenant.clone()
         });
@@ -162,7 +204,13 @@ impl RegistryServer {
                 events: Some(tx),
                 relay: Some(Arc::new(fallback)),
             };
-            spawn_forwarder(&self.client, tenant.clone(), rx);
+            spawn_forwarder(
+                &self.client,
+                tenant.clone(),
+                self.subscriptions.clone(),
+                Channel::Tenant,
+                rx,
+            );
             let pool = Arc::new(tenant.aggregator.lazy_session_of(&servers, hooks));
             tenants.track_session_pool(tenant, &pool);
             pool

@@ -157,7 +157,9 @@ impl ServerHandler for RegistryServer {
             .map_err(|e| request_error(&scope, e, None))?;
         pool.subscribe_on(&server, &request.uri)
             .await
-            .map_err(|e| request_error(&scope, e, Some(&server)))
+            .map_err(|e| request_error(&scope, e, Some(&server)))?;
+        crate::locks::lock(&scope.subscriptions).insert(request.uri);
+        Ok(())
     }
 
     async fn unsubscribe(
@@ -171,6 +173,7 @@ impl ServerHandler for RegistryServer {
             .resource_pool(&request.uri)
             .await
             .map_err(|e| request_error(&scope, e, None))?;
+        crate::locks::lock(&scope.subscriptions).remove(&request.uri);
         pool.unsubscribe_on(&server, &request.uri)
             .await
             .map_err(|e| request_error(&scope, e, Some(&server)))

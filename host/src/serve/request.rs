@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rmcp::model::{ProgressToken, RequestId};
 use rmcp::{Peer, RoleServer};
 
+use super::client_session::Subscriptions;
 use super::relay::{CallRelay, ClientRelay, ProgressRelay};
 use super::setup::Shared;
 use super::tenant::{Tenant, Tenants};
@@ -42,6 +43,8 @@ pub(super) struct RequestScope {
     pub(super) peer: Peer<RoleServer>,
     /// Our client as upstream requests reach it.
     client: Arc<ClientRelay>,
+    /// The resources the client session subscribed to.
+    pub(super) subscriptions: Subscriptions,
 }
 
 /// The parts of a [`RequestScope`] the client session supplies.
@@ -50,6 +53,7 @@ pub(super) struct ScopeParts {
     pub(super) tenants: Arc<Tenants>,
     pub(super) own: Option<Arc<Session>>,
     pub(super) client: Arc<ClientRelay>,
+    pub(super) subscriptions: Subscriptions,
 }
 
 impl RequestScope {
@@ -69,6 +73,7 @@ impl RequestScope {
             progress: context.meta.get_progress_token(),
             peer: context.peer.clone(),
             client: parts.client,
+            subscriptions: parts.subscriptions,
         }
     }
 
