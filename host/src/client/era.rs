@@ -110,11 +110,12 @@ pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> Probe
     let mut line = String::new();
     loop {
         // After the ping is answered, a probe still unanswered is being ignored: give it a
-        // moment (a server may answer out of order), then call the server legacy.
+        // moment (a server that handles requests concurrently, as the Python SDK does, may
+        // answer out of order, the more so on a loaded host), then call the server legacy.
         let wait_until = match (discover_answer, ping_answered_at) {
             (Some(_), Some(_)) => break,
             (None, Some(at)) => {
-                at + (at - started).clamp(Duration::from_millis(25), Duration::from_millis(250))
+                at + (at - started).clamp(Duration::from_millis(250), Duration::from_secs(1))
             }
             // The probe is answered; its ping answer follows right behind it.
             (Some(_), None) => tokio::time::Instant::now() + Duration::from_millis(250),
@@ -148,6 +149,9 @@ pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> Probe
         match answer(&line, &discover_id, &ping_id) {
             Some(Answer::Probe(era)) => discover_answer = Some(era),
             Some(Answer::Ping) => ping_answered_at = Some(tokio::time::Instant::now()),
+            // A legacy server answers a bare ping; one that refuses it wants the 2026-07-28
+            // `_meta` on every request, so its discover answer is worth waiting for.
+            Some(Answer::PingRefused) => {}
             // Anything else (a log notification, a banner) is not an answer.
             None => {}
         }
@@ -162,8 +166,10 @@ pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> Probe
 enum Answer {
     /// To `server/discover`: the era it shows.
     Probe(Era),
-    /// To `ping`.
+    /// To `ping`, with a result.
     Ping,
+    /// To `ping`, with an error.
+    PingRefused,
 }
 
 /// Reads one line of the server's output as an answer to the probe, if it is one.
@@ -171,7 +177,10 @@ fn answer(line: &str, discover_id: &str, ping_id: &str) -> Option<Answer> {
     let message = serde_json::from_str::<Value>(line).ok()?;
     let id = message.get("id").and_then(Value::as_str)?;
     if id == ping_id {
-        return Some(Answer::Ping);
+        return Some(match message.get("error") {
+            None => Answer::Ping,
+            Some(_) => Answer::PingRefused,
+        });
     }
     if id != discover_id {
         return None;
@@ -326,5 +335,37 @@ fn write_through(change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
     doc.insert("version".into(), json!(1));
     if let Err(e) = crate::files::write_atomic(file, Value::Object(doc).to_string().as_bytes()) {
         tracing::debug!(file = %file.display(), error = %e, "cannot write the era cache");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_ping_is_not_a_legacy_answer() {
+        let ok = r#"{"jsonrpc":"2.0","id":"p","result":{}}"#;
+        let refused = r#"{"jsonrpc":"2.0","id":"p","error":{"code":-32602,"message":"params._meta must be an object"}}"#;
+        assert!(matches!(answer(ok, "d", "p"), Some(Answer::Ping)));
+        assert!(matches!(
+            answer(refused, "d", "p"),
+            Some(Answer::PingRefused)
+        ));
+        let modern = r#"{"jsonrpc":"2.0","id":"d","result":{"capabilities":{}}}"#;
+        let legacy = r#"{"jsonrpc":"2.0","id":"d","error":{"code":-32601,"message":"not found"}}"#;
+        assert!(matches!(
+            answer(modern, "d", "p"),
+            Some(Answer::Probe(Era::Modern))
+        ));
+        assert!(matches!(
+            answer(legacy, "d", "p"),
+            Some(Answer::Probe(Era::Legacy))
+        ));
+        assert!(answer(
+            r#"{"jsonrpc":"2.0","method":"notifications/message"}"#,
+            "d",
+            "p"
+        )
+        .is_none());
     }
 }
