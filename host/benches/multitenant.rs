@@ -3,7 +3,10 @@
 //! clients through FastMCP 4.1.6's proxy (`create_proxy` over the same registry file, no
 //! tenants), and the same clients calling the test server directly over stdio (one server
 //! process each). Reports calls/s, p50/p99 per call, the front end's peak RSS, and the server
-//! processes alive at the end. Writes `target/bench/multitenant.txt`.
+//! processes alive at the end; then one quiet tenant's p99 alone, while a tenant floods, and
+//! while a hostile tenant sends the worst request of each kind (a long URI against a
+//! template, a 3 MB search query, deeply nested code, made-up tool names, a session flood).
+//! Writes `target/bench/multitenant.txt`.
 //!
 //! Needs `.peers/fastmcp-venv` (`scripts/bench.sh` installs `fastmcp==4.1.6` there); without
 //! it the FastMCP row is skipped. Numbers only: nothing here asserts a threshold.
@@ -25,6 +28,8 @@ const CLIENTS_PER_TENANT: usize = 4;
 const CALLS_PER_CLIENT: usize = 100;
 const FLOOD_KEY: &str = "bench-flood-key";
 const FLOOD_CLIENTS: usize = 100;
+const HOSTILE_KEY: &str = "bench-hostile-key";
+const HOSTILE_CLIENTS: usize = 4;
 
 /// The Node driver: `clients` TypeScript SDK clients making `calls` calls each.
 fn driver(mode: &str, target: &str, calls: usize, clients: usize) -> Command {
@@ -173,6 +178,149 @@ fn flood_report(quiet_key: &str) -> String {
     )
 }
 
+/// One raw HTTP/1.1 exchange (connection closed after): whatever comes back is read and
+/// dropped. The hostile tenant's requests need no client library.
+fn raw_post(addr: &str, headers: &[(&str, &str)], body: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    let mut request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    stream.write_all(body.as_bytes()).ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    Some(response)
+}
+
+/// The hostile tenant's worst requests, one kind per name: each is sent over and over by
+/// HOSTILE_CLIENTS clients while the quiet tenant's clients call.
+fn attack(kind: &str, addr: &str, key: &str, stop: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let bearer = format!("Bearer {key}");
+    let modern = |method: &'static str, name: String| {
+        vec![
+            ("authorization", bearer.clone()),
+            ("mcp-protocol-version", "2026-07-28".to_owned()),
+            ("mcp-method", method.to_owned()),
+            ("mcp-name", name),
+        ]
+    };
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    // A 2025-11-25 session carries the long URI in its body.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "hostile", "version": "1"}}})
+    .to_string();
+    let session = raw_post(addr, &[("authorization", &bearer)], &init)
+        .and_then(|r| {
+            r.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("mcp-session-id:")
+                    .map(|v| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_default();
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let (headers, body): (Vec<(&str, String)>, String) = match kind {
+            "long URI" => (
+                vec![
+                    ("authorization", bearer.clone()),
+                    ("mcp-session-id", session.clone()),
+                    ("mcp-protocol-version", "2025-11-25".to_owned()),
+                ],
+                json!({"jsonrpc": "2.0", "id": n, "method": "resources/read",
+                       "params": {"uri": format!("file:///{}", "/".repeat(256 << 10))}})
+                .to_string(),
+            ),
+            "3 MB search query" => (
+                modern("tools/call", "search".into()),
+                json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                    "name": "search", "arguments": {"query": "word ".repeat(600_000)}, "_meta": meta}})
+                .to_string(),
+            ),
+            "250 nested brackets" => (
+                modern("tools/call", "execute".into()),
+                json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                    "name": "execute", "_meta": meta, "arguments": {
+                        "code": format!("return {}1{};", "(".repeat(250), ")".repeat(250))}}})
+                .to_string(),
+            ),
+            "made-up tool names" => {
+                let name = format!("s__made_up_{n}");
+                (
+                    modern("tools/call", name.clone()),
+                    json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                        "name": name, "arguments": {}, "_meta": meta}})
+                    .to_string(),
+                )
+            }
+            _ => (vec![("authorization", bearer.clone())], init.clone()),
+        };
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let _ = raw_post(addr, &headers, &body);
+    }
+}
+
+/// The quiet tenant's p99 alone, then while the hostile tenant sends each worst request.
+fn hostile_report(quiet_key: &str) -> String {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const ADDR: &str = "127.0.0.1:18931";
+    const URL: &str = "http://127.0.0.1:18931/mcp";
+    let quiet = || drive_clients("ts1", URL, "s__echo", &[quiet_key.to_string()], 4, 200);
+    let (alone, _) = quiet();
+    let a = percentile(&alone, 0.99);
+    let mut report = format!(
+        "\nA hostile tenant ({HOSTILE_CLIENTS} clients, the worst request of each kind) while another's 4 clients call:\n\
+         {:<44} {:>9} {:>9} {:>9}\n{:<44} {:>9.0} {:>9.0} {:>9}\n",
+        "quiet tenant", "p50 us", "p99 us", "p99 x",
+        "alone", percentile(&alone, 0.5), a, "1.00"
+    );
+    for kind in [
+        "long URI",
+        "3 MB search query",
+        "250 nested brackets",
+        "made-up tool names",
+        "session flood",
+    ] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let attackers: Vec<_> = (0..HOSTILE_CLIENTS)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || attack(kind, ADDR, HOSTILE_KEY, &stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        let (under, _) = quiet();
+        stop.store(true, Ordering::SeqCst);
+        for a in attackers {
+            let _ = a.join();
+        }
+        let p99 = percentile(&under, 0.99);
+        report.push_str(&format!(
+            "{:<44} {:>9.0} {:>9.0} {:>9.2}\n",
+            format!("while: {kind}"),
+            percentile(&under, 0.5),
+            p99,
+            p99 / a
+        ));
+    }
+    report
+}
+
 fn main() {
     if !root().join(".peers/node_modules/.bin/node").exists() {
         eprintln!("note: .peers missing; run scripts/install-peers.sh");
@@ -215,6 +363,12 @@ fn main() {
         json!({"keys": [digest(FLOOD_KEY)], "servers": ["s"],
                "limits": {"processes": 2, "in_flight": 8, "calls_per_minute": 600}}),
     );
+    // The hostile tenant: code mode granted (its worst requests need it), the same limits.
+    tenants.insert(
+        "hostile".into(),
+        json!({"keys": [digest(HOSTILE_KEY)], "servers": ["s"], "code_mode": true,
+               "limits": {"processes": 2, "in_flight": 8, "calls_per_minute": 600}}),
+    );
     let tenants_file = dir.path().join("tenants.json");
     std::fs::write(&tenants_file, json!({"tenants": tenants}).to_string()).unwrap();
 
@@ -244,7 +398,13 @@ fn main() {
     cmd.env("MCP_REGISTRY_CACHE_DIR", dir.path().join("cache"))
         .arg("--config")
         .arg(&registry)
-        .args(["serve", "--http", "127.0.0.1:18931", "--tenants"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:18931",
+            "--code-mode",
+            "--tenants",
+        ])
         .arg(&tenants_file);
     let serve = start(cmd, "serving MCP on");
     let cpu = cpu_s(serve.0.id());
@@ -260,6 +420,7 @@ fn main() {
         processes,
     );
     let flood = flood_report(&keys[0]);
+    let hostile = hostile_report(&keys[1]);
     drop(serve);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -306,6 +467,7 @@ fn main() {
     );
 
     report.push_str(&flood);
+    report.push_str(&hostile);
     print!("{report}");
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out).unwrap();

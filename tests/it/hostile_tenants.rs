@@ -551,3 +551,171 @@ async fn listen(addr: String, id: String, stop: tokio::sync::oneshot::Receiver<(
     }
     String::from_utf8_lossy(&heard).into_owned()
 }
+
+/// A small deterministic generator (xorshift), so a failing case can be replayed from its seed.
+struct Fuzz(u64);
+
+impl Fuzz {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        of[self.below(of.len())]
+    }
+
+    /// A JSON value of at most `depth` levels: the shapes parsers and handlers trip on.
+    fn value(&mut self, depth: usize) -> Value {
+        match self.below(if depth == 0 { 6 } else { 9 }) {
+            0 => Value::Null,
+            1 => json!(self.next() as i64),
+            2 => json!(f64::from_bits(self.next()).to_string()),
+            3 => json!(self.pick(&[
+                "",
+                "a__b",
+                "__",
+                "test://template/1/data",
+                "\u{0}",
+                "é\u{202e}"
+            ])),
+            4 => json!("x".repeat(self.below(70_000))),
+            5 => json!(true),
+            6 => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
+            7 => {
+                let keys = [
+                    "name",
+                    "arguments",
+                    "uri",
+                    "code",
+                    "query",
+                    "_meta",
+                    "cursor",
+                    "ref",
+                ];
+                let mut object = serde_json::Map::new();
+                for _ in 0..self.below(5) {
+                    let key = self.pick(&keys).to_owned();
+                    object.insert(key, self.value(depth - 1));
+                }
+                Value::Object(object)
+            }
+            // Nesting far deeper than any real request: a marker that `deepen` expands in
+            // the text (a Value that deep would overflow this test's own stack).
+            _ => json!(format!("{DEEP}{}", self.below(3000))),
+        }
+    }
+}
+
+/// Marks where [`deepen`] puts deep nesting.
+const DEEP: &str = "@@deep:";
+
+/// `text` with each `"@@deep:N"` replaced by N nested arrays.
+fn deepen(text: String) -> String {
+    let marker = format!("\"{DEEP}");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(&marker) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + marker.len()..];
+        let end = after.find('"').unwrap_or(after.len());
+        let n: usize = after[..end].parse().unwrap_or(0);
+        out.push_str(&"[".repeat(n));
+        out.push('1');
+        out.push_str(&"]".repeat(n));
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The front door under a stream of malformed, oversized, deeply nested and plain wrong
+/// requests from a tenant with a valid key: each gets an answer (any answer), `serve` stays
+/// up, and the bystander's calls keep working. Bounded: 400 requests, seed fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_door_survives_whatever_a_tenant_sends() {
+    let s = scratch();
+    let (mut serve, addr) = serve(&s, &[]).await;
+    let methods = [
+        "tools/call",
+        "tools/list",
+        "resources/read",
+        "resources/templates/list",
+        "resources/subscribe",
+        "prompts/get",
+        "completion/complete",
+        "initialize",
+        "logging/setLevel",
+        "notifications/cancelled",
+        "server/discover",
+        "ping",
+        "nope",
+    ];
+    let versions = ["2026-07-28", "2025-11-25", "1999-01-01", ""];
+    let mut fuzz = Fuzz(0x5eed_cafe_f00d_d00d);
+    for round in 0..400 {
+        let method = fuzz.pick(&methods);
+        let body = match fuzz.below(10) {
+            0 => "{\"jsonrpc\": \"2.0\", \"id\": ".to_owned(),
+            1 => "[".repeat(fuzz.below(100_000)),
+            2 => format!(
+                "[{}]",
+                (0..fuzz.below(50))
+                    .map(|_| "{}")
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            _ => deepen(
+                json!({"jsonrpc": "2.0", "id": fuzz.value(1), "method": method,
+                       "params": fuzz.value(3)})
+                .to_string(),
+            ),
+        };
+        let mut headers = vec![
+            ("authorization", format!("Bearer {MALLORY}")),
+            ("mcp-protocol-version", fuzz.pick(&versions).to_owned()),
+            ("mcp-method", method.to_owned()),
+        ];
+        if fuzz.below(3) == 0 {
+            headers.push(("mcp-session-id", format!("{:x}", fuzz.next())));
+        }
+        if fuzz.below(3) == 0 {
+            headers.push(("mcp-name", "x".repeat(fuzz.below(2000))));
+        }
+        let verb = fuzz.pick(&["POST", "POST", "POST", "GET", "DELETE"]);
+        let answer = answered(
+            &format!("fuzz round {round}"),
+            try_http_exchange_at(&addr, verb, &headers, &body),
+        )
+        .await;
+        assert!(answer.is_ok(), "round {round}: {answer:?}");
+        if round % 50 == 0 {
+            alice_still_works(&addr).await;
+        }
+    }
+    alice_still_works(&addr).await;
+    assert!(serve.try_wait().unwrap().is_none(), "serve died");
+}
+
+/// [`try_http_exchange`] of `/mcp` with `headers` (owned values): status, or why none.
+async fn try_http_exchange_at(
+    addr: &str,
+    method: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Result<u16, String> {
+    let mut all = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    all.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+    try_http_exchange(addr, method, "/mcp", &all, body)
+        .await
+        .map(|(status, _, _)| status)
+}
