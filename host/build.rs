@@ -4,7 +4,8 @@
 //! (beside this build's), so this nested cargo never waits for the lock of the build that
 //! runs it, and debug and release host builds share one engine build.
 //!
-//! `MCP_REGISTRY_ENGINE_WASM=PATH` uses a component built elsewhere instead.
+//! `MCP_REGISTRY_ENGINE_WASM=PATH` uses a component built elsewhere instead. Without the
+//! `code-mode` feature there is nothing to build.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,9 @@ fn main() {
         .parent()
         .expect("the host crate is in the workspace");
     println!("cargo:rerun-if-env-changed=MCP_REGISTRY_ENGINE_WASM");
+    if env::var_os("CARGO_FEATURE_CODE_MODE").is_none() {
+        return;
+    }
     if let Some(prebuilt) = env::var_os("MCP_REGISTRY_ENGINE_WASM") {
         let prebuilt = PathBuf::from(prebuilt);
         println!("cargo:rerun-if-changed={}", prebuilt.display());

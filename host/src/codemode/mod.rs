@@ -29,19 +29,34 @@ use crate::plugin::{
 };
 
 mod search;
+#[cfg(feature = "code-mode")]
 mod strip;
 pub mod typescript;
 
 pub use search::rank;
+#[cfg(feature = "code-mode")]
 pub use strip::strip_types;
+
 pub use typescript::{declarations, Names};
 
+/// Without the `code-mode` feature there is no engine, so no snippet ever gets here.
+#[cfg(not(feature = "code-mode"))]
+pub async fn strip_types(body: &str) -> String {
+    body.to_owned()
+}
+
 /// What the engine wraps a snippet in (the host uses the same to parse TypeScript).
+#[cfg(feature = "code-mode")]
 pub(crate) const SNIPPET_HEAD: &str = "(async () => {";
+#[cfg(feature = "code-mode")]
 pub(crate) const SNIPPET_TAIL: &str = "\n})()";
 
 /// The engine component, built by `build.rs` from `code-mode-engine/`.
-static ENGINE_WASM: &[u8] = include_bytes!(env!("CODE_MODE_ENGINE"));
+#[cfg(feature = "code-mode")]
+static ENGINE_WASM: Option<&[u8]> = Some(include_bytes!(env!("CODE_MODE_ENGINE")));
+/// A build without the `code-mode` feature (as the demo's) has no engine.
+#[cfg(not(feature = "code-mode"))]
+static ENGINE_WASM: Option<&[u8]> = None;
 
 /// Errors setting code mode up (a snippet's own failures are [`Execution`]s).
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +65,9 @@ pub enum CodeModeError {
     /// The engine could not be pre-initialised, compiled or loaded.
     #[error("code mode: the engine could not be loaded: {0}")]
     Engine(#[from] PluginError),
+    /// This binary was built without the `code-mode` feature.
+    #[error("code mode is not in this build of mcp-registry (built without the `code-mode` feature, as scripts/demo.sh does): build it with `cargo build`")]
+    NotBuilt,
 }
 
 /// What one `execute` may use. Servers and tools come from the [`Scope`].
@@ -176,9 +194,10 @@ impl CodeMode {
         cache_dir: Option<&Path>,
         policy: CodeModePolicy,
     ) -> Result<Self, CodeModeError> {
+        let wasm = ENGINE_WASM.ok_or(CodeModeError::NotBuilt)?;
         let snapshot = match cache_dir {
-            Some(dir) => cached_snapshot(host, dir).await?,
-            None => host.pre_initialize("code-mode", ENGINE_WASM).await?,
+            Some(dir) => cached_snapshot(host, wasm, dir).await?,
+            None => host.pre_initialize("code-mode", wasm).await?,
         };
         let engine = host.load("code-mode", &snapshot)?;
         Ok(Self { engine, policy })
@@ -320,9 +339,13 @@ fn run_error(e: &PluginError, policy: &PluginPolicy) -> Value {
 
 /// The pre-initialised engine, from `dir` or made and written there (atomically: several
 /// processes may start at once).
-async fn cached_snapshot(host: &PluginHost, dir: &Path) -> Result<Vec<u8>, CodeModeError> {
+async fn cached_snapshot(
+    host: &PluginHost,
+    wasm: &[u8],
+    dir: &Path,
+) -> Result<Vec<u8>, CodeModeError> {
     let digest: [u8; 32] = Sha256::new()
-        .chain_update(ENGINE_WASM)
+        .chain_update(wasm)
         .chain_update(env!("CARGO_PKG_VERSION"))
         .finalize()
         .into();
@@ -331,7 +354,7 @@ async fn cached_snapshot(host: &PluginHost, dir: &Path) -> Result<Vec<u8>, CodeM
     if let Ok(bytes) = std::fs::read(&path) {
         return Ok(bytes);
     }
-    let snapshot = host.pre_initialize("code-mode", ENGINE_WASM).await?;
+    let snapshot = host.pre_initialize("code-mode", wasm).await?;
     if crate::files::write_atomic(&path, &snapshot).is_ok() {
         // Snapshots of other engine builds are dead weight (8 MB each): remove them.
         let current = path.file_name();
