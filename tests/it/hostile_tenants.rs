@@ -428,7 +428,7 @@ async fn behind_an_ingress_only_the_public_host_is_answered_and_named() {
                 ("content-type", "application/json"),
                 ("accept", "application/json, text/event-stream"),
             ];
-            raw_exchange(&addr, "POST", "/mcp", &headers, &body).await
+            http_exchange(&addr, "POST", "/mcp", &headers, &body).await
         }
     };
     // A Host we do not answer to (DNS rebinding, or a header injection): refused before
@@ -444,7 +444,7 @@ async fn behind_an_ingress_only_the_public_host_is_answered_and_named() {
         head.contains("resource_metadata=\"http://mcp.example.test:8443/.well-known/oauth-protected-resource\""),
         "{head}"
     );
-    let (status, _, body) = raw_exchange(
+    let (status, _, body) = http_exchange(
         &addr,
         "GET",
         "/.well-known/oauth-protected-resource",
@@ -464,38 +464,6 @@ async fn behind_an_ingress_only_the_public_host_is_answered_and_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--public-url"));
-}
-
-/// One HTTP/1.1 request with exactly `headers` (the Host among them).
-async fn raw_exchange(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
