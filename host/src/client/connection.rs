@@ -352,8 +352,12 @@ impl ServerConnection {
             }
         }
         let (process, mut pipes) = ServerProcess::spawn(name, config)?;
-        let probed =
-            tokio::time::timeout_at(deadline, era::probe(&mut pipes, &client_info())).await;
+        let silence_budget = config.connect_timeout / era::PROBE_SILENCE_SHARE;
+        let probed = tokio::time::timeout_at(
+            deadline,
+            era::probe(&mut pipes, &client_info(), silence_budget),
+        )
+        .await;
         let conn = match probed {
             Err(_) => {
                 return Err(ClientError::ConnectTimeout {

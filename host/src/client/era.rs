@@ -37,10 +37,13 @@ use crate::locks::lock;
 /// connection's transport.
 pub(crate) const PROBE_ID_PREFIX: &str = "mcp-registry-probe:";
 
-/// How long a probe waits with no answer at all (neither to the probe nor to the ping)
-/// before starting the server again with `initialize`: a server that ignores every request
-/// before `initialize`, or one still starting.
-pub const PROBE_SILENCE_BUDGET: Duration = Duration::from_secs(3);
+/// The share of the connect timeout a probe waits with no answer at all (neither to the
+/// probe nor to the ping) before starting the server again with `initialize`. Silence on
+/// both mostly means a server still starting (an interpreter importing its SDK on a loaded
+/// host takes seconds), and what the probe decides is remembered, so it must not call a slow
+/// modern server legacy; a server that truly ignores every request before `initialize` pays
+/// this once, then its era is remembered.
+pub const PROBE_SILENCE_SHARE: u32 = 2;
 
 /// A protocol era.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +89,12 @@ fn is_modern_rejection(code: i64) -> bool {
 }
 
 /// Sends `server/discover` and `ping` and reads answers until the era is known.
-pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> ProbeOutcome {
+/// `silence_budget` is how long it waits while neither request is answered.
+pub(crate) async fn probe(
+    pipes: &mut ServerPipes,
+    client_info: &Value,
+    silence_budget: Duration,
+) -> ProbeOutcome {
     let discover_id = format!("{PROBE_ID_PREFIX}discover");
     let ping_id = format!("{PROBE_ID_PREFIX}ping");
     let discover = json!({
@@ -119,7 +127,7 @@ pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> Probe
             }
             // The probe is answered; its ping answer follows right behind it.
             (Some(_), None) => tokio::time::Instant::now() + Duration::from_millis(250),
-            (None, None) => started + PROBE_SILENCE_BUDGET,
+            (None, None) => started + silence_budget,
         };
         line.clear();
         let read = tokio::time::timeout_at(wait_until, pipes.stdout.read_line(&mut line)).await;
@@ -130,7 +138,7 @@ pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> Probe
                 (None, None) => {
                     return ProbeOutcome::Restart(format!(
                         "no answer to server/discover or ping within {}",
-                        super::human_duration(PROBE_SILENCE_BUDGET)
+                        super::human_duration(silence_budget)
                     ))
                 }
             },
