@@ -352,18 +352,18 @@ impl ServerConnection {
             }
         }
         let (process, mut pipes) = ServerProcess::spawn(name, config)?;
-        let silence_budget = config.connect_timeout / era::PROBE_SILENCE_SHARE;
-        let probed = tokio::time::timeout_at(
-            deadline,
-            era::probe(&mut pipes, &client_info(), silence_budget),
-        )
-        .await;
+        let probed =
+            tokio::time::timeout_at(deadline, era::probe(&mut pipes, &client_info())).await;
         let conn = match probed {
             Err(_) => {
                 return Err(ClientError::ConnectTimeout {
                     server: name.into(),
                     timeout: config.connect_timeout,
-                    details: process.describe(),
+                    details: format!(
+                        "{}; it answered neither server/discover nor ping (a server that \
+                         answers nothing before initialize needs \"protocol\": \"legacy\")",
+                        process.describe()
+                    ),
                 }
                 .into())
             }

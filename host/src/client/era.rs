@@ -37,14 +37,6 @@ use crate::locks::lock;
 /// connection's transport.
 pub(crate) const PROBE_ID_PREFIX: &str = "mcp-registry-probe:";
 
-/// The share of the connect timeout a probe waits with no answer at all (neither to the
-/// probe nor to the ping) before starting the server again with `initialize`. Silence on
-/// both mostly means a server still starting (an interpreter importing its SDK on a loaded
-/// host takes seconds), and what the probe decides is remembered, so it must not call a slow
-/// modern server legacy; a server that truly ignores every request before `initialize` pays
-/// this once, then its era is remembered.
-pub const PROBE_SILENCE_SHARE: u32 = 2;
-
 /// A protocol era.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Era {
@@ -89,12 +81,14 @@ fn is_modern_rejection(code: i64) -> bool {
 }
 
 /// Sends `server/discover` and `ping` and reads answers until the era is known.
-/// `silence_budget` is how long it waits while neither request is answered.
-pub(crate) async fn probe(
-    pipes: &mut ServerPipes,
-    client_info: &Value,
-    silence_budget: Duration,
-) -> ProbeOutcome {
+///
+/// While neither request is answered it waits, bounded only by the caller's connect
+/// deadline: silence on both is a server still starting (an interpreter importing its SDK on
+/// a loaded host can take many seconds), and calling it legacy after a shorter wait would be
+/// remembered, and would start it a second time. (A server that answers nothing before
+/// `initialize`, not even the ping 2025-11-25 allows, needs `"protocol": "legacy"`; the
+/// connect timeout's error says so.)
+pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> ProbeOutcome {
     let discover_id = format!("{PROBE_ID_PREFIX}discover");
     let ping_id = format!("{PROBE_ID_PREFIX}ping");
     let discover = json!({
@@ -123,24 +117,22 @@ pub(crate) async fn probe(
         let wait_until = match (discover_answer, ping_answered_at) {
             (Some(_), Some(_)) => break,
             (None, Some(at)) => {
-                at + (at - started).clamp(Duration::from_millis(250), Duration::from_secs(1))
+                Some(at + (at - started).clamp(Duration::from_millis(250), Duration::from_secs(1)))
             }
             // The probe is answered; its ping answer follows right behind it.
-            (Some(_), None) => tokio::time::Instant::now() + Duration::from_millis(250),
-            (None, None) => started + silence_budget,
+            (Some(_), None) => Some(tokio::time::Instant::now() + Duration::from_millis(250)),
+            (None, None) => None,
         };
         line.clear();
-        let read = tokio::time::timeout_at(wait_until, pipes.stdout.read_line(&mut line)).await;
+        let reading = pipes.stdout.read_line(&mut line);
+        let read = match wait_until {
+            Some(at) => tokio::time::timeout_at(at, reading).await,
+            None => Ok(reading.await),
+        };
         match read {
-            Err(_) => match (discover_answer, ping_answered_at) {
-                (Some(_), _) => break,
-                (None, Some(_)) => return ProbeOutcome::Legacy,
-                (None, None) => {
-                    return ProbeOutcome::Restart(format!(
-                        "no answer to server/discover or ping within {}",
-                        super::human_duration(silence_budget)
-                    ))
-                }
+            Err(_) => match discover_answer {
+                Some(_) => break,
+                None => return ProbeOutcome::Legacy,
             },
             Ok(Ok(0)) => {
                 return match discover_answer {
