@@ -665,14 +665,110 @@ fn clients_table(peers: &Peers) -> Table {
     }
 }
 
+/// The questions an upstream asks its client during a call (elicitation, sampling), through
+/// `serve`: asked with a request in 2025-11-25, with an input request in 2026-07-28; both
+/// must reach a client of either era and come back with its answer.
+fn input_table(peers: &Peers) -> Table {
+    let s = Scratch::new(json!({
+        "legacy": {"command": test_server().display().to_string(), "protocol": "legacy"},
+        "modern": {"command": test_server().display().to_string()},
+    }));
+    let argv = serde_json::to_string(&s.serve_argv()).unwrap();
+    let py2 = Peers::pypi_version(&peers.python2, "mcp");
+    let calls = json!([
+        ["legacy__test_elicitation", {"message": "who asks"}],
+        ["modern__test_elicitation", {"message": "who asks"}],
+        ["legacy__test_sampling", {"prompt": "a question"}],
+        ["modern__test_sampling", {"prompt": "a question"}],
+    ])
+    .to_string();
+    let expected = [
+        r#"User response: action=accept, content={"email":"a@example.org","username":"who asks"}"#,
+        r#"User response: action=accept, content={"email":"a@example.org","username":"who asks"}"#,
+        "LLM response: echo of a question",
+        "LLM response: echo of a question",
+    ];
+    let judge = |report: &Value| -> Vec<Cell> {
+        let calls = &report["calls"];
+        let cell = |i: usize| match report.get("fatal").or(report.get("timeout")) {
+            Some(fatal) => Cell::Fail(fatal.to_string()),
+            None => match calls[i]["text"].as_str() {
+                Some(text) if calls[i]["ok"] == true => check_text(text, expected[i]),
+                _ => Cell::Fail(calls[i].to_string()),
+            },
+        };
+        // One cell per upstream era: elicitation and sampling both.
+        [(0, 2), (1, 3)]
+            .into_iter()
+            .map(|(elicit, sample)| match (cell(elicit), cell(sample)) {
+                (Cell::Pass(_), Cell::Pass(_)) => {
+                    Cell::Pass(report["protocol_version"].as_str().unwrap_or("").into())
+                }
+                (Cell::Fail(why), _) | (_, Cell::Fail(why)) => Cell::Fail(why),
+                (other, _) => other,
+            })
+            .collect()
+    };
+    let modes = [
+        ("legacy", "`Client(mode=\"legacy\")`"),
+        ("2026-07-28", "`Client(mode=\"2026-07-28\")`"),
+    ];
+    let rows = std::thread::scope(|scope| {
+        let (s, argv, calls, judge) = (&s, &argv, &calls, &judge);
+        let rows: Vec<_> = modes
+            .into_iter()
+            .map(|(mode, label)| {
+                let label = format!("Python mcp {py2} {label}");
+                scope.spawn(move || {
+                    let program = &peers.python2;
+                    let mut cells = judge(&drive(
+                        s,
+                        program,
+                        "compat_client.py",
+                        &[mode, "stdio", argv, calls],
+                    ));
+                    let (child, url) = s.serve_http();
+                    cells.extend(judge(&drive(
+                        s,
+                        program,
+                        "compat_client.py",
+                        &[mode, "http", &url, calls],
+                    )));
+                    stop(child);
+                    (label, cells)
+                })
+            })
+            .collect();
+        rows.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    Table {
+        title: "Input requests through `serve`".into(),
+        intro: "An upstream's tool asks its client for input during a call: elicitation (a \
+                form) and sampling (an LLM completion); a cell passes when both answers, made \
+                by the client in front of `serve`, come back in the tool's result. A 2025-11-25 \
+                upstream asks with a request of its own, a 2026-07-28 one answers the call with \
+                an input request (SEP-2322); `serve` passes each to its client in the client's \
+                era. The version in a cell is the one the client negotiated with `serve`."
+            .into(),
+        columns: vec![
+            "stdio, 2025-11-25 upstream".into(),
+            "stdio, 2026-07-28 upstream".into(),
+            "HTTP, 2025-11-25 upstream".into(),
+            "HTTP, 2026-07-28 upstream".into(),
+        ],
+        rows,
+    }
+}
+
 #[test]
 fn compatibility_matrix() {
     let Some(peers) = Peers::find() else { return };
     let probe = guest("probe");
     let tables = std::thread::scope(|scope| {
         let servers = scope.spawn(|| servers_table(&peers, &probe));
+        let input = scope.spawn(|| input_table(&peers));
         let clients = clients_table(&peers);
-        [servers.join().unwrap(), clients]
+        [servers.join().unwrap(), clients, input.join().unwrap()]
     });
     let mut doc = String::from(
         "# Compatibility\n\nWritten by `tests/it/compat.rs` from what its last run saw (pass or \

@@ -184,8 +184,8 @@ async fn serve_over_stdio_with_an_rmcp_client() {
     }
 }
 
-/// A 2025-11-25 client that answers sampling requests (server-to-client requests are not
-/// allowed on 2026-07-28, where MRTR replaces them).
+/// A 2025-11-25 client that answers sampling and elicitation requests (server-to-client
+/// requests are not allowed on 2026-07-28, where input requests replace them).
 #[derive(Clone)]
 struct SamplingClient;
 
@@ -196,8 +196,21 @@ impl rmcp::ClientHandler for SamplingClient {
         {
             caps.sampling = Some(Default::default());
         }
+        caps.elicitation = Some(Default::default());
         rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("sampling-test", "1"))
             .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        let asked = serde_json::to_value(&params).unwrap_or_default();
+        let reply = json!({"action": "accept",
+                           "content": {"username": asked["message"], "email": "a@example.org"}});
+        serde_json::from_value(reply)
+            .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))
     }
 
     #[allow(deprecated)]
@@ -215,14 +228,73 @@ impl rmcp::ClientHandler for SamplingClient {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_relays_upstream_sampling_to_its_client() {
+async fn serve_relays_upstream_sampling_and_elicitation_to_its_client_in_both_eras() {
     let s = setup();
-    let (client, child) = serve_stdio(&s, &[], SamplingClient).await;
-    let mut p = CallToolRequestParams::new("l__test_sampling");
-    p.arguments = args(json!({"prompt": "relay me"}));
-    let r = client.call_tool(p).await.unwrap();
-    assert_eq!(result_text(&r), "LLM response: echo of relay me", "{r:?}");
-    close_and_expect_exit_0(client, child).await;
+    // `l` sends its client requests (2025-11-25); `a`, opened in 2026-07-28, answers the call
+    // with input requests instead, and serve calls again with its client's answers. A
+    // 2025-11-25 client is asked with requests; a 2026-07-28 client gets input requests of
+    // ours, and its retry reaches the same upstream call.
+    for lifecycle in [
+        rmcp::ClientLifecycleMode::Initialize,
+        rmcp::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+    ] {
+        let mut child = serve_command(&s, &["--code-mode"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let client = rmcp::ClientServiceExt::serve_with_lifecycle(
+            SamplingClient,
+            (stdout, stdin),
+            lifecycle,
+        )
+        .await
+        .unwrap();
+        relays_sampling_and_elicitation(&client).await;
+        // A snippet's call that needs input asks the client of `execute`.
+        for server in ["l", "a"] {
+            let code = format!(
+                "return await tools.{server}.test_elicitation({{message: \"from a snippet\"}})"
+            );
+            let mut p = CallToolRequestParams::new("execute");
+            p.arguments = args(json!({ "code": code }));
+            let r = client.call_tool(p).await.unwrap();
+            let record = r.structured_content.clone().unwrap_or_default().to_string();
+            assert!(
+                record.contains("User response: action=accept")
+                    && record.contains("from a snippet"),
+                "{server}: {record}"
+            );
+        }
+        close_and_expect_exit_0(client, child).await;
+    }
+}
+
+async fn relays_sampling_and_elicitation(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, SamplingClient>,
+) {
+    for server in ["l", "a"] {
+        let mut p = CallToolRequestParams::new(format!("{server}__test_sampling"));
+        p.arguments = args(json!({"prompt": "relay me"}));
+        let r = client.call_tool(p).await.unwrap();
+        assert_eq!(
+            result_text(&r),
+            "LLM response: echo of relay me",
+            "{server}: {r:?}"
+        );
+        let mut p = CallToolRequestParams::new(format!("{server}__test_elicitation"));
+        p.arguments = args(json!({"message": "who are you"}));
+        let r = client.call_tool(p).await.unwrap();
+        assert_eq!(
+            result_text(&r),
+            r#"User response: action=accept, content={"email":"a@example.org","username":"who are you"}"#,
+            "{server}: {r:?}"
+        );
+    }
 }
 
 /// A client that reports `notifications/resources/updated` on a channel.

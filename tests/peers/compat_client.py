@@ -11,7 +11,8 @@ server (the test server). The script lists tools, calls memory__read_graph, mode
 modern__counter three times and the unknown modern__nope, and prints one JSON object with what
 it saw. Every step records its own failure ("Class: message"), so one failure hides nothing;
 the whole run is bounded at 60 s. With CALLS (a JSON list of [tool, arguments] pairs) it lists
-tools and makes those calls instead, reporting them under "calls". With $MCP_AUTH_TOKEN set,
+tools and makes those calls instead, reporting them under "calls". The mcp 2.x client answers
+elicitation (accepting, with the question as `username`) and sampling ("echo of PROMPT"). With $MCP_AUTH_TOKEN set,
 HTTP requests carry `Authorization: Bearer $MCP_AUTH_TOKEN` (through an httpx auth). Exit status 1 when it could not connect ("fatal") or timed
 out, else 0 whatever the steps saw: the Rust test asserts on the JSON.
 """
@@ -161,7 +162,21 @@ async def run_mcp2() -> None:
         server = streamable_http_client(TARGET, http_client=httpx2.AsyncClient(auth=Bearer()))
     else:
         server = TARGET
-    async with Client(server, mode=MODE) as client:
+    from mcp import types
+
+    async def on_elicitation(context, params):
+        # The answer names what was asked, so the caller sees it went the whole way.
+        return types.ElicitResult(action="accept", content={"username": params.message, "email": "a@example.org"})
+
+    async def on_sampling(context, params):
+        prompt = params.messages[0].content.text
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=f"echo of {prompt}"), model="test-model"
+        )
+
+    async with Client(
+        server, mode=MODE, elicitation_callback=on_elicitation, sampling_callback=on_sampling
+    ) as client:
         out["protocol_version"] = client.protocol_version
 
         async def list_tools():

@@ -99,6 +99,8 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         trace_context: None,
         gate: None,
         cpu: None,
+        // On the command line nobody is there to answer a server's questions.
+        relay: None,
     };
     let execution = engine.execute(&host, &code, scope, None).await;
     print_json(&execution.to_json())?;

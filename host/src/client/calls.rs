@@ -80,6 +80,11 @@ impl CallsInFlight {
         }
     }
 
+    /// Where requests go that are tied to no call of a client of ours.
+    pub(crate) fn fallback(&self) -> Option<Arc<dyn RequestRelay>> {
+        self.fallback.clone()
+    }
+
     /// Whether server requests are relayed at all (so the capabilities are declared).
     pub(crate) fn relays(&self) -> bool {
         self.fallback.is_some()

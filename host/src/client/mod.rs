@@ -25,6 +25,7 @@ mod calls;
 mod connection;
 pub mod era;
 mod handler;
+mod input;
 pub mod process;
 pub mod recording;
 mod remote;

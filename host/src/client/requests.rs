@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::calls::PendingCall;
 use super::connection::ServerConnection;
+use super::input::{self, Retry, Round};
 use super::{lock, ClientError, ConnectionState, ProgressSink, RequestRelay};
 
 /// How one tool call is made, beyond its name and arguments.
@@ -95,7 +96,9 @@ impl ServerConnection {
         outcome
     }
 
-    /// Sends one `tools/call` and waits for its answer, its timeout, or its cancellation.
+    /// Sends one `tools/call` and waits for its answer, its timeout, or its cancellation. A
+    /// server's input requests (2026-07-28) go to the call's relay, and the call is sent
+    /// again with the answers, all within the one timeout.
     async fn send_call(
         &self,
         tool: &str,
@@ -103,6 +106,11 @@ impl ServerConnection {
         options: CallOptions,
     ) -> Result<CallToolResult, ClientError> {
         let timeout = options.timeout.unwrap_or(self.config.call_timeout);
+        let timed_out = || ClientError::Timeout {
+            server: self.name.to_string(),
+            operation: format!("tools/call {tool}"),
+            timeout,
+        };
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = arguments;
         if let Some(trace) = &options.trace {
@@ -111,6 +119,32 @@ impl ServerConnection {
             trace.outgoing().write_to(&mut meta);
             params.meta_or_default().0 .0.extend(meta);
         }
+        let relay = options.relay.clone().or_else(|| self.calls.fallback());
+        let calls = input::rounds(
+            &self.name,
+            "tools/call",
+            relay,
+            &self.config.roots,
+            |retry: Retry| {
+                let mut params = params.clone();
+                params.input_responses = retry.input_responses;
+                params.request_state = retry.request_state;
+                Box::pin(self.send_call_once(tool, params, &options))
+            },
+        );
+        tokio::time::timeout(timeout, calls)
+            .await
+            .map_err(|_| timed_out())?
+    }
+
+    /// One round of a call: its result or the server's input requests. Dropped before the
+    /// answer (the caller gave up, or the timeout passed), it cancels the request upstream.
+    async fn send_call_once(
+        &self,
+        tool: &str,
+        params: CallToolRequestParams,
+        options: &CallOptions,
+    ) -> Result<Round<CallToolResult>, ClientError> {
         let request =
             rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
         let handle = self
@@ -123,27 +157,17 @@ impl ServerConnection {
             self.peer.clone(),
             handle.id.clone(),
             handle.progress_token.clone(),
-            options.progress,
-            options.relay,
+            options.progress.clone(),
+            options.relay.clone(),
         );
-        // Dropping this future (the caller was cancelled) drops `pending`, which cancels the
-        // request at the server; so does a timeout.
-        let outcome = tokio::time::timeout(timeout, handle.await_response()).await;
-        if outcome.is_ok() {
-            // Answered (with a result or an error): nothing to cancel.
-            pending.answered();
-        }
-        match outcome {
-            Err(_) => Err(ClientError::Timeout {
-                server: self.name.to_string(),
-                operation: format!("tools/call {tool}"),
-                timeout,
-            }),
-            Ok(Ok(rmcp::model::ServerResult::CallToolResult(r))) => Ok(r),
-            Ok(Ok(_)) => {
-                Err(self.classify(ServiceError::UnexpectedResponse, "tools/call", Some(tool)))
-            }
-            Ok(Err(e)) => Err(self.classify(e, "tools/call", Some(tool))),
+        let answer = handle.await_response().await;
+        // Answered (with a result or an error): nothing to cancel.
+        pending.answered();
+        match answer {
+            Ok(rmcp::model::ServerResult::CallToolResult(r)) => Ok(Round::Done(r)),
+            Ok(rmcp::model::ServerResult::InputRequiredResult(asked)) => Ok(Round::Input(asked)),
+            Ok(_) => Err(self.classify(ServiceError::UnexpectedResponse, "tools/call", Some(tool))),
+            Err(e) => Err(self.classify(e, "tools/call", Some(tool))),
         }
     }
 
@@ -188,6 +212,22 @@ impl ServerConnection {
         }
     }
 
+    /// Runs a request's rounds under the configured call timeout.
+    async fn timed_rounds<T>(
+        &self,
+        operation: &str,
+        rounds: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        let timeout = self.config.call_timeout;
+        tokio::time::timeout(timeout, rounds)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                server: self.name.to_string(),
+                operation: operation.into(),
+                timeout,
+            })?
+    }
+
     /// All resources (every page of `resources/list`); none if the server has no resources.
     pub async fn list_resources(&self) -> Result<Vec<rmcp::model::Resource>, ClientError> {
         if !self.declares(|c| c.resources.is_some()) {
@@ -217,8 +257,32 @@ impl ServerConnection {
         uri: &str,
     ) -> Result<rmcp::model::ReadResourceResult, ClientError> {
         let params = rmcp::model::ReadResourceRequestParams::new(uri);
-        self.timed("resources/read", self.peer.read_resource(params))
-            .await
+        let rounds = input::rounds(
+            &self.name,
+            "resources/read",
+            self.calls.fallback(),
+            &self.config.roots,
+            |retry: Retry| {
+                let mut params = params.clone();
+                params.input_responses = retry.input_responses;
+                params.request_state = retry.request_state;
+                Box::pin(async move {
+                    match self.peer.read_resource_once(params).await {
+                        Ok(rmcp::model::ReadResourceResponse::InputRequired(asked)) => {
+                            Ok(Round::Input(asked))
+                        }
+                        Ok(rmcp::model::ReadResourceResponse::Complete(r)) => Ok(Round::Done(r)),
+                        Ok(_) => Err(self.classify(
+                            ServiceError::UnexpectedResponse,
+                            "resources/read",
+                            None,
+                        )),
+                        Err(e) => Err(self.classify(e, "resources/read", None)),
+                    }
+                })
+            },
+        );
+        self.timed_rounds("resources/read", rounds).await
     }
 
     /// Subscribes to updates of one resource (`notifications/resources/updated` arrive as
@@ -255,8 +319,32 @@ impl ServerConnection {
     ) -> Result<rmcp::model::GetPromptResult, ClientError> {
         let mut params = rmcp::model::GetPromptRequestParams::new(name);
         params.arguments = arguments;
-        self.timed("prompts/get", self.peer.get_prompt(params))
-            .await
+        let rounds = input::rounds(
+            &self.name,
+            "prompts/get",
+            self.calls.fallback(),
+            &self.config.roots,
+            |retry: Retry| {
+                let mut params = params.clone();
+                params.input_responses = retry.input_responses;
+                params.request_state = retry.request_state;
+                Box::pin(async move {
+                    match self.peer.get_prompt_once(params).await {
+                        Ok(rmcp::model::GetPromptResponse::InputRequired(asked)) => {
+                            Ok(Round::Input(asked))
+                        }
+                        Ok(rmcp::model::GetPromptResponse::Complete(r)) => Ok(Round::Done(r)),
+                        Ok(_) => Err(self.classify(
+                            ServiceError::UnexpectedResponse,
+                            "prompts/get",
+                            None,
+                        )),
+                        Err(e) => Err(self.classify(e, "prompts/get", None)),
+                    }
+                })
+            },
+        );
+        self.timed_rounds("prompts/get", rounds).await
     }
 
     /// Asks for argument completions (`completion/complete`); an empty list if the server

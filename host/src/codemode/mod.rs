@@ -129,6 +129,8 @@ pub struct Scope {
     /// Turns at the host's CPU-heavy steps (stripping types) the caller may take at once (a
     /// tenant's), if bounded.
     pub cpu: Option<Arc<tokio::sync::Semaphore>>,
+    /// Where the servers' questions during the snippet's calls go: the client of `execute`.
+    pub relay: Option<Arc<dyn crate::client::RequestRelay>>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -259,6 +261,7 @@ impl CodeMode {
             trace_context: scope.trace_context,
             usage: Some(usage.clone()),
             gate: scope.gate,
+            relay: scope.relay,
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let execution = match outcome {

@@ -26,7 +26,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::aggregator::Aggregator;
-use crate::client::{ProgressSink, TraceContext};
+use crate::client::{ProgressSink, RequestRelay, TraceContext};
 use components::ComponentCache;
 
 mod components;
@@ -178,6 +178,9 @@ pub struct RunOptions {
     /// Admits each tool call the run makes, if the embedder bounds them (a tenant's rate and
     /// requests in flight under `serve`): a refusal reaches the guest as `limit-exceeded`.
     pub gate: Option<CallGate>,
+    /// Where the servers' questions during the run's calls go (sampling, elicitation): the
+    /// client of the request the run serves, if it can answer.
+    pub relay: Option<Arc<dyn RequestRelay>>,
 }
 
 /// Admits one call (an embedder's bounds): a guard held while the call runs, or the bound it

@@ -21,7 +21,7 @@ use super::resources::{
 use crate::aggregator::{
     parse_arguments, Aggregator, AggregatorError, ErrorKind, NamespacedTool, Outcome, Session,
 };
-use crate::client::{CallOptions, ProgressSink, TraceContext};
+use crate::client::{CallOptions, ProgressSink, RequestRelay, TraceContext};
 use crate::names::ToolName;
 
 /// Everything one plugin instance owns: the contents of its `Store`.
@@ -52,6 +52,8 @@ pub struct PluginState {
     pub(super) trace_context: Option<TraceContext>,
     /// Admits each call, if the embedder bounds them.
     gate: Option<super::CallGate>,
+    /// Where the servers' questions during the run's calls go.
+    relay: Option<Arc<dyn RequestRelay>>,
     _instance: Counted,
 }
 
@@ -77,6 +79,7 @@ impl PluginState {
             trace_context,
             usage: _,
             gate,
+            relay,
         } = options;
         Self {
             name,
@@ -96,6 +99,7 @@ impl PluginState {
             trace,
             trace_context,
             gate,
+            relay,
             _instance: instance,
         }
     }
@@ -111,10 +115,12 @@ impl PluginState {
         }
     }
 
-    /// The options of every call the guest makes: the run's trace carried on.
+    /// The options of every call the guest makes: the run's trace carried on, the servers'
+    /// questions sent to the run's client.
     pub(super) fn call_options(&self) -> CallOptions {
         CallOptions {
             trace: self.trace_context.clone(),
+            relay: self.relay.clone(),
             ..CallOptions::default()
         }
     }

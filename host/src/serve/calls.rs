@@ -182,6 +182,7 @@ impl RequestScope {
             trace_context: self.trace.clone(),
             usage: Some(usage.clone()),
             gate: Some(self.call_gate()),
+            relay: Some(Arc::new(self.relay())),
             ..RunOptions::default()
         };
         let progress = self.progress_relay().map(|(sink, relay)| {

@@ -199,6 +199,7 @@ impl RegistryServer {
             let fallback = CallRelay {
                 client: self.client.clone(),
                 request: None,
+                input: None,
             };
             let hooks = ConnectHooks {
                 events: Some(tx),

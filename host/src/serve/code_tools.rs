@@ -164,6 +164,7 @@ impl RequestScope {
             trace_context: self.trace.clone(),
             gate: Some(self.call_gate()),
             cpu: Some(self.tenant.cpu.clone()),
+            relay: Some(Arc::new(self.relay())),
         };
         let execution = code_mode.execute(host, code, scope, timeout).await;
         self.shared

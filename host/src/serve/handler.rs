@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::calls::unknown_tool;
 use super::client_session::RegistryServer;
 use super::code_tools;
+use super::input::{self, RunningCall};
 use super::request::RequestScope;
 use super::ForOurClient;
 use crate::aggregator::{described, AggregatorError, ErrorKind, NamespacedPrompt, NamespacedTool};
@@ -315,17 +316,55 @@ impl ServerHandler for RegistryServer {
         }
         let scope = self.scope(&context)?;
         let name = request.name.to_string();
-        let _admitted = scope.admit()?;
+        let cancelled = || {
+            tracing::info!(tool = %name, "cancelled by the client");
+            Err(ErrorData::internal_error("cancelled", None))
+        };
+        let parked = &scope.shared.parked;
+        // A 2026-07-28 client back with the answers to an upstream's questions: the call
+        // it started goes on where it stopped.
+        if let Some(state) = request
+            .request_state
+            .as_deref()
+            .filter(|s| s.starts_with(input::STATE_PREFIX))
+        {
+            let mut call = parked.take(state, &scope.tenant.name)?;
+            call.answer(request.input_responses.unwrap_or_default());
+            return tokio::select! {
+                response = call.drive(parked) => response,
+                _ = context.ct.cancelled() => cancelled(),
+            };
+        }
+        let admitted = scope.admit()?;
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| !v.has_initialize());
+        if modern {
+            // An upstream's questions cannot be requests to this client: the call runs in a
+            // task of its own, and its questions end this round as an input request.
+            let (asker, questions) = RunningCall::asker(context.client_capabilities());
+            let _ = scope.input.set(asker);
+            let span = call_span(&scope, &name);
+            let (task_scope, task_name) = (scope.clone(), name.clone());
+            let call = async move {
+                let _admitted = admitted;
+                dispatch(&task_scope, &task_name, request.arguments).await
+            };
+            let call =
+                RunningCall::start(call.instrument(span), questions, scope.tenant.name.clone());
+            return tokio::select! {
+                response = call.drive(parked) => response,
+                _ = context.ct.cancelled() => cancelled(),
+            };
+        }
+        let _admitted = admitted;
         let call = dispatch(&scope, &name, request.arguments).instrument(call_span(&scope, &name));
         // A `notifications/cancelled` from our client drops the call: an upstream request
         // is cancelled in turn (rmcp sends `notifications/cancelled` when its call future is
         // dropped), a plugin run's Store and sessions are torn down.
         tokio::select! {
             result = call => result.map(CallToolResponse::Complete),
-            _ = context.ct.cancelled() => {
-                tracing::info!(tool = %name, "cancelled by the client");
-                Err(ErrorData::internal_error("cancelled", None))
-            }
+            _ = context.ct.cancelled() => cancelled(),
         }
     }
 }

@@ -41,6 +41,7 @@ mod client_session;
 mod code_tools;
 mod handler;
 mod http;
+mod input;
 mod ops;
 mod relay;
 mod reload;

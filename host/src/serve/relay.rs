@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use crate::locks::lock;
 
 use rmcp::model::{
-    ClientResult, GetExtensions, ProgressNotificationParam, ProgressToken, RequestId,
+    ClientResult, GetExtensions, InputRequest, ProgressNotificationParam, ProgressToken, RequestId,
     ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::service::{OriginatingRequestId, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServiceError};
 
+use super::input::Asker;
 use crate::client::{Progress, ProgressSink, RequestRelay, ServerEvent};
 
 /// Our client, as upstream servers reach it: the peer of one client session.
@@ -90,6 +91,8 @@ impl ClientRelay {
 pub(super) struct CallRelay {
     pub(super) client: Arc<ClientRelay>,
     pub(super) request: Option<RequestId>,
+    /// For a 2026-07-28 client: its questions go here (it may not be sent requests).
+    pub(super) input: Option<Asker>,
 }
 
 #[async_trait::async_trait]
@@ -104,8 +107,12 @@ impl RequestRelay for CallRelay {
         _server: &str,
         params: rmcp::model::CreateMessageRequestParams,
     ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
-        let request = ServerRequest::CreateMessageRequest(rmcp::model::Request::new(params));
         let capable = |c: &rmcp::model::ClientCapabilities| c.sampling.is_some();
+        if let Some(input) = &self.input {
+            let request = InputRequest::CreateMessage(rmcp::model::Request::new(params));
+            return input.ask(request, "sampling", capable).await;
+        }
+        let request = ServerRequest::CreateMessageRequest(rmcp::model::Request::new(params));
         match self
             .client
             .relay(self.request.clone(), request, capable, "sampling")
@@ -121,8 +128,12 @@ impl RequestRelay for CallRelay {
         _server: &str,
         params: rmcp::model::ElicitRequestParams,
     ) -> Result<rmcp::model::ElicitResult, ErrorData> {
-        let request = ServerRequest::ElicitRequest(rmcp::model::Request::new(params));
         let capable = |c: &rmcp::model::ClientCapabilities| c.elicitation.is_some();
+        if let Some(input) = &self.input {
+            let request = InputRequest::Elicitation(rmcp::model::Request::new(params));
+            return input.ask(request, "elicitation", capable).await;
+        }
+        let request = ServerRequest::ElicitRequest(rmcp::model::Request::new(params));
         match self
             .client
             .relay(self.request.clone(), request, capable, "elicitation")

@@ -13,6 +13,7 @@ use rmcp::model::{ProgressToken, RequestId};
 use rmcp::{Peer, RoleServer};
 
 use super::client_session::Subscriptions;
+use super::input::Asker;
 use super::relay::{CallRelay, ClientRelay, ProgressRelay};
 use super::setup::Shared;
 use super::tenant::{Tenant, Tenants};
@@ -45,6 +46,9 @@ pub(super) struct RequestScope {
     client: Arc<ClientRelay>,
     /// The resources the client session subscribed to.
     pub(super) subscriptions: Subscriptions,
+    /// Where an upstream's questions go instead of requests to our client, when our client
+    /// speaks 2026-07-28 and the call runs parked between its rounds.
+    pub(super) input: std::sync::OnceLock<Asker>,
 }
 
 /// The parts of a [`RequestScope`] the client session supplies.
@@ -74,6 +78,7 @@ impl RequestScope {
             peer: context.peer.clone(),
             client: parts.client,
             subscriptions: parts.subscriptions,
+            input: std::sync::OnceLock::new(),
         }
     }
 
@@ -93,6 +98,7 @@ impl RequestScope {
         CallRelay {
             client: self.client.clone(),
             request: Some(self.id.clone()),
+            input: self.input.get().cloned(),
         }
     }
 

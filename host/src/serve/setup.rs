@@ -41,6 +41,8 @@ pub(super) struct Shared {
     pub(super) reloading: tokio::sync::Mutex<()>,
     /// Metrics, health and draining.
     pub(super) ops: Ops,
+    /// Calls of 2026-07-28 clients waiting for their answers to an upstream's questions.
+    pub(super) parked: super::input::ParkedCalls,
 }
 
 impl Shared {
@@ -169,6 +171,7 @@ impl Shared {
             selection,
             reloading: tokio::sync::Mutex::new(()),
             ops: Ops::default(),
+            parked: Default::default(),
         }))
     }
 }

@@ -29,13 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::tool::{InputResponses, ToolCallContext};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, InputRequest,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
     ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
     Tool, UnsubscribeRequestParams,
 };
@@ -269,21 +269,31 @@ impl TestServer {
     async fn test_sampling(
         &self,
         Parameters(args): Parameters<PromptArgs>,
+        InputResponses(responses): InputResponses,
         context: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> CallToolResponse {
         let params = serde_json::json!({
             "messages": [{"role": "user", "content": {"type": "text", "text": args.prompt}}],
             "maxTokens": 100
         });
-        let answer = match serde_json::from_value(params) {
-            Ok(params) => context
-                .peer
-                .create_message(params)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match answer {
+        let answer: Result<rmcp::model::CreateMessageResult, String> =
+            match serde_json::from_value(params) {
+                Err(e) => Err(e.to_string()),
+                Ok(params) if modern(&context) => match input_answer(responses) {
+                    Some(answer) => answer,
+                    None => {
+                        return ask(InputRequest::CreateMessage(rmcp::model::Request::new(
+                            params,
+                        )))
+                    }
+                },
+                Ok(params) => context
+                    .peer
+                    .create_message(params)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+        CallToolResponse::Complete(match answer {
             Ok(r) => {
                 let reply = serde_json::to_value(&r.message.content).unwrap_or_default();
                 let text_reply = reply["text"]
@@ -295,17 +305,19 @@ impl TestServer {
             Err(e) => {
                 CallToolResult::error(vec![ContentBlock::text(format!("sampling failed: {e}"))])
             }
-        }
+        })
     }
 
     #[tool(description = "Conformance: ask the user for input (elicitation)")]
     async fn test_elicitation(
         &self,
         Parameters(args): Parameters<EchoArgs>,
+        InputResponses(responses): InputResponses,
         context: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> CallToolResponse {
         self.elicit(
             &context,
+            responses,
             serde_json::json!({
                 "mode": "form",
                 "message": args.message,
@@ -324,10 +336,12 @@ impl TestServer {
     )]
     async fn test_elicitation_sep1034_defaults(
         &self,
+        InputResponses(responses): InputResponses,
         context: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> CallToolResponse {
         self.elicit(
             &context,
+            responses,
             serde_json::json!({
                 "mode": "form",
                 "message": "Please review and update the form fields with defaults",
@@ -347,10 +361,12 @@ impl TestServer {
     #[tool(description = "Conformance: elicitation with every enum schema variant (SEP-1330)")]
     async fn test_elicitation_sep1330_enums(
         &self,
+        InputResponses(responses): InputResponses,
         context: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> CallToolResponse {
         self.elicit(
             &context,
+            responses,
             serde_json::json!({
                 "mode": "form",
                 "message": "Please select options from the enum fields",
@@ -392,22 +408,29 @@ impl TestServer {
 }
 
 impl TestServer {
-    /// Sends `elicitation/create` built from JSON and reports the answer as text.
+    /// Asks for `elicitation/create` built from JSON (a request to the client in 2025-11-25,
+    /// an input request in 2026-07-28) and reports the answer as text.
     async fn elicit(
         &self,
         context: &RequestContext<RoleServer>,
+        responses: Option<rmcp::model::InputResponses>,
         params: serde_json::Value,
         label: &str,
-    ) -> CallToolResult {
-        let answer = match serde_json::from_value(params) {
+    ) -> CallToolResponse {
+        let answer: Result<rmcp::model::ElicitResult, String> = match serde_json::from_value(params)
+        {
+            Err(e) => Err(format!("bad elicitation schema: {e}")),
+            Ok(params) if modern(context) => match input_answer(responses) {
+                Some(answer) => answer,
+                None => return ask(InputRequest::Elicitation(rmcp::model::Request::new(params))),
+            },
             Ok(params) => context
                 .peer
                 .create_elicitation(params)
                 .await
                 .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("bad elicitation schema: {e}")),
         };
-        match answer {
+        CallToolResponse::Complete(match answer {
             Ok(r) => {
                 let v = serde_json::to_value(&r).unwrap_or_default();
                 text(format!(
@@ -419,7 +442,7 @@ impl TestServer {
             Err(e) => {
                 CallToolResult::error(vec![ContentBlock::text(format!("elicitation failed: {e}"))])
             }
-        }
+        })
     }
 
     fn new() -> Self {
@@ -715,4 +738,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::future::pending::<()>().await;
     }
     served
+}
+
+/// Whether a request came in 2026-07-28, where a server may not send its client requests and
+/// asks with an input request instead (SEP-2322).
+fn modern(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| !v.has_initialize())
+}
+
+/// The key of the test server's one input request per round.
+const INPUT_KEY: &str = "input";
+
+/// Answers the call with one input request; the client calls again with the answer.
+fn ask(request: InputRequest) -> CallToolResponse {
+    let asked = std::collections::BTreeMap::from([(INPUT_KEY.to_owned(), request)]);
+    CallToolResponse::InputRequired(rmcp::model::InputRequiredResult::from_input_requests(asked))
+}
+
+/// The client's answer to the input request, if this is the call again with it.
+fn input_answer<T: serde::de::DeserializeOwned>(
+    responses: Option<rmcp::model::InputResponses>,
+) -> Option<Result<T, String>> {
+    let answer = responses?.remove(INPUT_KEY)?;
+    Some(serde_json::from_value(answer).map_err(|e| format!("a bad answer: {e}")))
 }
