@@ -297,6 +297,108 @@ async fn relays_sampling_and_elicitation(
     }
 }
 
+/// A client that reports the loggers of `notifications/message` on a channel.
+#[derive(Clone)]
+struct LogClient(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl rmcp::ClientHandler for LogClient {
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self.0.send(params.logger.unwrap_or_default());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+async fn serve_passes_upstream_logs_at_the_level_its_client_asked_for_in_both_eras() {
+    // A 2025-11-25 client sets its level once (`logging/setLevel`); a 2026-07-28 client asks
+    // with each request (`_meta` logLevel). Either way the level reaches a 2026-07-28
+    // upstream, which sends log messages only for requests that ask, and the messages of
+    // both upstreams come back; below the level they do not.
+    let s = setup();
+    for (lifecycle, modern) in [
+        (rmcp::ClientLifecycleMode::Initialize, false),
+        (
+            rmcp::ClientLifecycleMode::Discover {
+                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+            },
+            true,
+        ),
+    ] {
+        let mut child = serve_command(&s, &[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let (tx, mut logs) = tokio::sync::mpsc::unbounded_channel();
+        let client =
+            rmcp::ClientServiceExt::serve_with_lifecycle(LogClient(tx), (stdout, stdin), lifecycle)
+                .await
+                .unwrap();
+        let call = |server: &str, level: rmcp::model::LoggingLevel| {
+            let mut p = CallToolRequestParams::new(format!("{server}__test_tool_with_logging"));
+            if modern {
+                let mut meta = rmcp::model::RequestMetaObject::new();
+                meta.set_log_level(level);
+                p.meta = Some(meta);
+            }
+            p
+        };
+        if !modern {
+            client
+                .set_level(rmcp::model::SetLevelRequestParams::new(
+                    rmcp::model::LoggingLevel::Info,
+                ))
+                .await
+                .unwrap();
+        }
+        for server in ["a", "l"] {
+            let r = client
+                .call_tool(call(server, rmcp::model::LoggingLevel::Info))
+                .await
+                .unwrap();
+            assert_eq!(result_text(&r), "logging done");
+            for _ in 0..3 {
+                let logger = tokio::time::timeout(Duration::from_secs(10), logs.recv())
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("no log message from {server} (modern client: {modern})")
+                    });
+                assert_eq!(logger.as_deref(), Some(server), "modern client: {modern}");
+            }
+        }
+        // Above the messages' level (info), none comes back.
+        if !modern {
+            client
+                .set_level(rmcp::model::SetLevelRequestParams::new(
+                    rmcp::model::LoggingLevel::Error,
+                ))
+                .await
+                .unwrap();
+        }
+        for server in ["a", "l"] {
+            client
+                .call_tool(call(server, rmcp::model::LoggingLevel::Error))
+                .await
+                .unwrap();
+        }
+        let late = tokio::time::timeout(Duration::from_millis(500), logs.recv()).await;
+        if !modern {
+            assert!(
+                late.is_err(),
+                "a message below the level came back: {late:?}"
+            );
+        }
+        close_and_expect_exit_0(client, child).await;
+    }
+}
+
 /// A client that reports `notifications/resources/updated` on a channel.
 #[derive(Clone)]
 struct UpdateClient(tokio::sync::mpsc::UnboundedSender<String>);

@@ -524,6 +524,13 @@ impl ServerConnection {
         }
     }
 
+    /// Whether the connection speaks 2026-07-28 or later (versions are dates, so they order
+    /// as strings).
+    pub fn is_modern(&self) -> bool {
+        self.protocol_version()
+            .is_some_and(|v| v.as_str() >= "2026-07-28")
+    }
+
     /// Whether requests can still be sent.
     pub fn is_ready(&self) -> bool {
         matches!(self.state(), ConnectionState::Ready { .. })

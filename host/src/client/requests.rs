@@ -25,6 +25,10 @@ pub struct CallOptions {
     pub relay: Option<Arc<dyn RequestRelay>>,
     /// The caller's trace: the request carries it on, as a child, in its `_meta`.
     pub trace: Option<super::TraceContext>,
+    /// The least severe log message the caller wants from the call: a 2026-07-28 server
+    /// sends log messages only for requests that ask (`_meta` `logLevel`).
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+    pub log_level: Option<rmcp::model::LoggingLevel>,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -34,6 +38,7 @@ impl std::fmt::Debug for CallOptions {
             .field("progress", &self.progress.is_some())
             .field("relay", &self.relay.is_some())
             .field("trace", &self.trace)
+            .field("log_level", &self.log_level)
             .finish()
     }
 }
@@ -118,6 +123,11 @@ impl ServerConnection {
             let mut meta = serde_json::Map::new();
             trace.outgoing().write_to(&mut meta);
             params.meta_or_default().0 .0.extend(meta);
+        }
+        if let Some(level) = options.log_level.filter(|_| self.is_modern()) {
+            use rmcp::model::RequestParamsMeta;
+            #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+            params.meta_or_default().set_log_level(level);
         }
         let relay = options.relay.clone().or_else(|| self.calls.fallback());
         let calls = input::rounds(

@@ -104,6 +104,7 @@ impl RequestScope {
         let mut options = CallOptions {
             relay: Some(Arc::new(self.relay())),
             trace: self.trace.clone(),
+            log_level: self.log_level,
             ..CallOptions::default()
         };
         let progress = self.progress_relay().map(|(sink, relay)| {

@@ -46,6 +46,7 @@ enum Channel {
 
 /// Forwards `rx`'s notifications of the servers `tenant` sees to `client`, until the client
 /// session ends.
+#[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
 fn spawn_forwarder(
     client: &Arc<ClientRelay>,
     tenant: Arc<Tenant>,
@@ -78,7 +79,12 @@ fn spawn_forwarder(
             }
             let for_us = match &event {
                 ServerEvent::ResourceUpdated { uri, .. } => lock(&subscriptions).contains(uri),
-                ServerEvent::Log { .. } => channel == Channel::Tenant,
+                ServerEvent::Log { message, .. } => {
+                    channel == Channel::Tenant
+                        && forward_to
+                            .upgrade()
+                            .is_some_and(|client| client.wants_log(message.level))
+                }
                 _ => true,
             };
             if !for_us {
@@ -104,6 +110,12 @@ impl RegistryServer {
             client: Arc::new(ClientRelay::default()),
             subscriptions: Subscriptions::default(),
         }
+    }
+
+    /// The least severe log message this client session wants (`logging/setLevel`).
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    pub(super) fn set_log_level(&self, level: rmcp::model::LoggingLevel) {
+        self.client.set_log_level(level);
     }
 
     /// The scope of one request: its tenant (the local one, or the one the HTTP front door

@@ -84,8 +84,10 @@ impl ServerHandler for RegistryServer {
         request: rmcp::model::SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        // We send no log notifications of our own yet; accept the level as the spec asks.
+        // The upstreams' messages below it are not forwarded, and a 2026-07-28 upstream is
+        // asked for messages at it with each request of this client.
         tracing::debug!(level = ?request.level, "client set the log level");
+        self.set_log_level(request.level);
         Ok(())
     }
 

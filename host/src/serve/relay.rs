@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::locks::lock;
 
+#[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+use rmcp::model::LoggingLevel;
 use rmcp::model::{
     ClientResult, GetExtensions, InputRequest, ProgressNotificationParam, ProgressToken, RequestId,
     ResourceUpdatedNotificationParam, ServerRequest,
@@ -19,6 +21,9 @@ use crate::client::{Progress, ProgressSink, RequestRelay, ServerEvent};
 #[derive(Default)]
 pub(super) struct ClientRelay {
     peer: Mutex<Option<Peer<RoleServer>>>,
+    /// The least severe log message the client wants (`logging/setLevel`, 2025-11-25).
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    log_level: Mutex<Option<LoggingLevel>>,
     /// Cancelled when the client session ends (the last reference to it goes).
     ended: tokio_util::sync::CancellationToken,
 }
@@ -37,6 +42,25 @@ impl ClientRelay {
 
     pub(super) fn peer(&self) -> Option<Peer<RoleServer>> {
         lock(&self.peer).clone()
+    }
+
+    /// The level the client set with `logging/setLevel`, if it did.
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    pub(super) fn log_level(&self) -> Option<LoggingLevel> {
+        *lock(&self.log_level)
+    }
+
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    pub(super) fn set_log_level(&self, level: LoggingLevel) {
+        *lock(&self.log_level) = Some(level);
+    }
+
+    /// Whether a log message at `level` is one the client wants.
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+    pub(super) fn wants_log(&self, level: LoggingLevel) -> bool {
+        // The levels are declared from least to most severe.
+        self.log_level()
+            .is_none_or(|least| level as u8 >= least as u8)
     }
 
     pub(super) fn remember(&self, context: &RequestContext<RoleServer>) {

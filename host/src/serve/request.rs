@@ -46,6 +46,11 @@ pub(super) struct RequestScope {
     client: Arc<ClientRelay>,
     /// The resources the client session subscribed to.
     pub(super) subscriptions: Subscriptions,
+    /// The least severe log message the client wants from this request's upstream calls: the
+    /// request's own `_meta` level (2026-07-28), else the client session's
+    /// `logging/setLevel` (2025-11-25), else none (a 2026-07-28 upstream then sends none).
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+    pub(super) log_level: Option<rmcp::model::LoggingLevel>,
     /// Where an upstream's questions go instead of requests to our client, when our client
     /// speaks 2026-07-28 and the call runs parked between its rounds.
     pub(super) input: std::sync::OnceLock<Asker>,
@@ -67,6 +72,8 @@ impl RequestScope {
         parts: ScopeParts,
         context: &rmcp::service::RequestContext<RoleServer>,
     ) -> Self {
+        #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+        let log_level = context.meta.log_level().or(parts.client.log_level());
         Self {
             shared,
             tenant: parts.tenant,
@@ -79,6 +86,7 @@ impl RequestScope {
             client: parts.client,
             subscriptions: parts.subscriptions,
             input: std::sync::OnceLock::new(),
+            log_level,
         }
     }
 

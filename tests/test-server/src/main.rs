@@ -253,6 +253,11 @@ impl TestServer {
     #[tool(description = "Conformance: send three log messages while working")]
     #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
     async fn test_tool_with_logging(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        // In 2026-07-28 a request opts in to log messages with a level in its `_meta`; without
+        // one the server sends none (as the Python SDK's servers do).
+        if modern(&context) && context.meta.log_level().is_none() {
+            return text("logging done");
+        }
         for step in ["starting", "working", "done"] {
             let message = rmcp::model::LoggingMessageNotificationParam::new(
                 rmcp::model::LoggingLevel::Info,
