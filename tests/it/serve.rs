@@ -297,6 +297,64 @@ async fn relays_sampling_and_elicitation(
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_client_hears_tool_list_changes_of_upstreams_of_both_eras_on_its_listen() {
+    // A 2026-07-28 client hears of changes only on a `subscriptions/listen` of its own; serve
+    // hears of a 2026-07-28 upstream's changes only on a listen of its own (the test server
+    // sends them nowhere else), of a 2025-11-25 upstream's as notifications.
+    let s = setup();
+    let mut child = serve_command(&s, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(
+        (),
+        (stdout, stdin),
+        rmcp::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .unwrap();
+    let filter = rmcp::model::SubscriptionFilter::builder()
+        .tools_list_changed()
+        .build();
+    let mut subscription = client.peer().listen(filter).await.unwrap();
+    for server in ["a", "l"] {
+        // Connect the upstream first: its changes are heard from then on.
+        let mut p = CallToolRequestParams::new(format!("{server}__echo"));
+        p.arguments = args(json!({"message": "hello"}));
+        client.call_tool(p).await.unwrap();
+        client
+            .call_tool(CallToolRequestParams::new(format!(
+                "{server}__enable_extra"
+            )))
+            .await
+            .unwrap();
+        let heard = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .unwrap_or_else(|_| panic!("no tools/list_changed for {server} within 10 s"))
+            .unwrap();
+        assert!(
+            matches!(
+                heard,
+                Some(rmcp::model::ServerNotification::ToolListChangedNotification(_))
+            ),
+            "{server}: {heard:?}"
+        );
+        let tools = client.list_all_tools().await.unwrap();
+        assert!(
+            tools.iter().any(|t| t.name == format!("{server}__extra")),
+            "{server}__extra not listed after the change"
+        );
+    }
+    drop(subscription);
+    close_and_expect_exit_0(client, child).await;
+}
+
 /// A client that reports the loggers of `notifications/message` on a channel.
 #[derive(Clone)]
 struct LogClient(tokio::sync::mpsc::UnboundedSender<String>);

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::calls::CallsInFlight;
 use super::era::{self, Era, ProbeOutcome, PROBE_ID_PREFIX};
-use super::handler::ConnectionHandler;
+use super::handler::{ConnectionHandler, Listening};
 use super::process::{ServerPipes, ServerProcess, ShutdownPolicy};
 use super::remote::{self, SseTransport};
 use super::upstream::Upstream;
@@ -38,6 +38,8 @@ pub struct ServerConnection {
     pub(super) id: u64,
     pub(super) tools_generation: Arc<AtomicU64>,
     pub(super) calls: Arc<CallsInFlight>,
+    /// The `subscriptions/listen` of a 2026-07-28 connection, ended before it closes.
+    pub(super) listening: Mutex<Option<Listening>>,
 }
 
 impl std::fmt::Debug for ServerConnection {
@@ -448,6 +450,7 @@ impl ServerConnection {
             events: hooks.events.clone(),
             calls: calls.clone(),
         };
+        let listener = handler.clone();
         let opening = handler.serve_with_lifecycle(transport, handshake.lifecycle());
         let method = handshake.method();
         let service = tokio::select! {
@@ -474,6 +477,10 @@ impl ServerConnection {
         };
         let peer = service.peer().clone();
         let state = ready_state(&peer);
+        let listening = match handshake {
+            Handshake::Discover => listener.listen_for_changes(&peer),
+            Handshake::Initialize => None,
+        };
         Ok(Self {
             name,
             config: config.clone(),
@@ -484,6 +491,7 @@ impl ServerConnection {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tools_generation,
             calls,
+            listening: Mutex::new(listening),
         })
     }
 
@@ -555,6 +563,10 @@ impl ServerConnection {
             return;
         };
         *lock(&self.state) = ConnectionState::Closing;
+        let listening = lock(&self.listening).take();
+        if let Some(listening) = listening {
+            listening.stop().await;
+        }
         // Ends rmcp's service loop, which closes the transport and with it the server's stdin.
         let _ = service.close_with_timeout(Duration::from_millis(500)).await;
         self.upstream.shutdown(policy).await;

@@ -32,6 +32,99 @@ impl ConnectionHandler {
             let _ = events.send(event);
         }
     }
+
+    /// A change a 2026-07-28 server announced on our `subscriptions/listen`: it goes where a
+    /// 2025-11-25 server's notification of the same change goes.
+    fn changed(&self, notification: rmcp::model::ServerNotification) {
+        use rmcp::model::ServerNotification as N;
+        let server = self.server.to_string();
+        match notification {
+            N::ToolListChangedNotification(_) => {
+                self.tools_generation.fetch_add(1, Ordering::SeqCst);
+                self.announce(ServerEvent::ToolsChanged(server));
+            }
+            N::PromptListChangedNotification(_) => {
+                self.announce(ServerEvent::PromptsChanged(server))
+            }
+            N::ResourceListChangedNotification(_) => {
+                self.announce(ServerEvent::ResourcesChanged(server))
+            }
+            N::ResourceUpdatedNotification(n) => self.announce(ServerEvent::ResourceUpdated {
+                server,
+                uri: n.params.uri,
+            }),
+            _ => {}
+        }
+    }
+
+    /// A 2026-07-28 server announces list changes only on a `subscriptions/listen` its client
+    /// opened: one per connection, for every list the server says may change, until the
+    /// connection closes (which ends it first: a server waits for its open requests).
+    pub(crate) fn listen_for_changes(&self, peer: &rmcp::Peer<RoleClient>) -> Option<Listening> {
+        let capabilities = peer.peer_info().map(|info| info.capabilities.clone())?;
+        let mut filter = rmcp::model::SubscriptionFilter::builder();
+        let mut any = false;
+        if capabilities.tools.as_ref().and_then(|c| c.list_changed) == Some(true) {
+            filter = filter.tools_list_changed();
+            any = true;
+        }
+        if capabilities.prompts.as_ref().and_then(|c| c.list_changed) == Some(true) {
+            filter = filter.prompts_list_changed();
+            any = true;
+        }
+        if capabilities.resources.as_ref().and_then(|c| c.list_changed) == Some(true) {
+            filter = filter.resources_list_changed();
+            any = true;
+        }
+        if !any {
+            return None;
+        }
+        let (peer, handler) = (peer.clone(), self.clone());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let listening = tokio::select! {
+                _ = stopped.cancelled() => return,
+                listening = peer.listen(filter.build()) => listening,
+            };
+            let mut subscription = match listening {
+                Ok(subscription) => subscription,
+                Err(e) => {
+                    tracing::debug!(server = %handler.server, error = %e, "subscriptions/listen refused; no change notifications from it");
+                    return;
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    _ = stopped.cancelled() => {
+                        let _ = subscription.cancel().await;
+                        return;
+                    }
+                    next = subscription.next() => next,
+                };
+                // Ends when the connection does, or the server ends the subscription.
+                match next {
+                    Ok(Some(notification)) => handler.changed(notification),
+                    _ => return,
+                }
+            }
+        });
+        Some(Listening { stop, task })
+    }
+}
+
+/// A connection's open `subscriptions/listen`.
+pub(crate) struct Listening {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Cancels the subscription at the server (briefly waiting for that to be sent).
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), self.task).await;
+    }
 }
 
 impl ClientHandler for ConnectionHandler {

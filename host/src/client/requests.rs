@@ -171,6 +171,14 @@ impl ServerConnection {
             options.relay.clone(),
         );
         let answer = handle.await_response().await;
+        // rmcp handles each notification in a task of its own, so the call's last progress
+        // notifications, which the server sent before its answer, may still be on their way
+        // to the call's route: let them run before the route goes.
+        if options.progress.is_some() {
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
         // Answered (with a result or an error): nothing to cancel.
         pending.answered();
         match answer {

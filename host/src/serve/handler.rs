@@ -77,6 +77,24 @@ impl ServerHandler for RegistryServer {
         )
     }
 
+    /// `subscriptions/listen` (2026-07-28): every kind the client asks for; what it then gets
+    /// is what the tenant's servers announce.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(
+        &self,
+        subscription: rmcp::service::SubscriptionContext,
+    ) -> Result<(), ErrorData> {
+        let scope = self.scope(subscription.request_context())?;
+        scope.listen(&subscription).await;
+        Ok(())
+    }
+
     // Logging is deprecated for 2026-07-28 but still part of 2025-11-25, which clients use.
     #[allow(deprecated)]
     async fn set_level(

@@ -175,6 +175,44 @@ impl RequestScope {
         tools
     }
 
+    /// Runs a 2026-07-28 client's `subscriptions/listen`: the list changes and resource
+    /// updates of the servers the tenant sees (its own pools' and the shared ones'), as the
+    /// client's filter accepts them, until the client cancels it or the tenants set ends.
+    /// (Log messages and progress travel with the request that caused them instead.)
+    pub(super) async fn listen(&self, subscription: &rmcp::service::SubscriptionContext) {
+        use crate::client::ServerEvent;
+        use tokio::sync::broadcast::error::RecvError;
+        let mut own = self.tenant.events.subscribe();
+        let mut global = self.tenants.global_events.subscribe();
+        let sink = subscription.sink();
+        loop {
+            let event = tokio::select! {
+                _ = subscription.cancelled() => return,
+                event = own.recv() => event,
+                event = global.recv() => event,
+            };
+            let event = match event {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            // A list change names no server to the client: always passed on.
+            let sent = match event {
+                ServerEvent::ToolsChanged(_) => sink.notify_tool_list_changed().await,
+                ServerEvent::PromptsChanged(_) => sink.notify_prompt_list_changed().await,
+                ServerEvent::ResourcesChanged(_) => sink.notify_resource_list_changed().await,
+                ServerEvent::ResourceUpdated { server, uri } if self.tenant.sees(&server) => {
+                    sink.notify_resource_updated(uri).await
+                }
+                _ => continue,
+            };
+            // A kind the client's filter left out is not sent, and that is all.
+            if let Err(rmcp::service::SubscriptionSendError::SubscriptionClosed) = sent {
+                return;
+            }
+        }
+    }
+
     /// The server of the tenant's that serves resource `uri`, and its pool: only the servers
     /// the tenant sees are asked (and started), and of those that serve it the first by name
     /// wins.

@@ -100,6 +100,9 @@ struct TestServer {
     /// `sleep` calls in progress now, and the most ever at once.
     sleeping: Arc<(AtomicU64, AtomicU64)>,
     extra_enabled: Arc<AtomicBool>,
+    /// The `subscriptions/listen` requests open now (2026-07-28 clients hear list changes
+    /// only through one).
+    listeners: Arc<std::sync::Mutex<Vec<rmcp::service::SubscriptionSink>>>,
     page_size: Option<usize>,
     tool_router: ToolRouter<TestServer>,
 }
@@ -407,7 +410,15 @@ impl TestServer {
     #[tool(description = "Add the tool `extra` and send notifications/tools/list_changed")]
     async fn enable_extra(&self, context: RequestContext<RoleServer>) -> CallToolResult {
         self.extra_enabled.store(true, Ordering::SeqCst);
-        let _ = context.peer.notify_tool_list_changed().await;
+        if modern(&context) {
+            // 2026-07-28: changes go to the client's open subscriptions, and only there.
+            let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+            for sink in listeners {
+                let _ = sink.notify_tool_list_changed().await;
+            }
+        } else {
+            let _ = context.peer.notify_tool_list_changed().await;
+        }
         text("extra enabled")
     }
 }
@@ -460,6 +471,7 @@ impl TestServer {
             cancelled: Arc::default(),
             sleeping: Arc::default(),
             extra_enabled: Arc::default(),
+            listeners: Arc::default(),
             page_size,
             tool_router: Self::tool_router(),
         }
@@ -503,6 +515,28 @@ impl ServerHandler for TestServer {
             "mcp-test-server",
             env!("CARGO_PKG_VERSION"),
         ))
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(
+        &self,
+        subscription: rmcp::service::SubscriptionContext,
+    ) -> Result<(), ErrorData> {
+        let sink = subscription.sink().clone();
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.push(sink.clone());
+        }
+        subscription.cancelled().await;
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.retain(|s| s.id() != sink.id());
+        }
+        Ok(())
     }
 
     async fn list_tools(
