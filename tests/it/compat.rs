@@ -8,6 +8,8 @@
 //!   `server-memory`) and a 2026-07-28 one (the workspace's test server): each lists tools,
 //!   calls both upstreams, calls a counter three times (one upstream process, whatever the
 //!   client's era) and an unknown tool (a JSON-RPC error).
+//! - Input requests (elicitation, sampling) of a 2025-11-25 and a 2026-07-28 upstream through
+//!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports.
 //!
 //! Peers are pinned and installed by `scripts/install-peers.sh`; with `CI=true` every one is
 //! mandatory. The doc is regenerated when it differs; under CI a stale doc fails the test, so
@@ -709,29 +711,46 @@ fn input_table(peers: &Peers) -> Table {
             })
             .collect()
     };
-    let modes = [
-        ("legacy", "`Client(mode=\"legacy\")`"),
-        ("2026-07-28", "`Client(mode=\"2026-07-28\")`"),
+    let ts2 = peers.npm_version("client");
+    let clients: Vec<(String, &Path, &str, &str)> = vec![
+        (
+            format!("Python mcp {py2} `Client(mode=\"legacy\")`"),
+            &peers.python2,
+            "compat_client.py",
+            "legacy",
+        ),
+        (
+            format!("Python mcp {py2} `Client(mode=\"2026-07-28\")`"),
+            &peers.python2,
+            "compat_client.py",
+            "2026-07-28",
+        ),
+        (
+            format!("TypeScript SDK v2 {ts2}, default"),
+            &peers.node,
+            "compat_client.mjs",
+            "ts2-legacy",
+        ),
+        (
+            format!("TypeScript SDK v2 {ts2}, pinned to 2026-07-28"),
+            &peers.node,
+            "compat_client.mjs",
+            "ts2-2026",
+        ),
     ];
     let rows = std::thread::scope(|scope| {
         let (s, argv, calls, judge) = (&s, &argv, &calls, &judge);
-        let rows: Vec<_> = modes
+        let rows: Vec<_> = clients
             .into_iter()
-            .map(|(mode, label)| {
-                let label = format!("Python mcp {py2} {label}");
+            .map(|(label, program, script, mode)| {
                 scope.spawn(move || {
-                    let program = &peers.python2;
-                    let mut cells = judge(&drive(
-                        s,
-                        program,
-                        "compat_client.py",
-                        &[mode, "stdio", argv, calls],
-                    ));
+                    let mut cells =
+                        judge(&drive(s, program, script, &[mode, "stdio", argv, calls]));
                     let (child, url) = s.serve_http();
                     cells.extend(judge(&drive(
                         s,
                         program,
-                        "compat_client.py",
+                        script,
                         &[mode, "http", &url, calls],
                     )));
                     stop(child);

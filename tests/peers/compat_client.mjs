@@ -1,6 +1,6 @@
 // Drives `mcp-registry serve` with the TypeScript MCP SDK clients, as a compatibility probe.
 //
-// Usage: node compat_client.mjs MODE TRANSPORT TARGET   (node 22 from .peers)
+// Usage: node compat_client.mjs MODE TRANSPORT TARGET [CALLS]   (node 22 from .peers)
 //   MODE       ts1         @modelcontextprotocol/sdk 1.x Client
 //              ts2-legacy  @modelcontextprotocol/client 2.x Client, versionNegotiation default ('legacy')
 //              ts2-auto    ... versionNegotiation { mode: 'auto' } (server/discover, fall back to initialize)
@@ -10,13 +10,16 @@
 //
 // Same actions and JSON shape as compat_client.py: list tools, call memory__read_graph,
 // modern__echo, modern__counter three times and the unknown modern__nope, then print one
-// JSON object. Every step records its own failure ("Class: message"); the whole run is
+// JSON object. With CALLS (a JSON list of [tool, arguments] pairs) it makes those calls instead,
+// reporting them under "calls"; the v2 clients answer elicitation (accepting, with the question
+// as `username`) and sampling ("echo of PROMPT"). Every step records its own failure ("Class: message"); the whole run is
 // bounded at 60 s. Exit status 1 when it could not connect ("fatal") or timed out, else 0.
 // With $MCP_AUTH_TOKEN set, HTTP requests carry `Authorization: Bearer $MCP_AUTH_TOKEN`.
 // Packages come from .peers/node_modules (MCP_PEERS_DIR overrides), imported by file path
 // since this script does not live under .peers.
 
-const [MODE, TRANSPORT, TARGET] = process.argv.slice(2);
+const [MODE, TRANSPORT, TARGET, CALLS_JSON] = process.argv.slice(2);
+const CALLS = CALLS_JSON ? JSON.parse(CALLS_JSON) : null;
 const STEP_TIMEOUT_MS = 15_000;
 const TOTAL_TIMEOUT_MS = 60_000;
 
@@ -75,6 +78,11 @@ async function exercise(client, RpcError) {
     } while (cursor);
     return names.sort();
   });
+  if (CALLS) {
+    out.calls = [];
+    for (const [name, args] of CALLS) out.calls.push(await step(async () => outcome(await call(name, args))));
+    return;
+  }
   out.memory_read_graph = await step(async () => outcome(await call('memory__read_graph', {})));
   out.echo = await step(async () => outcome(await call('modern__echo', { message: 'compat' })));
   out.counter = [];
@@ -139,7 +147,17 @@ async function main() {
     if (!options) throw new Error(`unknown MODE ${MODE}`);
     const sdk = await load('client/dist/index.mjs');
     RpcError = sdk.ProtocolError;
-    client = new sdk.Client(info, options);
+    client = new sdk.Client(info, { ...options, capabilities: { sampling: {}, elicitation: {} } });
+    // The answers name what was asked, so the caller sees they went the whole way.
+    client.setRequestHandler('elicitation/create', async (request) => ({
+      action: 'accept',
+      content: { username: request.params.message, email: 'a@example.org' },
+    }));
+    client.setRequestHandler('sampling/createMessage', async (request) => ({
+      role: 'assistant',
+      model: 'test-model',
+      content: { type: 'text', text: `echo of ${request.params.messages[0].content.text}` },
+    }));
     if (argv) {
       const { StdioClientTransport } = await load('client/dist/stdio.mjs');
       transport = new StdioClientTransport(stdioParams);
