@@ -9,7 +9,8 @@
 //!   calls both upstreams, calls a counter three times (one upstream process, whatever the
 //!   client's era) and an unknown tool (a JSON-RPC error).
 //! - Input requests (elicitation, sampling) of a 2025-11-25 and a 2026-07-28 upstream through
-//!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports.
+//!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports;
+//!   log messages through `serve` at the level a Python client of either era asked for.
 //!
 //! Peers are pinned and installed by `scripts/install-peers.sh`; with `CI=true` every one is
 //! mandatory. The doc is regenerated when it differs; under CI a stale doc fails the test, so
@@ -281,8 +282,20 @@ fn via_guest(s: &Scratch, probe: &Path, case: &ServerCase) -> Cell {
 /// Runs a client driver script (the `serve` it may spawn keeps its cache in `s`); its JSON
 /// report.
 fn drive(s: &Scratch, program: &Path, script: &str, args: &[&str]) -> Value {
+    drive_with(s, program, script, args, &[])
+}
+
+/// [`drive`] with more environment for the driver.
+fn drive_with(
+    s: &Scratch,
+    program: &Path,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
     let out = Command::new(program)
         .env("MCP_REGISTRY_CACHE_DIR", s.cache())
+        .envs(env.iter().copied())
         .arg(workspace_root().join("tests/peers").join(script))
         .args(args)
         .stderr(Stdio::piped())
@@ -779,6 +792,101 @@ fn input_table(peers: &Peers) -> Table {
     }
 }
 
+/// Log messages of an upstream's tool through `serve`, at the level the client asked for:
+/// a 2025-11-25 client sets it for its session, a 2026-07-28 client asks with each request (and
+/// a 2026-07-28 upstream sends messages only to requests that ask).
+fn logs_table(peers: &Peers) -> Table {
+    let s = Scratch::new(json!({
+        "legacy": {"command": test_server().display().to_string(), "protocol": "legacy"},
+        "modern": {"command": test_server().display().to_string()},
+    }));
+    let argv = serde_json::to_string(&s.serve_argv()).unwrap();
+    let py2 = Peers::pypi_version(&peers.python2, "mcp");
+    let calls = json!([
+        ["legacy__test_tool_with_logging", {}],
+        ["modern__test_tool_with_logging", {}],
+    ])
+    .to_string();
+    let judge = |report: &Value| -> Vec<Cell> {
+        let loggers: Vec<&str> = report["logs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        ["legacy", "modern"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, server)| {
+                if let Some(fatal) = report.get("fatal").or(report.get("timeout")) {
+                    return Cell::Fail(fatal.to_string());
+                }
+                let call = &report["calls"][i];
+                let heard = loggers.iter().filter(|l| **l == server).count();
+                if call["ok"] != true || heard != 3 {
+                    return Cell::Fail(format!("{server}: {call}, {heard} of 3 log messages"));
+                }
+                Cell::Pass(report["protocol_version"].as_str().unwrap_or("").into())
+            })
+            .collect()
+    };
+    let clients = [
+        (
+            format!("Python mcp {py2} `Client(mode=\"legacy\")`"),
+            "legacy",
+        ),
+        (
+            format!("Python mcp {py2} `Client(mode=\"2026-07-28\")`"),
+            "2026-07-28",
+        ),
+    ];
+    let rows = std::thread::scope(|scope| {
+        let (s, argv, calls, judge) = (&s, &argv, &calls, &judge);
+        let rows: Vec<_> = clients
+            .into_iter()
+            .map(|(label, mode)| {
+                scope.spawn(move || {
+                    let env = [("MCP_COMPAT_LOGS", "1")];
+                    let program = &peers.python2;
+                    let script = "compat_client.py";
+                    let mut cells = judge(&drive_with(
+                        s,
+                        program,
+                        script,
+                        &[mode, "stdio", argv, calls],
+                        &env,
+                    ));
+                    let (child, url) = s.serve_http();
+                    cells.extend(judge(&drive_with(
+                        s,
+                        program,
+                        script,
+                        &[mode, "http", &url, calls],
+                        &env,
+                    )));
+                    stop(child);
+                    (label, cells)
+                })
+            })
+            .collect();
+        rows.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    Table {
+        title: "Log messages through `serve`".into(),
+        intro: "An upstream's tool sends three log messages while it works; a cell passes when \
+                all three reach the client in front of `serve`, which asked for `info`: a \
+                2025-11-25 client with `logging/setLevel`, a 2026-07-28 client in each request's \
+                `_meta` (a 2026-07-28 upstream sends messages only to requests that ask). The \
+                version in a cell is the one the client negotiated with `serve`."
+            .into(),
+        columns: vec![
+            "stdio, 2025-11-25 upstream".into(),
+            "stdio, 2026-07-28 upstream".into(),
+            "HTTP, 2025-11-25 upstream".into(),
+            "HTTP, 2026-07-28 upstream".into(),
+        ],
+        rows,
+    }
+}
+
 #[test]
 fn compatibility_matrix() {
     let Some(peers) = Peers::find() else { return };
@@ -786,8 +894,14 @@ fn compatibility_matrix() {
     let tables = std::thread::scope(|scope| {
         let servers = scope.spawn(|| servers_table(&peers, &probe));
         let input = scope.spawn(|| input_table(&peers));
+        let logs = scope.spawn(|| logs_table(&peers));
         let clients = clients_table(&peers);
-        [servers.join().unwrap(), clients, input.join().unwrap()]
+        [
+            servers.join().unwrap(),
+            clients,
+            input.join().unwrap(),
+            logs.join().unwrap(),
+        ]
     });
     let mut doc = String::from(
         "# Compatibility\n\nWritten by `tests/it/compat.rs` from what its last run saw (pass or \

@@ -26,6 +26,9 @@ import anyio
 
 MODE, TRANSPORT, TARGET = sys.argv[1:4]
 CALLS = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
+# With $MCP_COMPAT_LOGS set, the mcp 2.x client asks for log messages at "info" (the 2026-07-28
+# per-request opt-in, or logging/setLevel in 2025-11-25) and reports each one's logger under "logs".
+LOGS = bool(os.environ.get("MCP_COMPAT_LOGS"))
 STEP_TIMEOUT = 15
 TOTAL_TIMEOUT = 60
 
@@ -174,10 +177,21 @@ async def run_mcp2() -> None:
             role="assistant", content=types.TextContent(type="text", text=f"echo of {prompt}"), model="test-model"
         )
 
+    async def on_log(params):
+        out.setdefault("logs", []).append(params.logger)
+
     async with Client(
-        server, mode=MODE, elicitation_callback=on_elicitation, sampling_callback=on_sampling
+        server,
+        mode=MODE,
+        elicitation_callback=on_elicitation,
+        sampling_callback=on_sampling,
+        logging_callback=on_log,
+        log_level="info" if LOGS else None,
     ) as client:
         out["protocol_version"] = client.protocol_version
+        if LOGS and not str(client.protocol_version).startswith("2026"):
+            # A 2025-11-25 session sets its level once (the 2026-07-28 one asks per request).
+            await client.set_logging_level("info")
 
         async def list_tools():
             tools, cursor = [], None

@@ -112,10 +112,14 @@ impl RequestScope {
             relay
         });
         let pool = self.pool(name.server());
+        let logs = self.call_logs(name.server());
         let started = std::time::Instant::now();
         let result = pool.call_tool_with(&name, arguments, options).await;
         if let Some(progress) = progress {
             progress.finish().await;
+        }
+        if let Some(logs) = logs {
+            logs.finish().await;
         }
         let outcome = Outcome::of(&result).as_str();
         tracing::info!(

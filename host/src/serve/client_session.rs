@@ -150,6 +150,7 @@ impl RegistryServer {
         let parts = ScopeParts {
             tenant,
             tenants,
+            in_session,
             own,
             client: self.client.clone(),
             subscriptions: self.subscriptions.clone(),

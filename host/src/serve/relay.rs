@@ -58,9 +58,7 @@ impl ClientRelay {
     /// Whether a log message at `level` is one the client wants.
     #[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
     pub(super) fn wants_log(&self, level: LoggingLevel) -> bool {
-        // The levels are declared from least to most severe.
-        self.log_level()
-            .is_none_or(|least| level as u8 >= least as u8)
+        self.log_level().is_none_or(|least| at_least(level, least))
     }
 
     pub(super) fn remember(&self, context: &RequestContext<RoleServer>) {
@@ -174,6 +172,68 @@ fn unexpected(method: &str, answer: &ClientResult) -> ErrorData {
         format!("{method}: the client answered with an unexpected result: {answer:?}"),
         None,
     )
+}
+
+/// Whether `level` is `least` or more severe (the levels are declared from least to most).
+#[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+fn at_least(level: LoggingLevel, least: LoggingLevel) -> bool {
+    level as u8 >= least as u8
+}
+
+/// Sends the log messages of one server during one call to our client on the call's own
+/// stream (for a request outside any protocol session).
+pub(super) struct CallLogRelay {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallLogRelay {
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+    pub(super) fn start(
+        mut events: tokio::sync::broadcast::Receiver<ServerEvent>,
+        server: &str,
+        least: LoggingLevel,
+        peer: &Peer<RoleServer>,
+    ) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let (server, peer) = (server.to_owned(), peer.clone());
+        let wanted = move |event: &ServerEvent| match event {
+            ServerEvent::Log {
+                server: from,
+                message,
+            } => *from == server && at_least(message.level, least),
+            _ => false,
+        };
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(event) if wanted(&event) => forward(&peer, event).await,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = &mut stopped => break,
+                }
+            }
+            // The call is answered: what it logged before that is already queued here.
+            while let Ok(event) = events.try_recv() {
+                if wanted(&event) {
+                    forward(&peer, event).await;
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Sends what the call logged before its answer, then stops.
+    pub(super) async fn finish(self) {
+        // rmcp handles each notification in a task of its own: give the last ones a turn.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), self.task).await;
+    }
 }
 
 /// Sends the progress of one of our client's requests (an upstream call's, a plugin run's) to

@@ -14,7 +14,7 @@ use rmcp::{Peer, RoleServer};
 
 use super::client_session::Subscriptions;
 use super::input::Asker;
-use super::relay::{CallRelay, ClientRelay, ProgressRelay};
+use super::relay::{CallLogRelay, CallRelay, ClientRelay, ProgressRelay};
 use super::setup::Shared;
 use super::tenant::{Tenant, Tenants};
 use crate::aggregator::{AggregatorError, NamespacedTool, Session};
@@ -31,6 +31,10 @@ pub(super) struct RequestScope {
     pub(super) tenant: Arc<Tenant>,
     /// The tenants set this request was let in under.
     tenants: Arc<Tenants>,
+    /// Whether the request belongs to a protocol session, whose notifications reach the client
+    /// on the session's own stream; outside one (a 2026-07-28 client over HTTP) what a call
+    /// causes travels on the call's stream.
+    pub(super) in_session: bool,
     /// The client session's own connections (`sharing: session` servers), when the request
     /// belongs to a protocol session and the tenant has such servers.
     own: Option<Arc<Session>>,
@@ -60,6 +64,8 @@ pub(super) struct RequestScope {
 pub(super) struct ScopeParts {
     pub(super) tenant: Arc<Tenant>,
     pub(super) tenants: Arc<Tenants>,
+    /// Whether the request belongs to a protocol session (stdio, or HTTP with a session id).
+    pub(super) in_session: bool,
     pub(super) own: Option<Arc<Session>>,
     pub(super) client: Arc<ClientRelay>,
     pub(super) subscriptions: Subscriptions,
@@ -78,6 +84,7 @@ impl RequestScope {
             shared,
             tenant: parts.tenant,
             tenants: parts.tenants,
+            in_session: parts.in_session,
             own: parts.own,
             trace: TraceContext::from_meta(&context.meta.0 .0),
             id: context.id.clone(),
@@ -108,6 +115,24 @@ impl RequestScope {
             request: Some(self.id.clone()),
             input: self.input.get().cloned(),
         }
+    }
+
+    /// Where the log messages of `server` during this request go when the request belongs to
+    /// no protocol session (the session's forwarder sends them otherwise): the messages of
+    /// the tenant's own connections to it, at the client's level, on the request's stream.
+    /// Those of a `global` server stay in the operator's log (whose call caused them cannot
+    /// be told).
+    pub(super) fn call_logs(&self, server: &str) -> Option<CallLogRelay> {
+        if self.in_session || self.tenants.sharing(server) == Sharing::Global {
+            return None;
+        }
+        let least = self.log_level?;
+        Some(CallLogRelay::start(
+            self.tenant.events.subscribe(),
+            server,
+            least,
+            &self.peer,
+        ))
     }
 
     /// Where the progress of this request's work goes, if our client asked for progress.
