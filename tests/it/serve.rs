@@ -540,27 +540,30 @@ async fn serve_aggregates_resources_prompts_and_completions() {
 
     close_and_expect_exit_0(client, child).await;
 
-    // A subscription reaches the server that serves the URI (a legacy one: 2026-07-28
-    // replaces resources/subscribe with subscriptions/listen), and its update comes back.
-    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
-    let (client, child) = serve_stdio(&s, &["l"], UpdateClient(tx)).await;
-    client
-        .subscribe(rmcp::model::SubscribeRequestParams::new(
-            "test://watched-resource",
-        ))
-        .await
-        .unwrap();
-    let uri = tokio::time::timeout(Duration::from_secs(10), updates.recv())
-        .await
-        .expect("no notifications/resources/updated within 10 s");
-    assert_eq!(uri.as_deref(), Some("test://watched-resource"));
-    client
-        .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(
-            "test://watched-resource",
-        ))
-        .await
-        .unwrap();
-    close_and_expect_exit_0(client, child).await;
+    // A subscription reaches the server that serves the URI, and its update comes back: as
+    // `resources/subscribe` to a 2025-11-25 one, as a `subscriptions/listen` for the resource
+    // to a 2026-07-28 one (which has no resources/subscribe).
+    for server in ["l", "a"] {
+        let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+        let (client, child) = serve_stdio(&s, &[server], UpdateClient(tx)).await;
+        client
+            .subscribe(rmcp::model::SubscribeRequestParams::new(
+                "test://watched-resource",
+            ))
+            .await
+            .unwrap();
+        let uri = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{server}: no notifications/resources/updated within 10 s"));
+        assert_eq!(uri.as_deref(), Some("test://watched-resource"), "{server}");
+        client
+            .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(
+                "test://watched-resource",
+            ))
+            .await
+            .unwrap();
+        close_and_expect_exit_0(client, child).await;
+    }
 }
 
 /// A client that reports every `notifications/progress` it gets on a channel.

@@ -101,6 +101,7 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         cpu: None,
         // On the command line nobody is there to answer a server's questions.
         relay: None,
+        log_level: None,
     };
     let execution = engine.execute(&host, &code, scope, None).await;
     print_json(&execution.to_json())?;

@@ -40,6 +40,10 @@ pub struct ServerConnection {
     pub(super) calls: Arc<CallsInFlight>,
     /// The `subscriptions/listen` of a 2026-07-28 connection, ended before it closes.
     pub(super) listening: Mutex<Option<Listening>>,
+    /// One `subscriptions/listen` per resource subscribed to on a 2026-07-28 connection.
+    pub(super) resource_listens: Mutex<std::collections::HashMap<String, Listening>>,
+    /// Our side of the connection, which follows those subscriptions.
+    pub(super) handler: ConnectionHandler,
 }
 
 impl std::fmt::Debug for ServerConnection {
@@ -492,6 +496,8 @@ impl ServerConnection {
             tools_generation,
             calls,
             listening: Mutex::new(listening),
+            resource_listens: Mutex::default(),
+            handler: listener,
         })
     }
 
@@ -565,6 +571,13 @@ impl ServerConnection {
         *lock(&self.state) = ConnectionState::Closing;
         let listening = lock(&self.listening).take();
         if let Some(listening) = listening {
+            listening.stop().await;
+        }
+        let resource_listens: Vec<Listening> = lock(&self.resource_listens)
+            .drain()
+            .map(|(_, l)| l)
+            .collect();
+        for listening in resource_listens {
             listening.stop().await;
         }
         // Ends rmcp's service loop, which closes the transport and with it the server's stdin.

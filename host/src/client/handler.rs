@@ -87,29 +87,44 @@ impl ConnectionHandler {
                 _ = stopped.cancelled() => return,
                 listening = peer.listen(filter.build()) => listening,
             };
-            let mut subscription = match listening {
-                Ok(subscription) => subscription,
+            match listening {
+                Ok(subscription) => handler.pump(subscription, stopped).await,
                 Err(e) => {
                     tracing::debug!(server = %handler.server, error = %e, "subscriptions/listen refused; no change notifications from it");
-                    return;
-                }
-            };
-            loop {
-                let next = tokio::select! {
-                    _ = stopped.cancelled() => {
-                        let _ = subscription.cancel().await;
-                        return;
-                    }
-                    next = subscription.next() => next,
-                };
-                // Ends when the connection does, or the server ends the subscription.
-                match next {
-                    Ok(Some(notification)) => handler.changed(notification),
-                    _ => return,
                 }
             }
         });
         Some(Listening { stop, task })
+    }
+
+    /// Runs an established subscription: what it delivers goes where a 2025-11-25 server's
+    /// notifications go.
+    pub(crate) fn follow(&self, subscription: rmcp::service::Subscription) -> Listening {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (handler, stopped) = (self.clone(), stop.clone());
+        let task = tokio::spawn(async move { handler.pump(subscription, stopped).await });
+        Listening { stop, task }
+    }
+
+    async fn pump(
+        &self,
+        mut subscription: rmcp::service::Subscription,
+        stopped: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let next = tokio::select! {
+                _ = stopped.cancelled() => {
+                    let _ = subscription.cancel().await;
+                    return;
+                }
+                next = subscription.next() => next,
+            };
+            // Ends when the connection does, or the server ends the subscription.
+            match next {
+                Ok(Some(notification)) => self.changed(notification),
+                _ => return,
+            }
+        }
     }
 }
 

@@ -305,8 +305,24 @@ impl ServerConnection {
 
     /// Subscribes to updates of one resource (`notifications/resources/updated` arrive as
     /// [`ServerEvent::ResourceUpdated`]).
+    /// On a 2026-07-28 connection, where `resources/subscribe` is gone, it is a
+    /// `subscriptions/listen` for the one resource, held until [`ServerConnection::unsubscribe`].
     #[allow(deprecated)] // resources/subscribe: legacy era only; 2026-07-28 uses subscriptions/listen
     pub async fn subscribe(&self, uri: &str) -> Result<(), ClientError> {
+        if self.is_modern() {
+            let filter = rmcp::model::SubscriptionFilter::builder()
+                .resource_subscriptions([uri.to_owned()])
+                .build();
+            let subscription = self
+                .timed("subscriptions/listen", self.peer.listen(filter))
+                .await?;
+            let previous = lock(&self.resource_listens)
+                .insert(uri.to_owned(), self.handler.follow(subscription));
+            if let Some(previous) = previous {
+                previous.stop().await;
+            }
+            return Ok(());
+        }
         let params = rmcp::model::SubscribeRequestParams::new(uri);
         self.timed("resources/subscribe", self.peer.subscribe(params))
             .await
@@ -315,6 +331,13 @@ impl ServerConnection {
     /// Ends a subscription made with [`ServerConnection::subscribe`].
     #[allow(deprecated)] // resources/unsubscribe: legacy era only
     pub async fn unsubscribe(&self, uri: &str) -> Result<(), ClientError> {
+        if self.is_modern() {
+            let listening = lock(&self.resource_listens).remove(uri);
+            if let Some(listening) = listening {
+                listening.stop().await;
+            }
+            return Ok(());
+        }
         let params = rmcp::model::UnsubscribeRequestParams::new(uri);
         self.timed("resources/unsubscribe", self.peer.unsubscribe(params))
             .await

@@ -131,6 +131,9 @@ pub struct Scope {
     pub cpu: Option<Arc<tokio::sync::Semaphore>>,
     /// Where the servers' questions during the snippet's calls go: the client of `execute`.
     pub relay: Option<Arc<dyn crate::client::RequestRelay>>,
+    /// The least severe log message the client of `execute` wants from the calls.
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+    pub log_level: Option<rmcp::model::LoggingLevel>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -262,6 +265,7 @@ impl CodeMode {
             usage: Some(usage.clone()),
             gate: scope.gate,
             relay: scope.relay,
+            log_level: scope.log_level,
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let execution = match outcome {

@@ -181,6 +181,9 @@ pub struct RunOptions {
     /// Where the servers' questions during the run's calls go (sampling, elicitation): the
     /// client of the request the run serves, if it can answer.
     pub relay: Option<Arc<dyn RequestRelay>>,
+    /// The least severe log message the run's client wants from the servers it calls.
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+    pub log_level: Option<rmcp::model::LoggingLevel>,
 }
 
 /// Admits one call (an embedder's bounds): a guard held while the call runs, or the bound it

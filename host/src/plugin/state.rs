@@ -54,6 +54,9 @@ pub struct PluginState {
     gate: Option<super::CallGate>,
     /// Where the servers' questions during the run's calls go.
     relay: Option<Arc<dyn RequestRelay>>,
+    /// The log level the run's calls ask for.
+    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+    log_level: Option<rmcp::model::LoggingLevel>,
     _instance: Counted,
 }
 
@@ -80,6 +83,7 @@ impl PluginState {
             usage: _,
             gate,
             relay,
+            log_level,
         } = options;
         Self {
             name,
@@ -100,6 +104,7 @@ impl PluginState {
             trace_context,
             gate,
             relay,
+            log_level,
             _instance: instance,
         }
     }
@@ -121,6 +126,7 @@ impl PluginState {
         CallOptions {
             trace: self.trace_context.clone(),
             relay: self.relay.clone(),
+            log_level: self.log_level,
             ..CallOptions::default()
         }
     }

@@ -188,6 +188,7 @@ impl RequestScope {
             usage: Some(usage.clone()),
             gate: Some(self.call_gate()),
             relay: Some(Arc::new(self.relay())),
+            log_level: self.log_level,
             ..RunOptions::default()
         };
         let progress = self.progress_relay().map(|(sink, relay)| {

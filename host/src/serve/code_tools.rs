@@ -165,6 +165,7 @@ impl RequestScope {
             gate: Some(self.call_gate()),
             cpu: Some(self.tenant.cpu.clone()),
             relay: Some(Arc::new(self.relay())),
+            log_level: self.log_level,
         };
         let execution = code_mode.execute(host, code, scope, timeout).await;
         self.shared

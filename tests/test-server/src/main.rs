@@ -532,6 +532,20 @@ impl ServerHandler for TestServer {
         if let Ok(mut listeners) = self.listeners.lock() {
             listeners.push(sink.clone());
         }
+        // As with `resources/subscribe`: one update of each resource listened to, right after
+        // the acknowledgment.
+        let uris = sink
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let announcer = sink.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            for uri in uris {
+                let _ = announcer.notify_resource_updated(uri).await;
+            }
+        });
         subscription.cancelled().await;
         if let Ok(mut listeners) = self.listeners.lock() {
             listeners.retain(|s| s.id() != sink.id());
