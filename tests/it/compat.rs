@@ -680,15 +680,51 @@ fn clients_table(peers: &Peers) -> Table {
     }
 }
 
+/// A registry of the test server twice: `legacy` opened with 2025-11-25, `modern` with
+/// 2026-07-28 (the probe finds it).
+fn both_eras() -> Scratch {
+    Scratch::new(json!({
+        "legacy": {"command": test_server().display().to_string(), "protocol": "legacy"},
+        "modern": {"command": test_server().display().to_string()},
+    }))
+}
+
+/// Each client (row label, program, driver script, mode) makes `calls` through `serve` on stdio
+/// and on streamable HTTP, all clients at once, each with a `serve` of its own; `judge` turns
+/// one transport's report into its cells.
+fn both_transports(
+    s: &Scratch,
+    clients: Vec<(String, &Path, &str, &str)>,
+    calls: &str,
+    env: &[(&str, &str)],
+    judge: &(dyn Fn(&Value) -> Vec<Cell> + Sync),
+) -> Vec<(String, Vec<Cell>)> {
+    let argv = serde_json::to_string(&s.serve_argv()).unwrap();
+    std::thread::scope(|scope| {
+        let argv = &argv;
+        let rows: Vec<_> = clients
+            .into_iter()
+            .map(|(label, program, script, mode)| {
+                scope.spawn(move || {
+                    let args = [mode, "stdio", argv.as_str(), calls];
+                    let mut cells = judge(&drive_with(s, program, script, &args, env));
+                    let (child, url) = s.serve_http();
+                    let args = [mode, "http", url.as_str(), calls];
+                    cells.extend(judge(&drive_with(s, program, script, &args, env)));
+                    stop(child);
+                    (label, cells)
+                })
+            })
+            .collect();
+        rows.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
+
 /// The questions an upstream asks its client during a call (elicitation, sampling), through
 /// `serve`: asked with a request in 2025-11-25, with an input request in 2026-07-28; both
 /// must reach a client of either era and come back with its answer.
 fn input_table(peers: &Peers) -> Table {
-    let s = Scratch::new(json!({
-        "legacy": {"command": test_server().display().to_string(), "protocol": "legacy"},
-        "modern": {"command": test_server().display().to_string()},
-    }));
-    let argv = serde_json::to_string(&s.serve_argv()).unwrap();
+    let s = both_eras();
     let py2 = Peers::pypi_version(&peers.python2, "mcp");
     let calls = json!([
         ["legacy__test_elicitation", {"message": "who asks"}],
@@ -751,28 +787,7 @@ fn input_table(peers: &Peers) -> Table {
             "ts2-2026",
         ),
     ];
-    let rows = std::thread::scope(|scope| {
-        let (s, argv, calls, judge) = (&s, &argv, &calls, &judge);
-        let rows: Vec<_> = clients
-            .into_iter()
-            .map(|(label, program, script, mode)| {
-                scope.spawn(move || {
-                    let mut cells =
-                        judge(&drive(s, program, script, &[mode, "stdio", argv, calls]));
-                    let (child, url) = s.serve_http();
-                    cells.extend(judge(&drive(
-                        s,
-                        program,
-                        script,
-                        &[mode, "http", &url, calls],
-                    )));
-                    stop(child);
-                    (label, cells)
-                })
-            })
-            .collect();
-        rows.into_iter().map(|r| r.join().unwrap()).collect()
-    });
+    let rows = both_transports(&s, clients, &calls, &[], &judge);
     Table {
         title: "Input requests through `serve`".into(),
         intro: "An upstream's tool asks its client for input during a call: elicitation (a \
@@ -796,11 +811,7 @@ fn input_table(peers: &Peers) -> Table {
 /// a 2025-11-25 client sets it for its session, a 2026-07-28 client asks with each request (and
 /// a 2026-07-28 upstream sends messages only to requests that ask).
 fn logs_table(peers: &Peers) -> Table {
-    let s = Scratch::new(json!({
-        "legacy": {"command": test_server().display().to_string(), "protocol": "legacy"},
-        "modern": {"command": test_server().display().to_string()},
-    }));
-    let argv = serde_json::to_string(&s.serve_argv()).unwrap();
+    let s = both_eras();
     let py2 = Peers::pypi_version(&peers.python2, "mcp");
     let calls = json!([
         ["legacy__test_tool_with_logging", {}],
@@ -828,47 +839,21 @@ fn logs_table(peers: &Peers) -> Table {
             })
             .collect()
     };
-    let clients = [
+    let clients = vec![
         (
             format!("Python mcp {py2} `Client(mode=\"legacy\")`"),
+            peers.python2.as_path(),
+            "compat_client.py",
             "legacy",
         ),
         (
             format!("Python mcp {py2} `Client(mode=\"2026-07-28\")`"),
+            peers.python2.as_path(),
+            "compat_client.py",
             "2026-07-28",
         ),
     ];
-    let rows = std::thread::scope(|scope| {
-        let (s, argv, calls, judge) = (&s, &argv, &calls, &judge);
-        let rows: Vec<_> = clients
-            .into_iter()
-            .map(|(label, mode)| {
-                scope.spawn(move || {
-                    let env = [("MCP_COMPAT_LOGS", "1")];
-                    let program = &peers.python2;
-                    let script = "compat_client.py";
-                    let mut cells = judge(&drive_with(
-                        s,
-                        program,
-                        script,
-                        &[mode, "stdio", argv, calls],
-                        &env,
-                    ));
-                    let (child, url) = s.serve_http();
-                    cells.extend(judge(&drive_with(
-                        s,
-                        program,
-                        script,
-                        &[mode, "http", &url, calls],
-                        &env,
-                    )));
-                    stop(child);
-                    (label, cells)
-                })
-            })
-            .collect();
-        rows.into_iter().map(|r| r.join().unwrap()).collect()
-    });
+    let rows = both_transports(&s, clients, &calls, &[("MCP_COMPAT_LOGS", "1")], &judge);
     Table {
         title: "Log messages through `serve`".into(),
         intro: "An upstream's tool sends three log messages while it works; a cell passes when \

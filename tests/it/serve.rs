@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::support::*;
 use rmcp::model::CallToolRequestParams;
-use rmcp::ServiceExt;
 use serde_json::{json, Value};
 
 struct Setup {
@@ -58,6 +57,19 @@ async fn serve_stdio<H: rmcp::ClientHandler>(
     rmcp::service::RunningService<rmcp::RoleClient, H>,
     tokio::process::Child,
 ) {
+    serve_stdio_in(s, extra, handler, rmcp::ClientLifecycleMode::Initialize).await
+}
+
+/// [`serve_stdio`] with a client of the era `lifecycle` opens.
+async fn serve_stdio_in<H: rmcp::ClientHandler>(
+    s: &Setup,
+    extra: &[&str],
+    handler: H,
+    lifecycle: rmcp::ClientLifecycleMode,
+) -> (
+    rmcp::service::RunningService<rmcp::RoleClient, H>,
+    tokio::process::Child,
+) {
     let mut child = serve_command(s, extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -65,8 +77,17 @@ async fn serve_stdio<H: rmcp::ClientHandler>(
         .spawn()
         .unwrap();
     let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
-    let client = handler.serve((stdout, stdin)).await.unwrap();
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(handler, (stdout, stdin), lifecycle)
+        .await
+        .unwrap();
     (client, child)
+}
+
+/// The 2026-07-28 client lifecycle (`server/discover`, no session).
+fn modern() -> rmcp::ClientLifecycleMode {
+    rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    }
 }
 
 /// Closes the client (serve's stdin) and checks that serve exits 0.
@@ -234,26 +255,8 @@ async fn serve_relays_upstream_sampling_and_elicitation_to_its_client_in_both_er
     // with input requests instead, and serve calls again with its client's answers. A
     // 2025-11-25 client is asked with requests; a 2026-07-28 client gets input requests of
     // ours, and its retry reaches the same upstream call.
-    for lifecycle in [
-        rmcp::ClientLifecycleMode::Initialize,
-        rmcp::ClientLifecycleMode::Discover {
-            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
-        },
-    ] {
-        let mut child = serve_command(&s, &["--code-mode"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
-        let client = rmcp::ClientServiceExt::serve_with_lifecycle(
-            SamplingClient,
-            (stdout, stdin),
-            lifecycle,
-        )
-        .await
-        .unwrap();
+    for lifecycle in [rmcp::ClientLifecycleMode::Initialize, modern()] {
+        let (client, child) = serve_stdio_in(&s, &["--code-mode"], SamplingClient, lifecycle).await;
         relays_sampling_and_elicitation(&client).await;
         // A snippet's call that needs input asks the client of `execute`.
         for server in ["l", "a"] {
@@ -303,22 +306,7 @@ async fn a_2026_client_hears_tool_list_changes_of_upstreams_of_both_eras_on_its_
     // hears of a 2026-07-28 upstream's changes only on a listen of its own (the test server
     // sends them nowhere else), of a 2025-11-25 upstream's as notifications.
     let s = setup();
-    let mut child = serve_command(&s, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
-    let client = rmcp::ClientServiceExt::serve_with_lifecycle(
-        (),
-        (stdout, stdin),
-        rmcp::ClientLifecycleMode::Discover {
-            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
-        },
-    )
-    .await
-    .unwrap();
+    let (client, child) = serve_stdio_in(&s, &[], (), modern()).await;
     let filter = rmcp::model::SubscriptionFilter::builder()
         .tools_list_changed()
         .build();
@@ -380,25 +368,10 @@ async fn serve_passes_upstream_logs_at_the_level_its_client_asked_for_in_both_er
     let s = setup();
     for (lifecycle, modern) in [
         (rmcp::ClientLifecycleMode::Initialize, false),
-        (
-            rmcp::ClientLifecycleMode::Discover {
-                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
-            },
-            true,
-        ),
+        (modern(), true),
     ] {
-        let mut child = serve_command(&s, &[])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
         let (tx, mut logs) = tokio::sync::mpsc::unbounded_channel();
-        let client =
-            rmcp::ClientServiceExt::serve_with_lifecycle(LogClient(tx), (stdout, stdin), lifecycle)
-                .await
-                .unwrap();
+        let (client, child) = serve_stdio_in(&s, &[], LogClient(tx), lifecycle).await;
         let call = |server: &str, level: rmcp::model::LoggingLevel| {
             let mut p = CallToolRequestParams::new(format!("{server}__test_tool_with_logging"));
             if modern {
@@ -694,23 +667,9 @@ async fn serve_answers_each_client_in_its_own_era_under_its_own_identity() {
     // client must get `resultType` from both, and never the upstream's serverInfo; a
     // 2025-11-25 client must get neither field.
     let s = setup();
-    for lifecycle in [
-        rmcp::ClientLifecycleMode::Discover {
-            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
-        },
-        rmcp::ClientLifecycleMode::Initialize,
-    ] {
+    for lifecycle in [modern(), rmcp::ClientLifecycleMode::Initialize] {
         let modern = matches!(lifecycle, rmcp::ClientLifecycleMode::Discover { .. });
-        let mut child = serve_command(&s, &[])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let (stdout, stdin) = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
-        let client = rmcp::ClientServiceExt::serve_with_lifecycle((), (stdout, stdin), lifecycle)
-            .await
-            .unwrap();
+        let (client, child) = serve_stdio_in(&s, &[], (), lifecycle).await;
         let info = client.peer_info().unwrap();
         assert_eq!(
             info.server_info.as_ref().map(|i| i.name.as_str()),

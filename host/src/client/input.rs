@@ -31,8 +31,16 @@ pub(crate) enum Round<T> {
 /// What the next round sends: the answers, and the server's state echoed back.
 #[derive(Default)]
 pub(crate) struct Retry {
-    pub(crate) input_responses: Option<InputResponses>,
-    pub(crate) request_state: Option<String>,
+    input_responses: Option<InputResponses>,
+    request_state: Option<String>,
+}
+
+impl Retry {
+    /// Puts the retry in a request's params (every request that may ask has these two fields).
+    pub(crate) fn set(self, responses: &mut Option<InputResponses>, state: &mut Option<String>) {
+        *responses = self.input_responses;
+        *state = self.request_state;
+    }
 }
 
 /// Runs `send` until the server gives a result, answering its input requests through

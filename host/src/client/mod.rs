@@ -252,6 +252,14 @@ pub trait RequestRelay: Send + Sync {
     ) -> Result<rmcp::model::ElicitResult, ErrorData>;
 }
 
+/// Gives the notifications a server sent just before an answer a turn to be handled: rmcp
+/// handles each in a task of its own, so they may still be on their way when the answer is.
+pub(crate) async fn notifications_land() {
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// What a connection reports to, and relays through, the layers above it.
 #[derive(Clone, Default)]
 pub struct ConnectHooks {

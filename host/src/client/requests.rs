@@ -137,8 +137,7 @@ impl ServerConnection {
             &self.config.roots,
             |retry: Retry| {
                 let mut params = params.clone();
-                params.input_responses = retry.input_responses;
-                params.request_state = retry.request_state;
+                retry.set(&mut params.input_responses, &mut params.request_state);
                 Box::pin(self.send_call_once(tool, params, &options))
             },
         );
@@ -171,13 +170,10 @@ impl ServerConnection {
             options.relay.clone(),
         );
         let answer = handle.await_response().await;
-        // rmcp handles each notification in a task of its own, so the call's last progress
-        // notifications, which the server sent before its answer, may still be on their way
-        // to the call's route: let them run before the route goes.
+        // The call's last progress notifications, sent before its answer, may still be on
+        // their way to the call's route: let them land before the route goes.
         if options.progress.is_some() {
-            for _ in 0..4 {
-                tokio::task::yield_now().await;
-            }
+            super::notifications_land().await;
         }
         // Answered (with a result or an error): nothing to cancel.
         pending.answered();
@@ -227,6 +223,21 @@ impl ServerConnection {
                 timeout,
             }),
             Ok(result) => result.map_err(|e| self.classify(e, operation, None)),
+        }
+    }
+
+    /// One round's answer: `split` picks the result or the input requests out of the
+    /// response (`None`: a response of another kind).
+    fn round<R, T>(
+        &self,
+        operation: &str,
+        answer: Result<R, ServiceError>,
+        split: impl FnOnce(R) -> Option<Round<T>>,
+    ) -> Result<Round<T>, ClientError> {
+        match answer {
+            Ok(response) => split(response)
+                .ok_or_else(|| self.classify(ServiceError::UnexpectedResponse, operation, None)),
+            Err(e) => Err(self.classify(e, operation, None)),
         }
     }
 
@@ -282,21 +293,16 @@ impl ServerConnection {
             &self.config.roots,
             |retry: Retry| {
                 let mut params = params.clone();
-                params.input_responses = retry.input_responses;
-                params.request_state = retry.request_state;
+                retry.set(&mut params.input_responses, &mut params.request_state);
                 Box::pin(async move {
-                    match self.peer.read_resource_once(params).await {
-                        Ok(rmcp::model::ReadResourceResponse::InputRequired(asked)) => {
-                            Ok(Round::Input(asked))
+                    let answer = self.peer.read_resource_once(params).await;
+                    self.round("resources/read", answer, |response| match response {
+                        rmcp::model::ReadResourceResponse::InputRequired(asked) => {
+                            Some(Round::Input(asked))
                         }
-                        Ok(rmcp::model::ReadResourceResponse::Complete(r)) => Ok(Round::Done(r)),
-                        Ok(_) => Err(self.classify(
-                            ServiceError::UnexpectedResponse,
-                            "resources/read",
-                            None,
-                        )),
-                        Err(e) => Err(self.classify(e, "resources/read", None)),
-                    }
+                        rmcp::model::ReadResourceResponse::Complete(r) => Some(Round::Done(r)),
+                        _ => None,
+                    })
                 })
             },
         );
@@ -367,21 +373,16 @@ impl ServerConnection {
             &self.config.roots,
             |retry: Retry| {
                 let mut params = params.clone();
-                params.input_responses = retry.input_responses;
-                params.request_state = retry.request_state;
+                retry.set(&mut params.input_responses, &mut params.request_state);
                 Box::pin(async move {
-                    match self.peer.get_prompt_once(params).await {
-                        Ok(rmcp::model::GetPromptResponse::InputRequired(asked)) => {
-                            Ok(Round::Input(asked))
+                    let answer = self.peer.get_prompt_once(params).await;
+                    self.round("prompts/get", answer, |response| match response {
+                        rmcp::model::GetPromptResponse::InputRequired(asked) => {
+                            Some(Round::Input(asked))
                         }
-                        Ok(rmcp::model::GetPromptResponse::Complete(r)) => Ok(Round::Done(r)),
-                        Ok(_) => Err(self.classify(
-                            ServiceError::UnexpectedResponse,
-                            "prompts/get",
-                            None,
-                        )),
-                        Err(e) => Err(self.classify(e, "prompts/get", None)),
-                    }
+                        rmcp::model::GetPromptResponse::Complete(r) => Some(Round::Done(r)),
+                        _ => None,
+                    })
                 })
             },
         );

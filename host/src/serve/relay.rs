@@ -227,10 +227,7 @@ impl CallLogRelay {
 
     /// Sends what the call logged before its answer, then stops.
     pub(super) async fn finish(self) {
-        // rmcp handles each notification in a task of its own: give the last ones a turn.
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
+        crate::client::notifications_land().await;
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), self.task).await;
     }
