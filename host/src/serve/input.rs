@@ -85,7 +85,8 @@ impl Asker {
 pub(super) struct RunningCall {
     task: tokio::task::JoinHandle<Result<CallToolResult, ErrorData>>,
     questions: mpsc::Receiver<Question>,
-    waiting: HashMap<String, oneshot::Sender<Value>>,
+    /// Questions asked and not yet answered: a retry that leaves some out is asked them again.
+    open: BTreeMap<String, (InputRequest, oneshot::Sender<Value>)>,
     tenant: Arc<str>,
 }
 
@@ -120,7 +121,7 @@ impl RunningCall {
         Self {
             task: tokio::spawn(call),
             questions,
-            waiting: HashMap::new(),
+            open: BTreeMap::new(),
             tenant,
         }
     }
@@ -128,7 +129,7 @@ impl RunningCall {
     /// Hands our client's answers to the questions waiting for them.
     pub(super) fn answer(&mut self, responses: InputResponses) {
         for (key, value) in responses {
-            if let Some(waiting) = self.waiting.remove(&key) {
+            if let Some((_, waiting)) = self.open.remove(&key) {
                 let _ = waiting.send(value);
             }
         }
@@ -140,25 +141,29 @@ impl RunningCall {
         mut self,
         parked: &ParkedCalls,
     ) -> Result<CallToolResponse, ErrorData> {
-        let first = tokio::select! {
-            joined = &mut self.task => {
-                return match joined {
-                    Ok(result) => result.map(CallToolResponse::Complete),
-                    Err(e) => Err(ErrorData::internal_error(format!("the call ended: {e}"), None)),
-                };
-            }
-            Some(question) = self.questions.recv() => question,
-        };
-        let mut asked = BTreeMap::new();
-        let mut ask = |q: Question, waiting: &mut HashMap<_, _>| {
-            asked.insert(q.key.clone(), q.request);
-            waiting.insert(q.key, q.answer);
-        };
-        ask(first, &mut self.waiting);
-        // Every question already waiting goes in the same round.
-        while let Ok(question) = self.questions.try_recv() {
-            ask(question, &mut self.waiting);
+        // Questions the client left unanswered are asked again at once (the call stays parked,
+        // and counted); otherwise the call runs until it ends or asks.
+        if self.open.is_empty() {
+            let first = tokio::select! {
+                joined = &mut self.task => {
+                    return match joined {
+                        Ok(result) => result.map(CallToolResponse::Complete),
+                        Err(e) => Err(ErrorData::internal_error(format!("the call ended: {e}"), None)),
+                    };
+                }
+                Some(question) = self.questions.recv() => question,
+            };
+            self.open.insert(first.key, (first.request, first.answer));
         }
+        // Every question already waiting goes in the same round.
+        while let Ok(q) = self.questions.try_recv() {
+            self.open.insert(q.key, (q.request, q.answer));
+        }
+        let asked: BTreeMap<String, InputRequest> = self
+            .open
+            .iter()
+            .map(|(key, (request, _))| (key.clone(), request.clone()))
+            .collect();
         tracing::debug!(
             questions = asked.len(),
             "the call waits for its client's answers"
