@@ -404,6 +404,10 @@ impl ServerConnection {
             Ok(ProbeOutcome::Restart(why)) => {
                 tracing::info!(server = name, "{why}; starting it again with initialize");
                 drop((process, pipes));
+                // A second start, with a connect timeout of its own: the first one's time went
+                // to a process that is gone (on a loaded host, two interpreter starts can take
+                // more than one timeout).
+                let deadline = tokio::time::Instant::now() + config.connect_timeout;
                 let conn =
                     Self::start(name, config, hooks, Handshake::Initialize, deadline).await?;
                 era::remember(config, Era::Legacy);
