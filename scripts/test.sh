@@ -16,4 +16,7 @@ fi
 # The integration tests are one binary whose tests mostly wait on other processes (servers,
 # clients, builds): more threads than cores keeps both cores busy.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
+# The tests' own caches (protocol eras, compiled components) stay in the build tree: a user's
+# cache must not steer a test, nor the tests' scratch servers fill the user's cache.
+export MCP_REGISTRY_CACHE_DIR="${MCP_REGISTRY_CACHE_DIR:-$PWD/target/test-cache}"
 exec cargo test "$@"

@@ -72,7 +72,7 @@ fn first_contact_with_a_silent_legacy_server_costs_one_process_and_is_remembered
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(methods(log.path())[0], "initialize");
-    let eras = std::fs::read_to_string(s.path("cache/eras.json")).unwrap();
+    let eras = std::fs::read_to_string(s.path("cache/eras-2.json")).unwrap();
     assert!(eras.contains("\"legacy\""), "{eras}");
     for pid in pids_in(pids.path()) {
         assert!(gone(pid), "server {pid} outlived the CLI");

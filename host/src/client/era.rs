@@ -117,7 +117,7 @@ pub(crate) async fn probe(pipes: &mut ServerPipes, client_info: &Value) -> Probe
         let wait_until = match (discover_answer, ping_answered_at) {
             (Some(_), Some(_)) => break,
             (None, Some(at)) => {
-                Some(at + (at - started).clamp(Duration::from_millis(250), Duration::from_secs(1)))
+                Some(at + (at - started).clamp(Duration::from_millis(250), Duration::from_secs(2)))
             }
             // The probe is answered; its ping answer follows right behind it.
             (Some(_), None) => Some(tokio::time::Instant::now() + Duration::from_millis(250)),
@@ -215,7 +215,9 @@ struct EraCache {
 fn cache() -> &'static EraCache {
     static CACHE: OnceLock<EraCache> = OnceLock::new();
     CACHE.get_or_init(|| EraCache {
-        file: crate::config::cache_dir().map(|d| d.join("eras.json")),
+        // Not `eras.json`: versions before this one wrote "legacy" there for any server
+        // silent for 3 s, modern ones that were still starting included, and never re-probed.
+        file: crate::config::cache_dir().map(|d| d.join("eras-2.json")),
         known: Mutex::new(None),
     })
 }
