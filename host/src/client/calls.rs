@@ -16,7 +16,8 @@ use super::{lock, Progress, ProgressSink, RequestRelay};
 
 struct CallRoute {
     seq: u64,
-    token: ProgressToken,
+    /// Known once the request is sent (rmcp gives it out then).
+    token: Option<ProgressToken>,
     progress: Option<ProgressSink>,
     relay: Option<Arc<dyn RequestRelay>>,
 }
@@ -42,7 +43,7 @@ impl CallsInFlight {
     pub(crate) fn progress(&self, params: ProgressNotificationParam) {
         let sink = lock(&self.calls)
             .iter()
-            .find(|c| c.token == params.progress_token)
+            .find(|c| c.token.as_ref() == Some(&params.progress_token))
             .and_then(|c| c.progress.clone());
         if let Some(sink) = sink {
             // Advisory: a flood the consumer cannot keep up with is dropped, not queued.
@@ -108,26 +109,42 @@ pub(crate) struct PendingCall {
 }
 
 impl PendingCall {
+    /// Registers a call about to be sent: before it is, since the server may ask its client
+    /// something (sampling, elicitation) before `send` returns, and the question must find
+    /// the call's relay.
     pub(crate) fn register(
         calls: &Arc<CallsInFlight>,
-        peer: rmcp::Peer<RoleClient>,
-        id: RequestId,
-        token: ProgressToken,
         progress: Option<ProgressSink>,
         relay: Option<Arc<dyn RequestRelay>>,
     ) -> Self {
         let seq = calls.next.fetch_add(1, Ordering::Relaxed);
         calls.register(CallRoute {
             seq,
-            token,
+            token: None,
             progress,
             relay,
         });
         Self {
             calls: calls.clone(),
             seq,
-            request: Some((peer, id)),
+            request: None,
         }
+    }
+
+    /// The request went out as `id`, with progress under `token`.
+    pub(crate) fn sent(
+        &mut self,
+        peer: rmcp::Peer<RoleClient>,
+        id: RequestId,
+        token: ProgressToken,
+    ) {
+        if let Some(route) = lock(&self.calls.calls)
+            .iter_mut()
+            .find(|c| c.seq == self.seq)
+        {
+            route.token = Some(token);
+        }
+        self.request = Some((peer, id));
     }
 
     /// The answer arrived: nothing to cancel.

@@ -156,18 +156,17 @@ impl ServerConnection {
     ) -> Result<Round<CallToolResult>, ClientError> {
         let request =
             rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
+        let mut pending =
+            PendingCall::register(&self.calls, options.progress.clone(), options.relay.clone());
         let handle = self
             .peer
             .send_request_with_option(request, PeerRequestOptions::no_options())
             .await
             .map_err(|e| self.classify(e, "tools/call", Some(tool)))?;
-        let pending = PendingCall::register(
-            &self.calls,
+        pending.sent(
             self.peer.clone(),
             handle.id.clone(),
             handle.progress_token.clone(),
-            options.progress.clone(),
-            options.relay.clone(),
         );
         let answer = handle.await_response().await;
         // The call's last progress notifications, sent before its answer, may still be on
