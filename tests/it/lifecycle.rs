@@ -292,7 +292,17 @@ fn host_ending(args: &[&str], stdin_lines: &[Value], ending: Ending, expected: O
             assert_eq!(status.signal(), Some(libc::SIGKILL), "{what}: {status}");
         }
     }
-    assert!(gone(server), "{what}: server {server} outlived the host");
+    if !gone(server) {
+        // What there is to know about a survivor: its state, parent and group, and what the
+        // host said (a watchdog that could not start says so there).
+        let stat = std::fs::read_to_string(format!("/proc/{server}/stat")).unwrap_or_default();
+        let mut said = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut said);
+        }
+        panic!("{what}: server {server} outlived the host\nstat: {stat}\nhost stderr: {said}");
+    }
 }
 
 const SIGNALS: [(i32, Option<i32>); 4] = [
