@@ -16,6 +16,8 @@ npm_pkgs=(
   # Clients of `serve`: the TypeScript SDK v1 and v2.
   "@modelcontextprotocol/sdk@1.32.2"
   "@modelcontextprotocol/client@2.3.1"
+  # The Tasks extension's own client (SEP-2663), on the v2 SDK.
+  "@modelcontextprotocol/ext-tasks@0.2.2"
   "@modelcontextprotocol/inspector@2.12.0"
   "@modelcontextprotocol/conformance@0.1.16"
   "@bytecodealliance/jco@1.35.0"

@@ -10,7 +10,8 @@
 //!   client's era) and an unknown tool (a JSON-RPC error).
 //! - Input requests (elicitation, sampling) of a 2025-11-25 and a 2026-07-28 upstream through
 //!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports;
-//!   log messages through `serve` at the level a Python client of either era asked for.
+//!   log messages through `serve` at the level a Python client of either era asked for; tasks
+//!   through `serve` with the Tasks extension's own TypeScript client.
 //!
 //! Peers are pinned and installed by `scripts/install-peers.sh`; with `CI=true` every one is
 //! mandatory. The doc is regenerated when it differs; under CI a stale doc fails the test, so
@@ -872,6 +873,82 @@ fn logs_table(peers: &Peers) -> Table {
     }
 }
 
+/// Tasks (the 2026-07-28 extension, SEP-2663) through `serve` over HTTP, driven by the
+/// extension's own TypeScript client: a slow call becomes a task that ends with its result, an
+/// upstream's question is answered through the task, a cancelled task cancels its upstream
+/// call. A 2025-11-25 client is offered no tasks and gets plain results.
+fn tasks_table(peers: &Peers) -> Table {
+    let s = both_eras();
+    let servers = json!(["legacy", "modern"]).to_string();
+    let step_ok = |step: &Value, task: bool| step["ok"] == true && step["task"] == task;
+    let judge = |report: &Value, modern: bool| -> Vec<Cell> {
+        ["legacy", "modern"]
+            .into_iter()
+            .map(|server| {
+                if let Some(fatal) = report.get("fatal").or(report.get("timeout")) {
+                    return Cell::Fail(fatal.to_string());
+                }
+                let r = &report["servers"][server];
+                let slow = step_ok(&r["slow"], modern)
+                    && r["slow"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.parse::<u32>().is_ok());
+                let input = step_ok(&r["input"], modern)
+                    && r["input"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("action=accept") && t.contains("in a task"));
+                let cancel = !modern
+                    || (step_ok(&r["cancel"], true)
+                        && r["cancel"]["text"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("cancelled"))
+                        && r["upstream_cancelled"]["text"] == "1");
+                match (slow && input && cancel, modern) {
+                    (false, _) => Cell::Fail(format!("{server}: {r}")),
+                    (true, true) => Cell::Pass("task: result, input, cancel".into()),
+                    (true, false) => Cell::Pass("no tasks offered: plain results".into()),
+                }
+            })
+            .collect()
+    };
+    let ts2 = peers.npm_version("client");
+    let tasks = peers.npm_version("ext-tasks");
+    let rows = std::thread::scope(|scope| {
+        let rows: Vec<_> = [
+            ("ts2-2026", "pinned to 2026-07-28", true),
+            ("ts2-legacy", "default (2025-11-25)", false),
+        ]
+        .into_iter()
+        .map(|(mode, what, modern)| {
+            let (s, servers, judge) = (&s, &servers, &judge);
+            let label = format!("TypeScript ext-tasks {tasks} on SDK v2 {ts2}, {what}");
+            scope.spawn(move || {
+                let (child, url) = s.serve_http();
+                let report = drive(s, &peers.node, "tasks_client.mjs", &[mode, &url, servers]);
+                stop(child);
+                (label, judge(&report, modern))
+            })
+        })
+        .collect();
+        rows.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    Table {
+        title: "Tasks through `serve`".into(),
+        intro: "A client that declares the Tasks extension (2026-07-28, SEP-2663) gets a task for \
+                a call still running after a second or asking its client something: the cell \
+                passes when a 2.5 s call ends as a task with its result, an upstream's \
+                elicitation is answered through the task (`tasks/update`), and `tasks/cancel` \
+                ends the task and cancels the upstream call. Over streamable HTTP, with the \
+                extension's own client (`rawDispatch` is a plain POST)."
+            .into(),
+        columns: vec![
+            "HTTP, 2025-11-25 upstream".into(),
+            "HTTP, 2026-07-28 upstream".into(),
+        ],
+        rows,
+    }
+}
+
 #[test]
 fn compatibility_matrix() {
     let Some(peers) = Peers::find() else { return };
@@ -880,12 +957,14 @@ fn compatibility_matrix() {
         let servers = scope.spawn(|| servers_table(&peers, &probe));
         let input = scope.spawn(|| input_table(&peers));
         let logs = scope.spawn(|| logs_table(&peers));
+        let tasks = scope.spawn(|| tasks_table(&peers));
         let clients = clients_table(&peers);
         [
             servers.join().unwrap(),
             clients,
             input.join().unwrap(),
             logs.join().unwrap(),
+            tasks.join().unwrap(),
         ]
     });
     let mut doc = String::from(

@@ -358,6 +358,159 @@ impl rmcp::ClientHandler for LogClient {
     }
 }
 
+/// A 2026-07-28 client that takes tasks (SEP-2663) and can answer elicitation.
+#[derive(Clone)]
+struct TaskClient;
+
+impl rmcp::ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut caps = rmcp::model::ClientCapabilities::builder()
+            .enable_tasks()
+            .build();
+        caps.elicitation = Some(Default::default());
+        rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("task-test", "1"))
+    }
+}
+
+/// Polls task `id` until `done` says its state is the one awaited (20 s at most).
+async fn poll_task(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, TaskClient>,
+    id: &str,
+    done: impl Fn(&rmcp::model::DetailedTask) -> bool,
+) -> rmcp::model::DetailedTask {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let task = client
+            .get_task(rmcp::model::GetTaskParams::new(id))
+            .await
+            .unwrap()
+            .task;
+        if done(&task) {
+            return task;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} still {:?}",
+            task.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Calls `tool` and expects a task: its id.
+async fn call_as_task(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, TaskClient>,
+    tool: &str,
+    arguments: Value,
+) -> String {
+    let mut p = CallToolRequestParams::new(tool.to_string());
+    p.arguments = args(arguments);
+    match client.call_tool_once(p).await.unwrap() {
+        rmcp::model::CallToolResponse::Task(created) => created.task.task_id,
+        other => panic!("{tool}: expected a task, got {other:?}"),
+    }
+}
+
+fn completed_text(task: &rmcp::model::DetailedTask) -> String {
+    match &task.payload {
+        rmcp::model::TaskPayload::Completed { result } => {
+            let r: rmcp::model::CallToolResult =
+                serde_json::from_value(Value::Object(result.clone())).unwrap();
+            result_text(&r)
+        }
+        other => panic!("not completed: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_client_that_takes_tasks_gets_one_for_a_slow_call_answers_it_and_cancels_it() {
+    let s = setup();
+    let (client, child) = serve_stdio_in(&s, &[], TaskClient, modern()).await;
+    let tasks_declared = client
+        .peer_info()
+        .is_some_and(|info| info.capabilities.supports_tasks());
+    assert!(tasks_declared, "{:?}", client.peer_info());
+
+    // A quick call stays a plain result.
+    let mut p = CallToolRequestParams::new("a__echo");
+    p.arguments = args(json!({"message": "quick"}));
+    match client.call_tool_once(p).await.unwrap() {
+        rmcp::model::CallToolResponse::Complete(r) => assert!(result_text(&r).contains("quick")),
+        other => panic!("expected a plain result, got {other:?}"),
+    }
+
+    // A slow one becomes a task, and the task ends with the call's result.
+    let id = call_as_task(&client, "a__sleep", json!({"ms": 2500})).await;
+    let task = poll_task(&client, &id, |t| t.status().is_terminal()).await;
+    assert!(completed_text(&task).parse::<u32>().is_ok(), "{task:?}");
+
+    // An upstream's question (either era) becomes the task's input request; the answer
+    // given with tasks/update reaches the upstream call.
+    for server in ["l", "a"] {
+        let id = call_as_task(
+            &client,
+            &format!("{server}__test_elicitation"),
+            json!({"message": "in a task"}),
+        )
+        .await;
+        let asking = poll_task(&client, &id, |t| {
+            t.status() == rmcp::model::TaskStatus::InputRequired
+        })
+        .await;
+        let rmcp::model::TaskPayload::InputRequired { input_requests } = &asking.payload else {
+            panic!("{asking:?}")
+        };
+        let answers = input_requests
+            .keys()
+            .map(|key| {
+                let answer = json!({"action": "accept",
+                                    "content": {"username": "tasked", "email": "t@example.org"}});
+                (key.clone(), answer)
+            })
+            .collect();
+        client
+            .update_task(rmcp::model::UpdateTaskParams::new(id.clone(), answers))
+            .await
+            .unwrap();
+        let task = poll_task(&client, &id, |t| t.status().is_terminal()).await;
+        let text = completed_text(&task);
+        assert!(
+            text.contains("action=accept") && text.contains("tasked"),
+            "{server}: {text}"
+        );
+    }
+
+    // tasks/cancel stops the task and cancels the upstream request.
+    let id = call_as_task(&client, "a__sleep", json!({"ms": 60000})).await;
+    client
+        .cancel_task(rmcp::model::CancelTaskParams::new(id.clone()))
+        .await
+        .unwrap();
+    let task = poll_task(&client, &id, |t| t.status().is_terminal()).await;
+    assert_eq!(task.status(), rmcp::model::TaskStatus::Cancelled);
+    let mut cancelled = String::new();
+    for _ in 0..50 {
+        let r = client
+            .call_tool(CallToolRequestParams::new("a__cancelled"))
+            .await
+            .unwrap();
+        cancelled = result_text(&r);
+        if cancelled != "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cancelled, "1", "the upstream sleep was not cancelled");
+
+    // An id serve never gave out is unknown.
+    let e = client
+        .get_task(rmcp::model::GetTaskParams::new("no-such-task"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown task"), "{e}");
+    close_and_expect_exit_0(client, child).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
 async fn serve_passes_upstream_logs_at_the_level_its_client_asked_for_in_both_eras() {

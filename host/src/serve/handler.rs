@@ -64,6 +64,7 @@ impl ServerHandler for RegistryServer {
                 .enable_resources_subscribe()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(rmcp::model::Implementation::new(
@@ -323,6 +324,37 @@ impl ServerHandler for RegistryServer {
         Ok(ListToolsResult::with_all_items(tools))
     }
 
+    // `tasks/*` (2026-07-28 clients): the tasks of the caller's tenant ([`super::tasks`]).
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        let tenant = self.scope(&context)?.tenant.name.clone();
+        let task = self.shared.tasks.get(&request.task_id, &tenant)?;
+        Ok(rmcp::model::GetTaskResult::new(task))
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let tenant = self.scope(&context)?.tenant.name.clone();
+        self.shared
+            .tasks
+            .update(&request.task_id, &tenant, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let tenant = self.scope(&context)?.tenant.name.clone();
+        self.shared.tasks.cancel(&request.task_id, &tenant)
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -372,8 +404,19 @@ impl ServerHandler for RegistryServer {
             };
             let call =
                 RunningCall::start(call.instrument(span), questions, scope.tenant.name.clone());
+            // A client that takes tasks gets one for a call that runs on (or asks it
+            // something); any other gets input requests and the final result.
+            let takes_tasks = context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks());
             return tokio::select! {
-                response = call.drive(parked) => response,
+                response = async {
+                    if takes_tasks {
+                        scope.shared.tasks.call(call, scope.tenant.name.clone()).await
+                    } else {
+                        call.drive(parked).await
+                    }
+                } => response,
                 _ = context.ct.cancelled() => cancelled(),
             };
         }

@@ -135,6 +135,17 @@ impl RunningCall {
         }
     }
 
+    /// The call's next event: its end, or a question of its upstream.
+    pub(super) async fn next(&mut self) -> Step {
+        tokio::select! {
+            joined = &mut self.task => Step::Ended(match joined {
+                Ok(result) => result,
+                Err(e) => Err(ErrorData::internal_error(format!("the call ended: {e}"), None)),
+            }),
+            Some(question) = self.questions.recv() => Step::Asked(question),
+        }
+    }
+
     /// Runs the call until it ends (its result) or asks (our client gets the questions, and
     /// the call is parked in `parked` until it comes back).
     pub(super) async fn drive(
@@ -144,20 +155,26 @@ impl RunningCall {
         // Questions the client left unanswered are asked again at once (the call stays parked,
         // and counted); otherwise the call runs until it ends or asks.
         if self.open.is_empty() {
-            let first = tokio::select! {
-                joined = &mut self.task => {
-                    return match joined {
-                        Ok(result) => result.map(CallToolResponse::Complete),
-                        Err(e) => Err(ErrorData::internal_error(format!("the call ended: {e}"), None)),
-                    };
-                }
-                Some(question) = self.questions.recv() => question,
-            };
-            self.open.insert(first.key, (first.request, first.answer));
+            match self.next().await {
+                Step::Ended(result) => return result.map(CallToolResponse::Complete),
+                Step::Asked(first) => self.open_question(first),
+            }
         }
+        self.park(parked)
+    }
+
+    /// Keeps `question` open until the client's answer comes back.
+    pub(super) fn open_question(&mut self, question: Question) {
+        self.open
+            .insert(question.key, (question.request, question.answer));
+    }
+
+    /// Ends this round with the open questions (and any already waiting) as an input request
+    /// of ours, and parks the call until the client comes back.
+    pub(super) fn park(mut self, parked: &ParkedCalls) -> Result<CallToolResponse, ErrorData> {
         // Every question already waiting goes in the same round.
         while let Ok(q) = self.questions.try_recv() {
-            self.open.insert(q.key, (q.request, q.answer));
+            self.open_question(q);
         }
         let asked: BTreeMap<String, InputRequest> = self
             .open
@@ -173,6 +190,21 @@ impl RunningCall {
             Some(asked),
             Some(state),
         )))
+    }
+}
+
+/// What a running call did next.
+pub(super) enum Step {
+    /// It ended, with this result.
+    Ended(Result<CallToolResult, ErrorData>),
+    /// Its upstream asks our client this.
+    Asked(Question),
+}
+
+impl Question {
+    /// The question's key, request and where its answer goes.
+    pub(super) fn into_parts(self) -> (String, InputRequest, oneshot::Sender<Value>) {
+        (self.key, self.request, self.answer)
     }
 }
 

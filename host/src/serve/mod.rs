@@ -48,6 +48,7 @@ mod reload;
 mod request;
 mod sessions;
 mod setup;
+mod tasks;
 mod tenant;
 
 pub use client_session::RegistryServer;

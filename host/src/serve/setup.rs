@@ -43,6 +43,8 @@ pub(super) struct Shared {
     pub(super) ops: Ops,
     /// Calls of 2026-07-28 clients waiting for their answers to an upstream's questions.
     pub(super) parked: super::input::ParkedCalls,
+    /// Calls of 2026-07-28 clients that became tasks.
+    pub(super) tasks: super::tasks::HostedTasks,
 }
 
 impl Shared {
@@ -83,9 +85,11 @@ impl Shared {
         self.ops.encode(servers)
     }
 
-    /// Closes every pool (at the end of `serve`; the temporary connections are the
+    /// Stops every task and closes every pool (at the end of `serve`; the temporary connections are the
     /// aggregator's [`ShutdownGuard`](crate::aggregator::ShutdownGuard)'s).
     pub(super) async fn close(&self) {
+        // Tasks still running hold their calls' upstream requests: they stop first.
+        self.tasks.shutdown();
         futures::future::join_all(self.tenants().pools().iter().map(|p| p.close())).await;
     }
 
@@ -172,6 +176,7 @@ impl Shared {
             reloading: tokio::sync::Mutex::new(()),
             ops: Ops::default(),
             parked: Default::default(),
+            tasks: Default::default(),
         }))
     }
 }
