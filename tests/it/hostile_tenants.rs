@@ -466,6 +466,89 @@ async fn behind_an_ingress_only_the_public_host_is_answered_and_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--public-url"));
 }
 
+/// A stateless 2026-07-28 request of `key`'s that declares the Tasks extension: the JSON-RPC
+/// answer.
+async fn with_tasks(addr: &str, key: &str, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                             "io.modelcontextprotocol/clientCapabilities":
+                                 {"extensions": {"io.modelcontextprotocol/tasks": {}}}});
+    let name = params["name"]
+        .as_str()
+        .or(params["taskId"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28".to_string()),
+        ("mcp-method", method.to_string()),
+        ("mcp-name", name),
+        ("authorization", format!("Bearer {key}")),
+    ];
+    http(addr, "POST", &headers, &body.to_string())
+        .await
+        .message()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_task_reads_exactly_as_one_that_does_not_exist() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    // Alice's slow call becomes a task of hers.
+    let created = with_tasks(
+        &addr,
+        ALICE,
+        "tools/call",
+        json!({"name": "b__sleep", "arguments": {"ms": 3000}}),
+    )
+    .await;
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    let id = created["result"]["taskId"]
+        .as_str()
+        .expect("a task id")
+        .to_owned();
+    // Mallory, holding the id, gets what an id never given out gets, on every method.
+    for (method, extra) in [
+        ("tasks/get", json!({})),
+        (
+            "tasks/update",
+            json!({"inputResponses": {"q0": {"action": "decline"}}}),
+        ),
+        ("tasks/cancel", json!({})),
+    ] {
+        let ask = |task: &str| {
+            let mut params = extra.clone();
+            params["taskId"] = json!(task);
+            params
+        };
+        let stolen = with_tasks(&addr, MALLORY, method, ask(&id)).await;
+        let unknown = with_tasks(&addr, MALLORY, method, ask("no-such-task")).await;
+        let same = |v: &Value| {
+            v["error"]
+                .to_string()
+                .replace(&id, "ID")
+                .replace("no-such-task", "ID")
+        };
+        assert!(stolen.get("error").is_some(), "{method}: {stolen}");
+        assert_eq!(same(&stolen), same(&unknown), "{method}");
+    }
+    // Her task ran on untouched (mallory's cancel did not reach it) and ends with its result.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let task = loop {
+        let task = with_tasks(&addr, ALICE, "tasks/get", json!({"taskId": id})).await;
+        let status = task["result"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if status != "working" {
+            break task;
+        }
+        assert!(std::time::Instant::now() < deadline, "{task}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(task["result"]["status"], "completed", "{task}");
+    alice_still_works(&addr).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_shared_server_says_during_one_tenants_call_reaches_no_other_tenant() {
     let s = scratch();
