@@ -196,11 +196,23 @@ impl ServerProcess {
         if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(spawn_error(std::io::Error::other("the host is stopping")));
         }
-        // Register before the child exists so a kill of this process between spawn and
-        // registration cannot orphan it: the lock is held across the spawn, and the
-        // watchdog is running before the child is (starting it takes a fork and an exec,
-        // time in which a child that started first could outlive a SIGKILLed host).
-        watchdog();
+        // The watchdog is running before the child is (starting it takes a fork and an exec,
+        // time in which a child that started first could outlive a SIGKILLed host), and the
+        // child registers itself with it before it execs: a host killed between `spawn`
+        // returning and its own registration below (a loaded host can be descheduled there
+        // while the server starts) would otherwise leave the server to outlive it. Until the
+        // exec the child holds the watchdog's pipe open too, so the watchdog cannot see the
+        // end of the host before the child's line.
+        if let Some(fd) = watchdog_fd() {
+            // SAFETY: the closure runs in the forked child before exec; it only calls
+            // getpid(2) and write(2), which are async-signal-safe, and allocates nothing.
+            unsafe {
+                command.pre_exec(move || {
+                    register_self(fd);
+                    Ok(())
+                });
+            }
+        }
         let mut live = lock(live_groups());
         let mut child = command.spawn().map_err(spawn_error)?;
         let pid = child.id().ok_or_else(|| {
@@ -209,7 +221,6 @@ impl ServerProcess {
             ))
         })?;
         live.insert(pid, name.into());
-        watchdog_register(pid);
         drop(live);
 
         let (Some(stdin), Some(stdout), Some(stderr)) =
@@ -460,8 +471,39 @@ fn watchdog() -> Option<&'static Mutex<std::process::ChildStdin>> {
         .as_ref()
 }
 
-fn watchdog_register(pgid: u32) {
-    watchdog_tell(&format!("+{pgid}\n"));
+/// The watchdog pipe's descriptor, for a child to write to before it execs.
+fn watchdog_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    watchdog().map(|w| lock(w).as_raw_fd())
+}
+
+/// In a forked child (before exec): tells the watchdog "+<own pid>" (the child leads its own
+/// group). One `write` of a short line, with no allocation (async-signal-safe).
+fn register_self(fd: std::os::fd::RawFd) {
+    let mut line = [0u8; 24];
+    let mut at = line.len() - 1;
+    line[at] = b'\n';
+    // SAFETY: getpid(2) has no preconditions.
+    let mut pid = unsafe { libc::getpid() } as u32;
+    loop {
+        at -= 1;
+        line[at] = b'0' + (pid % 10) as u8;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    at -= 1;
+    line[at] = b'+';
+    let bytes = &line[at..];
+    loop {
+        // SAFETY: `bytes` is a live buffer of that length; `fd` is the watchdog pipe, open
+        // in the child until its exec.
+        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if written >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
 }
 
 fn watchdog_forget(pgid: u32) {
