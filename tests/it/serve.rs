@@ -512,6 +512,28 @@ async fn a_2026_client_that_takes_tasks_gets_one_for_a_slow_call_answers_it_and_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_cache_hints_reach_a_2026_client_as_private() {
+    let s = setup();
+    let (client, child) = serve_stdio_in(&s, &["a"], (), modern()).await;
+    // An upstream's cache hints on a resource: its freshness holds through serve, its
+    // "public" scope does not (serve answers many tenants).
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "test://static-text",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(read.ttl_ms, Some(60000), "{read:?}");
+    assert_eq!(
+        read.cache_scope,
+        Some(rmcp::model::CacheScope::Private),
+        "{read:?}"
+    );
+
+    close_and_expect_exit_0(client, child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
 async fn serve_passes_upstream_logs_at_the_level_its_client_asked_for_in_both_eras() {
     // A 2025-11-25 client sets its level once (`logging/setLevel`); a 2026-07-28 client asks

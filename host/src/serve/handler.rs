@@ -162,7 +162,15 @@ impl ServerHandler for RegistryServer {
             .map_err(|e| request_error(&scope, e, None))?;
         pool.read_resource_from(&server, &request.uri)
             .await
-            .map(|r| ReadResourceResponse::Complete(r.for_our_client()))
+            .map(|r| {
+                let mut r = r.for_our_client();
+                // The upstream's freshness holds through us; "public" does not: what one
+                // tenant reads is not for a shared cache in front of every tenant.
+                if r.cache_scope.is_some() {
+                    r.cache_scope = Some(rmcp::model::CacheScope::Private);
+                }
+                ReadResourceResponse::Complete(r)
+            })
             .map_err(|e| request_error(&scope, e, Some(&server)))
     }
 

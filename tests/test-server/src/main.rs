@@ -631,8 +631,11 @@ impl ServerHandler for TestServer {
                 }
             },
         };
-        from_json::<ReadResourceResult>(json!({ "contents": [content] }))
-            .map(ReadResourceResponse::Complete)
+        // Cache hints (2026-07-28): fresh for a minute, the same for every caller.
+        from_json::<ReadResourceResult>(
+            json!({ "contents": [content], "ttlMs": 60000, "cacheScope": "public" }),
+        )
+        .map(ReadResourceResponse::Complete)
     }
 
     #[allow(deprecated)] // resources/subscribe: legacy era
