@@ -9,7 +9,8 @@
 //!   calls both upstreams, calls a counter three times (one upstream process, whatever the
 //!   client's era) and an unknown tool (a JSON-RPC error).
 //! - Input requests (elicitation, sampling) of a 2025-11-25 and a 2026-07-28 upstream through
-//!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports;
+//!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports,
+//!   and the same clients' progress notifications and cancelled calls;
 //!   log messages through `serve` at the level a Python client of either era asked for; tasks
 //!   through `serve` with the Tasks extension's own TypeScript client.
 //!
@@ -34,6 +35,10 @@ enum Cell {
 }
 
 impl Cell {
+    fn is_pass(&self) -> bool {
+        matches!(self, Cell::Pass(_))
+    }
+
     fn markdown(&self) -> String {
         match self {
             Cell::Pass(note) if note.is_empty() => "pass".into(),
@@ -721,10 +726,13 @@ fn both_transports(
     })
 }
 
-/// The questions an upstream asks its client during a call (elicitation, sampling), through
-/// `serve`: asked with a request in 2025-11-25, with an input request in 2026-07-28; both
-/// must reach a client of either era and come back with its answer.
-fn input_table(peers: &Peers) -> Table {
+/// What an upstream does during a call besides answering it, through `serve`, for clients of
+/// both eras on both transports, in front of upstreams of both eras; one run, two tables:
+/// - the questions it asks its client (elicitation, sampling): asked with a request in
+///   2025-11-25, with an input request in 2026-07-28; both must reach a client of either era
+///   and come back with its answer;
+/// - its progress notifications, and a call its client gives up (the upstream must hear of it).
+fn interactive_tables(peers: &Peers) -> [Table; 2] {
     let s = both_eras();
     let py2 = Peers::pypi_version(&peers.python2, "mcp");
     let calls = json!([
@@ -732,6 +740,12 @@ fn input_table(peers: &Peers) -> Table {
         ["modern__test_elicitation", {"message": "who asks"}],
         ["legacy__test_sampling", {"prompt": "a question"}],
         ["modern__test_sampling", {"prompt": "a question"}],
+        ["legacy__test_tool_with_progress", {}],
+        ["modern__test_tool_with_progress", {}],
+        ["legacy__sleep", {"ms": 30000}, "cancel"],
+        ["modern__sleep", {"ms": 30000}, "cancel"],
+        ["legacy__cancelled", {}],
+        ["modern__cancelled", {}],
     ])
     .to_string();
     let expected = [
@@ -739,7 +753,14 @@ fn input_table(peers: &Peers) -> Table {
         r#"User response: action=accept, content={"email":"a@example.org","username":"who asks"}"#,
         "LLM response: echo of a question",
         "LLM response: echo of a question",
+        "progress done",
+        "progress done",
+        "cancelled",
+        "cancelled",
+        "1",
+        "1",
     ];
+    // Per upstream era (legacy, modern): one input cell, then one progress-and-cancel cell.
     let judge = |report: &Value| -> Vec<Cell> {
         let calls = &report["calls"];
         let cell = |i: usize| match report.get("fatal").or(report.get("timeout")) {
@@ -749,17 +770,25 @@ fn input_table(peers: &Peers) -> Table {
                 _ => Cell::Fail(calls[i].to_string()),
             },
         };
-        // One cell per upstream era: elicitation and sampling both.
-        [(0, 2), (1, 3)]
-            .into_iter()
-            .map(|(elicit, sample)| match (cell(elicit), cell(sample)) {
-                (Cell::Pass(_), Cell::Pass(_)) => {
-                    Cell::Pass(report["protocol_version"].as_str().unwrap_or("").into())
-                }
-                (Cell::Fail(why), _) | (_, Cell::Fail(why)) => Cell::Fail(why),
-                (other, _) => other,
-            })
-            .collect()
+        let all = |indices: &[usize], note: String| match indices
+            .iter()
+            .map(|i| cell(*i))
+            .find(|c| !matches!(c, Cell::Pass(_)))
+        {
+            Some(failed) => failed,
+            None => Cell::Pass(note),
+        };
+        let version = report["protocol_version"].as_str().unwrap_or("").to_owned();
+        let input =
+            [(0, 2), (1, 3)].map(|(elicit, sample)| all(&[elicit, sample], version.clone()));
+        let features = [(4, 6, 8), (5, 7, 9)].map(|(progress, cancel, heard)| {
+            let notes = calls[progress]["progress"].as_u64().unwrap_or(0);
+            if notes == 0 && cell(progress).is_pass() {
+                return Cell::Fail(format!("no progress notification: {}", calls[progress]));
+            }
+            all(&[progress, cancel, heard], version.clone())
+        });
+        input.into_iter().chain(features).collect()
     };
     let ts2 = peers.npm_version("client");
     let clients: Vec<(String, &Path, &str, &str)> = vec![
@@ -788,24 +817,54 @@ fn input_table(peers: &Peers) -> Table {
             "ts2-2026",
         ),
     ];
+    // Cells come per transport as [input legacy, input modern, features legacy, features
+    // modern]: each table takes its half of both transports.
     let rows = both_transports(&s, clients, &calls, &[], &judge);
-    Table {
-        title: "Input requests through `serve`".into(),
-        intro: "An upstream's tool asks its client for input during a call: elicitation (a \
-                form) and sampling (an LLM completion); a cell passes when both answers, made \
-                by the client in front of `serve`, come back in the tool's result. A 2025-11-25 \
-                upstream asks with a request of its own, a 2026-07-28 one answers the call with \
-                an input request (SEP-2322); `serve` passes each to its client in the client's \
-                era. The version in a cell is the one the client negotiated with `serve`."
-            .into(),
-        columns: vec![
+    let half = |offset: usize| -> Vec<(String, Vec<Cell>)> {
+        rows.iter()
+            .map(|(label, cells)| {
+                let picked = [offset, offset + 1, offset + 4, offset + 5];
+                (
+                    label.clone(),
+                    picked.iter().map(|i| cells[*i].clone()).collect(),
+                )
+            })
+            .collect()
+    };
+    let columns = || {
+        vec![
             "stdio, 2025-11-25 upstream".into(),
             "stdio, 2026-07-28 upstream".into(),
             "HTTP, 2025-11-25 upstream".into(),
             "HTTP, 2026-07-28 upstream".into(),
-        ],
-        rows,
-    }
+        ]
+    };
+    [
+        Table {
+            title: "Input requests through `serve`".into(),
+            intro: "An upstream's tool asks its client for input during a call: elicitation (a \
+                    form) and sampling (an LLM completion); a cell passes when both answers, made \
+                    by the client in front of `serve`, come back in the tool's result. A 2025-11-25 \
+                    upstream asks with a request of its own, a 2026-07-28 one answers the call with \
+                    an input request (SEP-2322); `serve` passes each to its client in the client's \
+                    era. The version in a cell is the one the client negotiated with `serve`."
+                .into(),
+            columns: columns(),
+            rows: half(0),
+        },
+        Table {
+            title: "Progress and cancellation through `serve`".into(),
+            intro: "An upstream's tool reports progress (0, 50, 100 of 100) while it works, and a \
+                    30 s call is given up by its client after 1.5 s (an abort signal in \
+                    TypeScript, a cancel scope in Python); a cell passes when the client got \
+                    the progress notifications and the tool's result, and the upstream saw its \
+                    call cancelled. The version in a cell is the one the client negotiated with \
+                    `serve`."
+                .into(),
+            columns: columns(),
+            rows: half(2),
+        },
+    ]
 }
 
 /// Log messages of an upstream's tool through `serve`, at the level the client asked for:
@@ -955,15 +1014,17 @@ fn compatibility_matrix() {
     let probe = guest("probe");
     let tables = std::thread::scope(|scope| {
         let servers = scope.spawn(|| servers_table(&peers, &probe));
-        let input = scope.spawn(|| input_table(&peers));
+        let interactive = scope.spawn(|| interactive_tables(&peers));
         let logs = scope.spawn(|| logs_table(&peers));
         let tasks = scope.spawn(|| tasks_table(&peers));
         let clients = clients_table(&peers);
+        let [input, progress] = interactive.join().unwrap();
         [
             servers.join().unwrap(),
             clients,
-            input.join().unwrap(),
+            input,
             logs.join().unwrap(),
+            progress,
             tasks.join().unwrap(),
         ]
     });

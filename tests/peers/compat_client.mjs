@@ -10,9 +10,11 @@
 //
 // Same actions and JSON shape as compat_client.py: list tools, call memory__read_graph,
 // modern__echo, modern__counter three times and the unknown modern__nope, then print one
-// JSON object. With CALLS (a JSON list of [tool, arguments] pairs) it makes those calls instead,
-// reporting them under "calls"; the v2 clients answer elicitation (accepting, with the question
-// as `username`) and sampling ("echo of PROMPT"). Every step records its own failure ("Class: message"); the whole run is
+// JSON object. With CALLS (a JSON list of [tool, arguments] pairs; v2 clients only) it makes
+// those calls instead, reporting them under "calls" with how many progress notifications each
+// got (a third element "cancel" gives the call up after 1.5 s: reported as "cancelled"). The v2
+// clients answer elicitation (accepting, with the question as `username`) and sampling ("echo
+// of PROMPT"). Every step records its own failure ("Class: message"); the whole run is
 // bounded at 60 s. Exit status 1 when it could not connect ("fatal") or timed out, else 0.
 // With $MCP_AUTH_TOKEN set, HTTP requests carry `Authorization: Bearer $MCP_AUTH_TOKEN`.
 // Packages come from .peers/node_modules (MCP_PEERS_DIR overrides), imported by file path
@@ -80,7 +82,29 @@ async function exercise(client, RpcError) {
   });
   if (CALLS) {
     out.calls = [];
-    for (const [name, args] of CALLS) out.calls.push(await step(async () => outcome(await call(name, args))));
+    for (const [name, args, how] of CALLS) {
+      out.calls.push(
+        await step(async () => {
+          let progress = 0;
+          const onprogress = () => {
+            progress += 1;
+          };
+          if (how !== 'cancel') return { ...outcome(await client.callTool({ name, arguments: args }, { onprogress })), progress };
+          // Given up after 1.5 s: the SDK tells the server with notifications/cancelled.
+          const controller = new AbortController();
+          const timer = setTimeout(() => controller.abort(), 1500);
+          try {
+            const r = await client.callTool({ name, arguments: args }, { onprogress, signal: controller.signal });
+            return { ...outcome(r), progress };
+          } catch (e) {
+            if (controller.signal.aborted) return { ok: true, text: 'cancelled', progress };
+            throw e;
+          } finally {
+            clearTimeout(timer);
+          }
+        }),
+      );
+    }
     return;
   }
   out.memory_read_graph = await step(async () => outcome(await call('memory__read_graph', {})));

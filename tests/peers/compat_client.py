@@ -11,7 +11,9 @@ server (the test server). The script lists tools, calls memory__read_graph, mode
 modern__counter three times and the unknown modern__nope, and prints one JSON object with what
 it saw. Every step records its own failure ("Class: message"), so one failure hides nothing;
 the whole run is bounded at 60 s. With CALLS (a JSON list of [tool, arguments] pairs) it lists
-tools and makes those calls instead, reporting them under "calls". The mcp 2.x client answers
+tools and makes those calls instead, reporting them under "calls" with how many progress
+notifications each got; a third element "cancel" gives the call up after 1.5 s (reported as
+"cancelled"). The mcp 2.x client answers
 elicitation (accepting, with the question as `username`) and sampling ("echo of PROMPT"). With $MCP_AUTH_TOKEN set,
 HTTP requests carry `Authorization: Bearer $MCP_AUTH_TOKEN` (through an httpx auth). Exit status 1 when it could not connect ("fatal") or timed
 out, else 0 whatever the steps saw: the Rust test asserts on the JSON.
@@ -91,6 +93,27 @@ async def exercise(list_tools, call_tool, rpc_error) -> None:
 
         return action
 
+    def traced_call(name, arguments, how=None):
+        """A call of CALLS: with the progress notifications it got counted, and with how ==
+        "cancel" given up after 1.5 s (the SDK then tells the server)."""
+
+        async def action():
+            seen = []
+
+            async def on_progress(progress, total, message):
+                seen.append(progress)
+
+            if how == "cancel":
+                with anyio.move_on_after(1.5) as scope:
+                    r = await call_tool(name, arguments, progress_callback=on_progress)
+                if scope.cancelled_caught:
+                    return {"ok": True, "text": "cancelled", "progress": len(seen)}
+            else:
+                r = await call_tool(name, arguments, progress_callback=on_progress)
+            return {**outcome(r), "progress": len(seen)}
+
+        return action
+
     async def counter():
         r = await call_tool("modern__counter", {})
         return text(r) if not is_error(r) else {"ok": False, "text": text(r)}
@@ -104,7 +127,7 @@ async def exercise(list_tools, call_tool, rpc_error) -> None:
 
     out["tools"] = await step(tools)
     if CALLS is not None:
-        out["calls"] = [await step(call(name, arguments)) for name, arguments in CALLS]
+        out["calls"] = [await step(traced_call(*spec)) for spec in CALLS]
         return
     out["memory_read_graph"] = await step(call("memory__read_graph", {}))
     out["echo"] = await step(call("modern__echo", {"message": "compat"}))
