@@ -10,7 +10,7 @@
 //!   client's era) and an unknown tool (a JSON-RPC error).
 //! - Input requests (elicitation, sampling) of a 2025-11-25 and a 2026-07-28 upstream through
 //!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports,
-//!   and the same clients' progress notifications and cancelled calls;
+//!   and the same clients' progress notifications, cancelled calls and tool-list changes;
 //!   log messages through `serve` at the level a Python client of either era asked for; tasks
 //!   through `serve` with the Tasks extension's own TypeScript client.
 //!
@@ -731,8 +731,10 @@ fn both_transports(
 /// - the questions it asks its client (elicitation, sampling): asked with a request in
 ///   2025-11-25, with an input request in 2026-07-28; both must reach a client of either era
 ///   and come back with its answer;
-/// - its progress notifications, and a call its client gives up (the upstream must hear of it).
-fn interactive_tables(peers: &Peers) -> [Table; 2] {
+/// - its progress notifications, and a call its client gives up (the upstream must hear of it);
+/// - a change of its tool list, which the client must hear of (on its `subscriptions/listen`
+///   in 2026-07-28, as a notification in 2025-11-25) and see in its next `tools/list`.
+fn interactive_tables(peers: &Peers) -> [Table; 3] {
     let s = both_eras();
     let py2 = Peers::pypi_version(&peers.python2, "mcp");
     let calls = json!([
@@ -788,7 +790,15 @@ fn interactive_tables(peers: &Peers) -> [Table; 2] {
             }
             all(&[progress, cancel, heard], version.clone())
         });
-        input.into_iter().chain(features).collect()
+        let changes = ["legacy", "modern"].map(|server| {
+            let change = &report["changes"][server];
+            match report.get("fatal").or(report.get("timeout")) {
+                Some(fatal) => Cell::Fail(fatal.to_string()),
+                None if change["ok"] == true => Cell::Pass(version.clone()),
+                None => Cell::Fail(change.to_string()),
+            }
+        });
+        input.into_iter().chain(features).chain(changes).collect()
     };
     let ts2 = peers.npm_version("client");
     let clients: Vec<(String, &Path, &str, &str)> = vec![
@@ -817,13 +827,14 @@ fn interactive_tables(peers: &Peers) -> [Table; 2] {
             "ts2-2026",
         ),
     ];
-    // Cells come per transport as [input legacy, input modern, features legacy, features
-    // modern]: each table takes its half of both transports.
-    let rows = both_transports(&s, clients, &calls, &[], &judge);
-    let half = |offset: usize| -> Vec<(String, Vec<Cell>)> {
+    // Cells come per transport as [input, progress and cancellation, list changes], each for
+    // a legacy and a modern upstream: each table takes its part of both transports.
+    let changes = [("MCP_COMPAT_CHANGES", r#"["legacy", "modern"]"#)];
+    let rows = both_transports(&s, clients, &calls, &changes, &judge);
+    let part = |offset: usize| -> Vec<(String, Vec<Cell>)> {
         rows.iter()
             .map(|(label, cells)| {
-                let picked = [offset, offset + 1, offset + 4, offset + 5];
+                let picked = [offset, offset + 1, offset + 6, offset + 7];
                 (
                     label.clone(),
                     picked.iter().map(|i| cells[*i].clone()).collect(),
@@ -850,7 +861,7 @@ fn interactive_tables(peers: &Peers) -> [Table; 2] {
                     era. The version in a cell is the one the client negotiated with `serve`."
                 .into(),
             columns: columns(),
-            rows: half(0),
+            rows: part(0),
         },
         Table {
             title: "Progress and cancellation through `serve`".into(),
@@ -862,7 +873,19 @@ fn interactive_tables(peers: &Peers) -> [Table; 2] {
                     `serve`."
                 .into(),
             columns: columns(),
-            rows: half(2),
+            rows: part(2),
+        },
+        Table {
+            title: "Tool-list changes through `serve`".into(),
+            intro: "An upstream adds a tool and announces it (a notification in 2025-11-25, an \
+                    event on each `subscriptions/listen` in 2026-07-28); a cell passes when the \
+                    client in front of `serve` hears of the change (a 2026-07-28 client on a \
+                    listen of its own, a 2025-11-25 client as a notification) and its next \
+                    `tools/list` has the new tool. The version in a cell is the one the client \
+                    negotiated with `serve`."
+                .into(),
+            columns: columns(),
+            rows: part(4),
         },
     ]
 }
@@ -1018,13 +1041,14 @@ fn compatibility_matrix() {
         let logs = scope.spawn(|| logs_table(&peers));
         let tasks = scope.spawn(|| tasks_table(&peers));
         let clients = clients_table(&peers);
-        let [input, progress] = interactive.join().unwrap();
+        let [input, progress, changes] = interactive.join().unwrap();
         [
             servers.join().unwrap(),
             clients,
             input,
             logs.join().unwrap(),
             progress,
+            changes,
             tasks.join().unwrap(),
         ]
     });

@@ -22,6 +22,13 @@
 
 const [MODE, TRANSPORT, TARGET, CALLS_JSON] = process.argv.slice(2);
 const CALLS = CALLS_JSON ? JSON.parse(CALLS_JSON) : null;
+// With $MCP_COMPAT_CHANGES (a JSON list of server names; v2 clients), the client is built with
+// `listChanged` handlers, then calls each server's `enable_extra` and waits (5 s) for a refreshed
+// tool list with SERVER__extra in it (the SDK listens in 2026-07-28, takes notifications in
+// 2025-11-25); reported under "changes".
+const CHANGES = JSON.parse(process.env.MCP_COMPAT_CHANGES || '[]');
+let latestTools = [];
+let toolsChanged = () => {};
 const STEP_TIMEOUT_MS = 15_000;
 const TOTAL_TIMEOUT_MS = 60_000;
 
@@ -171,7 +178,19 @@ async function main() {
     if (!options) throw new Error(`unknown MODE ${MODE}`);
     const sdk = await load('client/dist/index.mjs');
     RpcError = sdk.ProtocolError;
-    client = new sdk.Client(info, { ...options, capabilities: { sampling: {}, elicitation: {} } });
+    const listChanged = {
+      tools: {
+        onChanged: (error, tools) => {
+          if (!error && tools) latestTools = tools.map((t) => t.name);
+          toolsChanged();
+        },
+      },
+    };
+    client = new sdk.Client(info, {
+      ...options,
+      capabilities: { sampling: {}, elicitation: {} },
+      ...(CHANGES.length ? { listChanged } : {}),
+    });
     // The answers name what was asked, so the caller sees they went the whole way.
     client.setRequestHandler('elicitation/create', async (request) => ({
       action: 'accept',
@@ -194,6 +213,21 @@ async function main() {
     await client.connect(transport);
     out.protocol_version ??= client.getNegotiatedProtocolVersion?.();
     await exercise(client, RpcError);
+    if (CHANGES.length) {
+      out.changes = {};
+      for (const server of CHANGES) {
+        out.changes[server] = await step(async () => {
+          const listed = () => latestTools.includes(`${server}__extra`);
+          const heard = new Promise((resolve) => {
+            toolsChanged = () => listed() && resolve(true);
+            setTimeout(() => resolve(false), 5000);
+          });
+          await client.callTool({ name: `${server}__enable_extra`, arguments: {} });
+          const ok = await heard;
+          return { ok, text: ok ? 'heard' : `not heard; tools: ${latestTools.join(',')}` };
+        });
+      }
+    }
   } catch (e) {
     // Connecting failed; the steps that ran are already in `out`.
     out.fatal = failure(e);

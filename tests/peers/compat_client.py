@@ -31,6 +31,11 @@ CALLS = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
 # With $MCP_COMPAT_LOGS set, the mcp 2.x client asks for log messages at "info" (the 2026-07-28
 # per-request opt-in, or logging/setLevel in 2025-11-25) and reports each one's logger under "logs".
 LOGS = bool(os.environ.get("MCP_COMPAT_LOGS"))
+# With $MCP_COMPAT_CHANGES (a JSON list of server names), the mcp 2.x client then calls each
+# server's `enable_extra` and waits for the tool-list change it announces (on a
+# `subscriptions/listen` in 2026-07-28, as a notification in 2025-11-25), then looks for
+# SERVER__extra in a fresh tools/list; reported under "changes".
+CHANGES = json.loads(os.environ.get("MCP_COMPAT_CHANGES") or "[]")
 STEP_TIMEOUT = 15
 TOTAL_TIMEOUT = 60
 
@@ -203,6 +208,14 @@ async def run_mcp2() -> None:
     async def on_log(params):
         out.setdefault("logs", []).append(params.logger)
 
+    # 2025-11-25: tool-list changes arrive as notifications, counted here.
+    changed = {"count": 0, "event": anyio.Event()}
+
+    async def on_message(message):
+        if isinstance(message, types.ToolListChangedNotification):
+            changed["count"] += 1
+            changed["event"].set()
+
     async with Client(
         server,
         mode=MODE,
@@ -210,6 +223,7 @@ async def run_mcp2() -> None:
         sampling_callback=on_sampling,
         logging_callback=on_log,
         log_level="info" if LOGS else None,
+        message_handler=on_message if CHANGES else None,
     ) as client:
         out["protocol_version"] = client.protocol_version
         if LOGS and not str(client.protocol_version).startswith("2026"):
@@ -226,6 +240,29 @@ async def run_mcp2() -> None:
                     return tools
 
         await exercise(list_tools, client.call_tool, MCPError)
+
+        async def hear_change(server):
+            """Calls SERVER__enable_extra and waits (5 s) to hear of the change."""
+            modern = str(client.protocol_version).startswith("2026")
+            if modern:
+                async with client.listen(tools_list_changed=True) as sub:
+                    await client.call_tool(f"{server}__enable_extra", {})
+                    heard = False
+                    with anyio.move_on_after(5):
+                        async for _event in sub:
+                            heard = True
+                            break
+            else:
+                changed["event"] = anyio.Event()
+                await client.call_tool(f"{server}__enable_extra", {})
+                with anyio.move_on_after(5):
+                    await changed["event"].wait()
+                heard = changed["event"].is_set()
+            listed = any(t.name == f"{server}__extra" for t in await list_tools())
+            return {"ok": heard and listed, "text": f"heard={heard} listed={listed}"}
+
+        if CHANGES:
+            out["changes"] = {server: await step(lambda server=server: hear_change(server)) for server in CHANGES}
 
 
 async def main() -> None:
