@@ -11,7 +11,7 @@
 //! - Input requests (elicitation, sampling) of a 2025-11-25 and a 2026-07-28 upstream through
 //!   `serve`, answered by Python and TypeScript SDK clients of both eras on both transports,
 //!   and the same clients' progress notifications, cancelled calls and tool-list changes;
-//!   log messages through `serve` at the level a Python client of either era asked for; tasks
+//!   log messages through `serve` at the level the client of either era asked for; tasks
 //!   through `serve` with the Tasks extension's own TypeScript client.
 //!
 //! Peers are pinned and installed by `scripts/install-peers.sh`; with `CI=true` every one is
@@ -896,6 +896,7 @@ fn interactive_tables(peers: &Peers) -> [Table; 3] {
 fn logs_table(peers: &Peers) -> Table {
     let s = both_eras();
     let py2 = Peers::pypi_version(&peers.python2, "mcp");
+    let ts2 = peers.npm_version("client");
     let calls = json!([
         ["legacy__test_tool_with_logging", {}],
         ["modern__test_tool_with_logging", {}],
@@ -934,6 +935,18 @@ fn logs_table(peers: &Peers) -> Table {
             peers.python2.as_path(),
             "compat_client.py",
             "2026-07-28",
+        ),
+        (
+            format!("TypeScript SDK v2 {ts2}, default"),
+            peers.node.as_path(),
+            "compat_client.mjs",
+            "ts2-legacy",
+        ),
+        (
+            format!("TypeScript SDK v2 {ts2}, pinned to 2026-07-28"),
+            peers.node.as_path(),
+            "compat_client.mjs",
+            "ts2-2026",
         ),
     ];
     let rows = both_transports(&s, clients, &calls, &[("MCP_COMPAT_LOGS", "1")], &judge);

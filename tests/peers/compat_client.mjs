@@ -27,6 +27,11 @@ const CALLS = CALLS_JSON ? JSON.parse(CALLS_JSON) : null;
 // tool list with SERVER__extra in it (the SDK listens in 2026-07-28, takes notifications in
 // 2025-11-25); reported under "changes".
 const CHANGES = JSON.parse(process.env.MCP_COMPAT_CHANGES || '[]');
+// With $MCP_COMPAT_LOGS set (v2 clients), the client asks for log messages at "info" (with
+// logging/setLevel in 2025-11-25, in each call's `_meta` in 2026-07-28) and reports each
+// message's logger under "logs".
+const LOGS = Boolean(process.env.MCP_COMPAT_LOGS);
+const LOG_META = { 'io.modelcontextprotocol/logLevel': 'info' };
 let latestTools = [];
 let toolsChanged = () => {};
 const STEP_TIMEOUT_MS = 15_000;
@@ -96,12 +101,14 @@ async function exercise(client, RpcError) {
           const onprogress = () => {
             progress += 1;
           };
-          if (how !== 'cancel') return { ...outcome(await client.callTool({ name, arguments: args }, { onprogress })), progress };
+          const modern = out.protocol_version === '2026-07-28';
+          const params = { name, arguments: args, ...(LOGS && modern ? { _meta: LOG_META } : {}) };
+          if (how !== 'cancel') return { ...outcome(await client.callTool(params, { onprogress })), progress };
           // Given up after 1.5 s: the SDK tells the server with notifications/cancelled.
           const controller = new AbortController();
           const timer = setTimeout(() => controller.abort(), 1500);
           try {
-            const r = await client.callTool({ name, arguments: args }, { onprogress, signal: controller.signal });
+            const r = await client.callTool(params, { onprogress, signal: controller.signal });
             return { ...outcome(r), progress };
           } catch (e) {
             if (controller.signal.aborted) return { ok: true, text: 'cancelled', progress };
@@ -201,6 +208,11 @@ async function main() {
       model: 'test-model',
       content: { type: 'text', text: `echo of ${request.params.messages[0].content.text}` },
     }));
+    if (LOGS) {
+      client.setNotificationHandler('notifications/message', (notification) => {
+        (out.logs ??= []).push(notification.params.logger);
+      });
+    }
     if (argv) {
       const { StdioClientTransport } = await load('client/dist/stdio.mjs');
       transport = new StdioClientTransport(stdioParams);
@@ -212,6 +224,8 @@ async function main() {
   try {
     await client.connect(transport);
     out.protocol_version ??= client.getNegotiatedProtocolVersion?.();
+    // A 2025-11-25 session sets its level once (a 2026-07-28 client asks in each request).
+    if (LOGS && out.protocol_version !== '2026-07-28') await client.setLoggingLevel('info');
     await exercise(client, RpcError);
     if (CHANGES.length) {
       out.changes = {};
