@@ -277,6 +277,59 @@ async fn serve_relays_upstream_sampling_and_elicitation_to_its_client_in_both_er
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_leaves_a_question_unanswered_is_asked_it_again() {
+    // A 2026-07-28 client's retry with answers to keys it was never asked: the call stays
+    // parked (and counted), the question comes back at once under a new requestState, and the
+    // old state is spent.
+    let s = setup();
+    let (client, child) = serve_stdio_in(&s, &[], SamplingClient, modern()).await;
+    let ask = |state: Option<String>, answers: Option<rmcp::model::InputResponses>| {
+        let mut p = CallToolRequestParams::new("a__test_elicitation");
+        p.arguments = args(json!({"message": "again"}));
+        p.request_state = state;
+        p.input_responses = answers;
+        p
+    };
+    let asked = |r: rmcp::model::CallToolResponse| match r {
+        rmcp::model::CallToolResponse::InputRequired(r) => (
+            r.request_state.expect("a requestState"),
+            r.input_requests
+                .unwrap_or_default()
+                .into_keys()
+                .collect::<Vec<_>>(),
+        ),
+        other => panic!("expected an input request, got {other:?}"),
+    };
+    let (first, keys) = asked(client.call_tool_once(ask(None, None)).await.unwrap());
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let wrong = [("not-asked".to_string(), json!({"action": "decline"}))].into();
+    let (second, again) = asked(
+        client
+            .call_tool_once(ask(Some(first.clone()), Some(wrong)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, keys, "the same question, asked again");
+    assert_ne!(second, first, "under a new requestState");
+    let spent = client.call_tool_once(ask(Some(first), None)).await;
+    assert!(spent.is_err(), "a spent requestState: {spent:?}");
+    let answer = json!({"action": "accept",
+                        "content": {"username": "again", "email": "a@example.org"}});
+    let answers = keys.iter().map(|k| (k.clone(), answer.clone())).collect();
+    match client
+        .call_tool_once(ask(Some(second), Some(answers)))
+        .await
+        .unwrap()
+    {
+        rmcp::model::CallToolResponse::Complete(r) => {
+            assert!(result_text(&r).contains("action=accept"), "{r:?}")
+        }
+        other => panic!("expected the result, got {other:?}"),
+    }
+    close_and_expect_exit_0(client, child).await;
+}
+
 async fn relays_sampling_and_elicitation(
     client: &rmcp::service::RunningService<rmcp::RoleClient, SamplingClient>,
 ) {
