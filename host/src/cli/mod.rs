@@ -234,6 +234,17 @@ pub fn main() -> ExitCode {
         }
         run(cli).await
     });
+    // A signal that arrived while the command was ending decides the exit: the command's own
+    // outcome (often an error its stopping servers caused) would otherwise race the signal
+    // handler's exit. The servers are ended first, as the handler would have.
+    if let Some(code) = stopped_by_signal() {
+        runtime.block_on(crate::client::terminate_all(
+            crate::client::ShutdownPolicy::PROMPT,
+        ));
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        logging::finish();
+        std::process::exit(code);
+    }
     // Tasks still running end now, closing their spans, before the last spans are flushed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     logging::finish();
@@ -244,6 +255,14 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The exit code a caught signal chose (-1: none yet).
+static STOPPED_WITH: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+fn stopped_by_signal() -> Option<i32> {
+    let code = STOPPED_WITH.load(std::sync::atomic::Ordering::SeqCst);
+    (code >= 0).then_some(code)
 }
 
 /// Waits for SIGTERM, SIGINT or (with `hangup`) SIGHUP, then ends every server process this
@@ -274,9 +293,11 @@ async fn stop_on_signal(stopped_code: Option<i32>, hangup: bool) {
     });
     let ((name, number), _, _) = futures::future::select_all(waits).await;
     tracing::info!(signal = name, "stopping");
+    let code = stopped_code.unwrap_or(128 + number);
+    STOPPED_WITH.store(code, std::sync::atomic::Ordering::SeqCst);
     crate::client::process::stop_spawning();
     crate::client::terminate_all(crate::client::ShutdownPolicy::PROMPT).await;
-    std::process::exit(stopped_code.unwrap_or(128 + number));
+    std::process::exit(code);
 }
 
 /// The aggregator of a one-shot command (`run`, `exec`, `test`): its process ends with its
