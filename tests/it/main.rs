@@ -12,6 +12,7 @@ mod compat;
 mod config_cli;
 mod conformance;
 mod distribution;
+mod first_hour;
 mod foundation;
 mod grants;
 mod hostile;

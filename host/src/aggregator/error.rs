@@ -108,6 +108,14 @@ pub enum AggregatorError {
     /// A bound was reached (processes, calls in flight, rate); says which.
     #[error("{0}")]
     Limit(String),
+    /// The server failed to connect; the pool retries it in the background.
+    #[error("{error} (retried in the background; next try in {})", crate::client::human_duration(*.retry_in))]
+    Down {
+        /// Why its last connect failed.
+        error: ClientError,
+        /// When the next attempt is due.
+        retry_in: std::time::Duration,
+    },
 }
 
 impl AggregatorError {
@@ -122,6 +130,7 @@ impl AggregatorError {
             | AggregatorError::SessionClosed => ErrorKind::Invalid,
             AggregatorError::Filtered { .. } => ErrorKind::Denied,
             AggregatorError::Limit(_) => ErrorKind::Limit,
+            AggregatorError::Down { .. } => ErrorKind::ServerFailed,
             AggregatorError::Client(c) => match c {
                 ClientError::UnknownTool { .. } => ErrorKind::NotFound,
                 ClientError::InvalidArguments { .. } => ErrorKind::Invalid,
@@ -141,6 +150,7 @@ impl From<ManagerError> for AggregatorError {
             ManagerError::Closed => AggregatorError::SessionClosed,
             ManagerError::Client(c) => AggregatorError::Client(c),
             ManagerError::Limit(l) => AggregatorError::Limit(l.to_string()),
+            ManagerError::Down { error, retry_in } => AggregatorError::Down { error, retry_in },
         }
     }
 }

@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Close upstream connections and HTTP client sessions unused this long (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub idle_timeout: u64,
+    /// How long a listing waits for servers still starting (seconds): the others answer
+    /// at once, and the late ones are announced with `list_changed` when they are up.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub list_wait: f64,
     /// Code mode: offer `search` and `execute` (run a snippet that calls the tools) beside
     /// the plain tools; `--code-mode=only` lists just those two.
     #[arg(long, value_name = "only", num_args = 0..=1, require_equals = true,
@@ -114,6 +118,9 @@ impl ServeArgs {
     pub(super) async fn run(self, path: &Path) -> anyhow::Result<ExitCode> {
         if !(self.drain_timeout >= 0.0 && self.drain_timeout.is_finite()) {
             anyhow::bail!("--drain-timeout must be a number of seconds, 0 or more");
+        }
+        if !(self.list_wait >= 0.0 && self.list_wait.is_finite()) {
+            anyhow::bail!("--list-wait must be a number of seconds, 0 or more");
         }
         // The project must exist now (the error names the file); a reload reads its
         // members again.
@@ -137,6 +144,7 @@ impl ServeArgs {
                 .max_processes
                 .unwrap_or_else(crate::serve::default_max_processes),
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout.max(1)),
+            list_wait: std::time::Duration::from_secs_f64(self.list_wait),
             drain_timeout: std::time::Duration::from_secs_f64(self.drain_timeout),
             metrics: self.metrics,
             project: self.project,

@@ -5,22 +5,26 @@
 //! instead of racing to spawn a hundred processes. The mutex is held only while
 //! connecting; calls on a ready connection run concurrently.
 //!
-//! A server that died (crash, closed pipe) is restarted on next use, with a bounded number
-//! of attempts and exponential backoff, so a server that cannot start fails fast instead
-//! of being respawned forever. One server's failure never touches another's slot.
+//! A server that died (crash, closed pipe) is restarted on next use. One that cannot be
+//! connected is remembered as down, fails its callers at once, and is retried in the
+//! background with exponential backoff ([`slot`]). One server's failure never touches
+//! another's slot.
 //!
 //! Every connection holds a permit of each [`ProcessBudget`] the pool draws from, and a
 //! connection unused for a while can be closed ([`ConnectionManager::close_idle`]): bounds a
 //! multi-tenant front end needs so that no client can make it spawn without limit.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod budget;
+mod slot;
 
 pub use budget::{take_permit, ProcessBudget, ProcessLimit, ProcessPermit};
+use slot::Slot;
+pub use slot::CONNECT_ATTEMPTS;
 
 use futures::future::join_all;
 use rmcp::model::CallToolResult;
@@ -29,10 +33,6 @@ use serde_json::{Map, Value};
 use crate::client::{ClientError, ConnectHooks, ServerConnection, ShutdownPolicy};
 use crate::config::ServerConfig;
 use crate::locks::{read, write};
-
-/// Connect attempts per use of a dead or never-started server.
-pub const CONNECT_ATTEMPTS: u32 = 3;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Errors of the connection pool.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,103 +50,14 @@ pub enum ManagerError {
     /// Starting the server would exceed a bound on processes.
     #[error(transparent)]
     Limit(#[from] ProcessLimit),
-}
-
-/// A live connection and the process permits it holds.
-struct Live {
-    connection: Arc<ServerConnection>,
-    _permit: ProcessPermit,
-}
-
-struct Slot {
-    name: String,
-    config: ServerConfig,
-    connection: tokio::sync::Mutex<Option<Live>>,
-    restarts: AtomicU64,
-    hooks: ConnectHooks,
-    budgets: Vec<Arc<ProcessBudget>>,
-    /// When the connection was last handed out, as milliseconds since `epoch`.
-    last_used: AtomicU64,
-    epoch: Instant,
-}
-
-impl Slot {
-    fn touch(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        self.last_used.store(now, Ordering::Relaxed);
-    }
-
-    /// The live connection, connecting (with retries) if there is none or it died.
-    async fn get(&self) -> Result<Arc<ServerConnection>, ManagerError> {
-        self.touch();
-        let mut guard = self.connection.lock().await;
-        if let Some(live) = guard.as_ref() {
-            if live.connection.is_ready() {
-                return Ok(live.connection.clone());
-            }
-            tracing::warn!(server = %self.name, state = ?live.connection.state(), "connection lost; restarting");
-            if let Some(dead) = guard.take() {
-                dead.connection.close().await;
-            }
-            self.restarts.fetch_add(1, Ordering::Relaxed);
-        }
-        // Never a process past a bound: the request fails, naming the bound.
-        let permit = take_permit(&self.budgets)?;
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match ServerConnection::connect_with(&self.name, &self.config, self.hooks.clone()).await
-            {
-                Ok(conn) => {
-                    let connection = Arc::new(conn);
-                    *guard = Some(Live {
-                        connection: connection.clone(),
-                        _permit: permit,
-                    });
-                    return Ok(connection);
-                }
-                // A missing program will not appear by retrying.
-                Err(e @ (ClientError::Spawn { .. } | ClientError::Config(_))) => {
-                    return Err(e.into())
-                }
-                Err(e) if attempt >= CONNECT_ATTEMPTS => return Err(e.into()),
-                Err(e) => {
-                    tracing::warn!(server = %self.name, attempt, error = %e, "connect failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-            }
-        }
-    }
-
-    async fn close(&self, policy: ShutdownPolicy) {
-        let live = self.connection.lock().await.take();
-        if let Some(live) = live {
-            live.connection.close_with(policy).await;
-        }
-    }
-
-    /// Closes the connection if nobody has used it for `idle` and no call holds it.
-    async fn close_if_idle(&self, idle: Duration) -> bool {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) < idle.as_millis() as u64 {
-            return false;
-        }
-        let mut guard = self.connection.lock().await;
-        // The slot's own reference is the only one: no call is in flight on it.
-        let unused = guard
-            .as_ref()
-            .is_some_and(|live| Arc::strong_count(&live.connection) == 1);
-        if !unused {
-            return false;
-        }
-        if let Some(live) = guard.take() {
-            tracing::debug!(server = %self.name, "closing an idle connection");
-            live.connection.close().await;
-        }
-        true
-    }
+    /// The server failed to connect and is being retried in the background.
+    #[error("{error} (retried in the background; next try in {})", crate::client::human_duration(*.retry_in))]
+    Down {
+        /// Why the last attempt failed.
+        error: ClientError,
+        /// When the next attempt is due.
+        retry_in: Duration,
+    },
 }
 
 /// Persistent connections to a fixed set of servers.
@@ -201,16 +112,13 @@ impl ConnectionManager {
     }
 
     fn slot(&self, name: String, config: ServerConfig) -> Arc<Slot> {
-        Arc::new(Slot {
+        Arc::new(Slot::new(
             name,
             config,
-            connection: tokio::sync::Mutex::new(None),
-            restarts: AtomicU64::new(0),
-            hooks: self.hooks.clone(),
-            budgets: self.budgets.clone(),
-            last_used: AtomicU64::new(0),
-            epoch: self.epoch,
-        })
+            self.hooks.clone(),
+            self.budgets.clone(),
+            self.epoch,
+        ))
     }
 
     /// The slots as they are now.

@@ -54,6 +54,7 @@ impl RequestScope {
         Some(
             self.callable_tools()
                 .await
+                .items
                 .into_iter()
                 .map(|t| t.name)
                 .collect(),

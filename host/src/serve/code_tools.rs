@@ -104,7 +104,7 @@ impl RequestScope {
         if detail != "types" && detail != "names" {
             return Err(invalid("search: \"detail\" must be \"names\" or \"types\""));
         }
-        let tools = self.callable_tools().await;
+        let tools = self.callable_tools().await.items;
         let names = Names::new(&tools);
         let found = rank(query, &tools, limit);
         let listed: Vec<Value> = found
@@ -151,7 +151,7 @@ impl RequestScope {
                     .ok_or_else(|| invalid("execute: \"timeout_ms\" must be a positive integer"))?,
             )),
         };
-        let tools = self.callable_tools().await;
+        let tools = self.callable_tools().await.items;
         let tenant = &self.tenant;
         // Only what this client can list is callable: the tenant's globs, and `--filter`.
         let allowed = self.tool_ceiling().await;

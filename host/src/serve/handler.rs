@@ -124,13 +124,17 @@ impl ServerHandler for RegistryServer {
         // Servers are listed in name order; a URI two servers list is the first one's (the
         // session routes it there too).
         let mut seen = std::collections::HashSet::new();
-        Ok(ListResourcesResult::with_all_items(
+        let meta = resources.meta();
+        let mut result = ListResourcesResult::with_all_items(
             resources
+                .items
                 .into_iter()
                 .map(|r| r.item)
                 .filter(|r| seen.insert(r.uri.clone()))
                 .collect(),
-        ))
+        );
+        result.meta = meta;
+        Ok(result)
     }
 
     async fn list_resource_templates(
@@ -144,9 +148,11 @@ impl ServerHandler for RegistryServer {
                 pool.list_server_resource_templates(&s).await
             })
             .await;
-        Ok(ListResourceTemplatesResult::with_all_items(
-            templates.into_iter().map(|t| t.item).collect(),
-        ))
+        let mut result = ListResourceTemplatesResult::with_all_items(
+            templates.items.iter().map(|t| t.item.clone()).collect(),
+        );
+        result.meta = templates.meta();
+        Ok(result)
     }
 
     async fn read_resource(
@@ -215,13 +221,14 @@ impl ServerHandler for RegistryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let scope = self.scope(&context)?;
-        let upstream: Vec<NamespacedPrompt> = scope
+        let gathered = scope
             .gather("prompts", |pool, s| async move {
                 pool.list_server_prompts(&s).await
             })
             .await;
+        let upstream: &[NamespacedPrompt] = &gathered.items;
         let mut prompts: Vec<Prompt> = Vec::new();
-        for p in &upstream {
+        for p in upstream {
             let mut prompt = p.prompt.clone();
             prompt.name = p.name.clone();
             prompt.description = Some(described(&p.server, p.prompt.description.as_deref()));
@@ -239,7 +246,9 @@ impl ServerHandler for RegistryServer {
                 prompts.push(prompt);
             }
         }
-        Ok(ListPromptsResult::with_all_items(prompts))
+        let mut result = ListPromptsResult::with_all_items(prompts);
+        result.meta = gathered.meta();
+        Ok(result)
     }
 
     async fn get_prompt(
@@ -310,8 +319,9 @@ impl ServerHandler for RegistryServer {
                 return Ok(ListToolsResult::with_all_items(tools));
             }
         }
-        let upstream = scope.callable_tools().await;
-        for t in &upstream {
+        let gathered = scope.callable_tools().await;
+        let upstream = &gathered.items;
+        for t in upstream {
             let mut tool = t.tool.clone();
             tool.name = t.name.clone().into();
             tool.description = Some(t.description().into());
@@ -329,7 +339,9 @@ impl ServerHandler for RegistryServer {
                 .filter(|(name, _)| scope.tenant.may_run(name))
                 .map(|(_, p)| p.tool.clone()),
         );
-        Ok(ListToolsResult::with_all_items(tools))
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.meta = gathered.meta();
+        Ok(result)
     }
 
     // `tasks/*` (2026-07-28 clients): the tasks of the caller's tenant ([`super::tasks`]).

@@ -117,6 +117,10 @@ pub struct ServeOptions {
     pub max_processes: usize,
     /// Close an upstream connection (and the HTTP session of a client) unused this long.
     pub idle_timeout: Duration,
+    /// How long a listing waits for servers that are still connecting; those that miss it
+    /// are left out, named in the result's `_meta`, and announced by `list_changed` when
+    /// they come up.
+    pub list_wait: Duration,
     /// Offer `search` and `execute` (code mode), beside the plain tools or instead of them.
     pub code_mode: Option<CodeModeTools>,
     /// HTTP: how long a drain (SIGTERM, SIGINT) waits for requests in flight.
@@ -136,6 +140,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn default_max_processes() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 64
 }
+
+/// The default [`ServeOptions::list_wait`].
+pub const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(5);
 
 /// The default idle timeout of upstream connections and HTTP client sessions.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);

@@ -7,6 +7,7 @@
 //! snapshot, so a request that straddles a reload finishes under the configuration it began
 //! with, and the rule "which pool serves this server" is written once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rmcp::model::{ProgressToken, RequestId};
@@ -18,7 +19,7 @@ use super::relay::{CallLogRelay, CallRelay, ClientRelay, ProgressRelay};
 use super::setup::Shared;
 use super::tenant::{Tenant, Tenants};
 use crate::aggregator::{AggregatorError, NamespacedTool, Session};
-use crate::client::{ProgressSink, TraceContext};
+use crate::client::{human_duration, ProgressSink, TraceContext};
 use crate::config::Sharing;
 use crate::names::ToolName;
 use crate::plugin::SessionRouter;
@@ -159,34 +160,63 @@ impl RequestScope {
     }
 
     /// One listing of every upstream server the tenant sees, concurrently (the first listing
-    /// also connects them); a server that fails is left out, not fatal.
+    /// also connects them). A server that fails, or is still connecting after the listing
+    /// wait, is left out and named in [`Gathered::missing`]; a late one keeps connecting,
+    /// and its pool announces it when it is up.
     pub(super) async fn gather<T, F>(
         &self,
         what: &str,
         list: impl Fn(Arc<Session>, String) -> F,
-    ) -> Vec<T>
+    ) -> Gathered<T>
     where
         F: std::future::Future<Output = Result<Vec<T>, AggregatorError>>,
     {
         let servers = self.tenant.servers();
-        let results =
-            futures::future::join_all(servers.iter().map(|s| list(self.pool(s), s.clone()))).await;
-        let mut all = Vec::new();
+        let wait = self.shared.list_wait;
+        let results = futures::future::join_all(
+            servers
+                .iter()
+                .map(|s| tokio::time::timeout(wait, list(self.pool(s), s.clone()))),
+        )
+        .await;
+        let mut gathered = Gathered {
+            items: Vec::new(),
+            missing: BTreeMap::new(),
+        };
         for (server, result) in servers.iter().zip(results) {
-            match result {
-                Ok(items) => all.extend(items),
-                Err(e) => {
-                    tracing::warn!(server, error = %e, "cannot list {what}; leaving them out")
+            let why = match result {
+                Ok(Ok(items)) => {
+                    gathered.items.extend(items);
+                    continue;
                 }
-            }
+                Ok(Err(e)) => {
+                    // The pool warned when it found the server down; other failures are news.
+                    if !matches!(e, AggregatorError::Down { .. }) {
+                        tracing::warn!(server, error = %e, "cannot list {what}; leaving them out");
+                    }
+                    e.to_string()
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        server,
+                        "no {what} within {}; leaving them out until it is up",
+                        human_duration(wait)
+                    );
+                    format!(
+                        "still starting after {}; list_changed follows when it is up",
+                        human_duration(wait)
+                    )
+                }
+            };
+            gathered.missing.insert(server.clone(), why);
         }
-        all
+        gathered
     }
 
     /// Every upstream tool the tenant may call (and `serve --filter` shows), in registry
-    /// order.
-    pub(super) async fn callable_tools(&self) -> Vec<NamespacedTool> {
-        let mut tools: Vec<NamespacedTool> = self
+    /// order, and the servers left out.
+    pub(super) async fn callable_tools(&self) -> Gathered<NamespacedTool> {
+        let mut tools = self
             .gather("tools", |pool, s| async move {
                 pool.list_server_tools(&s).await
             })
@@ -267,3 +297,29 @@ impl RequestScope {
             .ok_or_else(|| AggregatorError::UnknownResource(uri.to_owned()))
     }
 }
+
+/// What a listing across servers found.
+pub(super) struct Gathered<T> {
+    /// What the servers that answered listed.
+    pub(super) items: Vec<T>,
+    /// The servers left out, and why.
+    pub(super) missing: BTreeMap<String, String>,
+}
+
+impl<T> Gathered<T> {
+    /// The result's `_meta` naming the servers left out, if any were.
+    pub(super) fn meta(&self) -> Option<rmcp::model::MetaObject> {
+        if self.missing.is_empty() {
+            return None;
+        }
+        let mut meta = rmcp::model::MetaObject::new();
+        meta.0.insert(
+            MISSING_META.to_owned(),
+            serde_json::to_value(&self.missing).unwrap_or_default(),
+        );
+        Some(meta)
+    }
+}
+
+/// The `_meta` key of a listing that names the servers it left out (server name -> why).
+pub(super) const MISSING_META: &str = "mcp-registry/unavailable";

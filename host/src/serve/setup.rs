@@ -45,6 +45,10 @@ pub(super) struct Shared {
     pub(super) parked: super::input::ParkedCalls,
     /// Calls of 2026-07-28 clients that became tasks.
     pub(super) tasks: super::tasks::HostedTasks,
+    /// How long a listing waits for servers still connecting.
+    pub(super) list_wait: std::time::Duration,
+    /// The `--filter` rules already reported as matching nothing.
+    filter_reported: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -177,6 +181,8 @@ impl Shared {
             ops: Ops::default(),
             parked: Default::default(),
             tasks: Default::default(),
+            list_wait: options.list_wait,
+            filter_reported: Default::default(),
         }))
     }
 }

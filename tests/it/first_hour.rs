@@ -1,0 +1,137 @@
+//! A new user's first hour, end to end: a registry imported from a Claude Desktop
+//! configuration with one good server, one that never answers and one that starts slowly,
+//! served to the clients people run (the inspector, the TypeScript SDK).
+
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// The Claude Desktop configuration a user imports: `hang` never answers (as an `npx -y`
+/// entry does without network), `slow` answers after 5 s.
+fn imported(s: &Scratch) {
+    let desktop = s.path("claude_desktop_config.json");
+    let server = test_server().display().to_string();
+    std::fs::write(
+        &desktop,
+        json!({"mcpServers": {
+            "good": {"command": server, "args": []},
+            "hang": {"command": "sleep", "args": ["600"]},
+            "slow": {"command": server, "args": [], "env": {"MCP_TEST_STARTUP_DELAY_MS": "5000"}},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::remove_file(&s.config).unwrap();
+    let out = s
+        .cli(&["init", "--import", desktop.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "init --import: {out:?}");
+}
+
+fn node() -> Option<std::path::PathBuf> {
+    peer(peers_dir().join("node_modules/.bin/node"), "Node 22")
+}
+
+/// The servers a listing's `_meta` names as left out.
+fn unavailable(meta: &Value) -> Vec<String> {
+    let mut names: Vec<String> = meta
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_hanging_and_a_slow_server_cost_only_themselves_for_the_typescript_sdk() {
+    let Some(node) = node() else { return };
+    let s = Scratch::new(json!({}));
+    imported(&s);
+    let serve = json!([
+        env!("CARGO_BIN_EXE_mcp-registry"),
+        "--config",
+        s.config,
+        "serve",
+        "--list-wait",
+        "2"
+    ]);
+    let out = Command::new(node)
+        .arg(workspace_root().join("tests/peers/first_hour_client.mjs"))
+        .arg(serve.to_string())
+        .env("MCP_REGISTRY_CACHE_DIR", s.cache())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("client printed non-JSON ({e}): {out:?}"));
+    assert!(out.status.success(), "{report:#}\n{out:?}");
+    let names = |list: &Value| -> Vec<String> {
+        let names: Vec<String> = serde_json::from_value(list["names"].clone()).unwrap();
+        let mut servers: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.split_once("__").map(|(s, _)| s.to_owned()))
+            .collect();
+        servers.dedup();
+        servers
+    };
+    // The first listing has the good server's tools and names the two others as missing.
+    assert_eq!(names(&report["first"]), ["good"], "{report:#}");
+    assert_eq!(
+        unavailable(&report["first"]["unavailable"]),
+        ["hang", "slow"],
+        "{report:#}"
+    );
+    // The slow server's tools arrive with list_changed; the hanging one stays named.
+    assert!(report["changed_after_ms"].is_u64(), "{report:#}");
+    assert_eq!(names(&report["second"]), ["good", "slow"], "{report:#}");
+    assert_eq!(
+        unavailable(&report["second"]["unavailable"]),
+        ["hang"],
+        "{report:#}"
+    );
+}
+
+#[test]
+fn the_inspector_lists_a_registry_with_a_hanging_server() {
+    let Some(node) = node() else { return };
+    let s = Scratch::new(json!({}));
+    imported(&s);
+    let inspector = peers_dir().join("node_modules/@modelcontextprotocol/inspector");
+    let started = Instant::now();
+    let out = Command::new(node)
+        .arg(peers_dir().join("node_modules/.bin/mcp-inspector"))
+        .arg("--cli")
+        .args([
+            "-e",
+            &format!("MCP_REGISTRY_CACHE_DIR={}", s.cache().display()),
+        ])
+        .args(["--method", "tools/list", "--"])
+        .arg(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("--config")
+        .arg(&s.config)
+        .arg("serve")
+        .env("HOME", s.dir.path())
+        .current_dir(&inspector)
+        .output()
+        .unwrap();
+    // The inspector gives up on its own after 15 s; before, the hanging server cost 90 s.
+    assert!(
+        out.status.success(),
+        "inspector after {:?}: {out:?}",
+        started.elapsed()
+    );
+    eprintln!("the inspector listed in {:?}", started.elapsed());
+    let list: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("inspector printed non-JSON ({e}): {out:?}"));
+    let tools: Vec<&str> = list["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"good__echo"), "{list:#}");
+    assert!(!tools.iter().any(|t| t.starts_with("hang__")), "{list:#}");
+}
