@@ -780,3 +780,127 @@ fn list_tools_shows_parameters_with_v_and_schemas_with_vv() {
         "{vv}"
     );
 }
+
+#[test]
+fn the_registry_file_never_locks_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let server = test_server().display().to_string();
+    let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(cli(
+        &path,
+        &["add", "t", "-e", "TOKEN=first-secret", "--", &server]
+    )
+    .status
+    .success());
+    assert!(cli(&path, &["alias", "add", "plus", "t__add"])
+        .status
+        .success());
+
+    // Adding over an existing name refuses, says what would change, and keeps the entry; the
+    // same entry again is no change; --replace replaces.
+    let o = cli(
+        &path,
+        &["add", "t", "-e", "TOKEN=second-secret", "--", &server],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        err(&o).contains("already exists") && err(&o).contains("--replace"),
+        "{o:?}"
+    );
+    assert!(
+        err(&o).contains("env") && !err(&o).contains("secret"),
+        "names the field, not its value: {o:?}"
+    );
+    let o = cli(
+        &path,
+        &["add", "t", "-e", "TOKEN=first-secret", "--", &server],
+    );
+    assert!(stdout(&o).contains("unchanged"), "{o:?}");
+    let o = cli(&path, &["alias", "add", "plus", "t__echo"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = cli(&path, &["alias", "add", "plus", "t__echo", "--replace"]);
+    assert!(o.status.success(), "{o:?}");
+
+    // Removing a server removes the aliases that would dangle, and the file still loads.
+    let o = cli(&path, &["remove", "t"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("alias \"plus\""), "{o:?}");
+    let o = cli(&path, &["alias", "list"]);
+    assert!(o.status.success(), "{o:?}");
+
+    // A file that fails validation is repaired by the commands that remove things.
+    std::fs::write(
+        &path,
+        serde_json::json!({"mcpServers": {"s": {"command": ""}}, "aliases": {"x": "gone__t", "y": "s__echo"},
+                           "projects": {"p": ["s"]}})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(cli(&path, &["list"]).status.code(), Some(2));
+    let o = cli(&path, &["alias", "remove", "x"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(err(&o).contains("still invalid"), "{o:?}");
+    let o = cli(&path, &["remove", "s"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("valid again"), "{o:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["projects"]["p"], serde_json::json!([]), "{doc}");
+    assert!(cli(&path, &["list"]).status.success());
+}
+
+#[test]
+fn disabled_entries_are_kept_and_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let server = test_server().display().to_string();
+    let desktop = dir.path().join("claude.json");
+    std::fs::write(
+        &desktop,
+        serde_json::json!({"mcpServers": {
+            "on": {"command": server},
+            "off": {"command": server, "disabled": true},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let o = cli(&path, &["init", "--import", desktop.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    let o = cli(&path, &["list"]);
+    assert!(
+        stdout(&o).contains("off: (disabled)") && stdout(&o).contains("on:"),
+        "{o:?}"
+    );
+    let o = cli(&path, &["list-tools"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stdout(&o).contains("on__echo") && !stdout(&o).contains("off__"),
+        "{o:?}"
+    );
+    let o = cli(&path, &["call", "off__echo", r#"{"message": "x"}"#]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    // An alias may stand for a disabled server's tool: it comes back with the server.
+    let o = cli(&path, &["alias", "add", "later", "off__echo"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(cli(&path, &["list"]).status.success());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["mcpServers"]["off"]["disabled"], true, "{doc}");
+}
+
+#[test]
+fn a_missing_registry_says_where_it_looked_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nowhere.json");
+    let o = cli(&path, &["call", "s__echo"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nowhere.json")
+            && err.contains("mcp-registry init")
+            && err.contains("--config"),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error").count(), 0, "{err}");
+}

@@ -51,8 +51,10 @@ pub(super) fn add(
     env: &[String],
     command: &[String],
     project: Option<&str>,
+    replace: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::load_or_default(path)?;
+    let old = registry.entry(name).cloned();
     let mut env_map = BTreeMap::new();
     for kv in env {
         let Some((k, v)) = kv.split_once('=') else {
@@ -66,7 +68,7 @@ pub(super) fn add(
     registry
         .insert_server(name, program, args, &env_map)
         .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
-    save_added(path, registry, name, project)
+    save_added(path, registry, name, project, old, replace)
 }
 
 /// `add NAME --url URL [--transport http|sse] [-H "K: V"]...`.
@@ -77,8 +79,10 @@ pub(super) fn add_remote(
     transport: &str,
     headers: &[String],
     project: Option<&str>,
+    replace: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::load_or_default(path)?;
+    let old = registry.entry(name).cloned();
     let mut header_map = serde_json::Map::new();
     for h in headers {
         let Some((k, v)) = h.split_once(':') else {
@@ -93,16 +97,27 @@ pub(super) fn add_remote(
     registry
         .insert_entry(name, entry)
         .map_err(|m| anyhow::anyhow!("{}: server \"{name}\": {m}", path.display()))?;
-    save_added(path, registry, name, project)
+    save_added(path, registry, name, project, old, replace)
 }
 
-/// Puts a just-added server in `project` (if any), writes the file and says so.
+/// Puts a just-added server in `project` (if any), writes the file and says so; refuses to
+/// replace an `old` entry that differs unless `replace`.
 fn save_added(
     path: &Path,
     mut registry: Registry,
     name: &str,
     project: Option<&str>,
+    old: Option<serde_json::Value>,
+    replace: bool,
 ) -> anyhow::Result<ExitCode> {
+    let new = registry.entry(name).cloned().unwrap_or_default();
+    refuse_replacing("server", name, old.as_ref(), &new, replace)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let verb = match &old {
+        None => "added",
+        Some(old) if *old == new => "kept (unchanged)",
+        Some(_) => "replaced",
+    };
     if let Some(project) = project {
         registry
             .add_to_project(project, name)
@@ -111,17 +126,18 @@ fn save_added(
     registry.save()?;
     match project {
         Some(p) => println!(
-            "added server \"{name}\" to {} (project {p})",
+            "{verb} server \"{name}\" in {} (project {p})",
             path.display()
         ),
-        None => println!("added server \"{name}\" to {}", path.display()),
+        None => println!("{verb} server \"{name}\" in {}", path.display()),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `remove NAME`.
 pub(super) fn remove(path: &Path, name: &str, project: Option<&str>) -> anyhow::Result<ExitCode> {
-    let mut registry = Registry::load(path)?;
+    // A file that fails validation is read anyway: removing is how it gets repaired.
+    let (mut registry, broken) = Registry::load_for_repair(path)?;
     if let Some(project) = project {
         registry
             .project(project)
@@ -136,12 +152,55 @@ pub(super) fn remove(path: &Path, name: &str, project: Option<&str>) -> anyhow::
         println!("removed server \"{name}\" from project {project} (it stays in the registry)");
         return Ok(ExitCode::SUCCESS);
     }
-    if !registry.remove_server(name) {
+    let Some(aliases) = registry.remove_server(name) else {
         bail!("{}: no server named \"{name}\"", path.display());
-    }
+    };
     registry.save()?;
     println!("removed server \"{name}\" from {}", path.display());
+    for alias in aliases {
+        println!("removed alias \"{alias}\" (it stood for a tool of \"{name}\")");
+    }
+    still_broken(&registry, broken);
     Ok(ExitCode::SUCCESS)
+}
+
+/// After a repair of a file that failed validation: what is still wrong, if anything.
+pub(super) fn still_broken(registry: &Registry, broken: Option<crate::config::ConfigError>) {
+    if broken.is_some() {
+        match registry.check() {
+            Ok(()) => println!("the registry is valid again"),
+            Err(e) => eprintln!("warning: the registry is still invalid: {e}"),
+        }
+    }
+}
+
+/// Refuses to replace an existing entry unless asked to, saying which of its fields would
+/// change (not their values: an entry's `env` and `headers` hold secrets).
+pub(super) fn refuse_replacing(
+    what: &str,
+    name: &str,
+    old: Option<&serde_json::Value>,
+    new: &serde_json::Value,
+    replace: bool,
+) -> anyhow::Result<()> {
+    let Some(old) = old.filter(|old| !replace && *old != new) else {
+        return Ok(());
+    };
+    let changed = match (old.as_object(), new.as_object()) {
+        (Some(old), Some(new)) => {
+            let mut fields: Vec<&str> = old
+                .keys()
+                .chain(new.keys())
+                .filter(|k| old.get(*k) != new.get(*k))
+                .map(String::as_str)
+                .collect();
+            fields.sort();
+            fields.dedup();
+            fields.join(", ")
+        }
+        _ => "its target".to_owned(),
+    };
+    bail!("{what} \"{name}\" already exists; --replace replaces it (changing {changed})")
 }
 
 /// `list`; with `-v`, each server's state after connecting to it.
@@ -159,13 +218,13 @@ pub(super) async fn list(
         ),
         None => None,
     };
-    if registry.servers().is_empty() {
+    if registry.servers().is_empty() && registry.disabled().is_empty() {
         println!("no servers in {}", path.display());
     }
     let shown = registry
         .servers()
         .iter()
-        .filter(|(name, _)| members.is_none_or(|m| m.contains(name)));
+        .filter(|(name, _)| members.as_ref().is_none_or(|m| m.contains(name)));
     for (name, server) in shown {
         let mut line = format!("{name}: {}", server.target());
         if let Some(d) = &server.description {
@@ -175,6 +234,11 @@ pub(super) async fn list(
             line.push_str(&format!("\n    {}", status(name, server).await));
         }
         println!("{line}");
+    }
+    for name in registry.disabled() {
+        if members.is_none() {
+            println!("{name}: (disabled)");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -65,7 +65,7 @@ fn import_file(registry: &mut Registry, file: &Path) -> anyhow::Result<Imported>
         })?;
     let mut imported = Imported::default();
     for (name, entry) in servers {
-        if registry.server(name).is_some() {
+        if registry.entry(name).is_some() {
             imported.kept.push(name.clone());
             continue;
         }
@@ -79,7 +79,9 @@ fn import_file(registry: &mut Registry, file: &Path) -> anyhow::Result<Imported>
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             match registry.insert_entry(name, Value::Object(remote)) {
-                Ok(()) => imported.added.push(name.clone()),
+                Ok(()) => imported
+                    .added
+                    .push(disabled_as_there(registry, name, entry)),
                 Err(e) => imported.skipped.push(format!("{name} ({e})")),
             }
             continue;
@@ -103,7 +105,9 @@ fn import_file(registry: &mut Registry, file: &Path) -> anyhow::Result<Imported>
             })
             .unwrap_or_default();
         match registry.insert_server(name, command, &args, &env) {
-            Ok(()) => imported.added.push(name.clone()),
+            Ok(()) => imported
+                .added
+                .push(disabled_as_there(registry, name, entry)),
             Err(e) => imported.skipped.push(format!("{name} ({e})")),
         }
     }
@@ -111,6 +115,15 @@ fn import_file(registry: &mut Registry, file: &Path) -> anyhow::Result<Imported>
 }
 
 /// `init --import [FILE]`.
+/// Keeps an imported entry disabled if it was (Claude Code and others write
+/// `"disabled": true`); the name as the report shows it.
+fn disabled_as_there(registry: &mut Registry, name: &str, entry: &Value) -> String {
+    if entry.get("disabled") == Some(&Value::Bool(true)) && registry.disable(name) {
+        return format!("{name} (disabled)");
+    }
+    name.to_owned()
+}
+
 pub(super) fn init_import(path: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut registry = Registry::load_or_default(path)?;
     let sources: Vec<(&str, PathBuf)> = match file {

@@ -12,18 +12,24 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 /// Sets up logging (and span export); call [`finish`] before the process exits.
-pub(super) fn init(verbose: u8) {
+pub(super) fn init(verbose: u8, level: Option<&str>) {
+    use std::io::IsTerminal;
     // rmcp warns about every slow server exit, and its HTTP client logs each failure it
     // returns to us; our own messages say what matters.
-    let default = match verbose {
-        0 => "warn,rmcp=error,rmcp::transport::worker=off",
-        1 => "info,rmcp=warn,rmcp::transport::worker=off",
+    let default = match (level, verbose) {
+        (Some("error"), _) => "error",
+        (Some("warn"), _) | (None, 0) => "warn,rmcp=error,rmcp::transport::worker=off",
+        (Some("info"), _) | (None, 1) => "info,rmcp=warn,rmcp::transport::worker=off",
+        (Some("trace"), _) => "trace",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: not in a file, a pipe or a client's log.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_filter(filter);
     let _ = tracing_subscriber::registry()
         .with(stderr)

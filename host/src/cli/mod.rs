@@ -37,9 +37,15 @@ pub struct Cli {
     /// Registry file (default: $MCP_REGISTRY_CONFIG, else $XDG_CONFIG_HOME/mcp-registry/config.json).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    /// More logging on stderr (-v info, -vv debug); for `list` and `list-tools`, more
+    /// detail instead. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Logging on stderr: error, warn (the default), info, debug or trace; RUST_LOG
+    /// overrides.
+    #[arg(long, global = true, value_name = "LEVEL",
+          value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -56,14 +62,14 @@ pub enum Command {
         #[allow(clippy::option_option)] // absent | --import | --import FILE
         import: Option<Option<PathBuf>>,
     },
-    /// Add (or replace) a server: `add NAME [--env K=V]... -- COMMAND [ARGS...]`, or a
-    /// remote one: `add NAME --url URL [--transport sse] [-H "K: V"]...` (with no NAME, at a
-    /// terminal: asks for each part).
+    /// Add a server: `add NAME [-e K=V]... -- COMMAND [ARGS...]`, or a remote one: `add NAME
+    /// --url URL [--transport sse] [-H "K: V"]...` (with no NAME, at a terminal: asks for
+    /// each part); --replace replaces one of the same name.
     Add {
         /// Server name: letters, digits, '_' and '-', no "__".
         name: Option<String>,
         /// Environment variable for the server, as K=V (repeatable).
-        #[arg(long = "env", value_name = "K=V")]
+        #[arg(short = 'e', long = "env", value_name = "K=V")]
         env: Vec<String>,
         /// The command and its arguments.
         #[arg(last = true, value_name = "COMMAND")]
@@ -80,6 +86,9 @@ pub enum Command {
         /// Also put the server in this project (made if new).
         #[arg(short, long, value_name = "PROJECT")]
         project: Option<String>,
+        /// Replace a server of the same name (without it, a different entry is refused).
+        #[arg(long)]
+        replace: bool,
     },
     /// Remove a server (with -p: only from that project; the server stays).
     Remove {
@@ -208,12 +217,13 @@ pub enum CodeModeArg {
 /// Runs the CLI with the process's arguments; returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `list-tools -v/-vv` is the seed's detail level (parameters, schemas), not logging.
-    let log_level = match cli.command {
-        Command::ListTools { .. } => 0,
+    // `list -v` and `list-tools -v/-vv` are the seed's detail levels (states, parameters,
+    // schemas), not logging.
+    let verbose = match cli.command {
+        Command::ListTools { .. } | Command::List { .. } => 0,
         _ => cli.verbose,
     };
-    logging::init(log_level);
+    logging::init(verbose, cli.log_level.as_deref());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -251,10 +261,24 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", said_once(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes, each said once: a cause whose text the message already holds
+/// (many errors quote their source) is not repeated.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// The exit code a caught signal chose (-1: none yet).
@@ -313,7 +337,7 @@ fn project_servers(path: &std::path::Path, name: &str) -> anyhow::Result<Vec<Str
     let servers = registry
         .project(name)
         .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
-    Ok(servers.to_vec())
+    Ok(servers)
 }
 
 /// Prints `value` as pretty JSON on stdout and flushes, so it is seen before any shutdown.
@@ -335,21 +359,25 @@ fn add_server(path: &std::path::Path, add: Command) -> anyhow::Result<ExitCode> 
             transport,
             header,
             project,
+            replace,
             ..
         } => {
             let transport = transport.as_deref().unwrap_or("http");
-            commands::add_remote(path, &name, &url, transport, &header, project.as_deref())
+            let project = project.as_deref();
+            commands::add_remote(path, &name, &url, transport, &header, project, replace)
         }
         Command::Add {
             name: Some(name),
             env,
             command,
             project,
+            replace,
             ..
-        } => commands::add(path, &name, &env, &command, project.as_deref()),
+        } => commands::add(path, &name, &env, &command, project.as_deref(), replace),
         Command::Add {
             name: None,
             project,
+            replace,
             ..
         } => {
             use std::io::IsTerminal;
@@ -357,7 +385,8 @@ fn add_server(path: &std::path::Path, add: Command) -> anyhow::Result<ExitCode> 
                 anyhow::bail!("add needs NAME and -- COMMAND [ARGS...] (at a terminal it asks)");
             }
             let new = prompt::new_server()?;
-            commands::add(path, &new.name, &new.env, &new.command, project.as_deref())
+            let project = project.as_deref();
+            commands::add(path, &new.name, &new.env, &new.command, project, replace)
         }
         _ => unreachable!("only called with Command::Add"),
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use serde_json::Value;
 
 use super::print_json;
 use crate::config::Registry;
@@ -41,12 +42,15 @@ pub(super) fn show(path: &Path) -> anyhow::Result<ExitCode> {
 pub enum AliasAction {
     /// List the aliases (ALIAS -> SERVER__TOOL).
     List,
-    /// Add (or replace) an alias: a plain tool name standing for SERVER__TOOL.
+    /// Add an alias: a plain tool name standing for SERVER__TOOL (--replace replaces one).
     Add {
         /// The plain name.
         alias: String,
         /// The tool it stands for.
         target: String,
+        /// Replace an alias of the same name standing for another tool.
+        #[arg(long)]
+        replace: bool,
     },
     /// Remove an alias.
     Remove {
@@ -67,8 +71,16 @@ pub(super) fn alias(path: &Path, action: &AliasAction) -> anyhow::Result<ExitCod
                 println!("{alias} -> {target}");
             }
         }
-        AliasAction::Add { alias, target } => {
+        AliasAction::Add {
+            alias,
+            target,
+            replace,
+        } => {
             let mut registry = Registry::load(path)?;
+            let old = registry.aliases().get(alias).cloned().map(Value::String);
+            let new = Value::String(target.clone());
+            super::commands::refuse_replacing("alias", alias, old.as_ref(), &new, *replace)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             registry
                 .set_alias(alias, target)
                 .map_err(|m| anyhow::anyhow!("{}: alias \"{alias}\": {m}", path.display()))?;
@@ -76,12 +88,14 @@ pub(super) fn alias(path: &Path, action: &AliasAction) -> anyhow::Result<ExitCod
             println!("added alias \"{alias}\" -> {target} to {}", path.display());
         }
         AliasAction::Remove { alias } => {
-            let mut registry = Registry::load(path)?;
+            // A file that fails validation is read anyway: removing is how it gets repaired.
+            let (mut registry, broken) = Registry::load_for_repair(path)?;
             if !registry.remove_alias(alias) {
                 bail!("{}: no alias named \"{alias}\"", path.display());
             }
             registry.save()?;
             println!("removed alias \"{alias}\" from {}", path.display());
+            super::commands::still_broken(&registry, broken);
         }
     }
     Ok(ExitCode::SUCCESS)

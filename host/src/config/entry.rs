@@ -25,6 +25,7 @@ const SERVER_FIELDS: &[&str] = &[
     "roots",
     "protocol",
     "sharing",
+    "disabled",
 ];
 
 /// Checks one server entry; `base_dir` resolves a relative `cwd`.
@@ -53,6 +54,10 @@ pub(super) fn parse_server(
     }
     if let Some(p) = obj.get("protocol") {
         config.protocol = protocol(v, p)?;
+    }
+    if let Some(d) = obj.get("disabled") {
+        // Checked here; the registry keeps a disabled entry out of its servers.
+        v.bool("disabled", d)?;
     }
     if let Some(p) = obj.get("sharing") {
         config.sharing = match v.string("sharing", p)?.as_str() {

@@ -52,6 +52,18 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// There is no registry file at the path in force.
+    #[error(
+        "no registry file at {}: create it with `mcp-registry init` (`init --import` takes the \
+         servers of Claude Desktop, Claude Code, Cursor or VS Code), or name another with \
+         --config FILE or ${CONFIG_ENV} (an MCP client that starts mcp-registry passes few \
+         environment variables: give --config in its arguments)",
+        path.display()
+    )]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
     /// No registry path could be determined (no `--config`, `$MCP_REGISTRY_CONFIG`,
     /// `$XDG_CONFIG_HOME` or `$HOME`).
     #[error("cannot locate the registry file: set --config or ${CONFIG_ENV}")]
@@ -219,6 +231,8 @@ pub struct Registry {
     servers: BTreeMap<String, ServerConfig>,
     aliases: BTreeMap<String, String>,
     projects: BTreeMap<String, Vec<String>>,
+    /// Entries marked `"disabled": true`: kept in the file, left out of [`Registry::servers`].
+    disabled: std::collections::BTreeSet<String>,
     document: Map<String, Value>,
 }
 
@@ -231,6 +245,7 @@ impl Default for Registry {
             servers: BTreeMap::new(),
             aliases: BTreeMap::new(),
             projects: BTreeMap::new(),
+            disabled: Default::default(),
             document,
         }
     }
@@ -240,8 +255,7 @@ impl Registry {
     /// Reads and validates the registry at `path`. A missing file is an error; use
     /// [`Registry::load_or_default`] where an absent registry means "no servers".
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let value = json::read(path, "registry file")?;
-        Ok(Self::from_json(value, path)?)
+        Ok(Self::from_json(read_registry(path)?, path)?)
     }
 
     /// Like [`Registry::load`], but a file that does not exist gives an empty registry
@@ -283,27 +297,87 @@ impl Registry {
         })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let mut servers = BTreeMap::new();
+        let mut disabled = std::collections::BTreeSet::new();
         for (name, entry) in servers_obj {
             let v = Fields::entry(path, "server", name);
             validate_server_name(name).map_err(|m| v.err("(name)", m))?;
-            servers.insert(name.clone(), parse_server(&v, entry, base_dir)?);
+            let config = parse_server(&v, entry, base_dir)?;
+            if entry.get("disabled") == Some(&Value::Bool(true)) {
+                disabled.insert(name.clone());
+            } else {
+                servers.insert(name.clone(), config);
+            }
         }
+        // Aliases and projects may name a disabled server: they come back with it.
+        let known = |s: &str| servers.contains_key(s) || disabled.contains(s);
         let mut aliases = BTreeMap::new();
         if let Some(a) = document.get("aliases") {
             for (alias, target) in top.string_map("aliases", a)? {
                 let field = format!("aliases.{alias}");
-                check_alias(&alias, &target, &servers).map_err(|m| top.err(&field, m))?;
+                check_alias(&alias, &target, &known).map_err(|m| top.err(&field, m))?;
                 aliases.insert(alias, target);
             }
         }
-        let projects = projects::parse_projects(&top, &document, &servers)?;
+        let projects = projects::parse_projects(&top, &document, &known)?;
         Ok(Self {
             path: Some(path.to_path_buf()),
             servers,
             aliases,
             projects,
+            disabled,
             document,
         })
+    }
+
+    /// Reads the registry at `path` for a command that repairs it (`remove`, `alias remove`):
+    /// a file that is JSON but fails validation is read as far as it can be, so that the
+    /// command can take out what is wrong. The error it failed with comes beside it.
+    pub fn load_for_repair(path: &Path) -> Result<(Self, Option<ConfigError>), ConfigError> {
+        let value = read_registry(path)?;
+        match Self::from_json(value.clone(), path) {
+            Ok(registry) => Ok((registry, None)),
+            Err(e) => {
+                let Value::Object(document) = value else {
+                    return Err(e.into());
+                };
+                let registry = Self {
+                    path: Some(path.to_path_buf()),
+                    document,
+                    ..Self::default()
+                };
+                Ok((registry, Some(e.into())))
+            }
+        }
+    }
+
+    /// Whether the file at this registry's path would load as it is now (after a repair).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let path = self.path.clone().unwrap_or_default();
+        Self::from_json(Value::Object(self.document.clone()), &path)
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    /// The servers marked `"disabled": true`.
+    pub fn disabled(&self) -> &std::collections::BTreeSet<String> {
+        &self.disabled
+    }
+
+    /// Marks server `name` `"disabled": true`: kept in the file, left out of
+    /// [`Registry::servers`]. Whether there was such a server.
+    pub fn disable(&mut self, name: &str) -> bool {
+        let Some(Value::Object(entry)) = self.servers_object().get_mut(name) else {
+            return false;
+        };
+        entry.insert("disabled".into(), Value::Bool(true));
+        self.servers.remove(name);
+        self.disabled.insert(name.to_owned());
+        true
+    }
+
+    /// The entry of server `name` as written in the file (enabled, disabled, or invalid).
+    pub fn entry(&self, name: &str) -> Option<&Value> {
+        self.document.get("mcpServers")?.get(name)
     }
 
     /// Builds a registry in memory (for embedders and tests).
@@ -338,7 +412,9 @@ impl Registry {
     /// Adds (or replaces) an alias, written to the file on [`Registry::save`]: `alias` a
     /// plain tool name, `target` a `SERVER__TOOL` of one of this registry's servers.
     pub fn set_alias(&mut self, alias: &str, target: &str) -> Result<(), String> {
-        check_alias(alias, target, &self.servers)?;
+        check_alias(alias, target, &|s| {
+            self.servers.contains_key(s) || self.disabled.contains(s)
+        })?;
         self.aliases.insert(alias.to_owned(), target.to_owned());
         self.document_object("aliases")
             .insert(alias.to_owned(), Value::String(target.to_owned()));
@@ -347,8 +423,8 @@ impl Registry {
 
     /// Removes an alias; returns whether it existed.
     pub fn remove_alias(&mut self, alias: &str) -> bool {
-        self.document_object("aliases").remove(alias);
-        self.aliases.remove(alias).is_some()
+        self.aliases.remove(alias);
+        self.document_object("aliases").remove(alias).is_some()
     }
 
     /// The registry as written in its file (with what we do not model).
@@ -409,11 +485,27 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes a server; returns whether it existed.
-    pub fn remove_server(&mut self, name: &str) -> bool {
+    /// Removes a server (enabled, disabled or invalid) with what would dangle without it:
+    /// its place in projects and the aliases of its tools, which it returns; `None` if there
+    /// is no such server.
+    pub fn remove_server(&mut self, name: &str) -> Option<Vec<String>> {
+        self.servers_object().remove(name)?;
         self.forget_in_projects(name);
-        self.servers_object().remove(name);
-        self.servers.remove(name).is_some()
+        self.servers.remove(name);
+        self.disabled.remove(name);
+        let prefix = format!("{name}{SEPARATOR}");
+        let dangling: Vec<String> = match self.document.get("aliases") {
+            Some(Value::Object(aliases)) => aliases
+                .iter()
+                .filter(|(_, target)| target.as_str().is_some_and(|t| t.starts_with(&prefix)))
+                .map(|(alias, _)| alias.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        for alias in &dangling {
+            self.remove_alias(alias);
+        }
+        Some(dangling)
     }
 
     fn servers_object(&mut self) -> &mut Map<String, Value> {
@@ -451,17 +543,25 @@ impl Registry {
     }
 }
 
+/// The registry file's JSON; a missing file says where it was looked for and what to do.
+fn read_registry(path: &Path) -> Result<Value, ConfigError> {
+    json::read(path, "registry file").map_err(|e| match e {
+        JsonFileError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            ConfigError::Missing {
+                path: path.to_path_buf(),
+            }
+        }
+        other => other.into(),
+    })
+}
+
 /// Checks an alias: a plain tool name standing for `SERVER__TOOL` of one of `servers`.
-fn check_alias(
-    alias: &str,
-    target: &str,
-    servers: &BTreeMap<String, ServerConfig>,
-) -> Result<(), String> {
+fn check_alias(alias: &str, target: &str, known: &dyn Fn(&str) -> bool) -> Result<(), String> {
     if alias.is_empty() || alias.contains(SEPARATOR) {
         return Err("an alias is a plain tool name: non-empty, without \"__\"".into());
     }
     match ToolName::parse(target) {
-        Ok(name) if servers.contains_key(name.server()) => Ok(()),
+        Ok(name) if known(name.server()) => Ok(()),
         _ => Err(format!(
             "target \"{target}\" must be SERVER__TOOL with a server of this registry"
         )),

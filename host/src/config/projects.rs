@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::json::{Fields, JsonFileError};
-use super::{Registry, ServerConfig};
+use super::Registry;
 
 /// Reads `projects` from the document: each a list of servers of this registry.
 pub(super) fn parse_projects(
     top: &Fields,
     document: &Map<String, Value>,
-    servers: &BTreeMap<String, ServerConfig>,
+    known: &dyn Fn(&str) -> bool,
 ) -> Result<BTreeMap<String, Vec<String>>, JsonFileError> {
     let mut projects = BTreeMap::new();
     let Some(value) = document.get("projects") else {
@@ -23,7 +23,7 @@ pub(super) fn parse_projects(
     for (name, members) in object {
         let field = format!("projects.{name}");
         let members = top.strings(&field, members)?;
-        if let Some(unknown) = members.iter().find(|m| !servers.contains_key(*m)) {
+        if let Some(unknown) = members.iter().find(|m| !known(m)) {
             return Err(top.err(
                 &field,
                 format!("\"{unknown}\" is not a server of this registry"),
@@ -41,18 +41,24 @@ impl Registry {
     }
 
     /// The servers of project `name`.
-    pub fn project(&self, name: &str) -> Result<&[String], String> {
-        self.projects.get(name).map(Vec::as_slice).ok_or_else(|| {
+    pub fn project(&self, name: &str) -> Result<Vec<String>, String> {
+        let Some(members) = self.projects.get(name) else {
             let known: Vec<&str> = self.projects.keys().map(String::as_str).collect();
-            format!(
+            return Err(format!(
                 "no project named \"{name}\" (projects: {})",
                 if known.is_empty() {
                     "none".to_owned()
                 } else {
                     known.join(", ")
                 }
-            )
-        })
+            ));
+        };
+        // A disabled member is left out until it is enabled again.
+        Ok(members
+            .iter()
+            .filter(|m| !self.disabled.contains(*m))
+            .cloned()
+            .collect())
     }
 
     /// Puts `server` in project `name` (made if new), written on [`Registry::save`].
@@ -81,17 +87,18 @@ impl Registry {
         removed
     }
 
-    /// Takes a removed server out of every project.
+    /// Takes a removed server out of every project (in the file as written, too: a file
+    /// being repaired has no parsed projects).
     pub(super) fn forget_in_projects(&mut self, server: &str) {
-        if self
-            .projects
-            .values()
-            .any(|m| m.iter().any(|s| s == server))
-        {
-            for members in self.projects.values_mut() {
-                members.retain(|m| m != server);
+        for members in self.projects.values_mut() {
+            members.retain(|m| m != server);
+        }
+        if let Some(Value::Object(projects)) = self.document.get_mut("projects") {
+            for members in projects.values_mut() {
+                if let Value::Array(list) = members {
+                    list.retain(|m| m.as_str() != Some(server));
+                }
             }
-            self.write_projects();
         }
     }
 
