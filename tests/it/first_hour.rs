@@ -135,3 +135,89 @@ fn the_inspector_lists_a_registry_with_a_hanging_server() {
     assert!(tools.contains(&"good__echo"), "{list:#}");
     assert!(!tools.iter().any(|t| t.starts_with("hang__")), "{list:#}");
 }
+
+/// The README's `--filter` examples, applied to the tools the real `server-memory` lists:
+/// each rule matches a tool, so each example shows or hides what it says.
+#[test]
+fn the_readmes_filter_examples_mean_what_they_say() {
+    let Some(node) = node() else { return };
+    let Some(memory) = peer(
+        peers_dir().join("node_modules/@modelcontextprotocol/server-memory/dist/index.js"),
+        "server-memory",
+    ) else {
+        return;
+    };
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find("`--filter` takes")
+        .expect("the README explains --filter");
+    let paragraph = &readme[start..start + readme[start..].find("\n\n").unwrap()];
+    let specs: Vec<&str> = paragraph
+        .split("`'")
+        .skip(1)
+        .filter_map(|s| s.split_once("'`").map(|(spec, _)| spec))
+        .collect();
+    assert!(specs.len() >= 2, "{paragraph}");
+    let s = Scratch::new(json!({
+        "memory": {"command": node, "args": [memory],
+                   "env": {"MEMORY_FILE_PATH": "/dev/null/never-written"}},
+    }));
+    let out = s.cli(&["list-tools"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let tools: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split('\t')
+                .next()?
+                .strip_prefix("memory__")
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(tools.len() > 3, "{tools:?}");
+    let names: Vec<&str> = tools.iter().map(String::as_str).collect();
+    for spec in specs {
+        let filters = mcp_registry_host::config::parse_filter(spec).unwrap();
+        let filter = &filters["memory"];
+        assert!(filter.unmatched(&names).is_empty(), "{spec}: {names:?}");
+        let shown = names.iter().filter(|t| filter.permits(t)).count();
+        assert!(
+            shown > 0 && shown < names.len(),
+            "{spec} shows {shown} of {names:?}"
+        );
+    }
+    // A rule that matches nothing (the README's old example) is reported when the server
+    // is first listed.
+    let mut serve = s
+        .cli(&["serve", "--filter", "memory:-delete"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = serve.stdin.take().unwrap();
+    use std::io::{BufRead, Write};
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+               "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    let mut stdout = std::io::BufReader::new(serve.stdout.take().unwrap());
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 && !line.contains(r#""id":2"#) {
+        line.clear();
+    }
+    drop(stdin);
+    let out = serve.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        line.contains("memory__delete_entities"),
+        "the rule hides nothing: {line}"
+    );
+    assert!(
+        stderr.contains("matches no tool") && stderr.contains("delete"),
+        "{stderr}"
+    );
+}

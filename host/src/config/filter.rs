@@ -1,6 +1,12 @@
 //! Which of a server's tools are visible: a registry entry's `tools` and `serve --filter`.
+//!
+//! Tool names here are globs (`*` any run, `?` any one character), with the same meaning as
+//! in tenant and plugin policies ([`crate::names::glob_match`]): one syntax wherever a rule
+//! names tools.
 
 use std::collections::BTreeMap;
+
+use crate::names::glob_match;
 
 /// Which of a server's tools are visible through the aggregator.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,9 +25,23 @@ impl ToolFilter {
     pub fn permits(&self, tool: &str) -> bool {
         match self {
             ToolFilter::All => true,
-            ToolFilter::Allow(names) => names.iter().any(|n| n == tool),
-            ToolFilter::Deny(names) => !names.iter().any(|n| n == tool),
+            ToolFilter::Allow(globs) => globs.iter().any(|g| glob_match(g, tool)),
+            ToolFilter::Deny(globs) => !globs.iter().any(|g| glob_match(g, tool)),
         }
+    }
+
+    /// The rules of this filter that match none of `tools` (a rule that hides or shows
+    /// nothing is most likely a mistake, and a deny rule that denies nothing a trap).
+    pub fn unmatched<'a>(&'a self, tools: &[&str]) -> Vec<&'a str> {
+        let rules = match self {
+            ToolFilter::All => return Vec::new(),
+            ToolFilter::Allow(globs) | ToolFilter::Deny(globs) => globs,
+        };
+        rules
+            .iter()
+            .filter(|g| !tools.iter().any(|t| glob_match(g, t)))
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -92,6 +112,10 @@ mod tests {
         assert!(!ToolFilter::Allow(vec!["a".into()]).permits("b"));
         assert!(!ToolFilter::Deny(vec!["a".into()]).permits("a"));
         assert!(ToolFilter::All.permits("z"));
+        let deny = ToolFilter::Deny(vec!["delete_*".into()]);
+        assert!(!deny.permits("delete_entities") && deny.permits("read_graph"));
+        assert_eq!(deny.unmatched(&["read_graph"]), ["delete_*"]);
+        assert!(deny.unmatched(&["delete_relations"]).is_empty());
     }
 
     #[test]

@@ -221,7 +221,8 @@ impl RequestScope {
                 pool.list_server_tools(&s).await
             })
             .await;
-        tools.retain(|t| {
+        self.shared.report_unmatched_filter(&tools.items);
+        tools.items.retain(|t| {
             self.shared.visible(&t.server, &t.tool.name)
                 && self
                     .tenant

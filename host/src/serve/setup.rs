@@ -78,6 +78,31 @@ impl Shared {
         self.filter.get(server).is_none_or(|f| f.permits(tool))
     }
 
+    /// Warns (once per rule) about each `--filter` rule that matches none of the tools of its
+    /// server as `tools` lists them: such a rule shows or hides nothing.
+    pub(super) fn report_unmatched_filter(&self, tools: &[crate::aggregator::NamespacedTool]) {
+        for (server, filter) in &self.filter {
+            let names: Vec<&str> = tools
+                .iter()
+                .filter(|t| &t.server == server)
+                .map(|t| t.tool.name.as_ref())
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            for rule in filter.unmatched(&names) {
+                if crate::locks::lock(&self.filter_reported).insert(format!("{server}:{rule}")) {
+                    tracing::warn!(
+                        server,
+                        rule,
+                        "--filter rule matches no tool of the server, so it shows or hides \
+                         nothing (rules name tools without the server prefix; * and ? match)"
+                    );
+                }
+            }
+        }
+    }
+
     /// The Prometheus text of `/metrics`.
     pub(super) fn metrics(&self) -> String {
         let pools = self.tenants().pools();
