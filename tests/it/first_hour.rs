@@ -221,3 +221,76 @@ fn the_readmes_filter_examples_mean_what_they_say() {
         "{stderr}"
     );
 }
+
+/// `serve --code-mode` on a fresh install answers `initialize` before the engine is compiled
+/// (the inspector gives up after 15 s; compiling takes longer on a small machine).
+#[test]
+fn serve_with_code_mode_answers_initialize_before_the_engine_is_ready() {
+    use std::io::{BufRead, Write};
+    let s = Scratch::new(json!({"t": {"command": test_server()}}));
+    let mut serve = s
+        .cli(&["serve", "--code-mode"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = serve.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(serve.stdout.take().unwrap());
+    let mut send = |line: Value| writeln!(stdin, "{line}").unwrap();
+    let mut answer = |id: u64| -> Value {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "serve ended");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == id {
+                return message;
+            }
+        }
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+                "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    let init = answer(1);
+    assert!(init["result"]["serverInfo"].is_object(), "{init}");
+    let compiled = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join("components"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+    };
+    assert!(
+        !compiled(&s.cache()),
+        "initialize was answered only after the engine was compiled"
+    );
+    // The tools are listed meanwhile too; `execute` waits for the engine (the other
+    // code-mode tests call it).
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    let list = answer(2);
+    assert!(list.to_string().contains(r#""name":"execute""#), "{list}");
+    drop(stdin);
+    assert!(serve.wait().unwrap().success());
+}
+
+#[test]
+fn serve_listens_on_a_host_name() {
+    let s = Scratch::new(json!({}));
+    let port = free_port();
+    let mut serve = s
+        .cli(&["serve", "--http", &format!("localhost:{port}")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(serve.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{port}/mcp")),
+        "{line}"
+    );
+}

@@ -70,8 +70,9 @@ pub struct ServeArgs {
     /// Grant each `--plugin` what its `describe` requests, as far as the registry has it.
     #[arg(long, requires = "plugin")]
     pub allow_requested: bool,
-    /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080) instead of stdio.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve streamable HTTP on this address (e.g. 127.0.0.1:8080 or localhost:8080)
+    /// instead of stdio.
+    #[arg(long, value_name = "ADDR", value_parser = socket_address)]
     pub http: Option<std::net::SocketAddr>,
     /// Tenants (HTTP): who may call, with which API keys or JWTs, reaching what.
     #[arg(long, value_name = "FILE", requires = "http")]
@@ -109,7 +110,7 @@ pub struct ServeArgs {
     pub drain_timeout: f64,
     /// HTTP: also serve /metrics, /healthz and /readyz on this address (with --tenants,
     /// the only place /metrics is served).
-    #[arg(long, value_name = "ADDR", requires = "http")]
+    #[arg(long, value_name = "ADDR", requires = "http", value_parser = socket_address)]
     pub metrics: Option<std::net::SocketAddr>,
 }
 
@@ -165,4 +166,23 @@ impl ServeArgs {
         )
         .await
     }
+}
+
+/// An address to listen on: `IP:PORT`, or `HOST:PORT` with a name this machine resolves
+/// (`localhost:8080`; an IPv4 address is preferred when the name has both).
+fn socket_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<std::net::SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("expected HOST:PORT such as 127.0.0.1:8080 ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
 }

@@ -136,9 +136,13 @@ impl RequestScope {
         self: &Arc<Self>,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (Some(code_mode), Some(host)) = (&self.shared.code_mode, &self.shared.host) else {
+        let (Some(loading), Some(host)) = (&self.shared.code_mode, &self.shared.host) else {
             return Err(invalid("code mode is off"));
         };
+        let code_mode = loading
+            .engine()
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
         let code = arguments
             .get("code")
             .and_then(Value::as_str)

@@ -29,7 +29,7 @@ pub(super) struct Shared {
     pub(super) host: Option<Arc<PluginHost>>,
     pub(super) plugins: BTreeMap<String, PluginTool>,
     /// The code-mode engine, with `--code-mode`.
-    pub(super) code_mode: Option<Arc<CodeMode>>,
+    pub(super) code_mode: Option<EngineLoading>,
     /// Whether the plain tools are listed too.
     pub(super) code_mode_only: bool,
     /// Who may call, and the pools of upstream connections they share (replaced whole by a
@@ -176,10 +176,7 @@ impl Shared {
                         )?))
                         .clone(),
                 };
-                let cache = crate::plugin::default_cache_dir();
-                let engine =
-                    CodeMode::load(&host, cache.as_deref(), CodeModePolicy::default()).await?;
-                Some(Arc::new(engine))
+                Some(EngineLoading::start(host))
             }
         };
         if let Some(config) = &options.tenants {
@@ -212,6 +209,36 @@ impl Shared {
     }
 }
 
+/// The code-mode engine, loading in the background from the start of `serve`: compiling it
+/// on a fresh install takes many seconds, and clients give up on an `initialize` that waits
+/// that long. A first `execute` waits for it instead.
+#[derive(Clone)]
+pub(super) struct EngineLoading(
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<Arc<CodeMode>, String>>>,
+);
+
+impl EngineLoading {
+    fn start(host: Arc<PluginHost>) -> Self {
+        use futures::FutureExt;
+        let load = async move {
+            let cache = crate::plugin::default_cache_dir();
+            let loaded = CodeMode::load(&host, cache.as_deref(), CodeModePolicy::default()).await;
+            loaded.map(Arc::new).map_err(|e| {
+                tracing::error!(error = %e, "code mode is unavailable");
+                format!("code mode is unavailable: {e}")
+            })
+        };
+        let loading = Self(load.boxed().shared());
+        tokio::spawn(loading.0.clone());
+        loading
+    }
+
+    /// The engine, once loaded.
+    pub(super) async fn engine(&self) -> Result<Arc<CodeMode>, String> {
+        self.0.clone().await
+    }
+}
+
 /// Which of the registry's servers `serve` exposes.
 enum Selection {
     /// All of them (after a reload too).
@@ -228,7 +255,7 @@ impl Selection {
         let mut servers: Vec<String> = match self {
             Selection::All => registry.servers().keys().cloned().collect(),
             Selection::Named(named) => named.clone(),
-            Selection::Project(name) => registry.project(name).map_err(ServeError::Setup)?.to_vec(),
+            Selection::Project(name) => registry.project(name).map_err(ServeError::Setup)?,
         };
         servers.sort();
         servers.dedup();
