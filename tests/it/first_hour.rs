@@ -51,14 +51,31 @@ fn a_hanging_and_a_slow_server_cost_only_themselves_for_the_typescript_sdk() {
     let Some(node) = node() else { return };
     let s = Scratch::new(json!({}));
     imported(&s);
-    let serve = json!([
-        env!("CARGO_BIN_EXE_mcp-registry"),
-        "--config",
-        s.config,
-        "serve",
-        "--list-wait",
-        "2"
-    ]);
+    // Wired into Claude Desktop's configuration by `install`, and started the way a client
+    // starts it: from that entry, with the SDK's filtered environment.
+    let desktop = s.path("claude_desktop_config.json");
+    let o = s
+        .cli(&[
+            "install",
+            "claude-desktop",
+            "--file",
+            desktop.to_str().unwrap(),
+        ])
+        .args(["--", "--list-wait", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let installed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&desktop).unwrap()).unwrap();
+    let entry = &installed["mcpServers"]["mcp-registry"];
+    assert!(
+        installed["mcpServers"]["hang"].is_object(),
+        "others kept: {installed}"
+    );
+    assert!(s.path("claude_desktop_config.json.bak").exists());
+    let mut serve = vec![entry["command"].clone()];
+    serve.extend(entry["args"].as_array().unwrap().iter().cloned());
+    let serve = Value::from(serve);
     let out = Command::new(node)
         .arg(workspace_root().join("tests/peers/first_hour_client.mjs"))
         .arg(serve.to_string())
@@ -292,5 +309,61 @@ fn serve_listens_on_a_host_name() {
     assert!(
         line.contains(&format!("http://127.0.0.1:{port}/mcp")),
         "{line}"
+    );
+}
+
+/// The README's client snippets are what `install` writes: each JSON one parses, names the
+/// binary and the registry by full paths and runs `serve`; the Claude Code line does the same.
+#[test]
+fn the_readmes_client_snippets_are_what_install_writes() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find("## Use it from your MCP client")
+        .expect("the README says how to wire a client");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let blocks: Vec<&str> = section
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|b| b.split_once("```").map(|(json, _)| json))
+        .collect();
+    assert_eq!(blocks.len(), 2, "{section}");
+    let s = Scratch::new(json!({}));
+    for (block, client, key) in [
+        (blocks[0], "claude-desktop", "mcpServers"),
+        (blocks[0], "cursor", "mcpServers"),
+        (blocks[1], "vscode", "servers"),
+    ] {
+        let snippet: Value = serde_json::from_str(block)
+            .unwrap_or_else(|e| panic!("README snippet for {client} is not JSON ({e}): {block}"));
+        let file = s.path(&format!("{client}.json"));
+        let o = s
+            .cli(&["install", client, "--file", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let (shown, made) = (&snippet[key]["mcp-registry"], &written[key]["mcp-registry"]);
+        let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+        assert_eq!(keys(shown), keys(made), "{client}: {shown} against {made}");
+        assert_eq!(made["args"][0], "--config");
+        assert_eq!(made["args"][2], "serve");
+        assert!(made["command"].as_str().unwrap().starts_with('/'), "{made}");
+        assert!(made["args"][1].as_str().unwrap().starts_with('/'), "{made}");
+        assert_eq!(shown["args"][0], "--config");
+        assert_eq!(shown["args"][2], "serve");
+    }
+    let claude_code = section
+        .lines()
+        .find(|l| l.starts_with("claude mcp add "))
+        .expect("the Claude Code line");
+    let words: Vec<&str> = claude_code.split_whitespace().collect();
+    let after = &words[words.iter().position(|w| *w == "--").unwrap() + 1..];
+    assert!(after[0].ends_with("/mcp-registry"), "{claude_code}");
+    assert_eq!(
+        &after[1..],
+        ["--config", after[2], "serve"],
+        "{claude_code}"
     );
 }

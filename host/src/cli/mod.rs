@@ -19,6 +19,7 @@ mod commands;
 mod edit;
 mod exec;
 mod import;
+mod install;
 mod logging;
 mod policy_args;
 mod prompt;
@@ -61,6 +62,25 @@ pub enum Command {
         #[arg(long, value_name = "FILE", num_args = 0..=1)]
         #[allow(clippy::option_option)] // absent | --import | --import FILE
         import: Option<Option<PathBuf>>,
+    },
+    /// Put `mcp-registry serve` (this binary, this registry, by full paths) into an MCP
+    /// client's configuration, keeping a backup: `install claude-desktop [-- --code-mode]`.
+    Install {
+        /// The client.
+        #[arg(value_enum)]
+        client: install::Client,
+        /// The client's configuration file (default: where the client reads it).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The server's name in the client.
+        #[arg(long, default_value = "mcp-registry")]
+        name: String,
+        /// Replace an entry of that name.
+        #[arg(long)]
+        replace: bool,
+        /// More arguments for `serve` (after `--`): `--code-mode`, `-p PROJECT`, ...
+        #[arg(last = true, value_name = "SERVE_ARGS")]
+        serve_args: Vec<String>,
     },
     /// Add a server: `add NAME [-e K=V]... -- COMMAND [ARGS...]`, or a remote one: `add NAME
     /// --url URL [--transport sse] [-H "K: V"]...` (with no NAME, at a terminal: asks for
@@ -398,6 +418,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init { import: None } => commands::init(path),
         Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
+        Command::Install {
+            client,
+            file,
+            name,
+            replace,
+            serve_args,
+        } => install::install(
+            path,
+            install::Install {
+                client,
+                file: file.as_deref(),
+                name: &name,
+                replace,
+                serve_args: &serve_args,
+            },
+        ),
         add @ Command::Add { .. } => add_server(path, add),
         Command::Remove { name, project } => commands::remove(path, &name, project.as_deref()),
         Command::List { project } => {
