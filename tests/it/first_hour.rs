@@ -367,3 +367,51 @@ fn the_readmes_client_snippets_are_what_install_writes() {
         "{claude_code}"
     );
 }
+
+/// `mcp-registry search` prints what code mode's `search` tool gives a model.
+#[test]
+fn search_prints_what_a_model_gets() {
+    use std::io::{BufRead, Write};
+    let s = Scratch::new(json!({"t": {"command": test_server()}}));
+    let out = s
+        .cli(&["search", "add numbers", "--limit", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(printed.contains("function add("), "{printed}");
+
+    let mut serve = s
+        .cli(&["serve", "--code-mode"])
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = serve.stdin.take().unwrap();
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+               "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "search", "arguments": {"query": "add numbers", "limit": 2}}}),
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    let mut stdout = std::io::BufReader::new(serve.stdout.take().unwrap());
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 && !line.contains(r#""id":2"#) {
+        line.clear();
+    }
+    drop(stdin);
+    let _ = serve.wait();
+    let answer: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .trim(),
+        printed.trim(),
+        "{answer}"
+    );
+}

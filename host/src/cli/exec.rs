@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::print_json;
-use crate::aggregator::NamespacedTool;
+use crate::aggregator::{Aggregator, NamespacedTool};
 use crate::client::ConnectHooks;
 use crate::codemode::typescript::identifier;
 use crate::codemode::{CodeMode, CodeModePolicy, Names, Scope};
@@ -111,4 +111,23 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `search QUERY [--limit N] [--names] [--server NAME]...`: what code mode's `search` answers,
+/// for the registry's servers (a server that cannot be listed is named on stderr).
+pub(super) async fn search(
+    path: &Path,
+    query: &str,
+    limit: usize,
+    types: bool,
+    servers: &[String],
+) -> anyhow::Result<ExitCode> {
+    let aggregator = Aggregator::new(Registry::load(path)?);
+    let (tools, failures) = aggregator.list_tools(servers).await?;
+    for (server, e) in &failures {
+        eprintln!("warning: {server} left out: {e}");
+    }
+    let (text, _) = crate::codemode::search::answer(query, &tools, limit, types);
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -211,6 +211,22 @@ pub enum Command {
     /// Run a code-mode snippet (JavaScript or TypeScript, an async function body calling
     /// `await tools.SERVER.TOOL(args)`) and print its value, console and calls as JSON.
     Exec(ExecArgs),
+    /// Print what code mode's `search` tool gives a model for QUERY: the best-matching tools
+    /// as TypeScript declarations (or, with --names, their names), from every server (or
+    /// those given with --server), listed over temporary connections.
+    Search {
+        /// What the tools should do, in a few words (empty: every tool).
+        query: String,
+        /// How many tools.
+        #[arg(long, default_value_t = crate::codemode::search::DEFAULT_LIMIT)]
+        limit: usize,
+        /// Names and descriptions as JSON instead of declarations.
+        #[arg(long)]
+        names: bool,
+        /// Only this server's tools (repeatable).
+        #[arg(long, value_name = "NAME")]
+        server: Vec<String>,
+    },
     /// Print a plugin's self-description (name, description, input schema) as JSON.
     Describe {
         /// The component: a `.wasm` file or oci://REGISTRY/REPO@sha256:DIGEST.
@@ -485,6 +501,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ReplayServer { recording, server } => replay::serve(&recording, &server).await,
         Command::Serve(args) => args.run(path).await,
         Command::Exec(args) => exec::exec(path, &args).await,
+        Command::Search {
+            query,
+            limit,
+            names,
+            server,
+        } => exec::search(path, &query, limit.max(1), !names, &server).await,
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
         Command::Push(args) => args.run().await,
         Command::New(args) => args.run(),

@@ -28,7 +28,7 @@ use crate::plugin::{
     SessionRouter, TracedCall, TrapKind,
 };
 
-mod search;
+pub mod search;
 #[cfg(feature = "code-mode")]
 mod strip;
 pub mod typescript;

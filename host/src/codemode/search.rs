@@ -104,6 +104,36 @@ pub fn rank<'a>(query: &str, tools: &'a [NamespacedTool], limit: usize) -> Vec<&
         .collect()
 }
 
+/// How many tools `search` returns unless asked for more.
+pub const DEFAULT_LIMIT: usize = 8;
+
+/// What `search` answers, the same for a model (code mode's `search` tool) and a person
+/// (`mcp-registry search`): the text to read (TypeScript declarations of the best `limit`
+/// tools, or with `types` false their names as JSON) and the structured result.
+pub fn answer(query: &str, tools: &[NamespacedTool], limit: usize, types: bool) -> (String, Value) {
+    let names = super::Names::new(tools);
+    let found = rank(query, tools, limit);
+    let listed: Vec<Value> = found
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "call": names.call_path(&t.server, &t.tool.name),
+                "name": t.name,
+                "description": t.tool.description.as_deref().unwrap_or(""),
+            })
+        })
+        .collect();
+    let text = if !types {
+        serde_json::to_string_pretty(&listed).unwrap_or_default()
+    } else if found.is_empty() {
+        format!("// no tool matches {query:?}; try other words, or an empty query for all")
+    } else {
+        super::declarations(&found, &names)
+    };
+    let structured = serde_json::json!({"tools": listed, "total": tools.len()});
+    (text, structured)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

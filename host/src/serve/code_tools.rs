@@ -15,14 +15,13 @@ use rmcp::ErrorData;
 use serde_json::{json, Map, Value};
 
 use super::request::RequestScope;
-use crate::codemode::{declarations, rank, Names, Scope};
+use crate::codemode::search::{self, DEFAULT_LIMIT};
+use crate::codemode::{Names, Scope};
 
 /// Name of the tool that finds tools.
 pub(super) const SEARCH: &str = "search";
 /// Name of the tool that runs a snippet.
 pub(super) const EXECUTE: &str = "execute";
-/// Tools `search` returns unless asked for another number.
-const DEFAULT_LIMIT: usize = 8;
 /// The longest query `search` ranks by: a few words say what a tool should do, and ranking
 /// costs the host time for every word of the query against every tool.
 const MAX_QUERY_BYTES: usize = 1024;
@@ -105,29 +104,9 @@ impl RequestScope {
             return Err(invalid("search: \"detail\" must be \"names\" or \"types\""));
         }
         let tools = self.callable_tools().await.items;
-        let names = Names::new(&tools);
-        let found = rank(query, &tools, limit);
-        let listed: Vec<Value> = found
-            .iter()
-            .map(|t| {
-                json!({
-                    "call": names.call_path(&t.server, &t.tool.name),
-                    "name": t.name,
-                    "description": t.tool.description.as_deref().unwrap_or(""),
-                })
-            })
-            .collect();
-        let text = if detail == "types" {
-            if found.is_empty() {
-                format!("// no tool matches {query:?}; try other words, or an empty query for all")
-            } else {
-                declarations(&found, &names)
-            }
-        } else {
-            serde_json::to_string_pretty(&listed).unwrap_or_default()
-        };
+        let (text, structured) = search::answer(query, &tools, limit, detail == "types");
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-        result.structured_content = Some(json!({"tools": listed, "total": tools.len()}));
+        result.structured_content = Some(structured);
         Ok(result)
     }
 
