@@ -415,3 +415,59 @@ fn search_prints_what_a_model_gets() {
         "{answer}"
     );
 }
+
+/// `init` at a terminal offers to import the clients' servers it finds, and prepares code
+/// mode, so the first `exec` finds the engine compiled.
+#[test]
+fn init_at_a_terminal_imports_and_prepares_code_mode() {
+    let s = Scratch::new(json!({}));
+    std::fs::remove_file(&s.config).unwrap();
+    let home = s.path("home");
+    let desktop = home.join(".config/Claude/claude_desktop_config.json");
+    std::fs::create_dir_all(desktop.parent().unwrap()).unwrap();
+    std::fs::write(
+        &desktop,
+        json!({"mcpServers": {"t": {"command": test_server()}}}).to_string(),
+    )
+    .unwrap();
+    let out = Command::new(python3())
+        .arg(workspace_root().join("tests/peers/pty_run.py"))
+        .args(["--script", r#"[["[Y/n]", "y"]]"#])
+        .arg(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("--config")
+        .arg(&s.config)
+        .arg("init")
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .env("MCP_REGISTRY_CACHE_DIR", s.cache())
+        .current_dir(&home)
+        .output()
+        .unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout).expect("pty_run.py prints JSON");
+    assert_eq!(run["status"], 0, "{run:#}");
+    assert_eq!(run["answered"], true, "{run:#}");
+    let said = run["output"].as_str().unwrap();
+    assert!(said.contains("added t"), "{said}");
+    let registry: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config).unwrap()).unwrap();
+    assert!(registry["mcpServers"]["t"].is_object(), "{registry}");
+    let compiled = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(s.cache().join("components"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    };
+    let before = compiled();
+    assert_eq!(before.len(), 1, "{said}");
+    let snippet = s.path("snippet.js");
+    std::fs::write(&snippet, "return (await tools.t.add({a: 1, b: 2}))").unwrap();
+    let out = s
+        .cli(&["exec", snippet.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(compiled(), before, "exec compiled the engine again");
+}

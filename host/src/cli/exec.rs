@@ -131,3 +131,29 @@ pub(super) async fn search(
     println!("{text}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// At a terminal, after `init`: compiles the code-mode engine for this machine into the cache
+/// now (many seconds, once), so that the first `exec` or `serve --code-mode` answers at once.
+pub(super) async fn prepare_engine() {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return;
+    }
+    let Some(cache) = default_cache_dir() else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let Ok(host) = PluginHost::new(Aggregator::new(Registry::default()), Some(cache.clone()))
+    else {
+        return;
+    };
+    println!("preparing code mode for this machine (once; it takes a while on a small machine)...");
+    match CodeMode::load(&host, Some(&cache), CodeModePolicy::default()).await {
+        Ok(_) => println!(
+            "code mode is ready ({})",
+            crate::client::human_duration(started.elapsed())
+        ),
+        Err(crate::codemode::CodeModeError::NotBuilt) => {}
+        Err(e) => println!("code mode is not ready: {e}"),
+    }
+}

@@ -155,3 +155,31 @@ pub(super) fn init_import(path: &Path, file: Option<&Path>) -> anyhow::Result<Ex
     println!("{added} server(s) added to {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
+
+/// `init` at a terminal, for a registry it just made: offers to import the configurations of
+/// the clients found at the usual places.
+pub(super) fn offer_import(path: &Path) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return Ok(());
+    }
+    let found: Vec<(&str, PathBuf)> = usual_places()
+        .into_iter()
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    for (client, place) in &found {
+        println!("found {client}'s servers in {}", place.display());
+    }
+    print!("import them into {}? [Y/n] ", path.display());
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim().to_lowercase().starts_with('n') {
+        println!("not imported (later: mcp-registry init --import)");
+        return Ok(());
+    }
+    init_import(path, None).map(|_| ())
+}

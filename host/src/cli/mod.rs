@@ -432,7 +432,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = config::default_path(cli.config.as_deref())?;
     let path = path.as_path();
     match cli.command {
-        Command::Init { import: None } => commands::init(path),
+        Command::Init { import: None } => {
+            let new = !path.exists();
+            let code = commands::init(path)?;
+            if new {
+                import::offer_import(path)?;
+                exec::prepare_engine().await;
+            }
+            Ok(code)
+        }
         Command::Init { import: Some(file) } => import::init_import(path, file.as_deref()),
         Command::Install {
             client,
