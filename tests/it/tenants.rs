@@ -770,3 +770,30 @@ async fn idle_upstreams_are_closed() {
         .unwrap();
     assert_ne!(pid, again);
 }
+
+/// `tenant-key` makes a key and the digest line a tenants file holds for it.
+#[test]
+fn tenant_key_prints_a_new_key_and_its_digest_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("tenant-key")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = text
+        .lines()
+        .find_map(|l| l.rsplit_once("anywhere): ").map(|(_, k)| k.trim()))
+        .unwrap_or_else(|| panic!("no key in {text}"));
+    assert_eq!(key.len(), 64, "{text}");
+    assert!(text.contains(&format!("\"{}\"", digest(key))), "{text}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .args(["tenant-key", "--digest-of-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{key}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest(key));
+}

@@ -131,7 +131,7 @@ pub(super) fn install(registry: &Path, how: Install<'_>) -> anyhow::Result<ExitC
         );
         return Ok(ExitCode::SUCCESS);
     }
-    super::commands::refuse_replacing(
+    super::entries::refuse_replacing(
         &format!("{} server", how.client.title()),
         how.name,
         old.as_ref(),

@@ -17,6 +17,7 @@ mod args;
 mod cases;
 mod commands;
 mod edit;
+mod entries;
 mod exec;
 mod import;
 mod install;
@@ -27,6 +28,7 @@ mod publish;
 mod replay;
 mod scaffold;
 mod seed;
+mod tenant_key;
 
 pub use exec::ExecArgs;
 pub use policy_args::PolicyArgs;
@@ -227,6 +229,13 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         server: Vec<String>,
     },
+    /// Make an API key for a tenant of `serve --http --tenants`: prints the key and the
+    /// `sha256:...` line for the tenants file (which never holds the key itself).
+    TenantKey {
+        /// Print only the digest line of the key read from stdin instead.
+        #[arg(long)]
+        digest_of_stdin: bool,
+    },
     /// Print a plugin's self-description (name, description, input schema) as JSON.
     Describe {
         /// The component: a `.wasm` file or oci://REGISTRY/REPO@sha256:DIGEST.
@@ -400,7 +409,7 @@ fn add_server(path: &std::path::Path, add: Command) -> anyhow::Result<ExitCode> 
         } => {
             let transport = transport.as_deref().unwrap_or("http");
             let project = project.as_deref();
-            commands::add_remote(path, &name, &url, transport, &header, project, replace)
+            entries::add_remote(path, &name, &url, transport, &header, project, replace)
         }
         Command::Add {
             name: Some(name),
@@ -409,7 +418,7 @@ fn add_server(path: &std::path::Path, add: Command) -> anyhow::Result<ExitCode> 
             project,
             replace,
             ..
-        } => commands::add(path, &name, &env, &command, project.as_deref(), replace),
+        } => entries::add(path, &name, &env, &command, project.as_deref(), replace),
         Command::Add {
             name: None,
             project,
@@ -422,7 +431,7 @@ fn add_server(path: &std::path::Path, add: Command) -> anyhow::Result<ExitCode> 
             }
             let new = prompt::new_server()?;
             let project = project.as_deref();
-            commands::add(path, &new.name, &new.env, &new.command, project, replace)
+            entries::add(path, &new.name, &new.env, &new.command, project, replace)
         }
         _ => unreachable!("only called with Command::Add"),
     }
@@ -434,7 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init { import: None } => {
             let new = !path.exists();
-            let code = commands::init(path)?;
+            let code = entries::init(path)?;
             if new {
                 import::offer_import(path)?;
                 exec::prepare_engine().await;
@@ -459,7 +468,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         add @ Command::Add { .. } => add_server(path, add),
-        Command::Remove { name, project } => commands::remove(path, &name, project.as_deref()),
+        Command::Remove { name, project } => entries::remove(path, &name, project.as_deref()),
         Command::List { project } => {
             commands::list(path, cli.verbose > 0, project.as_deref()).await
         }
@@ -509,6 +518,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ReplayServer { recording, server } => replay::serve(&recording, &server).await,
         Command::Serve(args) => args.run(path).await,
         Command::Exec(args) => exec::exec(path, &args).await,
+        Command::TenantKey { digest_of_stdin } => tenant_key::tenant_key(digest_of_stdin),
         Command::Search {
             query,
             limit,

@@ -79,7 +79,7 @@ pub(super) fn alias(path: &Path, action: &AliasAction) -> anyhow::Result<ExitCod
             let mut registry = Registry::load(path)?;
             let old = registry.aliases().get(alias).cloned().map(Value::String);
             let new = Value::String(target.clone());
-            super::commands::refuse_replacing("alias", alias, old.as_ref(), &new, *replace)
+            super::entries::refuse_replacing("alias", alias, old.as_ref(), &new, *replace)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             registry
                 .set_alias(alias, target)
@@ -95,7 +95,7 @@ pub(super) fn alias(path: &Path, action: &AliasAction) -> anyhow::Result<ExitCod
             }
             registry.save()?;
             println!("removed alias \"{alias}\" from {}", path.display());
-            super::commands::still_broken(&registry, broken);
+            super::entries::still_broken(&registry, broken);
         }
     }
     Ok(ExitCode::SUCCESS)
