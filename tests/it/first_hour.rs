@@ -471,3 +471,24 @@ fn init_at_a_terminal_imports_and_prepares_code_mode() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(compiled(), before, "exec compiled the engine again");
 }
+
+/// The examples work from any directory: a relative `command` path (with no `cwd`) is the
+/// registry file's, as a relative `cwd` is.
+#[test]
+fn the_example_registry_works_from_any_directory() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let registry = workspace_root().join("examples/registry.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("--config")
+        .arg(&registry)
+        .args(["call", "alpha__echo", r#"{"message": "from elsewhere"}"#])
+        .env("MCP_REGISTRY_CACHE_DIR", elsewhere.path().join("cache"))
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("from elsewhere"),
+        "{out:?}"
+    );
+}

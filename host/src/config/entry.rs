@@ -136,6 +136,11 @@ fn stdio(
         } else {
             cwd
         });
+    } else if is_relative_path(&config.command) {
+        // A relative path (not a bare name looked up in PATH) with no `cwd` is the file's, as
+        // a relative `cwd` is: the same registry works from any directory. With a `cwd`, the
+        // process starts there and the path is relative to it, as it always was.
+        config.command = base_dir.join(&config.command).display().to_string();
     }
     Ok(config)
 }
@@ -192,4 +197,9 @@ fn protocol(v: &Fields<'_>, p: &Value) -> Result<ProtocolMode, JsonFileError> {
             ))
         }
     })
+}
+
+/// `target/debug/server` or `./run.sh`, not `npx` or `/usr/bin/x` or `${HOME}/bin/x`.
+fn is_relative_path(command: &str) -> bool {
+    command.contains('/') && !command.starts_with('$') && Path::new(command).is_relative()
 }
