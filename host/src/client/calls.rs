@@ -29,7 +29,14 @@ pub(crate) struct CallsInFlight {
     calls: Mutex<Vec<CallRoute>>,
     /// Relays requests made outside any call (and says whether we relay at all).
     fallback: Option<Arc<dyn RequestRelay>>,
+    /// Progress that arrived before its call learnt its token (rmcp gives the token out only
+    /// once the request is queued, and a fast server can answer before the call takes it):
+    /// the latest few, handed over when the call does.
+    early: Mutex<std::collections::VecDeque<ProgressNotificationParam>>,
 }
+
+/// How many early progress notifications are kept for calls about to learn their token.
+const EARLY_PROGRESS: usize = 32;
 
 impl CallsInFlight {
     pub(crate) fn new(fallback: Option<Arc<dyn RequestRelay>>) -> Self {
@@ -41,17 +48,26 @@ impl CallsInFlight {
 
     /// Delivers one `notifications/progress` to the call that asked for it.
     pub(crate) fn progress(&self, params: ProgressNotificationParam) {
-        let sink = lock(&self.calls)
+        let calls = lock(&self.calls);
+        let Some(route) = calls
             .iter()
             .find(|c| c.token.as_ref() == Some(&params.progress_token))
-            .and_then(|c| c.progress.clone());
-        if let Some(sink) = sink {
-            // Advisory: a flood the consumer cannot keep up with is dropped, not queued.
-            let _ = sink.try_send(Progress {
-                progress: params.progress,
-                total: params.total,
-                message: params.message,
-            });
+        else {
+            // A call that asked for progress may not know its token yet.
+            if calls
+                .iter()
+                .any(|c| c.token.is_none() && c.progress.is_some())
+            {
+                let mut early = lock(&self.early);
+                if early.len() == EARLY_PROGRESS {
+                    early.pop_front();
+                }
+                early.push_back(params);
+            }
+            return;
+        };
+        if let Some(sink) = &route.progress {
+            deliver(sink, params);
         }
     }
 
@@ -100,6 +116,16 @@ impl CallsInFlight {
     }
 }
 
+/// Hands one progress notification to a call's sink. Advisory: a flood the consumer cannot
+/// keep up with is dropped, not queued.
+fn deliver(sink: &ProgressSink, params: ProgressNotificationParam) {
+    let _ = sink.try_send(Progress {
+        progress: params.progress,
+        total: params.total,
+        message: params.message,
+    });
+}
+
 /// A call on its way: registered while it runs. Dropped before its answer arrived (its
 /// caller gave up, or it timed out), it tells the server with `notifications/cancelled`.
 pub(crate) struct PendingCall {
@@ -142,6 +168,14 @@ impl PendingCall {
             .iter_mut()
             .find(|c| c.seq == self.seq)
         {
+            if let Some(sink) = &route.progress {
+                let mut early = lock(&self.calls.early);
+                while let Some(i) = early.iter().position(|p| p.progress_token == token) {
+                    if let Some(params) = early.remove(i) {
+                        deliver(sink, params);
+                    }
+                }
+            }
             route.token = Some(token);
         }
         self.request = Some((peer, id));

@@ -112,14 +112,36 @@ impl From<ClientError> for StartFailure {
 }
 
 /// The transport of a stdio connection: rmcp's line transport over the process's pipes,
-/// minus late answers to the era probe's own requests (which rmcp would take for a conflict).
-struct PipeTransport(
-    AsyncRwTransport<
+/// minus late answers to the era probe's own requests (which rmcp would take for a conflict),
+/// and with progress delivered as it is read (see [`DeliversProgress`]).
+struct PipeTransport {
+    lines: AsyncRwTransport<
         RoleClient,
         tokio::io::BufReader<super::process::WatchedStdout>,
         tokio::process::ChildStdin,
     >,
-);
+    progress_to: Option<Arc<CallsInFlight>>,
+}
+
+/// A transport that delivers `notifications/progress` to the calls in flight itself, in the
+/// order it reads them. Why: rmcp runs each notification's handler in a task of its own and
+/// hands a response to its caller at once, so under load a call's last progress reached the
+/// call after its result (and its client after the result too, which drops it).
+trait DeliversProgress {
+    /// From now on, progress goes to `calls` as it is read.
+    fn deliver_progress_to(&mut self, _calls: Arc<CallsInFlight>) {}
+}
+
+impl DeliversProgress for PipeTransport {
+    fn deliver_progress_to(&mut self, calls: Arc<CallsInFlight>) {
+        self.progress_to = Some(calls);
+    }
+}
+
+/// Remote transports: progress through rmcp's handler (a remote server's responses and
+/// notifications may travel on different streams anyway).
+impl DeliversProgress for SseTransport {}
+impl DeliversProgress for rmcp::transport::StreamableHttpClientTransport<reqwest::Client> {}
 
 fn is_probe_answer(message: &ServerJsonRpcMessage) -> bool {
     let id = match message {
@@ -132,7 +154,10 @@ fn is_probe_answer(message: &ServerJsonRpcMessage) -> bool {
 
 impl PipeTransport {
     fn new(pipes: ServerPipes) -> Self {
-        PipeTransport(AsyncRwTransport::new_client(pipes.stdout, pipes.stdin))
+        PipeTransport {
+            lines: AsyncRwTransport::new_client(pipes.stdout, pipes.stdin),
+            progress_to: None,
+        }
     }
 }
 
@@ -143,20 +168,29 @@ impl Transport<RoleClient> for PipeTransport {
         &mut self,
         item: ClientJsonRpcMessage,
     ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
-        self.0.send(item)
+        self.lines.send(item)
     }
 
     async fn receive(&mut self) -> Option<ServerJsonRpcMessage> {
         loop {
-            let message = self.0.receive().await?;
-            if !is_probe_answer(&message) {
-                return Some(message);
+            let message = self.lines.receive().await?;
+            if is_probe_answer(&message) {
+                continue;
             }
+            if let (Some(calls), ServerJsonRpcMessage::Notification(n)) =
+                (&self.progress_to, &message)
+            {
+                if let rmcp::model::ServerNotification::ProgressNotification(p) = &n.notification {
+                    calls.progress(p.params.clone());
+                    continue;
+                }
+            }
+            return Some(message);
         }
     }
 
     fn close(&mut self) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
-        self.0.close()
+        self.lines.close()
     }
 }
 
@@ -445,12 +479,14 @@ impl ServerConnection {
         deadline: tokio::time::Instant,
     ) -> Result<Self, StartFailure>
     where
-        T: Transport<RoleClient> + Send + 'static,
+        T: Transport<RoleClient> + DeliversProgress + Send + 'static,
         T::Error: std::error::Error + Send + Sync + 'static,
     {
         let name: Arc<str> = name.into();
         let tools_generation = Arc::new(AtomicU64::new(0));
         let calls = Arc::new(CallsInFlight::new(hooks.relay.clone()));
+        let mut transport = transport;
+        transport.deliver_progress_to(calls.clone());
         let handler = ConnectionHandler {
             server: name.clone(),
             roots: Arc::new(config.roots.clone()),
