@@ -51,7 +51,8 @@ impl CallArgs {
 pub struct ServeArgs {
     /// Servers to expose (default: all, or those the filter names).
     pub servers: Vec<String>,
-    /// Tool filter, e.g. 'memory:get,set;github' or 'memory:-delete'.
+    /// Tool filter, e.g. 'memory:read_graph,search_*;github' or 'memory:-delete_*' (tools
+    /// without their server, globs * and ?).
     #[arg(short, long)]
     pub filter: Option<String>,
     /// Expose this project's servers.

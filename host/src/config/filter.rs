@@ -56,10 +56,10 @@ pub struct FilterSpecError {
     pub message: String,
 }
 
-/// Parses the seed's `--filter` syntax: `server[:tool,tool|:-tool,-tool];server...`.
-/// `'memory:get,set;github'` exposes `get` and `set` of `memory` and all of `github`;
-/// `'memory:-delete'` exposes everything of `memory` but `delete`. Servers not named are
-/// hidden.
+/// Parses the seed's `--filter` syntax: `server[:tool,tool|:-tool,-tool];server...`, each
+/// tool a glob. `'memory:get,set;github'` exposes `get` and `set` of `memory` and all of
+/// `github`; `'memory:-delete_*'` exposes everything of `memory` but the tools whose names
+/// start with `delete_`. Servers not named are hidden.
 pub fn parse_filter(spec: &str) -> Result<BTreeMap<String, ToolFilter>, FilterSpecError> {
     let err = |message: String| FilterSpecError {
         spec: spec.to_owned(),
