@@ -74,6 +74,13 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
     let _upstreams = aggregator.shutdown_guard();
     let host = PluginHost::new(aggregator.clone(), default_cache_dir())?;
     let cache = default_cache_dir();
+    if cache
+        .as_deref()
+        .is_some_and(crate::codemode::needs_preparing)
+    {
+        // Not in silence: the first use compiles the engine (`init` at a terminal does it).
+        eprintln!("mcp-registry: preparing code mode for this machine (once; later runs reuse it)");
+    }
     let engine = CodeMode::load(&host, cache.as_deref(), policy).await?;
     let session = Arc::new(aggregator.lazy_session_of(&servers, ConnectHooks::default()));
     let router: SessionRouter = {

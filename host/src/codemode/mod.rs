@@ -346,18 +346,29 @@ fn run_error(e: &PluginError, policy: &PluginPolicy) -> Value {
 
 /// The pre-initialised engine, from `dir` or made and written there (atomically: several
 /// processes may start at once).
-async fn cached_snapshot(
-    host: &PluginHost,
-    wasm: &[u8],
-    dir: &Path,
-) -> Result<Vec<u8>, CodeModeError> {
+/// Where the engine's pre-initialised snapshot is kept in `dir`.
+fn snapshot_path(wasm: &[u8], dir: &Path) -> PathBuf {
     let digest: [u8; 32] = Sha256::new()
         .chain_update(wasm)
         .chain_update(env!("CARGO_PKG_VERSION"))
         .finalize()
         .into();
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    let path: PathBuf = dir.join(format!("code-mode-engine-{hex}.wasm"));
+    dir.join(format!("code-mode-engine-{hex}.wasm"))
+}
+
+/// Whether loading the engine from `cache_dir` will compile it first (nothing there yet from
+/// `init` or an earlier use); false in a build without an engine.
+pub fn needs_preparing(cache_dir: &Path) -> bool {
+    ENGINE_WASM.is_some_and(|wasm| !snapshot_path(wasm, cache_dir).is_file())
+}
+
+async fn cached_snapshot(
+    host: &PluginHost,
+    wasm: &[u8],
+    dir: &Path,
+) -> Result<Vec<u8>, CodeModeError> {
+    let path = snapshot_path(wasm, dir);
     if let Ok(bytes) = std::fs::read(&path) {
         return Ok(bytes);
     }
