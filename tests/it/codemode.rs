@@ -176,6 +176,26 @@ fn a_syntax_error_names_line_and_column() {
     let e = failure(&s, "const a = 1;\n\n  throw new Error('mine');", &[]);
     assert_eq!(e["message"], "mine");
     assert_eq!(e["line"], 3, "{e}");
+    // In TypeScript too: the mistake on line 3, not the first annotation on line 1 (where
+    // the engine stops when the types could not be stripped); message and fields agree.
+    let e = failure(
+        &s,
+        "const a: number = 1;\nconst b: string = 'x';\nconst c = a + ;\nreturn c;",
+        &[],
+    );
+    assert_eq!(e["name"], "SyntaxError", "{e}");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(3), Some(15)),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("at line 3, col 15"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -35,14 +35,26 @@ pub mod typescript;
 
 pub use search::rank;
 #[cfg(feature = "code-mode")]
-pub use strip::strip_types;
+pub use strip::{strip_types, Stripped};
 
 pub use typescript::{declarations, Names};
 
+/// A snippet ready for the engine (see `strip.rs`, built with the `code-mode` feature).
+#[cfg(not(feature = "code-mode"))]
+pub struct Stripped {
+    /// The code as written.
+    pub code: String,
+    /// Never known without the feature.
+    pub syntax_error: Option<(usize, usize, String)>,
+}
+
 /// Without the `code-mode` feature there is no engine, so no snippet ever gets here.
 #[cfg(not(feature = "code-mode"))]
-pub async fn strip_types(body: &str) -> String {
-    body.to_owned()
+pub async fn strip_types(body: &str) -> Stripped {
+    Stripped {
+        code: body.to_owned(),
+        syntax_error: None,
+    }
 }
 
 /// What the engine wraps a snippet in (the host uses the same to parse TypeScript).
@@ -222,7 +234,7 @@ impl CodeMode {
         timeout: Option<Duration>,
     ) -> Execution {
         let started = Instant::now();
-        let code = {
+        let Stripped { code, syntax_error } = {
             let _turn = match &scope.cpu {
                 Some(turns) => turns.clone().acquire_owned().await.ok(),
                 None => None,
@@ -269,7 +281,24 @@ impl CodeMode {
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let execution = match outcome {
-            Ok(out) => self.answer(&out, trace.calls(), started),
+            Ok(out) => {
+                let mut execution = self.answer(&out, trace.calls(), started);
+                // Code neither parser takes: swc's error says where the mistake is; the
+                // engine's names the first type annotation it met.
+                if let (Some(error), Some((line, column, message))) =
+                    (execution.error.as_mut(), syntax_error)
+                {
+                    if error["name"] == "SyntaxError" {
+                        *error = json!({
+                            "name": "SyntaxError",
+                            "message": format!("{message} at line {line}, col {column}"),
+                            "line": line,
+                            "column": column,
+                        });
+                    }
+                }
+                execution
+            }
             Err(e) => Execution {
                 outcome: e.outcome(),
                 ..Execution::failed(run_error(&e, &policy), trace.calls(), started)
