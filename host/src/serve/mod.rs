@@ -175,6 +175,7 @@ pub async fn serve(aggregator: Aggregator, options: ServeOptions) -> Result<(), 
     let _upstreams = aggregator.shutdown_guard();
     let shared = setup::Shared::build(aggregator, &options).await?;
     shared.reap_idle(options.idle_timeout);
+    shared.check_filter_at_start();
     if let Some(sources) = &options.reload {
         reload::watch(&shared, sources.clone());
     }

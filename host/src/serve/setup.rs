@@ -78,6 +78,38 @@ impl Shared {
         self.filter.get(server).is_none_or(|f| f.permits(tool))
     }
 
+    /// With `--filter` and one local client (no tenants file): lists the filtered servers
+    /// once at start, in the background, so that a rule that matches no tool is reported at
+    /// once rather than at the first listing (which then finds the servers up).
+    pub(super) fn check_filter_at_start(self: &Arc<Self>) {
+        if self.filter.is_empty() {
+            return;
+        }
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let tenants = shared.tenants();
+            let Some(local) = tenants.local() else {
+                return;
+            };
+            let listings = shared.filter.keys().filter_map(|server| {
+                let pool = match tenants.sharing(server) {
+                    crate::config::Sharing::Global => tenants.global.clone(),
+                    crate::config::Sharing::Tenant => local.pool.clone(),
+                    // A client session's own process: not one to start before it exists.
+                    crate::config::Sharing::Session => return None,
+                };
+                Some(async move { pool.list_server_tools(server).await })
+            });
+            for tools in futures::future::join_all(listings)
+                .await
+                .into_iter()
+                .flatten()
+            {
+                shared.report_unmatched_filter(&tools);
+            }
+        });
+    }
+
     /// Warns (once per rule) about each `--filter` rule that matches none of the tools of its
     /// server as `tools` lists them: such a rule shows or hides nothing.
     pub(super) fn report_unmatched_filter(&self, tools: &[crate::aggregator::NamespacedTool]) {
