@@ -53,10 +53,11 @@ impl ShutdownPolicy {
     };
     /// For a temporary connection whose call has been answered, and for a host that is
     /// being stopped: nothing is left to wait for, so a server that ignores its closed stdin
-    /// (FastMCP on `mcp` 1.x does) is not waited on. This is what the Python `mcp` 1.x client
-    /// does too (`SIGTERM` at once).
+    /// (FastMCP on `mcp` 1.x does) is not waited on long. It still gets the time a server
+    /// that does exit on end of input needs (a Node server about 10 ms, more on a loaded
+    /// machine): signalled mid-exit, Node servers print `EPIPE` traces.
     pub const PROMPT: ShutdownPolicy = ShutdownPolicy {
-        eof_grace: Duration::from_millis(20),
+        eof_grace: Duration::from_millis(100),
         term_grace: Duration::from_millis(250),
     };
 }
