@@ -118,12 +118,20 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Serves until stopped.
     pub(super) async fn run(self, path: &Path) -> anyhow::Result<ExitCode> {
-        if !(self.drain_timeout >= 0.0 && self.drain_timeout.is_finite()) {
-            anyhow::bail!("--drain-timeout must be a number of seconds, 0 or more");
-        }
-        if !(self.list_wait >= 0.0 && self.list_wait.is_finite()) {
-            anyhow::bail!("--list-wait must be a number of seconds, 0 or more");
-        }
+        let list_wait = std::time::Duration::try_from_secs_f64(self.list_wait)
+            .ok()
+            .filter(|w| !w.is_zero() && w.as_secs() <= 3600)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--list-wait must be a number of seconds, more than 0 and at most 3600"
+                )
+            })?;
+        let drain_timeout = std::time::Duration::try_from_secs_f64(self.drain_timeout)
+            .ok()
+            .filter(|d| d.as_secs() <= 86_400)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--drain-timeout must be a number of seconds, 0 to 86400")
+            })?;
         // The project must exist now (the error names the file); a reload reads its
         // members again.
         if let Some(p) = &self.project {
@@ -146,8 +154,8 @@ impl ServeArgs {
                 .max_processes
                 .unwrap_or_else(crate::serve::default_max_processes),
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout.max(1)),
-            list_wait: std::time::Duration::from_secs_f64(self.list_wait),
-            drain_timeout: std::time::Duration::from_secs_f64(self.drain_timeout),
+            list_wait,
+            drain_timeout,
             metrics: self.metrics,
             project: self.project,
             aliases,

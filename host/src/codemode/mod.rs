@@ -284,9 +284,11 @@ impl CodeMode {
             Ok(out) => {
                 let mut execution = self.answer(&out, trace.calls(), started);
                 // Code neither parser takes: swc's error says where the mistake is; the
-                // engine's names the first type annotation it met.
-                if let (Some(error), Some((line, column, message))) =
-                    (execution.error.as_mut(), syntax_error)
+                // engine's names the first type annotation it met. (Only a failure before
+                // anything ran: a later SyntaxError is the snippet's own, `JSON.parse`'s.)
+                let nothing_ran = execution.calls.is_empty() && execution.console.is_empty();
+                if let (Some(error), Some((line, column, message)), true) =
+                    (execution.error.as_mut(), syntax_error, nothing_ran)
                 {
                     if error["name"] == "SyntaxError" {
                         *error = json!({

@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use swc_common::errors::{DiagnosticBuilder, Emitter, Handler};
+use swc_common::errors::{DiagnosticBuilder, Emitter, Handler, Level};
 use swc_common::sync::Lrc;
 use swc_common::{SourceMap, Span};
 use swc_ts_fast_strip::{operate, Mode, Options};
@@ -120,7 +120,15 @@ fn strip_here(body: &str) -> Stripped {
     }
     Stripped {
         code: body.to_owned(),
-        syntax_error,
+        // Reported in the wrapper's tail (an unclosed bracket): the snippet's end.
+        syntax_error: syntax_error.map(|(line, column, message)| {
+            let lines: Vec<&str> = body.lines().collect();
+            if line <= lines.len().max(1) {
+                return (line, column, message);
+            }
+            let last = lines.last().map_or(0, |l| l.chars().count());
+            (lines.len().max(1), last + 1, message)
+        }),
     }
 }
 
@@ -133,6 +141,9 @@ struct FirstError(Arc<Mutex<Option<Reported>>>);
 
 impl Emitter for FirstError {
     fn emit(&mut self, db: &mut DiagnosticBuilder<'_>) {
+        if !matches!(db.level, Level::Error | Level::Fatal | Level::PhaseFatal) {
+            return;
+        }
         let mut first = crate::locks::lock(&self.0);
         if first.is_none() {
             *first = Some((db.span.primary_span(), db.message()));
@@ -202,6 +213,10 @@ mod tests {
         assert_eq!(stripped.code, broken);
         let (line, column, _) = stripped.syntax_error.clone().expect("swc says where");
         assert_eq!((line, column), (2, 9), "{stripped:?}");
+        // An unclosed bracket is found in the wrapper's tail: reported at the snippet's end.
+        let open = strip_types("const a: number = 1;\nreturn f(a").await;
+        let (line, column, _) = open.syntax_error.clone().expect("swc says where");
+        assert_eq!((line, column), (2, 11), "{open:?}");
     }
 
     #[tokio::test]

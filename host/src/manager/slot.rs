@@ -194,8 +194,10 @@ impl Slot {
                 Ok(connection)
             }
             Err(error) => {
-                drop(guard);
+                // Remembered before the lock goes: a caller waiting for it must find the
+                // failure, not start another connect (a timeout would be paid twice).
                 self.remember(error.clone());
+                drop(guard);
                 Err(error.into())
             }
         }
@@ -296,6 +298,22 @@ impl Slot {
 /// dropped, or nobody has asked for it for a while (the next use retries it then).
 async fn retry(slot: Weak<Slot>, retired: CancellationToken) {
     loop {
+        retry_until_up(&slot, &retired).await;
+        let Some(slot) = slot.upgrade() else { return };
+        slot.retrying.store(false, Ordering::SeqCst);
+        // A failure remembered while this loop was ending found it still running and started
+        // none: take it up again, unless another retry already has.
+        let down_again = lock(&slot.down).is_some() && !retired.is_cancelled();
+        if !down_again || slot.retrying.swap(true, Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// One round of background retries: until the server is up, the slot is closed or dropped,
+/// or nobody has asked for it for a while.
+async fn retry_until_up(slot: &Weak<Slot>, retired: &CancellationToken) {
+    loop {
         let due = match slot.upgrade() {
             Some(slot) => match &*lock(&slot.down) {
                 Some(down) => down.next,
@@ -309,7 +327,8 @@ async fn retry(slot: Weak<Slot>, retired: CancellationToken) {
         }
         let Some(slot) = slot.upgrade() else { return };
         if slot.unused_for() > RETRY_WHILE_USED_WITHIN {
-            slot.retrying.store(false, Ordering::SeqCst);
+            // The next use retries it in the foreground.
+            lock(&slot.down).take();
             return;
         }
         let guard = slot.connection.clone().lock_owned().await;
@@ -331,8 +350,5 @@ async fn retry(slot: Weak<Slot>, retired: CancellationToken) {
         if slot.clone().connect_into(guard, permit, true).await.is_ok() {
             break;
         }
-    }
-    if let Some(slot) = slot.upgrade() {
-        slot.retrying.store(false, Ordering::SeqCst);
     }
 }

@@ -194,7 +194,8 @@ impl RequestScope {
                     if !matches!(e, AggregatorError::Down { .. }) {
                         tracing::warn!(server, error = %e, "cannot list {what}; leaving them out");
                     }
-                    e.to_string()
+                    // A tenant learns how a server failed, never its stderr or command.
+                    self.told(&e, server)
                 }
                 Err(_) => {
                     tracing::warn!(

@@ -252,9 +252,21 @@ pub(super) struct EngineLoading(
 impl EngineLoading {
     fn start(host: Arc<PluginHost>) -> Self {
         use futures::FutureExt;
-        let load = async move {
+        // Compiling is seconds of synchronous work: on a blocking thread, never on a worker
+        // that answers clients (a one-core machine has one).
+        let runtime = tokio::runtime::Handle::current();
+        let compiling = tokio::task::spawn_blocking(move || {
             let cache = crate::plugin::default_cache_dir();
-            let loaded = CodeMode::load(&host, cache.as_deref(), CodeModePolicy::default()).await;
+            runtime.block_on(CodeMode::load(
+                &host,
+                cache.as_deref(),
+                CodeModePolicy::default(),
+            ))
+        });
+        let load = async move {
+            let loaded = compiling
+                .await
+                .map_err(|e| format!("code mode is unavailable: the load ended: {e}"))?;
             loaded.map(Arc::new).map_err(|e| {
                 tracing::error!(error = %e, "code mode is unavailable");
                 format!("code mode is unavailable: {e}")
