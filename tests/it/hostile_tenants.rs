@@ -237,6 +237,95 @@ async fn sessions_per_tenant_are_capped() {
     assert!(again.is_some(), "{}", reply.body);
 }
 
+/// Opens a 2026-07-28 `subscriptions/listen` stream of `key`'s and reads it until it is
+/// refused, ends, or stays acknowledged for a second: the open connection (dropping it ends
+/// the stream) and what was read.
+async fn open_listen(addr: &str, key: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen", "params": {
+        "notifications": {"toolsListChanged": true},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nauthorization: Bearer {key}\r\n\
+         mcp-protocol-version: 2026-07-28\r\nmcp-method: subscriptions/listen\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // The acknowledgement comes first; a refusal follows it at once as the request's error.
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 4096];
+    let reading = async {
+        loop {
+            let text = String::from_utf8_lossy(&heard).into_owned();
+            if text.contains("\"error\"") {
+                return;
+            }
+            let wait = if text.contains("acknowledged") {
+                1
+            } else {
+                120
+            };
+            match tokio::time::timeout(Duration::from_secs(wait), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => heard.extend_from_slice(&buf[..n]),
+                Err(_) if wait == 1 => return,
+                Err(_) => panic!("subscriptions/listen: no answer in 120 s"),
+            }
+        }
+    };
+    reading.await;
+    let heard = String::from_utf8_lossy(&heard).into_owned();
+    (stream, heard)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_streams_per_tenant_are_capped_as_sessions_are() {
+    let s = scratch();
+    let (_serve, addr) = serve(&s, &[]).await;
+    // Mallory may hold two sessions, so two standing listen streams.
+    let (first, heard) = open_listen(&addr, MALLORY).await;
+    assert!(
+        heard.contains("acknowledged") && !heard.contains("error"),
+        "{heard}"
+    );
+    let (_second, heard) = open_listen(&addr, MALLORY).await;
+    assert!(
+        heard.contains("acknowledged") && !heard.contains("error"),
+        "{heard}"
+    );
+    let (_third, heard) = open_listen(&addr, MALLORY).await;
+    assert!(heard.contains("limits.sessions"), "{heard}");
+    // The bystander's streams are its own.
+    let (_alices, heard) = open_listen(&addr, ALICE).await;
+    assert!(
+        heard.contains("acknowledged") && !heard.contains("error"),
+        "{heard}"
+    );
+    alice_still_works(&addr).await;
+    // Closing one makes room again, once the host has seen it go (each try is a request
+    // of her 12 a minute, 9 of which are left).
+    drop(first);
+    let mut again = String::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_stream, heard) = open_listen(&addr, MALLORY).await;
+        again = heard;
+        if !again.contains("error") {
+            break;
+        }
+        assert!(again.contains("limits.sessions"), "{again}");
+    }
+    assert!(
+        again.contains("acknowledged") && !again.contains("error"),
+        "{again}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_tool_names_become_no_metric_labels() {
     // A tenant-less loopback `serve` shows /metrics on its own listener; the labels are made

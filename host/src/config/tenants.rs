@@ -52,7 +52,8 @@ pub struct TenantLimits {
     pub in_flight: Option<usize>,
     /// Tool calls per minute (a token bucket).
     pub calls_per_minute: Option<u32>,
-    /// Client sessions (`Mcp-Session-Id`) open at once (`None`: [`DEFAULT_SESSIONS`]).
+    /// Client sessions (`Mcp-Session-Id`) open at once, and as many `subscriptions/listen`
+    /// streams (`None`: [`DEFAULT_SESSIONS`]).
     pub sessions: Option<usize>,
 }
 

@@ -44,6 +44,15 @@ impl RequestScope {
         })
     }
 
+    /// Lets one more `subscriptions/listen` stream of the tenant open, or answers with the
+    /// bound it meets.
+    pub(super) fn admit_listen(&self) -> Result<Admission, ErrorData> {
+        self.tenant.admit_listen().map_err(|e| {
+            self.shared.ops.refuse("limit");
+            limit_error(e)
+        })
+    }
+
     /// What a plugin run or a snippet may call, beyond its own policy: what this client could
     /// call itself, the tenant's globs and, with `serve --filter`, only what the filter
     /// shows (`None`: no bound).

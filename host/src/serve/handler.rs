@@ -92,6 +92,7 @@ impl ServerHandler for RegistryServer {
         subscription: rmcp::service::SubscriptionContext,
     ) -> Result<(), ErrorData> {
         let scope = self.scope(subscription.request_context())?;
+        let _open = scope.admit_listen()?;
         scope.listen(&subscription).await;
         Ok(())
     }

@@ -123,6 +123,9 @@ pub(crate) struct Tenant {
     pub(crate) events: tokio::sync::broadcast::Sender<ServerEvent>,
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
     rate: Option<Arc<RateBucket>>,
+    /// Its `subscriptions/listen` streams open at once, bounded as its sessions are: each is
+    /// a standing stream, as a session is.
+    listens: Option<Arc<tokio::sync::Semaphore>>,
     /// Its turns at the host's CPU-heavy steps (stripping a snippet's types): one tenant
     /// cannot take every core.
     pub(crate) cpu: Arc<tokio::sync::Semaphore>,
@@ -184,18 +187,22 @@ impl Tenant {
         &self.grant.servers
     }
 
+    /// Takes one request from its rate, or says when it may send the next.
+    fn take_rate(&self) -> Result<(), String> {
+        match self.rate.as_ref().map(|rate| rate.take()) {
+            Some(Err(wait)) => Err(format!(
+                "tenant \"{}\" is over its rate of {} calls a minute (limits.calls_per_minute); retry in {} ms",
+                self.name,
+                self.grant.limits.calls_per_minute.unwrap_or_default(),
+                wait.as_millis().max(1)
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Lets one more request in, or says which limit it meets.
     pub(crate) fn admit(&self) -> Result<Admission, String> {
-        if let Some(rate) = &self.rate {
-            if let Err(wait) = rate.take() {
-                return Err(format!(
-                    "tenant \"{}\" is over its rate of {} calls a minute (limits.calls_per_minute); retry in {} ms",
-                    self.name,
-                    self.grant.limits.calls_per_minute.unwrap_or_default(),
-                    wait.as_millis().max(1)
-                ));
-            }
-        }
+        self.take_rate()?;
         let permit = match &self.in_flight {
             None => None,
             Some(sem) => Some(sem.clone().try_acquire_owned().map_err(|_| {
@@ -203,6 +210,24 @@ impl Tenant {
                     "tenant \"{}\" already has {} requests in flight (limits.in_flight)",
                     self.name,
                     self.grant.limits.in_flight.unwrap_or_default()
+                )
+            })?),
+        };
+        Ok(Admission(permit))
+    }
+
+    /// Lets one more `subscriptions/listen` stream open (it counts toward the rate as a
+    /// request, and is held among the streams for as long as it stays open), or says which
+    /// limit it meets.
+    pub(crate) fn admit_listen(&self) -> Result<Admission, String> {
+        self.take_rate()?;
+        let permit = match &self.listens {
+            None => None,
+            Some(sem) => Some(sem.clone().try_acquire_owned().map_err(|_| {
+                format!(
+                    "tenant \"{}\" already has {} subscriptions/listen streams open (limits.sessions); cancel one first",
+                    self.name,
+                    self.max_sessions().unwrap_or_default()
                 )
             })?),
         };
@@ -489,6 +514,12 @@ impl Tenants {
                 .calls_per_minute
                 .map(|n| Arc::new(RateBucket::new(n))),
         };
+        let listens = match same(|l| l.sessions.map(|n| n as u32)) {
+            Some(old) => old.listens.clone(),
+            None => limits
+                .sessions
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+        };
         let cpu = match old {
             Some(old) => old.cpu.clone(),
             None => Arc::new(tokio::sync::Semaphore::new(CPU_TURNS)),
@@ -501,6 +532,7 @@ impl Tenants {
             events,
             in_flight,
             rate,
+            listens,
             cpu,
         })
     }
