@@ -841,6 +841,21 @@ async fn the_front_door_survives_whatever_a_tenant_sends() {
     }
     alice_still_works(&addr).await;
     assert!(serve.try_wait().unwrap().is_none(), "serve died");
+    // A body it cannot read is the client's mistake (400, with a JSON-RPC error saying
+    // which), never a wrong media type (415).
+    let headers = [
+        ("authorization", format!("Bearer {MALLORY}")),
+        ("mcp-protocol-version", "2026-07-28".to_owned()),
+    ];
+    for (body, code) in [
+        ("[".repeat(100_000) + &"]".repeat(100_000), -32700),
+        ("{\"jsonrpc\": \"2.0\", \"id\": ".to_owned(), -32700),
+        ("[1, 2]".to_owned(), -32600),
+    ] {
+        let reply = http(&addr, "POST", &headers, &body).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.message()["error"]["code"], code, "{}", reply.body);
+    }
 }
 
 /// [`try_http_exchange`] of `/mcp` with `headers` (owned values): status, or why none.

@@ -67,6 +67,7 @@ pub(super) async fn serve_http(
         .layer(axum::middleware::from_fn(move |request, next| {
             session_delete_status(sessions.clone(), request, next)
         }))
+        .layer(axum::middleware::from_fn(unreadable_body_status))
         .layer(axum::middleware::from_fn(move |request, next| {
             front_door(door.clone(), owners.clone(), hosts.clone(), request, next)
         }));
@@ -517,4 +518,42 @@ async fn session_delete_status(
         *response.status_mut() = StatusCode::OK;
     }
     response
+}
+
+/// rmcp answers a JSON body it cannot read (bad JSON, nesting past serde's bound, no
+/// JSON-RPC message) with 415, which says the media type was wrong and sends a client
+/// looking at its headers. The transport's answer to input it cannot accept is 400, with a
+/// JSON-RPC error of no id that says what was wrong (parse error or invalid request).
+async fn unreadable_body_status(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    use http_body_util::BodyExt;
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let response = next.run(request).await;
+    if !json || response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response;
+    }
+    let said = match http_body_util::Limited::new(response.into_body(), 4096)
+        .collect()
+        .await
+    {
+        Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let what = said
+        .strip_prefix("fail to deserialize request body ")
+        .unwrap_or(&said);
+    // serde's errors name a place in the text; anything else read as JSON but was no message.
+    let (code, kind) = if what.contains(" at line ") {
+        (-32700, "parse error")
+    } else {
+        (-32600, "invalid request")
+    };
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({"jsonrpc": "2.0", "id": null,
+                            "error": {"code": code, "message": format!("{kind}: {what}")}}),
+    )
 }
