@@ -502,3 +502,76 @@ fn the_example_registry_works_from_any_directory() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_and_its_model_are_told_which_servers_are_missing_but_not_their_stderr() {
+    use super::tenants::{call, digest, request};
+    const KEY: &str = "first-hour-tenant-key";
+    let server = test_server().display().to_string();
+    let s = Scratch::new(json!({
+        "good": {"command": server},
+        "broken": {"command": "sh", "args": ["-c", "echo SECRET-STDERR-LINE >&2; exit 3"]},
+        "hang": {"command": "sleep", "args": ["600"]},
+    }));
+    let tenants = json!({"tenants": {"t": {"keys": [digest(KEY)],
+        "servers": ["good", "broken", "hang"], "code_mode": true}}});
+    std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+        .arg("--config")
+        .arg(&s.config)
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--code-mode",
+            "--list-wait",
+            "1",
+        ])
+        .arg("--tenants")
+        .arg(s.path("tenants.json"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = served_address(&mut child).await;
+    // The listing has the good server's tools and names the two others, with what failed
+    // and how, not the server's stderr or command (those are the operator's).
+    let listed = request(&addr, KEY, "tools/list", json!({})).await;
+    let tools = listed["result"]["tools"].to_string();
+    assert!(tools.contains("good__echo"), "{listed}");
+    let missing = &listed["result"]["_meta"]["mcp-registry/unavailable"];
+    assert_eq!(unavailable(missing), ["broken", "hang"], "{listed}");
+    let broken = missing["broken"].as_str().unwrap_or_default();
+    assert!(broken.contains("failed"), "{missing}");
+    assert!(
+        !missing.to_string().contains("SECRET") && !missing.to_string().contains("sh -c"),
+        "{missing}"
+    );
+    assert!(
+        missing["hang"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("still starting"),
+        "{missing}"
+    );
+    // A model searching in code mode is told the same, so it does not take those servers'
+    // tools for absent.
+    let searched = call(&addr, Some(KEY), "search", json!({"query": "echo"})).await;
+    let result = &searched.message()["result"];
+    let said = result["content"][1]["text"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("broken") && said.contains("hang") && !said.contains("SECRET"),
+        "{result}"
+    );
+    assert_eq!(
+        unavailable(&result["structuredContent"]["unavailable"]),
+        ["broken", "hang"],
+        "{result}"
+    );
+    assert!(result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("echo"));
+}

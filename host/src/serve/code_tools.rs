@@ -103,10 +103,26 @@ impl RequestScope {
         if detail != "types" && detail != "names" {
             return Err(invalid("search: \"detail\" must be \"names\" or \"types\""));
         }
-        let tools = self.callable_tools().await.items;
-        let (text, structured) = search::answer(query, &tools, limit, detail == "types");
-        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        let gathered = self.callable_tools().await;
+        let (text, mut structured) =
+            search::answer(query, &gathered.items, limit, detail == "types");
+        let mut content = vec![ContentBlock::text(text)];
+        // A model that is not told a server is missing takes its tools for absent for good.
+        if !gathered.missing.is_empty() {
+            let servers: Vec<String> = gathered
+                .missing
+                .iter()
+                .map(|(server, why)| format!("{server} ({why})"))
+                .collect();
+            content.push(ContentBlock::text(format!(
+                "Not searched, not available yet: {}. Search again later for their tools.",
+                servers.join("; ")
+            )));
+            structured["unavailable"] = serde_json::to_value(&gathered.missing).unwrap_or_default();
+        }
+        let mut result = CallToolResult::success(content);
         result.structured_content = Some(structured);
+        result.meta = gathered.meta();
         Ok(result)
     }
 
