@@ -3,14 +3,18 @@
 //! thread, the same file after a crash) sees the old content or the new, never a part.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
 /// creating the directory if needed. An existing file keeps its permissions and, where we may
-/// set them, its owner and group (a `chmod 600` registry stays 0600).
+/// set them, its owner and group (a `chmod 600` registry stays 0600); the temporary file is
+/// created with them, so not even it is readable by more than the file was. A symbolic link
+/// stays one: its target is what is written (dotfiles kept in a repository of their own).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     static UNIQUE: AtomicU64 = AtomicU64::new(0);
+    let path = &link_target(path);
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir)?;
@@ -25,11 +29,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id(),
         UNIQUE.fetch_add(1, Ordering::Relaxed)
     ));
+    let existing = std::fs::metadata(path).ok();
     let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        if let Some(existing) = &existing {
+            options.mode(existing.permissions().mode() & 0o777);
+        }
+        let mut file = options.open(&tmp)?;
         file.write_all(bytes)?;
-        if let Ok(existing) = std::fs::metadata(path) {
-            keep_mode_and_owner(&file, &existing)?;
+        if let Some(existing) = &existing {
+            keep_mode_and_owner(&file, existing)?;
         }
         drop(file);
         std::fs::rename(&tmp, path)
@@ -38,6 +48,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Where a symbolic link at `path` points (followed to the end), or `path` itself.
+fn link_target(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // A loop of links ends here too: the rename then replaces the last link read.
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            Ok(target) => {
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    path
 }
 
 fn keep_mode_and_owner(file: &std::fs::File, existing: &std::fs::Metadata) -> std::io::Result<()> {
@@ -71,5 +99,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["config.json"]);
+    }
+
+    #[test]
+    fn a_symbolic_link_stays_one_and_its_target_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles/config.json");
+        write_atomic(&real, b"one").unwrap();
+        let link = dir.path().join("config.json");
+        std::os::unix::fs::symlink("dotfiles/config.json", &link).unwrap();
+        write_atomic(&link, b"two").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&real).unwrap(), b"two");
     }
 }

@@ -378,6 +378,63 @@ fn the_readmes_client_snippets_are_what_install_writes() {
     );
 }
 
+/// `install` into a client configuration that is a symbolic link (dotfiles kept elsewhere)
+/// writes the link's target and leaves the link; each install keeps a backup of its own.
+#[test]
+fn install_keeps_a_linked_configuration_linked_and_every_backup() {
+    let s = Scratch::new(json!({}));
+    let real = s.path("dotfiles/claude.json");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    let original = json!({"mcpServers": {"other": {"command": "other-server"}}}).to_string();
+    std::fs::write(&real, &original).unwrap();
+    let link = s.path("claude_desktop_config.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let install = |extra: &[&str]| {
+        let o = s
+            .cli(&[
+                "install",
+                "claude-desktop",
+                "--file",
+                link.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    };
+    install(&[]);
+    let first = std::fs::read_to_string(&real).unwrap();
+    assert!(
+        first.contains("mcp-registry") && first.contains("other-server"),
+        "{first}"
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    install(&["--replace", "--", "--list-wait", "2"]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .contains("--list-wait"));
+    let backup = |suffix: &str| {
+        std::fs::read_to_string(s.path(&format!("claude_desktop_config.json{suffix}")))
+    };
+    assert_eq!(
+        backup(".bak").unwrap(),
+        original,
+        "the first backup is the user's own file"
+    );
+    assert_eq!(
+        backup(".bak.1").unwrap(),
+        first,
+        "the second install kept its own"
+    );
+}
+
 /// `mcp-registry search` prints what code mode's `search` tool gives a model.
 #[test]
 fn search_prints_what_a_model_gets() {

@@ -142,7 +142,7 @@ pub(super) fn install(registry: &Path, how: Install<'_>) -> anyhow::Result<ExitC
     servers.insert(how.name.to_owned(), entry);
 
     if file.exists() {
-        let backup = super::edit::with_suffix(&file, ".bak");
+        let backup = free_backup(&file);
         std::fs::copy(&file, &backup)
             .with_context(|| format!("keeping the previous version as {}", backup.display()))?;
         println!("kept the previous version as {}", backup.display());
@@ -174,4 +174,17 @@ pub(super) fn install(registry: &Path, how: Install<'_>) -> anyhow::Result<ExitC
         how.client.title()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the version of `file` about to be replaced is kept: `FILE.bak`, or, when an earlier
+/// install kept one there, `FILE.bak.N` (the first free N): no backup replaces another.
+fn free_backup(file: &Path) -> PathBuf {
+    let first = super::edit::with_suffix(file, ".bak");
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|n| super::edit::with_suffix(&first, &format!(".{n}")))
+        .find(|b| !b.exists())
+        .unwrap_or(first)
 }
