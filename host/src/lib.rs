@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod aggregator;
 pub mod cli;
 pub mod client;

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod access;
 mod codemode;
 mod compat;
 mod config_cli;

@@ -99,7 +99,7 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
     let tools: Vec<NamespacedTool> = listings.into_iter().flatten().flatten().collect();
     let scope = Scope {
         servers,
-        tools: None,
+        ceiling: crate::access::Access::everything(),
         names: Names::new(&tools),
         sessions: Some(router),
         aggregator: Some(aggregator.clone()),

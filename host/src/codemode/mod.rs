@@ -126,8 +126,9 @@ impl Default for CodeModePolicy {
 pub struct Scope {
     /// Servers it may call.
     pub servers: Vec<String>,
-    /// Globs over `server__tool` it may call (`None`: every tool of its servers).
-    pub tools: Option<Vec<String>>,
+    /// What its caller may see and call (a tenant's grants, `serve --filter`); the snippet
+    /// gets no more.
+    pub ceiling: crate::access::Access,
     /// Identifiers of the tools it sees (as `search` showed them).
     pub names: Names,
     /// Connections to use (`serve`'s pools); `None`: the run opens its own.
@@ -245,7 +246,7 @@ impl CodeMode {
         let deadline = timeout.map_or(limits.deadline, |t| t.min(limits.deadline));
         let policy = PluginPolicy {
             allowed_servers: scope.servers,
-            allowed_tools: scope.tools,
+            ceiling: scope.ceiling,
             deadline,
             fuel: limits.fuel,
             wall_clock: limits.wall_clock,

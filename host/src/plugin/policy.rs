@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::access::{Access, Denied};
 use crate::config::json::{self, Fields, JsonFileError};
 use crate::names::ToolName;
 use crate::oci::{ComponentSource, TrustedKey};
@@ -37,9 +38,10 @@ pub struct PluginPolicy {
     /// Glob patterns (`*`, `?`) over `server__tool` the plugin may call; `None` means all
     /// tools of its allowed servers.
     pub allowed_tools: Option<Vec<String>>,
-    /// Globs every call must match too, whatever `allowed_tools` says: the tools of the
-    /// tenant a plugin runs for (`None`: no such bound).
-    pub tool_ceiling: Option<Vec<String>>,
+    /// What the plugin's caller may use, whatever `allowed_servers` and `allowed_tools` say:
+    /// a tenant's grants and `serve --filter` for a plugin run through serve (default: no
+    /// bound).
+    pub ceiling: Access,
     /// Directories granted to the guest (none by default).
     pub preopens: Vec<Preopen>,
     /// Environment variables granted to the guest (none by default).
@@ -79,7 +81,7 @@ impl Default for PluginPolicy {
         Self {
             allowed_servers: Vec::new(),
             allowed_tools: None,
-            tool_ceiling: None,
+            ceiling: Access::everything(),
             preopens: Vec::new(),
             env: BTreeMap::new(),
             wall_clock: false,
@@ -99,42 +101,35 @@ impl Default for PluginPolicy {
     }
 }
 
-fn opaque_tool(name: &str) -> String {
-    format!("tool \"{name}\" is not available (no such tool, or not one this client may use)")
-}
-
 pub use crate::names::glob_match;
 
+/// Whose grants a plugin's own are, in refusals.
+const PLUGIN: &str = "this plugin";
+
 impl PluginPolicy {
-    /// Whether the policy lets the plugin use `server`; `Err` says which rule forbids it.
-    pub fn check_server(&self, server: &str) -> Result<(), String> {
-        if self.allowed_servers.iter().any(|s| s == server) {
-            return Ok(());
-        }
-        if self.opaque_denials {
-            return Err(format!(
-                "server \"{server}\" is not available (no such server, or not one this client may use)"
-            ));
-        }
-        let granted = if self.allowed_servers.is_empty() {
-            "no server is granted".to_owned()
-        } else {
-            format!("granted: {}", self.allowed_servers.join(", "))
-        };
-        Err(format!(
-            "server \"{server}\" is not granted to this plugin ({granted}); grant it with \
-             --allow-server {server} (or --allow-requested, or a policy file's \"servers\")"
-        ))
+    /// Its own grants (servers and tools) within its ceiling: the one access decision
+    /// ([`crate::access`]) for this plugin.
+    pub fn access(&self) -> Access {
+        Access::everything()
+            .servers(PLUGIN, &self.allowed_servers)
+            .tools(PLUGIN, self.allowed_tools.as_deref())
+            .within(&self.ceiling)
     }
 
-    /// This policy within a tenant's grants: its servers among `servers`, its calls also
-    /// within `tools` (the tenant's globs, if any).
-    pub fn within(&self, servers: &[String], tools: Option<&[String]>) -> Self {
+    /// Whether the policy lets the plugin use `server`; `Err` says which rule forbids it.
+    pub fn check_server(&self, server: &str) -> Result<(), String> {
+        self.access()
+            .check_server(server)
+            .map_err(|denied| self.told(denied))
+    }
+
+    /// This policy within what its caller may use (a tenant's grants, `serve --filter`).
+    pub fn within(&self, ceiling: &Access) -> Self {
         let mut policy = self.clone();
-        policy.allowed_servers.retain(|s| servers.contains(s));
-        if let Some(tools) = tools {
-            policy.tool_ceiling = Some(tools.to_vec());
-        }
+        policy
+            .allowed_servers
+            .retain(|s| ceiling.check_server(s).is_ok());
+        policy.ceiling = ceiling.clone();
         policy
     }
 
@@ -148,27 +143,27 @@ impl PluginPolicy {
 
     /// Whether the policy lets the plugin call `name`.
     pub fn check_tool(&self, name: &ToolName) -> Result<(), String> {
-        self.check_server(name.server())?;
-        let name = name.to_string();
-        if let Some(globs) = &self.tool_ceiling {
-            if !globs.iter().any(|g| glob_match(g, &name)) {
-                if self.opaque_denials {
-                    return Err(opaque_tool(&name));
-                }
-                return Err(format!(
-                    "tool \"{name}\" is not among the tools of the tenant this plugin runs for"
-                ));
-            }
-        }
-        match &self.allowed_tools {
-            Some(globs) if !globs.iter().any(|g| glob_match(g, &name)) && self.opaque_denials => {
-                Err(opaque_tool(&name))
-            }
-            Some(globs) if !globs.iter().any(|g| glob_match(g, &name)) => Err(format!(
-                "tool \"{name}\" matches none of the plugin's allowed tool patterns ({})",
-                globs.join(", ")
-            )),
-            _ => Ok(()),
+        self.access()
+            .check(name)
+            .map_err(|denied| self.told(denied))
+    }
+
+    /// What the guest is told of a refusal: with opaque denials, exactly what a name that
+    /// exists nowhere gets; otherwise the rule, and for the plugin's own grants how to
+    /// widen them.
+    fn told(&self, denied: Denied) -> String {
+        match (&denied, self.opaque_denials) {
+            (Denied::Server { server, .. }, true) => format!(
+                "server \"{server}\" is not available (no such server, or not one this client may use)"
+            ),
+            (Denied::Tool { name, .. } | Denied::Filtered { name, .. }, true) => format!(
+                "tool \"{name}\" is not available (no such tool, or not one this client may use)"
+            ),
+            (Denied::Server { server, whose, .. }, false) if whose == PLUGIN => format!(
+                "{denied}; grant it with --allow-server {server} (or --allow-requested, or a \
+                 policy file's \"servers\")"
+            ),
+            _ => denied.to_string(),
         }
     }
 

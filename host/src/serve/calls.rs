@@ -13,6 +13,7 @@ use super::request::RequestScope;
 use super::setup::PluginTool;
 use super::tenant::Admission;
 use super::ForOurClient;
+use crate::access::Access;
 use crate::aggregator::{AggregatorError, ErrorKind, Outcome};
 use crate::client::CallOptions;
 use crate::names::ToolName;
@@ -53,21 +54,14 @@ impl RequestScope {
         })
     }
 
-    /// What a plugin run or a snippet may call, beyond its own policy: what this client could
-    /// call itself, the tenant's globs and, with `serve --filter`, only what the filter
-    /// shows (`None`: no bound).
-    pub(super) async fn tool_ceiling(&self) -> Option<Vec<String>> {
-        if self.shared.filter.is_empty() {
-            return self.tenant.tool_globs().map(<[String]>::to_vec);
-        }
-        Some(
-            self.callable_tools()
-                .await
-                .items
-                .into_iter()
-                .map(|t| t.name)
-                .collect(),
-        )
+    /// What this client may see and call: its tenant's grants and `serve --filter`, the
+    /// one decision ([`crate::access`]) its listings, calls, snippets and plugin runs all
+    /// take.
+    pub(super) fn access(&self) -> Access {
+        self.tenant
+            .access()
+            .clone()
+            .filters("serve --filter", self.shared.filter.clone())
     }
 
     /// The tenant's bounds for the calls inside a plugin run or a snippet: each call counts
@@ -108,7 +102,7 @@ impl RequestScope {
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, ErrorData> {
         let name = ToolName::parse(requested).map_err(|_| unknown_tool(requested))?;
-        if !self.tenant.may_call(&name) || !self.shared.visible(name.server(), name.tool()) {
+        if !self.access().allows(&name) {
             return Err(unknown_tool(requested));
         }
         let mut options = CallOptions {
@@ -188,9 +182,7 @@ impl RequestScope {
         };
         let input = Value::Object(arguments.unwrap_or_default()).to_string();
         let tenant = &self.tenant;
-        let policy = plugin
-            .policy
-            .within(tenant.servers(), self.tool_ceiling().await.as_deref());
+        let policy = plugin.policy.within(&self.access());
         let usage = RunUsage::default();
         let mut options = RunOptions {
             aggregator: Some(tenant.aggregator.clone()),

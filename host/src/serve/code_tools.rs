@@ -152,11 +152,10 @@ impl RequestScope {
         };
         let tools = self.callable_tools().await.items;
         let tenant = &self.tenant;
-        // Only what this client can list is callable: the tenant's globs, and `--filter`.
-        let allowed = self.tool_ceiling().await;
+        // Only what this client can list is callable: the tenant's grants, and `--filter`.
         let scope = Scope {
             servers: tenant.servers().to_vec(),
-            tools: allowed,
+            ceiling: self.access(),
             names: Names::new(&tools),
             sessions: Some(self.router()),
             aggregator: Some(tenant.aggregator.clone()),

@@ -223,12 +223,10 @@ impl RequestScope {
             })
             .await;
         self.shared.report_unmatched_filter(&tools.items);
-        tools.items.retain(|t| {
-            self.shared.visible(&t.server, &t.tool.name)
-                && self
-                    .tenant
-                    .may_call(&ToolName::new(&t.server, t.tool.name.as_ref()))
-        });
+        let access = self.access();
+        tools
+            .items
+            .retain(|t| access.allows(&ToolName::new(&t.server, t.tool.name.as_ref())));
         tools
     }
 

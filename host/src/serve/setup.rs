@@ -25,7 +25,7 @@ pub(super) struct PluginTool {
 /// What every front-end session shares.
 pub(super) struct Shared {
     pub(super) aggregator: Aggregator,
-    pub(super) filter: BTreeMap<String, ToolFilter>,
+    pub(super) filter: Arc<BTreeMap<String, ToolFilter>>,
     pub(super) host: Option<Arc<PluginHost>>,
     pub(super) plugins: BTreeMap<String, PluginTool>,
     /// The code-mode engine, with `--code-mode`.
@@ -73,11 +73,6 @@ impl Shared {
         self.plugins.keys().cloned().collect()
     }
 
-    /// Whether `serve --filter` shows `server`'s `tool`.
-    pub(super) fn visible(&self, server: &str, tool: &str) -> bool {
-        self.filter.get(server).is_none_or(|f| f.permits(tool))
-    }
-
     /// With `--filter` and one local client (no tenants file): lists the filtered servers
     /// once at start, in the background, so that a rule that matches no tool is reported at
     /// once rather than at the first listing (which then finds the servers up).
@@ -113,7 +108,7 @@ impl Shared {
     /// Warns (once per rule) about each `--filter` rule that matches none of the tools of its
     /// server as `tools` lists them: such a rule shows or hides nothing.
     pub(super) fn report_unmatched_filter(&self, tools: &[crate::aggregator::NamespacedTool]) {
-        for (server, filter) in &self.filter {
+        for (server, filter) in self.filter.iter() {
             let names: Vec<&str> = tools
                 .iter()
                 .filter(|t| &t.server == server)
@@ -224,7 +219,7 @@ impl Shared {
         .map_err(ServeError::Setup)?;
         Ok(Arc::new(Shared {
             aggregator,
-            filter,
+            filter: Arc::new(filter),
             host,
             plugins,
             code_mode,

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 use rmcp::ErrorData;
 
 use super::auth::Authenticator;
+use crate::access::Access;
 use crate::aggregator::{Aggregator, Session};
 use crate::client::{ConnectHooks, RequestRelay, ServerEvent};
 use crate::config::tenants::{TenantLimits, TenantsConfig, DEFAULT_SESSIONS};
 use crate::config::{Registry, Sharing};
 use crate::locks::lock;
 use crate::manager::ProcessBudget;
-use crate::names::ToolName;
-use crate::plugin::policy::glob_match;
 
 /// Requests of a server made outside any call of ours: no client to send them to.
 struct NoCallInFlight;
@@ -121,6 +120,8 @@ pub(crate) struct Tenant {
     /// Its shared upstream connections.
     pub(crate) pool: Arc<Session>,
     pub(crate) events: tokio::sync::broadcast::Sender<ServerEvent>,
+    /// Its grants as the one access decision ([`crate::access`]).
+    access: Access,
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
     rate: Option<Arc<RateBucket>>,
     /// Its `subscriptions/listen` streams open at once, bounded as its sessions are: each is
@@ -140,16 +141,9 @@ impl Tenant {
         self.grant.servers.iter().any(|s| s == server)
     }
 
-    /// Whether it may call `name`.
-    pub(crate) fn may_call(&self, name: &ToolName) -> bool {
-        if !self.sees(name.server()) {
-            return false;
-        }
-        let full = name.to_string();
-        self.grant
-            .tools
-            .as_ref()
-            .is_none_or(|globs| globs.iter().any(|g| glob_match(g, &full)))
+    /// What it may see and call by its grants (its servers and tool globs).
+    pub(crate) fn access(&self) -> &Access {
+        &self.access
     }
 
     /// Whether it may run the plugin `name`.
@@ -175,11 +169,6 @@ impl Tenant {
     /// tenant).
     pub(crate) fn max_sessions(&self) -> Option<usize> {
         self.grant.limits.sessions
-    }
-
-    /// Its tool globs, if it has any (a plugin it runs must match them too).
-    pub(crate) fn tool_globs(&self) -> Option<&[String]> {
-        self.grant.tools.as_deref()
     }
 
     /// The servers it may see.
@@ -524,8 +513,13 @@ impl Tenants {
             Some(old) => old.cpu.clone(),
             None => Arc::new(tokio::sync::Semaphore::new(CPU_TURNS)),
         };
+        let whose = format!("tenant \"{name}\"");
+        let access = Access::everything()
+            .servers(&whose, &grant.servers)
+            .tools(&whose, grant.tools.as_deref());
         Arc::new(Tenant {
             name: name.into(),
+            access,
             grant,
             aggregator,
             pool,
