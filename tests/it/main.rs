@@ -14,6 +14,7 @@ mod config_cli;
 mod conformance;
 mod distribution;
 mod first_hour;
+mod flow;
 mod foundation;
 mod grants;
 mod hostile;

@@ -22,6 +22,7 @@ const SERVER_FIELDS: &[&str] = &[
     "description",
     "timeouts",
     "tools",
+    "labels",
     "roots",
     "protocol",
     "sharing",
@@ -48,6 +49,9 @@ pub(super) fn parse_server(
     }
     if let Some(t) = obj.get("tools") {
         config.tools = tool_filter(v, t)?;
+    }
+    if let Some(l) = obj.get("labels") {
+        config.labels = super::labels::parse(v, l)?;
     }
     if let Some(r) = obj.get("roots") {
         config.roots = v.strings("roots", r)?;

@@ -21,6 +21,7 @@ mod entry;
 mod expand;
 mod filter;
 pub mod json;
+mod labels;
 mod paths;
 mod projects;
 mod remote;
@@ -31,6 +32,7 @@ pub use expand::ExpandError;
 pub use filter::{parse_filter, FilterSpecError, ToolFilter};
 use json::{kind, Fields};
 pub use json::{JsonFileError, Location};
+pub use labels::{Labels, ServerLabels};
 pub use paths::{cache_dir, default_path, CACHE_ENV, CONFIG_ENV};
 
 /// Default time allowed to spawn a server and finish the MCP handshake.
@@ -155,6 +157,8 @@ pub struct ServerConfig {
     pub call_timeout: Duration,
     /// Which tools are visible.
     pub tools: ToolFilter,
+    /// What its tools' results are and what its tools do, for information-flow control.
+    pub labels: ServerLabels,
     /// Roots answered to `roots/list` (file URIs).
     pub roots: Vec<String>,
     /// Which protocol era to speak.
@@ -181,6 +185,7 @@ impl ServerConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             tools: ToolFilter::All,
+            labels: ServerLabels::default(),
             roots: Vec::new(),
             protocol: ProtocolMode::Auto,
             sharing: Sharing::Tenant,

@@ -31,6 +31,7 @@ use components::ComponentCache;
 
 mod components;
 mod description;
+mod flow;
 mod host;
 mod limits;
 pub mod policy;

@@ -39,6 +39,8 @@ pub struct PluginState {
     pub(super) open_sessions: Arc<AtomicUsize>,
     pub(super) in_flight: Arc<AtomicUsize>,
     pub(super) calls: usize,
+    /// What the run's calls have taken in (information-flow control).
+    taint: super::flow::Taint,
     /// Bytes of log lines and progress reports the run has sent (bounded per run).
     pub(crate) relayed: usize,
     /// Where `progress.report` goes (a `serve` client's `tools/call`); the receiver keeps
@@ -97,6 +99,7 @@ impl PluginState {
             open_sessions: Arc::default(),
             in_flight: Arc::default(),
             calls: 0,
+            taint: Default::default(),
             relayed: 0,
             progress,
             router,
@@ -229,7 +232,17 @@ impl PluginState {
         self.policy
             .check_tool(&name)
             .map_err(|rule| self.denied(rule))?;
+        let labels = self
+            .aggregator
+            .registry()
+            .server(name.server())
+            .map(|c| c.labels.of(name.tool()))
+            .unwrap_or_default();
+        self.taint
+            .check(&name, labels)
+            .map_err(|rule| self.denied(rule))?;
         let arguments = parse_arguments(arguments).map_err(to_wit_error)?;
+        self.taint.add(&name, labels);
         Ok(CallRequest { name, arguments })
     }
 

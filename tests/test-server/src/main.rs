@@ -20,6 +20,8 @@
 //! - `MCP_TEST_PAGE_SIZE`: page `tools/list` with this many tools per page;
 //! - `MCP_TEST_PID_FILE`: append this process's pid (one line) to that file at start-up, so a
 //!   test can find every process a plugin started even if the plugin never reported it;
+//! - `MCP_TEST_POST_FILE`: where the `post` tool (an egress stand-in) records what it was
+//!   given, one JSON line per call, so a test sees what left;
 //! - `MCP_TEST_IGNORE_EOF=1`: keep running after stdin closes (as FastMCP on `mcp` 1.x does);
 //! - `MCP_TEST_IGNORE_SIGTERM=1`: ignore SIGTERM, so only SIGKILL ends the process. With both,
 //!   the server is the worst case for a client that must not leave processes behind.
@@ -44,6 +46,14 @@ use rmcp::{tool, tool_router, ErrorData, RoleServer, ServerHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
+
+#[derive(Deserialize, JsonSchema)]
+struct PostArgs {
+    /// Where to send it.
+    to: String,
+    /// What to send.
+    body: String,
+}
 
 #[derive(Deserialize, JsonSchema)]
 struct EchoArgs {
@@ -131,6 +141,26 @@ impl TestServer {
     #[tool(description = "Count calls to this tool in this server process: 1, 2, 3...")]
     async fn counter(&self) -> CallToolResult {
         text((self.calls.fetch_add(1, Ordering::SeqCst) + 1).to_string())
+    }
+
+    #[tool(
+        description = "Send body to an address outside (a stand-in for an egress tool: it \
+                       appends {to, body} as a JSON line to $MCP_TEST_POST_FILE)"
+    )]
+    async fn post(&self, Parameters(args): Parameters<PostArgs>) -> CallToolResult {
+        if let Some(path) = std::env::var_os("MCP_TEST_POST_FILE") {
+            use std::io::Write;
+            let line = json!({"to": args.to, "body": args.body}).to_string();
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{line}"));
+            if let Err(e) = written {
+                return CallToolResult::error(vec![ContentBlock::text(e.to_string())]);
+            }
+        }
+        text("sent")
     }
 
     #[tool(description = "Return the process id of this server")]

@@ -157,6 +157,24 @@ impl Plugin for Probe {
                 Ok(json!({}))
             }
             "noop" => Ok(json!({})),
+            "calls" => {
+                // Each of `calls` ({tool, arguments}) in order, with temporary calls: its
+                // text, or its error by kind and message.
+                let calls = input.get("calls").and_then(Value::as_array).cloned();
+                let outcomes: Vec<Value> = calls
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| {
+                        let tool = c.get("tool").and_then(Value::as_str).unwrap_or_default();
+                        let arguments = c.get("arguments").cloned().unwrap_or(json!({}));
+                        match call(tool, &arguments) {
+                            Ok(r) => json!({"text": r.text()}),
+                            Err(e) => json!({"error": e.kind(), "message": e.message()}),
+                        }
+                    })
+                    .collect();
+                Ok(json!({"calls": outcomes}))
+            }
             "grants" => {
                 // What this plugin may reach: the servers it sees, and how a listing, a
                 // session and a call naming `server` fare (error kind and message).

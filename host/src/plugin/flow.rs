@@ -1,0 +1,97 @@
+//! Information-flow control for one run (a plugin's, or a code-mode snippet's): the labels of
+//! every tool it calls join into the run's taint, and a run that has taken in both private
+//! data and untrusted content calls no tool that sends data out (docs/security.md).
+//!
+//! That is the "lethal trifecta": untrusted text can carry instructions, private data is
+//! what they would be after, an egress tool is how it leaves. A model cannot argue with a
+//! rule enforced here, beneath every call of the run. A call's labels join the taint when it
+//! starts, not when the guest reads its result: once started, its result may flow anywhere
+//! in the run, and the host cannot see whether it does.
+
+use crate::config::Labels;
+use crate::names::ToolName;
+
+/// Tools named in a refusal for each label, at most (the taint of a long run stays small).
+const NAMED: usize = 3;
+
+/// What a run has taken in so far, and from which tools.
+#[derive(Debug, Default)]
+pub(super) struct Taint {
+    /// Tools whose results were private data (the first few).
+    private: Vec<ToolName>,
+    /// Tools whose results were untrusted content (the first few).
+    untrusted: Vec<ToolName>,
+}
+
+impl Taint {
+    /// Whether the run may call `name`, whose labels are `labels`; `Err` names the rule and
+    /// the calls that tainted the run.
+    pub(super) fn check(&self, name: &ToolName, labels: Labels) -> Result<(), String> {
+        if !labels.egress || self.private.is_empty() || self.untrusted.is_empty() {
+            return Ok(());
+        }
+        let names = |tools: &[ToolName]| {
+            tools
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(format!(
+            "flow control: \"{name}\" can send data out, and this run has read private data \
+             ({}) and untrusted content ({}); a run that has read both may not send anything \
+             out (rule private+untrusted -> no egress)",
+            names(&self.private),
+            names(&self.untrusted)
+        ))
+    }
+
+    /// Joins `name`'s labels into the run's.
+    pub(super) fn add(&mut self, name: &ToolName, labels: Labels) {
+        for (set, has) in [
+            (&mut self.private, labels.private),
+            (&mut self.untrusted, labels.untrusted),
+        ] {
+            if has && set.len() < NAMED && !set.contains(name) {
+                set.push(name.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> ToolName {
+        ToolName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn egress_is_refused_only_after_private_and_untrusted() {
+        let private = Labels {
+            private: true,
+            ..Labels::default()
+        };
+        let untrusted = Labels {
+            untrusted: true,
+            ..Labels::default()
+        };
+        let egress = Labels {
+            egress: true,
+            ..Labels::default()
+        };
+        let mut taint = Taint::default();
+        assert!(taint.check(&name("out__post"), egress).is_ok());
+        taint.add(&name("vault__read"), private);
+        assert!(taint.check(&name("out__post"), egress).is_ok());
+        taint.add(&name("web__fetch"), untrusted);
+        let refused = taint.check(&name("out__post"), egress).unwrap_err();
+        assert!(
+            refused.contains("vault__read") && refused.contains("web__fetch"),
+            "{refused}"
+        );
+        // Tools that send nothing out are still called.
+        assert!(taint.check(&name("vault__read"), private).is_ok());
+    }
+}
