@@ -41,6 +41,7 @@ pub mod client;
 pub mod codemode;
 pub mod config;
 pub mod files;
+pub mod flow;
 mod locks;
 pub mod manager;
 pub mod names;

@@ -74,7 +74,7 @@ async fn answered<T>(what: &str, attack: impl std::future::Future<Output = T>) -
 }
 
 /// Opens a 2025-11-25 session for `key`: its id (and the `initialize` reply).
-async fn open_session(addr: &str, key: &str) -> (Option<String>, Reply) {
+pub(super) async fn open_session(addr: &str, key: &str) -> (Option<String>, Reply) {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "hostile", "version": "1"}}});
@@ -94,7 +94,13 @@ async fn open_session(addr: &str, key: &str) -> (Option<String>, Reply) {
 }
 
 /// A request of `method` on the session `id`, with `key`: the JSON-RPC answer.
-async fn session_request(addr: &str, key: &str, id: &str, method: &str, params: Value) -> Value {
+pub(super) async fn session_request(
+    addr: &str,
+    key: &str,
+    id: &str,
+    method: &str,
+    params: Value,
+) -> Value {
     // A request id of its own: requests at once on one session must not share one.
     static ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10);
     let n = ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -388,6 +388,33 @@ impl Aggregator {
             .map(|entry| entry.tools.iter().any(|t| t.name == tool))
     }
 
+    /// The information-flow labels of `name`: its registry entry's, joined with what the
+    /// server says of the tool once its list has been read (`openWorldHint`: its results
+    /// are untrusted and it reaches outside). The server's word can only add labels.
+    pub fn labels(&self, name: &ToolName) -> crate::config::Labels {
+        let configured = self
+            .registry()
+            .server(name.server())
+            .map(|c| c.labels.of(name.tool()))
+            .unwrap_or_default();
+        let open_world = lock(&self.inner.cache)
+            .get(name.server())
+            .is_some_and(|entry| {
+                entry.tools.iter().any(|t| {
+                    t.name == name.tool()
+                        && t.annotations
+                            .as_ref()
+                            .and_then(|a| a.open_world_hint)
+                            .unwrap_or(false)
+                })
+            });
+        configured.join(crate::config::Labels {
+            private: false,
+            untrusted: open_world,
+            egress: open_world,
+        })
+    }
+
     pub(crate) async fn cached_tools(
         &self,
         conn: &ServerConnection,

@@ -109,6 +109,7 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         // On the command line nobody is there to answer a server's questions.
         relay: None,
         log_level: None,
+        taint: None,
     };
     let execution = engine.execute(&host, &code, scope, None).await;
     print_json(&execution.to_json())?;

@@ -147,6 +147,9 @@ pub struct Scope {
     /// The least severe log message the client of `execute` wants from the calls.
     #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
     pub log_level: Option<rmcp::model::LoggingLevel>,
+    /// The information-flow taint of the client of `execute` (its session's), which the
+    /// snippet shares; `None`: one of its own.
+    pub taint: Option<crate::flow::SharedTaint>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -279,6 +282,7 @@ impl CodeMode {
             gate: scope.gate,
             relay: scope.relay,
             log_level: scope.log_level,
+            taint: scope.taint,
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let execution = match outcome {

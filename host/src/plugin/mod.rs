@@ -31,7 +31,6 @@ use components::ComponentCache;
 
 mod components;
 mod description;
-mod flow;
 mod host;
 mod limits;
 pub mod policy;
@@ -185,6 +184,9 @@ pub struct RunOptions {
     /// The least severe log message the run's client wants from the servers it calls.
     #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
     pub log_level: Option<rmcp::model::LoggingLevel>,
+    /// The information-flow taint the run shares (a client session's: it starts with what
+    /// the session has read and adds what it reads); `None`: one of its own.
+    pub taint: Option<crate::flow::SharedTaint>,
 }
 
 /// Admits one call (an embedder's bounds): a guard held while the call runs, or the bound it

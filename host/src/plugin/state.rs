@@ -39,8 +39,8 @@ pub struct PluginState {
     pub(super) open_sessions: Arc<AtomicUsize>,
     pub(super) in_flight: Arc<AtomicUsize>,
     pub(super) calls: usize,
-    /// What the run's calls have taken in (information-flow control).
-    taint: super::flow::Taint,
+    /// What the run's calls (and the client session it serves) have taken in.
+    taint: crate::flow::SharedTaint,
     /// Bytes of log lines and progress reports the run has sent (bounded per run).
     pub(crate) relayed: usize,
     /// Where `progress.report` goes (a `serve` client's `tools/call`); the receiver keeps
@@ -86,6 +86,7 @@ impl PluginState {
             gate,
             relay,
             log_level,
+            taint,
         } = options;
         Self {
             name,
@@ -99,7 +100,7 @@ impl PluginState {
             open_sessions: Arc::default(),
             in_flight: Arc::default(),
             calls: 0,
-            taint: Default::default(),
+            taint: taint.unwrap_or_default(),
             relayed: 0,
             progress,
             router,
@@ -232,17 +233,16 @@ impl PluginState {
         self.policy
             .check_tool(&name)
             .map_err(|rule| self.denied(rule))?;
-        let labels = self
-            .aggregator
-            .registry()
-            .server(name.server())
-            .map(|c| c.labels.of(name.tool()))
-            .unwrap_or_default();
-        self.taint
-            .check(&name, labels)
-            .map_err(|rule| self.denied(rule))?;
         let arguments = parse_arguments(arguments).map_err(to_wit_error)?;
-        self.taint.add(&name, labels);
+        let labels = self.aggregator.labels(&name);
+        {
+            let mut taint = crate::locks::lock(&self.taint);
+            if let Err(rule) = taint.check(&name, labels) {
+                drop(taint);
+                return Err(self.denied(rule));
+            }
+            taint.add(&name, labels);
+        }
         Ok(CallRequest { name, arguments })
     }
 

@@ -105,6 +105,19 @@ impl RequestScope {
         if !self.access().allows(&name) {
             return Err(unknown_tool(requested));
         }
+        // Flow control: a session that has read private data and untrusted content sends
+        // nothing out; the refusal is the call's result, for the model to read.
+        let labels = self.shared.aggregator.labels(&name);
+        {
+            let mut taint = crate::locks::lock(&self.taint);
+            if let Err(rule) = taint.check(&name, labels) {
+                drop(taint);
+                tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "denied: {rule}");
+                self.shared.ops.refuse("flow");
+                return Ok(CallToolResult::error(vec![ContentBlock::text(rule)]));
+            }
+            taint.add(&name, labels);
+        }
         let mut options = CallOptions {
             relay: Some(Arc::new(self.relay())),
             trace: self.trace.clone(),
@@ -191,6 +204,7 @@ impl RequestScope {
             gate: Some(self.call_gate()),
             relay: Some(Arc::new(self.relay())),
             log_level: self.log_level,
+            taint: Some(self.taint.clone()),
             ..RunOptions::default()
         };
         let progress = self.progress_relay().map(|(sink, relay)| {

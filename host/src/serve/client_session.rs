@@ -29,6 +29,9 @@ pub struct RegistryServer {
     client: Arc<ClientRelay>,
     /// The resources its client subscribed to: their updates, and only theirs, reach it.
     subscriptions: Subscriptions,
+    /// What its calls have taken in (information-flow control), for requests of the
+    /// protocol session; a session-less request has a taint of its own.
+    taint: crate::flow::SharedTaint,
 }
 
 /// The resource URIs a client session subscribed to.
@@ -109,6 +112,7 @@ impl RegistryServer {
             own: Arc::default(),
             client: Arc::new(ClientRelay::default()),
             subscriptions: Subscriptions::default(),
+            taint: crate::flow::SharedTaint::default(),
         }
     }
 
@@ -154,6 +158,11 @@ impl RegistryServer {
             own,
             client: self.client.clone(),
             subscriptions: self.subscriptions.clone(),
+            taint: if in_session {
+                self.taint.clone()
+            } else {
+                crate::flow::SharedTaint::default()
+            },
         };
         Ok(Arc::new(RequestScope::new(
             self.shared.clone(),

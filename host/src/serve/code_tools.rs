@@ -156,6 +156,7 @@ impl RequestScope {
         let scope = Scope {
             servers: tenant.servers().to_vec(),
             ceiling: self.access(),
+            taint: Some(self.taint.clone()),
             names: Names::new(&tools),
             sessions: Some(self.router()),
             aggregator: Some(tenant.aggregator.clone()),

@@ -229,7 +229,7 @@ impl Ops {
         self.refuse("draining");
     }
 
-    /// Counts one request refused (`auth`, `limit`, `draining`).
+    /// Counts one request refused (`auth`, `limit`, `draining`, `flow`).
     pub(super) fn refuse(&self, reason: &str) {
         self.refused
             .get_or_create(&ReasonLabels {

@@ -51,6 +51,9 @@ pub(super) struct RequestScope {
     client: Arc<ClientRelay>,
     /// The resources the client session subscribed to.
     pub(super) subscriptions: Subscriptions,
+    /// What the client session's calls have taken in, which its snippets and plugin runs
+    /// share (information-flow control).
+    pub(super) taint: crate::flow::SharedTaint,
     /// The least severe log message the client wants from this request's upstream calls: the
     /// request's own `_meta` level (2026-07-28), else the client session's
     /// `logging/setLevel` (2025-11-25), else none (a 2026-07-28 upstream then sends none).
@@ -70,6 +73,8 @@ pub(super) struct ScopeParts {
     pub(super) own: Option<Arc<Session>>,
     pub(super) client: Arc<ClientRelay>,
     pub(super) subscriptions: Subscriptions,
+    /// What the client session's calls have taken in (the request's own outside a session).
+    pub(super) taint: crate::flow::SharedTaint,
 }
 
 impl RequestScope {
@@ -93,6 +98,7 @@ impl RequestScope {
             peer: context.peer.clone(),
             client: parts.client,
             subscriptions: parts.subscriptions,
+            taint: parts.taint,
             input: std::sync::OnceLock::new(),
             log_level,
         }

@@ -1,6 +1,8 @@
-//! Information-flow control for one run (a plugin's, or a code-mode snippet's): the labels of
-//! every tool it calls join into the run's taint, and a run that has taken in both private
-//! data and untrusted content calls no tool that sends data out (docs/security.md).
+//! Information-flow control for one context (a client session of `serve`, a plugin run, a
+//! code-mode snippet): the labels of every tool it calls join into its taint, and a context
+//! that has taken in both private data and untrusted content calls no tool that sends data
+//! out. A run started from a client session shares the session's taint: it starts with
+//! what the session has read, and what it reads reaches the session with its result.
 //!
 //! That is the "lethal trifecta": untrusted text can carry instructions, private data is
 //! what they would be after, an egress tool is how it leaves. A model cannot argue with a
@@ -8,15 +10,20 @@
 //! starts, not when the guest reads its result: once started, its result may flow anywhere
 //! in the run, and the host cannot see whether it does.
 
+use std::sync::{Arc, Mutex};
+
 use crate::config::Labels;
 use crate::names::ToolName;
+
+/// A context's taint, shared between a client session and the runs it starts.
+pub type SharedTaint = Arc<Mutex<Taint>>;
 
 /// Tools named in a refusal for each label, at most (the taint of a long run stays small).
 const NAMED: usize = 3;
 
-/// What a run has taken in so far, and from which tools.
+/// What a context has taken in so far, and from which tools.
 #[derive(Debug, Default)]
-pub(super) struct Taint {
+pub struct Taint {
     /// Tools whose results were private data (the first few).
     private: Vec<ToolName>,
     /// Tools whose results were untrusted content (the first few).
@@ -26,7 +33,7 @@ pub(super) struct Taint {
 impl Taint {
     /// Whether the run may call `name`, whose labels are `labels`; `Err` names the rule and
     /// the calls that tainted the run.
-    pub(super) fn check(&self, name: &ToolName, labels: Labels) -> Result<(), String> {
+    pub fn check(&self, name: &ToolName, labels: Labels) -> Result<(), String> {
         if !labels.egress || self.private.is_empty() || self.untrusted.is_empty() {
             return Ok(());
         }
@@ -38,8 +45,8 @@ impl Taint {
                 .join(", ")
         };
         Err(format!(
-            "flow control: \"{name}\" can send data out, and this run has read private data \
-             ({}) and untrusted content ({}); a run that has read both may not send anything \
+            "flow control: \"{name}\" can send data out, and this context has read private \
+             data ({}) and untrusted content ({}); one that has read both may not send anything \
              out (rule private+untrusted -> no egress)",
             names(&self.private),
             names(&self.untrusted)
@@ -47,7 +54,7 @@ impl Taint {
     }
 
     /// Joins `name`'s labels into the run's.
-    pub(super) fn add(&mut self, name: &ToolName, labels: Labels) {
+    pub fn add(&mut self, name: &ToolName, labels: Labels) {
         for (set, has) in [
             (&mut self.private, labels.private),
             (&mut self.untrusted, labels.untrusted),
