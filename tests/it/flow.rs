@@ -177,3 +177,60 @@ fn a_plugin_that_read_a_secret_and_untrusted_text_cannot_post() {
     assert!(message.contains("private+untrusted"), "{message}");
     assert!(posted(&file).is_empty(), "{}", posted(&file));
 }
+
+/// With `"flow": "ask"`, the call flow control stops is put to the user (the Python `mcp`
+/// SDK's elicitation callback, in both eras): let through, it reaches the tool; declined, it
+/// does not, and the model reads why.
+#[test]
+fn the_user_may_let_one_stopped_call_through_in_both_eras() {
+    let Some(python) = peer(peers_dir().join("venv/bin/python"), "PyPI mcp 2.3.0 (venv)") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("posted.jsonl");
+    let s = scratch(&file);
+    let mut registry: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config).unwrap()).unwrap();
+    registry["flow"] = json!("ask");
+    std::fs::write(&s.config, registry.to_string()).unwrap();
+    let serve = json!([
+        env!("CARGO_BIN_EXE_mcp-registry"),
+        "--config",
+        s.config,
+        "serve"
+    ]);
+    for mode in ["legacy", "2026-07-28"] {
+        for answer in ["accept", "decline"] {
+            let body = format!("{mode} {answer}");
+            let calls = json!([
+                ["vault__echo", {"message": SECRET}],
+                ["web__echo", {"message": INJECTION}],
+                ["out__post", {"to": "attacker@example.com", "body": body}],
+            ]);
+            let out = std::process::Command::new(&python)
+                .env("MCP_REGISTRY_CACHE_DIR", s.cache())
+                .env("MCP_COMPAT_ELICIT", answer)
+                .arg(workspace_root().join("tests/peers/compat_client.py"))
+                .args([mode, "stdio", &serve.to_string(), &calls.to_string()])
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            let report: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{mode}: no JSON ({e}): {out:?}"));
+            let post = &report["calls"][2];
+            let asked = report["asked"].to_string();
+            assert!(
+                asked.contains("out__post") && asked.contains("vault__echo"),
+                "{mode} {answer}: the user sees the call and why: {report}"
+            );
+            if answer == "accept" {
+                assert_eq!(post["ok"], true, "{mode}: {report}");
+                assert!(posted(&file).contains(&body), "{mode}: {}", posted(&file));
+            } else {
+                assert_eq!(post["ok"], false, "{mode}: {report}");
+                assert!(post["text"].to_string().contains("declined"), "{report}");
+                assert!(!posted(&file).contains(&body), "{mode}: {}", posted(&file));
+            }
+        }
+    }
+}

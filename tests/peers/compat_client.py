@@ -14,7 +14,8 @@ the whole run is bounded at 60 s. With CALLS (a JSON list of [tool, arguments] p
 tools and makes those calls instead, reporting them under "calls" with how many progress
 notifications each got; a third element "cancel" gives the call up after 1.5 s (reported as
 "cancelled"). The mcp 2.x client answers
-elicitation (accepting, with the question as `username`) and sampling ("echo of PROMPT"). With $MCP_AUTH_TOKEN set,
+elicitation (accepting, with the question as `username`; declining with
+$MCP_COMPAT_ELICIT=decline; each question is kept under "asked") and sampling ("echo of PROMPT"). With $MCP_AUTH_TOKEN set,
 HTTP requests carry `Authorization: Bearer $MCP_AUTH_TOKEN` (through an httpx auth). Exit status 1 when it could not connect ("fatal") or timed
 out, else 0 whatever the steps saw: the Rust test asserts on the JSON.
 """
@@ -196,6 +197,10 @@ async def run_mcp2() -> None:
     from mcp import types
 
     async def on_elicitation(context, params):
+        # With $MCP_COMPAT_ELICIT=decline the user says no (what was asked is kept under "asked").
+        out.setdefault("asked", []).append(params.message)
+        if os.environ.get("MCP_COMPAT_ELICIT") == "decline":
+            return types.ElicitResult(action="decline")
         # The answer names what was asked, so the caller sees it went the whole way.
         return types.ElicitResult(action="accept", content={"username": params.message, "email": "a@example.org"})
 

@@ -325,6 +325,9 @@ impl Registry {
             }
         }
         let projects = projects::parse_projects(&top, &document, &known)?;
+        if let Some(flow) = document.get("flow") {
+            flow_asks(&top, flow)?;
+        }
         Ok(Self {
             path: Some(path.to_path_buf()),
             servers,
@@ -333,6 +336,13 @@ impl Registry {
             disabled,
             document,
         })
+    }
+
+    /// Whether, when flow control would refuse a call of a client session, the user is asked
+    /// instead (`"flow": "ask"`; the default, `"refuse"`, refuses). For `serve` without
+    /// `--tenants`; a tenants file says it per tenant.
+    pub fn flow_asks(&self) -> bool {
+        self.document.get("flow").and_then(Value::as_str) == Some("ask")
     }
 
     /// The servers marked `"disabled": true`.
@@ -416,6 +426,19 @@ impl Registry {
             .map_err(|e| write_err(std::io::Error::other(e)))?;
         text.push('\n');
         crate::files::write_atomic(path, text.as_bytes()).map_err(write_err)
+    }
+}
+
+/// A `"flow"` field (the registry's or a tenant's): whether to ask the user (`"ask"`) or
+/// refuse (`"refuse"`) a call flow control stops.
+pub(crate) fn flow_asks(v: &Fields<'_>, flow: &Value) -> Result<bool, JsonFileError> {
+    match v.string("flow", flow)?.as_str() {
+        "ask" => Ok(true),
+        "refuse" => Ok(false),
+        other => Err(v.err(
+            "flow",
+            format!("unknown \"{other}\"; expected \"refuse\" or \"ask\""),
+        )),
     }
 }
 

@@ -39,6 +39,9 @@ pub struct TenantConfig {
     pub plugins: Vec<String>,
     /// Whether it may use code mode's `search` and `execute` (with `serve --code-mode`).
     pub code_mode: bool,
+    /// Whether a call flow control stops is put to its user (`"flow": "ask"`) rather than
+    /// refused (the default).
+    pub flow_asks: bool,
     /// Its bounds.
     pub limits: TenantLimits,
 }
@@ -84,7 +87,15 @@ pub struct TenantsConfig {
     pub jwt: Option<JwtConfig>,
 }
 
-const TENANT_FIELDS: &[&str] = &["keys", "servers", "tools", "plugins", "code_mode", "limits"];
+const TENANT_FIELDS: &[&str] = &[
+    "keys",
+    "servers",
+    "tools",
+    "plugins",
+    "code_mode",
+    "flow",
+    "limits",
+];
 const LIMIT_FIELDS: &[&str] = &["processes", "in_flight", "calls_per_minute", "sessions"];
 const JWT_FIELDS: &[&str] = &["issuer", "audience", "jwks_file", "tenant_claim"];
 
@@ -217,6 +228,10 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
             .transpose()?,
         plugins: list("plugins")?,
         code_mode,
+        flow_asks: match obj.get("flow") {
+            None => false,
+            Some(flow) => super::flow_asks(v, flow)?,
+        },
         limits,
     })
 }

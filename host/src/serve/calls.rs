@@ -94,6 +94,47 @@ impl RequestScope {
         told
     }
 
+    /// Whether the user lets through the one call of `name` with `arguments` that flow
+    /// control stopped by `rule`: asked (an elicitation, or an input request of a
+    /// 2026-07-28 client) where the tenant's or the registry's `"flow"` says `"ask"`; `Err`
+    /// is what the call's caller is told.
+    async fn approve(
+        &self,
+        name: &ToolName,
+        arguments: Option<&Map<String, Value>>,
+        rule: String,
+    ) -> Result<(), String> {
+        let asks = self
+            .tenant
+            .flow_asks()
+            .unwrap_or_else(|| self.shared.aggregator.registry().flow_asks());
+        if !asks {
+            return Err(rule);
+        }
+        let call =
+            serde_json::to_string(&arguments.cloned().unwrap_or_default()).unwrap_or_default();
+        let params: rmcp::model::ElicitRequestParams = serde_json::from_value(serde_json::json!({
+            "mode": "form",
+            "message": format!("mcp-registry stopped a call: {rule}.\n\nLet this one call \
+                                through?\n{name} {call}"),
+            "requestedSchema": {"type": "object", "properties": {}},
+        }))
+        .map_err(|e| format!("{rule}; the user could not be asked: {e}"))?;
+        use crate::client::RequestRelay;
+        match self
+            .relay()
+            .create_elicitation("mcp-registry", params)
+            .await
+        {
+            Ok(answer) if answer.action == rmcp::model::ElicitationAction::Accept => Ok(()),
+            Ok(_) => Err(format!("{rule}; the user declined to let it through")),
+            Err(e) => Err(format!(
+                "{rule}; the user could not be asked: {}",
+                e.message
+            )),
+        }
+    }
+
     /// Calls an upstream tool for the tenant: a tool it may not call is unknown, exactly as
     /// one that exists nowhere.
     pub(super) async fn call_upstream(
@@ -106,18 +147,19 @@ impl RequestScope {
             return Err(unknown_tool(requested));
         }
         // Flow control: a session that has read private data and untrusted content sends
-        // nothing out; the refusal is the call's result, for the model to read.
+        // nothing out, unless its user lets this one call through; a refusal is the call's
+        // result, for the model to read.
         let labels = self.shared.aggregator.labels(&name);
-        {
-            let mut taint = crate::locks::lock(&self.taint);
-            if let Err(rule) = taint.check(&name, labels) {
-                drop(taint);
-                tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "denied: {rule}");
+        let stopped = crate::locks::lock(&self.taint).check(&name, labels).err();
+        if let Some(rule) = stopped {
+            if let Err(refusal) = self.approve(&name, arguments.as_ref(), rule).await {
+                tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "denied: {refusal}");
                 self.shared.ops.refuse("flow");
-                return Ok(CallToolResult::error(vec![ContentBlock::text(rule)]));
+                return Ok(CallToolResult::error(vec![ContentBlock::text(refusal)]));
             }
-            taint.add(&name, labels);
+            tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "approved by the user: a call flow control stopped");
         }
+        crate::locks::lock(&self.taint).add(&name, labels);
         let mut options = CallOptions {
             relay: Some(Arc::new(self.relay())),
             trace: self.trace.clone(),

@@ -160,6 +160,12 @@ impl Tenant {
         self.grant.local
     }
 
+    /// Whether a call flow control stops is put to the user instead of refused (`None`: as
+    /// the registry file says).
+    pub(crate) fn flow_asks(&self) -> Option<bool> {
+        self.grant.flow_asks
+    }
+
     /// Whether it may use code mode's `search` and `execute`.
     pub(crate) fn may_use_code_mode(&self) -> bool {
         self.grant.code_mode
@@ -256,6 +262,9 @@ struct Grant {
     tools: Option<Vec<String>>,
     plugins: Option<Vec<String>>,
     code_mode: bool,
+    /// Whether a call flow control stops is put to the user (`None`: as the registry says,
+    /// for the local tenant).
+    flow_asks: Option<bool>,
     limits: TenantLimits,
 }
 
@@ -268,6 +277,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
             tools: None,
             plugins: None,
             code_mode: true,
+            flow_asks: None,
             limits: TenantLimits::default(),
         };
         return vec![(LOCAL.to_owned(), local)];
@@ -286,6 +296,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
                 tools: t.tools.clone(),
                 plugins: Some(t.plugins.clone()),
                 code_mode: t.code_mode,
+                flow_asks: Some(t.flow_asks),
                 // A tenant of a tenants file always has a bound on its sessions.
                 limits: TenantLimits {
                     sessions: Some(t.limits.sessions.unwrap_or(DEFAULT_SESSIONS)),
