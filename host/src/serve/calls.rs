@@ -94,6 +94,13 @@ impl RequestScope {
         told
     }
 
+    /// Joins what `server` gave this session (a resource or prompt named `what`) into its
+    /// information-flow taint, with the server's labels.
+    pub(super) fn taken_in(&self, server: &str, what: &str) {
+        let labels = self.shared.aggregator.server_labels(server);
+        crate::locks::lock(&self.taint).add(&ToolName::new(server, what), labels);
+    }
+
     /// Whether the user lets through the one call of `name` with `arguments` that flow
     /// control stopped by `rule`: asked (an elicitation, or an input request of a
     /// 2026-07-28 client) where the tenant's or the registry's `"flow"` says `"ask"`; `Err`

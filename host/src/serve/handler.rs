@@ -167,18 +167,21 @@ impl ServerHandler for RegistryServer {
             .resource_pool(&request.uri)
             .await
             .map_err(|e| request_error(&scope, e, None))?;
-        pool.read_resource_from(&server, &request.uri)
-            .await
-            .map(|r| {
-                let mut r = r.for_our_client();
-                // The upstream's freshness holds through us; "public" does not: what one
-                // tenant reads is not for a shared cache in front of every tenant.
-                if r.cache_scope.is_some() {
-                    r.cache_scope = Some(rmcp::model::CacheScope::Private);
-                }
-                ReadResourceResponse::Complete(r)
-            })
-            .map_err(|e| request_error(&scope, e, Some(&server)))
+        let read = pool.read_resource_from(&server, &request.uri).await;
+        if read.is_ok() {
+            // What it read joins the session's taint, as a tool's result does.
+            scope.taken_in(&server, &request.uri);
+        }
+        read.map(|r| {
+            let mut r = r.for_our_client();
+            // The upstream's freshness holds through us; "public" does not: what one
+            // tenant reads is not for a shared cache in front of every tenant.
+            if r.cache_scope.is_some() {
+                r.cache_scope = Some(rmcp::model::CacheScope::Private);
+            }
+            ReadResourceResponse::Complete(r)
+        })
+        .map_err(|e| request_error(&scope, e, Some(&server)))
     }
 
     async fn subscribe(
@@ -265,11 +268,14 @@ impl ServerHandler for RegistryServer {
         if !scope.tenant.sees(name.server()) {
             return Err(unknown());
         }
-        scope
+        let got = scope
             .pool(name.server())
             .get_prompt(&name, request.arguments)
-            .await
-            .map(|r| GetPromptResponse::Complete(r.for_our_client()))
+            .await;
+        if got.is_ok() {
+            scope.taken_in(name.server(), name.tool());
+        }
+        got.map(|r| GetPromptResponse::Complete(r.for_our_client()))
             .map_err(|e| request_error(&scope, e, Some(name.server())))
     }
 
