@@ -88,7 +88,14 @@ impl ConnectionHandler {
                 listening = peer.listen(filter.build()) => listening,
             };
             match listening {
-                Ok(subscription) => handler.pump(subscription, stopped).await,
+                Ok(subscription) => {
+                    // A change made before the server took the subscription was announced to
+                    // nobody: a tool list cached until now may be stale, so it is read again.
+                    if subscription.acknowledged().tools_list_changed == Some(true) {
+                        handler.tools_generation.fetch_add(1, Ordering::SeqCst);
+                    }
+                    handler.pump(subscription, stopped).await
+                }
                 Err(e) => {
                     tracing::debug!(server = %handler.server, error = %e, "subscriptions/listen refused; no change notifications from it");
                 }
