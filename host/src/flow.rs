@@ -33,8 +33,16 @@ pub struct Taint {
 impl Taint {
     /// Whether the run may call `name`, whose labels are `labels`; `Err` names the rule and
     /// the calls that tainted the run.
+    ///
+    /// A tool that reaches private data itself (labelled private and egress: a mailbox that
+    /// can send) needs no earlier private read: once the context has taken in untrusted
+    /// content, instructions in it could have the tool send what it holds.
     pub fn check(&self, name: &ToolName, labels: Labels) -> Result<(), String> {
-        if !labels.egress || self.private.is_empty() || self.untrusted.is_empty() {
+        let private_itself = labels.private && self.private.is_empty();
+        if !labels.egress
+            || self.untrusted.is_empty()
+            || (self.private.is_empty() && !labels.private)
+        {
             return Ok(());
         }
         let names = |tools: &[ToolName]| {
@@ -44,11 +52,15 @@ impl Taint {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let private = if private_itself {
+            format!("its own private data ({name})")
+        } else {
+            format!("private data ({})", names(&self.private))
+        };
         Err(format!(
-            "flow control: \"{name}\" can send data out, and this context has read private \
-             data ({}) and untrusted content ({}); one that has read both may not send anything \
-             out (rule private+untrusted -> no egress)",
-            names(&self.private),
+            "flow control: \"{name}\" can send data out, and this context has read {private} \
+             and untrusted content ({}); one that has read both may not send anything out \
+             (rule private+untrusted -> no egress)",
             names(&self.untrusted)
         ))
     }
@@ -100,5 +112,15 @@ mod tests {
         );
         // Tools that send nothing out are still called.
         assert!(taint.check(&name("vault__read"), private).is_ok());
+        // A tool that holds private data and sends it needs no earlier private read.
+        let mut taint = Taint::default();
+        let mailbox = Labels {
+            private: true,
+            egress: true,
+            ..Labels::default()
+        };
+        assert!(taint.check(&name("mail__send"), mailbox).is_ok());
+        taint.add(&name("web__fetch"), untrusted);
+        assert!(taint.check(&name("mail__send"), mailbox).is_err());
     }
 }

@@ -24,6 +24,9 @@ fn scratch(posted: &std::path::Path) -> Scratch {
         "web": {"command": server, "labels": {"integrity": "untrusted"}},
         "out": {"command": server, "env": {"MCP_TEST_POST_FILE": posted.display().to_string()},
                 "labels": {"tools": {"post": {"egress": true}}}},
+        // Everything it is sent leaves (its resources too); first by name, so it serves the
+        // test server's resource URIs.
+        "exfil": {"command": server, "labels": {"egress": true}},
     }))
 }
 
@@ -38,7 +41,7 @@ async fn a_snippet_that_read_a_secret_and_untrusted_text_cannot_post() {
     let s = scratch(&file);
     std::fs::write(
         s.path("tenants.json"),
-        json!({"tenants": {"t": {"keys": [digest(KEY)], "servers": ["vault", "web", "out"],
+        json!({"tenants": {"t": {"keys": [digest(KEY)], "servers": ["vault", "web", "out", "exfil"],
                                  "code_mode": true}}})
         .to_string(),
     )
@@ -163,6 +166,21 @@ async fn a_snippet_that_read_a_secret_and_untrusted_text_cannot_post() {
     assert!(
         post.to_string().contains("vault__test_simple_prompt"),
         "{post}"
+    );
+    // A resource read sends its URI: to an egress server, it is stopped too.
+    let read = session_request(
+        &addr,
+        KEY,
+        &id,
+        "resources/read",
+        json!({"uri": "test://static-text"}),
+    )
+    .await;
+    assert!(
+        read["error"]["message"]
+            .to_string()
+            .contains("flow control"),
+        "{read}"
     );
 
     // Untrusted text alone, or the secret alone, may still be sent: the rule is the two

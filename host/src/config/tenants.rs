@@ -60,6 +60,9 @@ pub struct TenantLimits {
     pub sessions: Option<usize>,
 }
 
+/// The largest `processes`, `in_flight` or `sessions` bound a tenant may be given.
+const MAX_BOUND: usize = 1 << 20;
+
 /// Client sessions a tenant may hold open at once unless its limits say otherwise.
 pub const DEFAULT_SESSIONS: usize = 64;
 
@@ -191,15 +194,23 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
     let list = |key: &str| -> Result<Vec<String>, JsonFileError> {
         obj.get(key).map_or(Ok(Vec::new()), |x| v.strings(key, x))
     };
+    // A bound past any real use is a mistake (and past a semaphore's permits, a panic).
+    let bound = |field: &str, n: &Value| -> Result<usize, JsonFileError> {
+        let n = v.size(field, n)?;
+        if n > MAX_BOUND {
+            return Err(v.err(field, format!("too large (at most {MAX_BOUND})")));
+        }
+        Ok(n)
+    };
     let mut limits = TenantLimits::default();
     if let Some(l) = obj.get("limits") {
         let l = v.object("limits", l)?;
         v.only("limits", l, LIMIT_FIELDS)?;
         if let Some(n) = l.get("processes") {
-            limits.processes = Some(v.size("limits.processes", n)?);
+            limits.processes = Some(bound("limits.processes", n)?);
         }
         if let Some(n) = l.get("in_flight") {
-            limits.in_flight = Some(v.size("limits.in_flight", n)?);
+            limits.in_flight = Some(bound("limits.in_flight", n)?);
         }
         if let Some(n) = l.get("calls_per_minute") {
             let n = u32::try_from(v.count("limits.calls_per_minute", n)?)
@@ -207,7 +218,7 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
             limits.calls_per_minute = Some(n);
         }
         if let Some(n) = l.get("sessions") {
-            limits.sessions = Some(v.size("limits.sessions", n)?);
+            limits.sessions = Some(bound("limits.sessions", n)?);
         }
     }
     let code_mode = match obj.get("code_mode") {

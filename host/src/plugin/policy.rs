@@ -123,13 +123,14 @@ impl PluginPolicy {
             .map_err(|denied| self.told(denied))
     }
 
-    /// This policy within what its caller may use (a tenant's grants, `serve --filter`).
+    /// This policy within what its caller may use (a tenant's grants, `serve --filter`),
+    /// besides any ceiling it already had.
     pub fn within(&self, ceiling: &Access) -> Self {
         let mut policy = self.clone();
         policy
             .allowed_servers
             .retain(|s| ceiling.check_server(s).is_ok());
-        policy.ceiling = ceiling.clone();
+        policy.ceiling = self.ceiling.clone().within(ceiling);
         policy
     }
 

@@ -101,6 +101,41 @@ impl RequestScope {
         crate::locks::lock(&self.taint).add(&ToolName::new(server, what), labels);
     }
 
+    /// Flow control before this session sends anything to `name` (a tool, or a server's
+    /// resource, prompt or completion) labelled `labels`: `Err` is the refusal, already
+    /// audited and counted, when the rule stops it and the user does not let it through.
+    pub(super) async fn flow_gate(
+        &self,
+        name: &ToolName,
+        labels: crate::config::Labels,
+        arguments: Option<&Map<String, Value>>,
+    ) -> Result<(), String> {
+        let stopped = crate::locks::lock(&self.taint).check(name, labels).err();
+        let Some(rule) = stopped else {
+            return Ok(());
+        };
+        match self.approve(name, arguments, rule).await {
+            Ok(()) => {
+                tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "approved by the user: a call flow control stopped");
+                Ok(())
+            }
+            Err(refusal) => {
+                tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "denied: {refusal}");
+                self.shared.ops.refuse("flow");
+                Err(refusal)
+            }
+        }
+    }
+
+    /// [`Self::flow_gate`] for a request to `server` that is not a tool call (`what`: the
+    /// resource's URI, the prompt's name), as a JSON-RPC error.
+    pub(super) async fn flow_gate_server(&self, server: &str, what: &str) -> Result<(), ErrorData> {
+        let labels = self.shared.aggregator.server_labels(server);
+        self.flow_gate(&ToolName::new(server, what), labels, None)
+            .await
+            .map_err(|refusal| ErrorData::invalid_request(refusal, None))
+    }
+
     /// Whether the user lets through the one call of `name` with `arguments` that flow
     /// control stopped by `rule`: asked (an elicitation, or an input request of a
     /// 2026-07-28 client) where the tenant's or the registry's `"flow"` says `"ask"`; `Err`
@@ -156,15 +191,22 @@ impl RequestScope {
         // Flow control: a session that has read private data and untrusted content sends
         // nothing out, unless its user lets this one call through; a refusal is the call's
         // result, for the model to read.
+        // What the server says of the tool (`openWorldHint`) counts only once its list is
+        // read: read it first if it is not.
+        if self
+            .shared
+            .aggregator
+            .lists(name.server(), name.tool())
+            .is_none()
+        {
+            let _ = self
+                .pool(name.server())
+                .list_server_tools(name.server())
+                .await;
+        }
         let labels = self.shared.aggregator.labels(&name);
-        let stopped = crate::locks::lock(&self.taint).check(&name, labels).err();
-        if let Some(rule) = stopped {
-            if let Err(refusal) = self.approve(&name, arguments.as_ref(), rule).await {
-                tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "denied: {refusal}");
-                self.shared.ops.refuse("flow");
-                return Ok(CallToolResult::error(vec![ContentBlock::text(refusal)]));
-            }
-            tracing::info!(target: "mcp_registry::audit", tenant = %self.tenant.name, tool = %name, "approved by the user: a call flow control stopped");
+        if let Err(refusal) = self.flow_gate(&name, labels, arguments.as_ref()).await {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(refusal)]));
         }
         crate::locks::lock(&self.taint).add(&name, labels);
         let mut options = CallOptions {

@@ -167,6 +167,7 @@ impl ServerHandler for RegistryServer {
             .resource_pool(&request.uri)
             .await
             .map_err(|e| request_error(&scope, e, None))?;
+        scope.flow_gate_server(&server, &request.uri).await?;
         let read = pool.read_resource_from(&server, &request.uri).await;
         if read.is_ok() {
             // What it read joins the session's taint, as a tool's result does.
@@ -195,6 +196,7 @@ impl ServerHandler for RegistryServer {
             .resource_pool(&request.uri)
             .await
             .map_err(|e| request_error(&scope, e, None))?;
+        scope.flow_gate_server(&server, &request.uri).await?;
         pool.subscribe_on(&server, &request.uri)
             .await
             .map_err(|e| request_error(&scope, e, Some(&server)))?;
@@ -268,6 +270,7 @@ impl ServerHandler for RegistryServer {
         if !scope.tenant.sees(name.server()) {
             return Err(unknown());
         }
+        scope.flow_gate_server(name.server(), name.tool()).await?;
         let got = scope
             .pool(name.server())
             .get_prompt(&name, request.arguments)
@@ -304,6 +307,9 @@ impl ServerHandler for RegistryServer {
                 .map_err(|e| request_error(&scope, e, None))?,
             _ => return Err(ErrorData::invalid_params("unsupported reference", None)),
         };
+        scope
+            .flow_gate_server(&server, "completion/complete")
+            .await?;
         pool.complete_on(&server, request)
             .await
             .map(ForOurClient::for_our_client)

@@ -526,25 +526,19 @@ async fn session_delete_status(
 /// JSON-RPC error of no id that says what was wrong (parse error or invalid request).
 async fn unreadable_body_status(request: Request<Body>, next: axum::middleware::Next) -> Response {
     use http_body_util::BodyExt;
-    let json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
     let response = next.run(request).await;
-    if !json || response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
+    if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
         return response;
     }
-    let said = match http_body_util::Limited::new(response.into_body(), 4096)
-        .collect()
-        .await
-    {
+    // Only rmcp's "cannot read the body"; a wrong media type stays 415.
+    let (parts, body) = response.into_parts();
+    let said = match http_body_util::Limited::new(body, 4096).collect().await {
         Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
         Err(_) => String::new(),
     };
-    let what = said
-        .strip_prefix("fail to deserialize request body ")
-        .unwrap_or(&said);
+    let Some(what) = said.strip_prefix("fail to deserialize request body ") else {
+        return Response::from_parts(parts, Body::from(said));
+    };
     // serde's errors name a place in the text; anything else read as JSON but was no message.
     let (code, kind) = if what.contains(" at line ") {
         (-32700, "parse error")
