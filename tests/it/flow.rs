@@ -117,6 +117,24 @@ async fn a_snippet_that_read_a_secret_and_untrusted_text_cannot_post() {
         .as_str()
         .unwrap_or_default();
     assert!(said.contains("flow control"), "{ran}");
+    // `search` tells the model which tools the session may no longer call.
+    let found = call_in_session("search", json!({"query": "send post", "limit": 50})).await;
+    let tools = found["result"]["structuredContent"]["tools"].clone();
+    let post = tools
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "out__post"))
+        .unwrap_or_else(|| panic!("{found}"));
+    assert!(
+        post["refused_now"].to_string().contains("flow control"),
+        "{found}"
+    );
+    let echo = tools
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "vault__echo"));
+    assert!(
+        echo.is_none_or(|t| t.get("refused_now").is_none()),
+        "{found}"
+    );
     // ...nor may the session itself afterwards: the refusal is the call's result.
     let post = call_in_session(
         "out__post",

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use super::request::RequestScope;
 use crate::codemode::search::{self, DEFAULT_LIMIT};
 use crate::codemode::{Names, Scope};
+use crate::names::ToolName;
 
 /// Name of the tool that finds tools.
 pub(super) const SEARCH: &str = "search";
@@ -119,6 +120,27 @@ impl RequestScope {
                 servers.join("; ")
             )));
             structured["unavailable"] = serde_json::to_value(&gathered.missing).unwrap_or_default();
+        }
+        // Tools flow control would refuse in this context now: a model that knows does not
+        // write a snippet around them.
+        let refused: Vec<String> = structured["tools"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .filter_map(|tool| {
+                let name = ToolName::parse(tool["name"].as_str()?).ok()?;
+                let labels = self.shared.aggregator.labels(&name);
+                let rule = crate::locks::lock(&self.taint).check(&name, labels).err()?;
+                tool["refused_now"] = Value::String(rule);
+                Some(name.to_string())
+            })
+            .collect();
+        if !refused.is_empty() {
+            content.push(ContentBlock::text(format!(
+                "Refused in this context now (flow control: it has read private data and \
+                 untrusted content, and these send data out): {}.",
+                refused.join(", ")
+            )));
         }
         let mut result = CallToolResult::success(content);
         result.structured_content = Some(structured);
