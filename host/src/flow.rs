@@ -10,10 +10,27 @@
 //! starts, not when the guest reads its result: once started, its result may flow anywhere
 //! in the run, and the host cannot see whether it does.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::config::Labels;
+use crate::config::{Labels, ServerLabels};
 use crate::names::ToolName;
+
+/// Labels a principal adds to the registry's (a tenant's `labels`), by server.
+pub type AddedLabels = Arc<BTreeMap<String, ServerLabels>>;
+
+/// What `added` adds to `name`'s labels.
+pub fn added(added: &BTreeMap<String, ServerLabels>, name: &ToolName) -> Labels {
+    added
+        .get(name.server())
+        .map(|l| l.of(name.tool()))
+        .unwrap_or_default()
+}
+
+/// What `added` adds to every tool, resource and prompt of `server`.
+pub fn added_to_server(added: &BTreeMap<String, ServerLabels>, server: &str) -> Labels {
+    added.get(server).map(|l| l.server).unwrap_or_default()
+}
 
 /// A context's taint, shared between a client session and the runs it starts.
 pub type SharedTaint = Arc<Mutex<Taint>>;

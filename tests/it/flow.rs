@@ -305,3 +305,58 @@ fn the_user_may_let_one_stopped_call_through_in_both_eras() {
         }
     }
 }
+
+/// A tenant's own labels add to the registry's: the same snippet is stopped for the tenant
+/// that marks the servers private and untrusted, and runs for one that does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_own_labels_tighten_the_registrys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("posted.jsonl");
+    let server = test_server().display().to_string();
+    let s = Scratch::new(json!({
+        "vault": {"command": server},
+        "web": {"command": server},
+        "out": {"command": server, "env": {"MCP_TEST_POST_FILE": file.display().to_string()},
+                "labels": {"tools": {"post": {"egress": true}}}},
+    }));
+    let servers = json!(["vault", "web", "out"]);
+    std::fs::write(
+        s.path("tenants.json"),
+        json!({"tenants": {
+            "strict": {"keys": [digest("strict-key")], "servers": servers, "code_mode": true,
+                       "labels": {"vault": {"confidentiality": "private"},
+                                  "web": {"integrity": "untrusted"}}},
+            "lax": {"keys": [digest("lax-key")], "servers": servers, "code_mode": true},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+        .arg("--config")
+        .arg(&s.config)
+        .args(["serve", "--http", "127.0.0.1:0", "--code-mode", "--tenants"])
+        .arg(s.path("tenants.json"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = served_address(&mut child).await;
+    for (key, stopped) in [("strict-key", true), ("lax-key", false)] {
+        let code = format!(
+            "await tools.vault.echo({{message: '{SECRET}'}});\n\
+             await tools.web.echo({{message: 'x'}});\n\
+             try {{ await tools.out.post({{to: 'a', body: '{key}'}}); return 'posted'; }}\n\
+             catch (e) {{ return e.message; }}"
+        );
+        let r = call(&addr, Some(key), "execute", json!({"code": code})).await;
+        let value = r.message()["result"]["structuredContent"]["value"].clone();
+        assert_eq!(
+            value.to_string().contains("flow control"),
+            stopped,
+            "{key}: {value}"
+        );
+        assert_eq!(posted(&file).contains(key), !stopped, "{}", posted(&file));
+    }
+}

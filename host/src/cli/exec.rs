@@ -110,6 +110,7 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         relay: None,
         log_level: None,
         taint: None,
+        added_labels: None,
     };
     let execution = engine.execute(&host, &code, scope, None).await;
     print_json(&execution.to_json())?;

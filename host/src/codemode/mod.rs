@@ -150,6 +150,8 @@ pub struct Scope {
     /// The information-flow taint of the client of `execute` (its session's), which the
     /// snippet shares; `None`: one of its own.
     pub taint: Option<crate::flow::SharedTaint>,
+    /// Labels the client of `execute` adds to the registry's (its tenant's).
+    pub added_labels: Option<crate::flow::AddedLabels>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -283,6 +285,7 @@ impl CodeMode {
             relay: scope.relay,
             log_level: scope.log_level,
             taint: scope.taint,
+            added_labels: scope.added_labels,
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let execution = match outcome {

@@ -51,7 +51,7 @@ pub(super) fn parse_server(
         config.tools = tool_filter(v, t)?;
     }
     if let Some(l) = obj.get("labels") {
-        config.labels = super::labels::parse(v, l)?;
+        config.labels = super::labels::parse(v, "labels", l)?;
     }
     if let Some(r) = obj.get("roots") {
         config.roots = v.strings("roots", r)?;

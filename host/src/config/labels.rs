@@ -50,6 +50,19 @@ pub struct ServerLabels {
 }
 
 impl ServerLabels {
+    /// These and `other`'s together (a tenant's added to the registry's).
+    pub fn join(&self, other: &ServerLabels) -> ServerLabels {
+        let mut tools = self.tools.clone();
+        for (glob, labels) in &other.tools {
+            let joined = tools.get(glob).map_or(*labels, |l| l.join(*labels));
+            tools.insert(glob.clone(), joined);
+        }
+        ServerLabels {
+            server: self.server.join(other.server),
+            tools,
+        }
+    }
+
     /// The labels of the server's tool `tool` (its own name).
     pub fn of(&self, tool: &str) -> Labels {
         self.tools
@@ -61,17 +74,22 @@ impl ServerLabels {
 
 const LABEL_FIELDS: &[&str] = &["confidentiality", "integrity", "egress"];
 
-/// Checks an entry's `labels`.
-pub(super) fn parse(v: &Fields<'_>, value: &Value) -> Result<ServerLabels, JsonFileError> {
-    let obj = v.object("labels", value)?;
+/// Checks one server's labels at `field` (a registry entry's `labels`, or a tenant's
+/// `labels.SERVER`).
+pub(super) fn parse(
+    v: &Fields<'_>,
+    field: &str,
+    value: &Value,
+) -> Result<ServerLabels, JsonFileError> {
+    let obj = v.object(field, value)?;
     let mut fields: Vec<&str> = LABEL_FIELDS.to_vec();
     fields.push("tools");
-    v.only("labels", obj, &fields)?;
-    let server = labels(v, "labels", value)?;
+    v.only(field, obj, &fields)?;
+    let server = labels(v, field, value)?;
     let mut tools = BTreeMap::new();
     if let Some(t) = obj.get("tools") {
-        for (glob, value) in v.object("labels.tools", t)? {
-            let field = format!("labels.tools.{glob}");
+        for (glob, value) in v.object(&format!("{field}.tools"), t)? {
+            let field = format!("{field}.tools.{glob}");
             let tool = v.object(&field, value)?;
             v.only(&field, tool, LABEL_FIELDS)?;
             tools.insert(glob.clone(), labels(v, &field, value)?);

@@ -42,6 +42,8 @@ pub struct TenantConfig {
     /// Whether a call flow control stops is put to its user (`"flow": "ask"`) rather than
     /// refused (the default).
     pub flow_asks: bool,
+    /// Labels it adds to servers' (by server name): a tenant may only tighten the registry's.
+    pub labels: BTreeMap<String, super::ServerLabels>,
     /// Its bounds.
     pub limits: TenantLimits,
 }
@@ -97,6 +99,7 @@ const TENANT_FIELDS: &[&str] = &[
     "plugins",
     "code_mode",
     "flow",
+    "labels",
     "limits",
 ];
 const LIMIT_FIELDS: &[&str] = &["processes", "in_flight", "calls_per_minute", "sessions"];
@@ -168,6 +171,12 @@ impl TenantsConfig {
                         format!("no server \"{s}\" in the registry"),
                     ));
                 }
+            }
+            if let Some(s) = tenant.labels.keys().find(|s| !tenant.servers.contains(s)) {
+                return Err(v.err(
+                    format!("labels.{s}"),
+                    format!("\"{s}\" is not among the tenant's servers"),
+                ));
             }
             for (i, p) in tenant.plugins.iter().enumerate() {
                 if !plugins.contains(p) {
@@ -242,6 +251,17 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
         flow_asks: match obj.get("flow") {
             None => false,
             Some(flow) => super::flow_asks(v, flow)?,
+        },
+        labels: match obj.get("labels") {
+            None => BTreeMap::new(),
+            Some(l) => {
+                let mut labels = BTreeMap::new();
+                for (server, value) in v.object("labels", l)? {
+                    let field = format!("labels.{server}");
+                    labels.insert(server.clone(), super::labels::parse(v, &field, value)?);
+                }
+                labels
+            }
         },
         limits,
     })

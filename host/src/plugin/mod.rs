@@ -187,6 +187,8 @@ pub struct RunOptions {
     /// The information-flow taint the run shares (a client session's: it starts with what
     /// the session has read and adds what it reads); `None`: one of its own.
     pub taint: Option<crate::flow::SharedTaint>,
+    /// Labels its caller adds to the registry's (a tenant's), for flow control.
+    pub added_labels: Option<crate::flow::AddedLabels>,
 }
 
 /// Admits one call (an embedder's bounds): a guard held while the call runs, or the bound it

@@ -41,6 +41,8 @@ pub struct PluginState {
     pub(super) calls: usize,
     /// What the run's calls (and the client session it serves) have taken in.
     taint: crate::flow::SharedTaint,
+    /// Labels its caller adds to the registry's.
+    added_labels: Option<crate::flow::AddedLabels>,
     /// Bytes of log lines and progress reports the run has sent (bounded per run).
     pub(crate) relayed: usize,
     /// Where `progress.report` goes (a `serve` client's `tools/call`); the receiver keeps
@@ -87,6 +89,7 @@ impl PluginState {
             relay,
             log_level,
             taint,
+            added_labels,
         } = options;
         Self {
             name,
@@ -101,6 +104,7 @@ impl PluginState {
             in_flight: Arc::default(),
             calls: 0,
             taint: taint.unwrap_or_default(),
+            added_labels,
             relayed: 0,
             progress,
             router,
@@ -234,7 +238,10 @@ impl PluginState {
             .check_tool(&name)
             .map_err(|rule| self.denied(rule))?;
         let arguments = parse_arguments(arguments).map_err(to_wit_error)?;
-        let labels = self.aggregator.labels(&name);
+        let mut labels = self.aggregator.labels(&name);
+        if let Some(added) = &self.added_labels {
+            labels = labels.join(crate::flow::added(added, &name));
+        }
         {
             let mut taint = crate::locks::lock(&self.taint);
             if let Err(rule) = taint.check(&name, labels) {

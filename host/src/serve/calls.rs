@@ -94,10 +94,23 @@ impl RequestScope {
         told
     }
 
+    /// The information-flow labels of `name` for this client: the registry's, what the
+    /// server says of it, and what its tenant adds.
+    pub(super) fn labels_of(&self, name: &ToolName) -> crate::config::Labels {
+        let labels = self.shared.aggregator.labels(name);
+        labels.join(crate::flow::added(self.tenant.labels(), name))
+    }
+
+    /// The labels every tool, resource and prompt of `server` has for this client.
+    pub(super) fn server_labels_of(&self, server: &str) -> crate::config::Labels {
+        let labels = self.shared.aggregator.server_labels(server);
+        labels.join(crate::flow::added_to_server(self.tenant.labels(), server))
+    }
+
     /// Joins what `server` gave this session (a resource or prompt named `what`) into its
     /// information-flow taint, with the server's labels.
     pub(super) fn taken_in(&self, server: &str, what: &str) {
-        let labels = self.shared.aggregator.server_labels(server);
+        let labels = self.server_labels_of(server);
         crate::locks::lock(&self.taint).add(&ToolName::new(server, what), labels);
     }
 
@@ -130,7 +143,7 @@ impl RequestScope {
     /// [`Self::flow_gate`] for a request to `server` that is not a tool call (`what`: the
     /// resource's URI, the prompt's name), as a JSON-RPC error.
     pub(super) async fn flow_gate_server(&self, server: &str, what: &str) -> Result<(), ErrorData> {
-        let labels = self.shared.aggregator.server_labels(server);
+        let labels = self.server_labels_of(server);
         self.flow_gate(&ToolName::new(server, what), labels, None)
             .await
             .map_err(|refusal| ErrorData::invalid_request(refusal, None))
@@ -204,7 +217,7 @@ impl RequestScope {
                 .list_server_tools(name.server())
                 .await;
         }
-        let labels = self.shared.aggregator.labels(&name);
+        let labels = self.labels_of(&name);
         if let Err(refusal) = self.flow_gate(&name, labels, arguments.as_ref()).await {
             return Ok(CallToolResult::error(vec![ContentBlock::text(refusal)]));
         }
@@ -296,6 +309,7 @@ impl RequestScope {
             relay: Some(Arc::new(self.relay())),
             log_level: self.log_level,
             taint: Some(self.taint.clone()),
+            added_labels: Some(self.tenant.labels().clone()),
             ..RunOptions::default()
         };
         let progress = self.progress_relay().map(|(sink, relay)| {

@@ -129,7 +129,7 @@ impl RequestScope {
             .flatten()
             .filter_map(|tool| {
                 let name = ToolName::parse(tool["name"].as_str()?).ok()?;
-                let labels = self.shared.aggregator.labels(&name);
+                let labels = self.labels_of(&name);
                 let rule = crate::locks::lock(&self.taint).check(&name, labels).err()?;
                 tool["refused_now"] = Value::String(rule);
                 Some(name.to_string())
@@ -179,6 +179,7 @@ impl RequestScope {
             servers: tenant.servers().to_vec(),
             ceiling: self.access(),
             taint: Some(self.taint.clone()),
+            added_labels: Some(self.tenant.labels().clone()),
             names: Names::new(&tools),
             sessions: Some(self.router()),
             aggregator: Some(tenant.aggregator.clone()),

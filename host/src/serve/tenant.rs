@@ -18,7 +18,7 @@ use crate::access::Access;
 use crate::aggregator::{Aggregator, Session};
 use crate::client::{ConnectHooks, RequestRelay, ServerEvent};
 use crate::config::tenants::{TenantLimits, TenantsConfig, DEFAULT_SESSIONS};
-use crate::config::{Registry, Sharing};
+use crate::config::{Registry, ServerLabels, Sharing};
 use crate::locks::lock;
 use crate::manager::ProcessBudget;
 
@@ -166,6 +166,11 @@ impl Tenant {
         self.grant.flow_asks
     }
 
+    /// The labels it adds to servers' (information-flow control), by server.
+    pub(crate) fn labels(&self) -> &Arc<BTreeMap<String, ServerLabels>> {
+        &self.grant.labels
+    }
+
     /// Whether it may use code mode's `search` and `execute`.
     pub(crate) fn may_use_code_mode(&self) -> bool {
         self.grant.code_mode
@@ -265,6 +270,8 @@ struct Grant {
     /// Whether a call flow control stops is put to the user (`None`: as the registry says,
     /// for the local tenant).
     flow_asks: Option<bool>,
+    /// Labels it adds to servers' (by server).
+    labels: Arc<BTreeMap<String, ServerLabels>>,
     limits: TenantLimits,
 }
 
@@ -278,6 +285,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
             plugins: None,
             code_mode: true,
             flow_asks: None,
+            labels: Arc::default(),
             limits: TenantLimits::default(),
         };
         return vec![(LOCAL.to_owned(), local)];
@@ -297,6 +305,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
                 plugins: Some(t.plugins.clone()),
                 code_mode: t.code_mode,
                 flow_asks: Some(t.flow_asks),
+                labels: Arc::new(t.labels.clone()),
                 // A tenant of a tenants file always has a bound on its sessions.
                 limits: TenantLimits {
                     sessions: Some(t.limits.sessions.unwrap_or(DEFAULT_SESSIONS)),
