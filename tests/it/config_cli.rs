@@ -848,6 +848,18 @@ fn the_registry_file_never_locks_itself() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(doc["projects"]["p"], serde_json::json!([]), "{doc}");
     assert!(cli(&path, &["list"]).status.success());
+
+    // A project member naming a server that is gone is taken out with `remove -p`.
+    std::fs::write(
+        &path,
+        serde_json::json!({"mcpServers": {}, "projects": {"p": ["ghost"]}}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(cli(&path, &["list"]).status.code(), Some(2));
+    let o = cli(&path, &["remove", "ghost", "-p", "p"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("valid again"), "{o:?}");
+    assert!(cli(&path, &["list"]).status.success());
 }
 
 #[test]

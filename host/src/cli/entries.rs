@@ -117,9 +117,11 @@ pub(super) fn remove(path: &Path, name: &str, project: Option<&str>) -> anyhow::
     // A file that fails validation is read anyway: removing is how it gets repaired.
     let (mut registry, broken) = Registry::load_for_repair(path)?;
     if let Some(project) = project {
-        registry
-            .project(project)
-            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+        if broken.is_none() {
+            registry
+                .project(project)
+                .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+        }
         if !registry.remove_from_project(project, name) {
             bail!(
                 "{}: project \"{project}\" has no server \"{name}\"",
@@ -128,6 +130,7 @@ pub(super) fn remove(path: &Path, name: &str, project: Option<&str>) -> anyhow::
         }
         registry.save()?;
         println!("removed server \"{name}\" from project {project} (it stays in the registry)");
+        still_broken(&registry, broken);
         return Ok(ExitCode::SUCCESS);
     }
     let Some(aliases) = registry.remove_server(name) else {

@@ -78,7 +78,20 @@ impl Registry {
     /// was there.
     pub fn remove_from_project(&mut self, name: &str, server: &str) -> bool {
         let Some(members) = self.projects.get_mut(name) else {
-            return false;
+            // A file being repaired has no parsed projects: the project as written is edited
+            // (a member naming a server that is gone is what made it fail).
+            return match self
+                .document
+                .get_mut("projects")
+                .and_then(|p| p.get_mut(name))
+            {
+                Some(Value::Array(list)) => {
+                    let before = list.len();
+                    list.retain(|m| m.as_str() != Some(server));
+                    list.len() != before
+                }
+                _ => false,
+            };
         };
         let before = members.len();
         members.retain(|m| m != server);
