@@ -632,3 +632,86 @@ async fn a_tenant_and_its_model_are_told_which_servers_are_missing_but_not_their
         .unwrap_or_default()
         .contains("echo"));
 }
+
+/// A server that is up but slow to list is left out of a listing that cannot wait, and the
+/// `list_changed` the listing promises comes when its list is read.
+#[test]
+fn a_server_slow_to_list_is_announced_when_its_list_is_read() {
+    use std::io::{BufRead, Write};
+    let server = test_server().display().to_string();
+    let s = Scratch::new(json!({
+        "good": {"command": server},
+        "slowlist": {"command": server, "env": {"MCP_TEST_LIST_DELAY_MS": "3000"}},
+    }));
+    let mut serve = s
+        .cli(&["serve", "--list-wait", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = serve.stdin.take().unwrap();
+    let stdout = std::io::BufReader::new(serve.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
+    let next = |what: &str, until: &dyn Fn(&Value) -> bool| -> Value {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(v) if until(&v) => return v,
+                Ok(_) => {}
+                Err(_) => panic!("{what}: nothing within 20 s"),
+            }
+        }
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    next("initialize", &|v| v["id"] == 1);
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}));
+    let first = next("the first tools/list", &|v| v["id"] == 2);
+    let names = first["result"]["tools"].to_string();
+    assert!(
+        names.contains("good__echo") && !names.contains("slowlist__echo"),
+        "{first}"
+    );
+    let missing = &first["result"]["_meta"]["mcp-registry/unavailable"];
+    assert_eq!(unavailable(missing), ["slowlist"], "{first}");
+    // Each listing that gave up announces when its list is read; the list is then cached
+    // (a 2026-07-28 upstream's is read once more when our listen on it is acknowledged).
+    let mut listed = Value::Null;
+    for id in 3..8 {
+        next("list_changed", &|v| {
+            v["method"] == "notifications/tools/list_changed"
+        });
+        send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {}}));
+        listed = next("a later tools/list", &|v| v["id"] == id);
+        if listed["result"]["tools"]
+            .to_string()
+            .contains("slowlist__echo")
+        {
+            break;
+        }
+    }
+    assert!(
+        listed["result"]["tools"]
+            .to_string()
+            .contains("slowlist__echo"),
+        "{listed}"
+    );
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -35,6 +35,12 @@ impl Session {
         lock(&self.owners)
     }
 
+    /// Tells this session's clients that `server`'s lists, left out of a listing that gave
+    /// up waiting for them, are there now.
+    pub fn announce_up(&self, server: &str) {
+        self.manager.announce_up(server);
+    }
+
     /// The servers this session holds open.
     pub fn servers(&self) -> Vec<String> {
         self.manager.servers()

@@ -219,6 +219,14 @@ impl ConnectionManager {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// Tells this pool's clients that `server`'s tools, prompts and resources, left out of
+    /// a listing that gave up waiting, are there now (its `list_changed`).
+    pub fn announce_up(&self, server: &str) {
+        if let Some(slot) = self.slots().get(server) {
+            slot.announce_up();
+        }
+    }
+
     /// How many times `server` was restarted after its connection died.
     pub fn restarts(&self, server: &str) -> u64 {
         self.slots()

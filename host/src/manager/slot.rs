@@ -253,7 +253,7 @@ impl Slot {
 
     /// Tells the clients of the pool that the server's tools, prompts and resources (left
     /// out of earlier listings) are there now.
-    fn announce_up(&self) {
+    pub(super) fn announce_up(&self) {
         if let Some(events) = &self.hooks.events {
             for event in [
                 ServerEvent::ToolsChanged(self.name.clone()),

@@ -166,24 +166,35 @@ impl RequestScope {
     }
 
     /// One listing of every upstream server the tenant sees, concurrently (the first listing
-    /// also connects them). A server that fails, or is still connecting after the listing
-    /// wait, is left out and named in [`Gathered::missing`]; a late one keeps connecting,
-    /// and its pool announces it when it is up.
+    /// also connects them). A server that fails, or has not answered within the listing
+    /// wait, is left out and named in [`Gathered::missing`]. A late one keeps connecting and
+    /// its listing keeps going: when it is done, its pool announces the server's lists
+    /// changed (one such follow-up per pool and server at a time).
     pub(super) async fn gather<T, F>(
         &self,
         what: &str,
         list: impl Fn(Arc<Session>, String) -> F,
     ) -> Gathered<T>
     where
-        F: std::future::Future<Output = Result<Vec<T>, AggregatorError>>,
+        F: std::future::Future<Output = Result<Vec<T>, AggregatorError>> + Send + 'static,
+        T: Send + 'static,
     {
         let servers = self.tenant.servers();
         let wait = self.shared.list_wait;
-        let results = futures::future::join_all(
-            servers
-                .iter()
-                .map(|s| tokio::time::timeout(wait, list(self.pool(s), s.clone()))),
-        )
+        let results = futures::future::join_all(servers.iter().map(|s| {
+            let pool = self.pool(s);
+            let mut listing = tokio::spawn(list(pool.clone(), s.clone()));
+            async move {
+                match tokio::time::timeout(wait, &mut listing).await {
+                    Ok(Ok(listed)) => Listed::Done(listed),
+                    Ok(Err(panicked)) => Listed::Failed(panicked.to_string()),
+                    Err(_) => {
+                        self.follow_late_listing(pool, s.clone(), listing);
+                        Listed::Late
+                    }
+                }
+            }
+        }))
         .await;
         let mut gathered = Gathered {
             items: Vec::new(),
@@ -191,11 +202,15 @@ impl RequestScope {
         };
         for (server, result) in servers.iter().zip(results) {
             let why = match result {
-                Ok(Ok(items)) => {
+                Listed::Done(Ok(items)) => {
                     gathered.items.extend(items);
                     continue;
                 }
-                Ok(Err(e)) => {
+                Listed::Failed(why) => {
+                    tracing::warn!(server, "listing {what} failed: {why}");
+                    "listing failed".to_owned()
+                }
+                Listed::Done(Err(e)) => {
                     // The pool warned when it found the server down; other failures are news.
                     if !matches!(e, AggregatorError::Down { .. }) {
                         tracing::warn!(server, error = %e, "cannot list {what}; leaving them out");
@@ -203,7 +218,7 @@ impl RequestScope {
                     // A tenant learns how a server failed, never its stderr or command.
                     self.told(&e, server)
                 }
-                Err(_) => {
+                Listed::Late => {
                     tracing::warn!(
                         server,
                         "no {what} within {}; leaving them out until it is up",
@@ -218,6 +233,31 @@ impl RequestScope {
             gathered.missing.insert(server.clone(), why);
         }
         gathered
+    }
+
+    /// Waits, in the background, for a listing of `server` that a client stopped waiting
+    /// for, and announces the server's lists changed when it is done (the promise a listing
+    /// makes when it leaves a server out). One follow-up per pool and server at a time;
+    /// another is stopped.
+    fn follow_late_listing<T: Send + 'static>(
+        &self,
+        pool: Arc<Session>,
+        server: String,
+        listing: tokio::task::JoinHandle<Result<Vec<T>, AggregatorError>>,
+    ) {
+        let key = (Arc::as_ptr(&pool) as usize, server.clone());
+        if !crate::locks::lock(&self.shared.following).insert(key.clone()) {
+            listing.abort();
+            return;
+        }
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let done = listing.await;
+            crate::locks::lock(&shared.following).remove(&key);
+            if matches!(done, Ok(Ok(_))) {
+                pool.announce_up(&server);
+            }
+        });
     }
 
     /// Every upstream tool the tenant may call (and `serve --filter` shows), in registry
@@ -302,6 +342,15 @@ impl RequestScope {
             .min_by(|a, b| a.0.cmp(&b.0))
             .ok_or_else(|| AggregatorError::UnknownResource(uri.to_owned()))
     }
+}
+
+/// How one server's listing ended for a [`RequestScope::gather`].
+enum Listed<T> {
+    Done(Result<Vec<T>, AggregatorError>),
+    /// Its task panicked.
+    Failed(String),
+    /// Not within the listing wait (it goes on in the background).
+    Late,
 }
 
 /// What a listing across servers found.

@@ -47,6 +47,9 @@ pub(super) struct Shared {
     pub(super) tasks: super::tasks::HostedTasks,
     /// How long a listing waits for servers still connecting.
     pub(super) list_wait: std::time::Duration,
+    /// Listings of (pool, server) a client gave up waiting for, still being followed so
+    /// that their `list_changed` is sent.
+    pub(super) following: std::sync::Mutex<std::collections::HashSet<(usize, String)>>,
     /// The `--filter` rules already reported as matching nothing.
     filter_reported: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -232,6 +235,7 @@ impl Shared {
             tasks: Default::default(),
             list_wait: options.list_wait,
             filter_reported: Default::default(),
+            following: Default::default(),
         }))
     }
 }

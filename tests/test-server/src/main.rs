@@ -18,6 +18,7 @@
 //! - `MCP_TEST_STARTUP_DELAY_MS`: sleep this long before answering anything (an
 //!   "expensive initialization", the case persistent connections exist for);
 //! - `MCP_TEST_PAGE_SIZE`: page `tools/list` with this many tools per page;
+//! - `MCP_TEST_LIST_DELAY_MS`: answer each `tools/list` this much later (up, but slow to list);
 //! - `MCP_TEST_PID_FILE`: append this process's pid (one line) to that file at start-up, so a
 //!   test can find every process a plugin started even if the plugin never reported it;
 //! - `MCP_TEST_POST_FILE`: where the `post` tool (an egress stand-in) records what it was
@@ -588,6 +589,13 @@ impl ServerHandler for TestServer {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        // A server that is up but slow to list (a cold cache, a remote it asks first).
+        if let Some(ms) = std::env::var("MCP_TEST_LIST_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let tools = self.all_tools();
         let Some(page_size) = self.page_size else {
             return Ok(ListToolsResult::with_all_items(tools));
