@@ -5,7 +5,6 @@
 //! `add` and `counter`); the plugin's own grants name both servers.
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 
 use serde_json::{json, Value};
 
@@ -54,22 +53,21 @@ async fn the_same_grants_give_the_same_answer_through_every_front_end() {
         .to_string(),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
-        .arg("--config")
-        .arg(&s.config)
-        .args(["serve", "--http", "127.0.0.1:0", "--code-mode"])
-        .args(["--filter", "a:-add;b"])
-        .arg("--tenants")
-        .arg(s.path("tenants.json"))
-        .arg("--plugins")
-        .arg(s.path("plugins.json"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = served_address(&mut child).await;
+    let (tenants, plugins) = (s.path("tenants.json"), s.path("plugins.json"));
+    let (_child, addr) = serve_http(
+        &s.config,
+        &code_mode_cache(),
+        &[
+            "--code-mode",
+            "--filter",
+            "a:-add;b",
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ],
+    )
+    .await;
 
     // What the tenant is shown: each rule has hidden its tool.
     let listed = request(&addr, KEY, "tools/list", json!({})).await;

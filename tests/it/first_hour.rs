@@ -573,26 +573,19 @@ async fn a_tenant_and_its_model_are_told_which_servers_are_missing_but_not_their
     let tenants = json!({"tenants": {"t": {"keys": [digest(KEY)],
         "servers": ["good", "broken", "hang"], "code_mode": true}}});
     std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
-        .arg("--config")
-        .arg(&s.config)
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
+    let tenants = s.path("tenants.json");
+    let (_child, addr) = serve_http(
+        &s.config,
+        &code_mode_cache(),
+        &[
             "--code-mode",
             "--list-wait",
             "1",
-        ])
-        .arg("--tenants")
-        .arg(s.path("tenants.json"))
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = served_address(&mut child).await;
+            "--tenants",
+            tenants.to_str().unwrap(),
+        ],
+    )
+    .await;
     // The listing has the good server's tools and names the two others, with what failed
     // and how, not the server's stderr or command (those are the operator's).
     let listed = request(&addr, KEY, "tools/list", json!({})).await;

@@ -46,18 +46,13 @@ async fn a_snippet_that_read_a_secret_and_untrusted_text_cannot_post() {
         .to_string(),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
-        .arg("--config")
-        .arg(&s.config)
-        .args(["serve", "--http", "127.0.0.1:0", "--code-mode", "--tenants"])
-        .arg(s.path("tenants.json"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = served_address(&mut child).await;
+    let tenants = s.path("tenants.json");
+    let (_child, addr) = serve_http(
+        &s.config,
+        &code_mode_cache(),
+        &["--code-mode", "--tenants", tenants.to_str().unwrap()],
+    )
+    .await;
     let run = |code: String| {
         let addr = addr.clone();
         async move {
@@ -331,18 +326,13 @@ async fn a_tenants_own_labels_tighten_the_registrys() {
         .to_string(),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
-        .arg("--config")
-        .arg(&s.config)
-        .args(["serve", "--http", "127.0.0.1:0", "--code-mode", "--tenants"])
-        .arg(s.path("tenants.json"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = served_address(&mut child).await;
+    let tenants = s.path("tenants.json");
+    let (_child, addr) = serve_http(
+        &s.config,
+        &code_mode_cache(),
+        &["--code-mode", "--tenants", tenants.to_str().unwrap()],
+    )
+    .await;
     for (key, stopped) in [("strict-key", true), ("lax-key", false)] {
         let code = format!(
             "await tools.vault.echo({{message: '{SECRET}'}});\n\
@@ -380,18 +370,13 @@ async fn the_typescript_sdk_client_cannot_post_after_a_secret_and_untrusted_text
             .to_string(),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", s.cache())
-        .arg("--config")
-        .arg(&s.config)
-        .args(["serve", "--http", "127.0.0.1:0", "--tenants"])
-        .arg(s.path("tenants.json"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = served_address(&mut child).await;
+    let tenants = s.path("tenants.json");
+    let (_child, addr) = serve_http(
+        &s.config,
+        &s.cache(),
+        &["--tenants", tenants.to_str().unwrap()],
+    )
+    .await;
     let calls = json!([
         ["vault__echo", {"message": SECRET}],
         ["web__echo", {"message": INJECTION}],

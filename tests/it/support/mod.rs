@@ -6,7 +6,7 @@
 pub mod haproxy;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -449,6 +449,28 @@ pub fn append_line(log: &Path, line: &str) {
         .open(log)
         .unwrap();
     let _ = writeln!(f, "{line}");
+}
+
+/// `mcp-registry --config REGISTRY serve --http 127.0.0.1:0 ARGS...` with `cache` as its
+/// cache directory, killed when dropped: the child and its `HOST:PORT`.
+pub async fn serve_http(
+    config: &Path,
+    cache: &Path,
+    args: &[&str],
+) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .env("MCP_REGISTRY_CACHE_DIR", cache)
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = served_address(&mut child).await;
+    (child, addr)
 }
 
 /// Reads a `serve --http` child's stderr (piped) until it names its MCP address
