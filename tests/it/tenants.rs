@@ -797,3 +797,36 @@ fn tenant_key_prints_a_new_key_and_its_digest_line() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest(key));
 }
+
+/// A 2026-07-28 request is session-less whatever `Mcp-Session-Id` it carries: a made-up id
+/// buys it no session's own processes (each would be one more, past `limits.sessions`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_session_id_on_a_2026_request_buys_no_process() {
+    let s = setup();
+    let (_child, addr) = serve(&s, &[]).await;
+    let mut pids = std::collections::BTreeSet::new();
+    for id in ["", "made-up-1", "made-up-2", "made-up-3"] {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "s__pid", "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let mut headers = vec![
+            ("mcp-protocol-version", "2026-07-28".to_string()),
+            ("mcp-method", "tools/call".to_string()),
+            ("mcp-name", "s__pid".to_string()),
+            ("authorization", format!("Bearer {ACME_KEY}")),
+        ];
+        if !id.is_empty() {
+            headers.push(("mcp-session-id", id.to_string()));
+        }
+        let r = http(&addr, "POST", &headers, &body.to_string()).await;
+        let pid = text_of(&r);
+        assert!(!pid.is_empty(), "{id}: {}", r.body);
+        pids.insert(pid);
+    }
+    assert_eq!(
+        pids.len(),
+        1,
+        "one process for every session-less request: {pids:?}"
+    );
+}

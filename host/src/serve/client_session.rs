@@ -142,9 +142,14 @@ impl RegistryServer {
                 (local, tenants)
             }
         };
-        // Stdio is one protocol session; over HTTP, a request with `Mcp-Session-Id` belongs
-        // to one (2026-07-28 requests have none).
-        let in_session = parts.is_none_or(|p| p.headers.contains_key("mcp-session-id"));
+        // Stdio is one protocol session; over HTTP, a 2025-11-25 request with
+        // `Mcp-Session-Id` belongs to one. A 2026-07-28 request has none, whatever header it
+        // carries: rmcp serves it statelessly, and a made-up id must not buy it a session's
+        // own processes (past `limits.sessions`) or a fresh flow-control context.
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| !v.has_initialize());
+        let in_session = parts.is_none_or(|p| p.headers.contains_key("mcp-session-id") && !modern);
         let own = if in_session {
             self.bind(&tenant, &tenants)?;
             self.own_session(&tenant, &tenants)
