@@ -183,13 +183,17 @@ impl ServeFrom for Scratch {
             "--config".into(),
             self.config.display().to_string(),
             "serve".into(),
+            // Interop, not start-up time: under a loaded CI machine a Node server can take
+            // longer than the default 5 s to list, and these clients list once.
+            "--list-wait".into(),
+            "30".into(),
         ]
     }
 
     /// `serve --http` on a free loopback port; the child and its URL.
     fn serve_http(&self) -> (std::process::Child, String) {
         let mut child = self
-            .cli(&["serve", "--http", "127.0.0.1:0"])
+            .cli(&["serve", "--http", "127.0.0.1:0", "--list-wait", "30"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
