@@ -5,7 +5,9 @@
 //! [`manager`] (a pool of connections) -> [`aggregator`] (namespace, temporary and persistent
 //! routing) -> [`plugin`] (wasmtime embedding; its components from files or, through
 //! [`oci`], registries) -> [`serve`] (the registry as an MCP server)
-//! -> [`cli`] (the `mcp-registry` binary). Each layer parses or classifies once: a tool name
+//! -> [`cli`] (the `mcp-registry` binary); [`pins`] (pinned tool definitions, applied by the
+//! aggregator) sits under the aggregator and [`audit`] (the hash-chained record of runs and
+//! calls) under the plugin layer. Each layer parses or classifies once: a tool name
 //! is a [`ToolName`] from where it enters, an error has one [`ErrorKind`] that every front
 //! end maps to its own wire.
 //!
@@ -36,16 +38,19 @@
 
 pub mod access;
 pub mod aggregator;
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod codemode;
 pub mod config;
+pub mod digest;
 pub mod files;
 pub mod flow;
 mod locks;
 pub mod manager;
 pub mod names;
 pub mod oci;
+pub mod pins;
 pub mod plugin;
 pub mod serve;
 

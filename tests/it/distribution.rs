@@ -94,7 +94,7 @@ impl Drop for LocalRegistry {
 
 /// A fresh ECDSA P-256 key pair written as `NAME.key` (PKCS#8) and `NAME.pub` (SPKI), the
 /// forms `openssl genpkey` and `cosign.pub` use.
-fn key_pair(s: &Scratch, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn key_pair(s: &Scratch, name: &str) -> (PathBuf, PathBuf) {
     let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
     let (private, public) = (
         s.path(&format!("{name}.key")),

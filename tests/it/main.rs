@@ -8,6 +8,7 @@
 mod support;
 
 mod access;
+mod audit;
 mod codemode;
 mod compat;
 mod config_cli;
@@ -24,6 +25,7 @@ mod languages;
 mod lifecycle;
 mod ops;
 mod otlp;
+mod pins;
 mod plugin;
 mod reload;
 mod remote;

@@ -93,6 +93,16 @@ pub enum AggregatorError {
         /// Tool name (un-namespaced).
         tool: String,
     },
+    /// The tool's definition no longer matches its pin (see [`crate::pins`]).
+    #[error("tool \"{tool}\" of server \"{server}\" is quarantined: {why}; review it with `mcp-registry pins diff {server}__{tool}`, approve it with `mcp-registry pins approve {server}__{tool}`")]
+    Quarantined {
+        /// Server name.
+        server: String,
+        /// Tool name (un-namespaced).
+        tool: String,
+        /// What drifted.
+        why: String,
+    },
     /// Arguments are not a JSON object.
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
@@ -128,7 +138,9 @@ impl AggregatorError {
             AggregatorError::BadToolName(_)
             | AggregatorError::InvalidArguments(_)
             | AggregatorError::SessionClosed => ErrorKind::Invalid,
-            AggregatorError::Filtered { .. } => ErrorKind::Denied,
+            AggregatorError::Filtered { .. } | AggregatorError::Quarantined { .. } => {
+                ErrorKind::Denied
+            }
             AggregatorError::Limit(_) => ErrorKind::Limit,
             AggregatorError::Down { .. } => ErrorKind::ServerFailed,
             AggregatorError::Client(c) => match c {

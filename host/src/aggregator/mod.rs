@@ -18,12 +18,13 @@ use rmcp::model::{CallToolResult, Prompt, Tool};
 use serde_json::{Map, Value};
 
 use crate::client::{CallOptions, ClientError, ConnectHooks, ServerConnection, ShutdownPolicy};
-use crate::config::{Registry, ServerConfig};
+use crate::config::{Pinning, Registry, ServerConfig};
 use crate::locks::{lock, read, write};
 use crate::manager::{take_permit, ConnectionManager, ProcessBudget};
 use crate::names::{AsToolName, ToolName};
 
 mod error;
+mod pinned;
 mod resources;
 mod session;
 
@@ -116,6 +117,11 @@ struct Inner {
     /// Replaced whole on reload ([`Aggregator::replace_registry`]).
     registry: std::sync::RwLock<Arc<Registry>>,
     cache: Mutex<HashMap<String, CachedTools>>,
+    /// The pins in force (none: tools are not pinned); first sights and approvals update
+    /// them, a reload replaces them with the file's.
+    pins: Mutex<Option<Pinning>>,
+    /// Drifts already logged (`server__tool: why`), so each is said once, not per listing.
+    drifts_logged: Mutex<std::collections::HashSet<String>>,
     /// Temporary connections being closed after their call returned.
     closing: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
 }
@@ -135,6 +141,8 @@ impl Aggregator {
     pub fn new(registry: Registry) -> Self {
         Self {
             inner: Arc::new(Inner {
+                pins: Mutex::new(registry.pinning().cloned()),
+                drifts_logged: Mutex::default(),
                 registry: std::sync::RwLock::new(Arc::new(registry)),
                 cache: Mutex::new(HashMap::new()),
                 closing: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
@@ -178,13 +186,24 @@ impl Aggregator {
     /// Replaces the registry (a reload): later connections use the new server
     /// configurations, and the cached tool lists of servers that changed or went are dropped.
     /// Connections already open are the caller's to reconfigure ([`Session::reconfigure`]).
-    pub fn replace_registry(&self, registry: Registry) {
+    /// The pins are the new registry's (its pins file as read now); returns whether they
+    /// differ from those in force (an approval: the listings change).
+    pub fn replace_registry(&self, registry: Registry) -> bool {
         let old = self.registry();
         {
             let mut cache = lock(&self.inner.cache);
             cache.retain(|server, _| old.server(server) == registry.server(server));
         }
+        let pins_changed = {
+            let mut pins = lock(&self.inner.pins);
+            let changed = pins.as_ref() != registry.pinning();
+            if changed {
+                *pins = registry.pinning().cloned();
+            }
+            changed
+        };
         *write(&self.inner.registry) = Arc::new(registry);
+        pins_changed
     }
 
     fn server_config(&self, server: &str) -> Result<ServerConfig, AggregatorError> {
@@ -212,9 +231,10 @@ impl Aggregator {
             .server(server)
             .map(|c| c.tools.clone())
             .unwrap_or_default();
+        let drifted = self.drifted(server, &tools);
         tools
             .into_iter()
-            .filter(|t| filter.permits(&t.name))
+            .filter(|t| filter.permits(&t.name) && !drifted.contains_key(t.name.as_ref()))
             .map(|t| NamespacedTool::new(server, t))
             .collect()
     }
@@ -281,6 +301,16 @@ impl Aggregator {
             let permit =
                 take_permit(&self.budgets).map_err(|l| AggregatorError::Limit(l.to_string()))?;
             let conn = ServerConnection::connect(server, &config).await?;
+            if self.pins_on() {
+                let listed = conn.list_tools().await;
+                if let Err(e) = listed
+                    .map_err(AggregatorError::from)
+                    .and_then(|tools| self.check_pinned(&name, &tools))
+                {
+                    conn.close_with(ShutdownPolicy::PROMPT).await;
+                    return Err(e);
+                }
+            }
             let result = conn.call_tool_with(tool, arguments, options).await;
             let result =
                 unknown_tool_as_not_found(server, tool, result, || conn.list_tools()).await;

@@ -14,6 +14,7 @@ use crate::config;
 use crate::Aggregator;
 
 mod args;
+mod audit;
 mod cases;
 mod commands;
 mod edit;
@@ -22,6 +23,7 @@ mod exec;
 mod import;
 mod install;
 mod logging;
+mod pins;
 mod policy_args;
 mod prompt;
 mod publish;
@@ -161,6 +163,19 @@ pub enum Command {
         #[command(subcommand)]
         action: seed::AliasAction,
     },
+    /// The audit log (the registry's `"audit"`): check it offline.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: audit::AuditAction,
+    },
+    /// Pinned tool definitions (the registry's `"pins"`): list them, show what drifted,
+    /// approve a tool as it is now.
+    Pins {
+        /// What to do.
+        #[command(subcommand)]
+        action: pins::PinsAction,
+    },
     /// Run a plugin (a Wasm component) and print its JSON output; or, with --policy, run
     /// every plugin of a policy file concurrently, each as its own tenant.
     Run {
@@ -297,11 +312,14 @@ pub fn main() -> ExitCode {
             crate::client::ShutdownPolicy::PROMPT,
         ));
         runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        crate::audit::close_all();
         logging::finish();
         std::process::exit(code);
     }
     // Tasks still running end now, closing their spans, before the last spans are flushed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // The audit log's last lines get their signed checkpoint.
+    crate::audit::close_all();
     logging::finish();
     match outcome {
         Ok(code) => code,
@@ -366,6 +384,7 @@ async fn stop_on_signal(stopped_code: Option<i32>, hangup: bool) {
     STOPPED_WITH.store(code, std::sync::atomic::Ordering::SeqCst);
     crate::client::process::stop_spawning();
     crate::client::terminate_all(crate::client::ShutdownPolicy::PROMPT).await;
+    crate::audit::close_all();
     std::process::exit(code);
 }
 
@@ -489,6 +508,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get { name } => seed::get(path, &name),
         Command::Show => seed::show(path),
         Command::Alias { action } => seed::alias(path, &action),
+        Command::Pins { action } => pins::pins(path, &action).await,
+        Command::Audit { action } => audit::audit(&action),
         Command::Run {
             plugin,
             input,

@@ -152,6 +152,8 @@ pub struct Scope {
     pub taint: Option<crate::flow::SharedTaint>,
     /// Labels the client of `execute` adds to the registry's (its tenant's).
     pub added_labels: Option<crate::flow::AddedLabels>,
+    /// Who the snippet runs for (a tenant's name), as the audit log records it.
+    pub principal: Option<String>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -286,6 +288,7 @@ impl CodeMode {
             log_level: scope.log_level,
             taint: scope.taint,
             added_labels: scope.added_labels,
+            principal: scope.principal,
         };
         let outcome = host.run_with(&self.engine, &input, &policy, options).await;
         let execution = match outcome {

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::names::{validate_server_name, ToolName, SEPARATOR};
 
+mod audit;
 mod edits;
 mod entry;
 mod expand;
@@ -23,10 +24,12 @@ mod filter;
 pub mod json;
 mod labels;
 mod paths;
+mod pins;
 mod projects;
 mod remote;
 pub mod tenants;
 
+pub use audit::{AuditSettings, DEFAULT_CHECKPOINT_EVERY};
 use entry::parse_server;
 pub use expand::ExpandError;
 pub use filter::{parse_filter, FilterSpecError, ToolFilter};
@@ -34,6 +37,7 @@ use json::{kind, Fields};
 pub use json::{JsonFileError, Location};
 pub use labels::{Labels, ServerLabels};
 pub use paths::{cache_dir, default_path, CACHE_ENV, CONFIG_ENV};
+pub use pins::{PinFile, PinMode, Pinning, ServerPins, ToolPin, DEFAULT_PINS_FILE};
 
 /// Default time allowed to spawn a server and finish the MCP handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -239,6 +243,10 @@ pub struct Registry {
     projects: BTreeMap<String, Vec<String>>,
     /// Entries marked `"disabled": true`: kept in the file, left out of [`Registry::servers`].
     disabled: std::collections::BTreeSet<String>,
+    /// The `"pins"` policy and the pins file's contents (none: tools are not pinned).
+    pinning: Option<Pinning>,
+    /// Where runs are recorded (`"audit"`), if anywhere.
+    audit: Option<AuditSettings>,
     document: Map<String, Value>,
 }
 
@@ -252,6 +260,8 @@ impl Default for Registry {
             aliases: BTreeMap::new(),
             projects: BTreeMap::new(),
             disabled: Default::default(),
+            pinning: None,
+            audit: None,
             document,
         }
     }
@@ -328,12 +338,22 @@ impl Registry {
         if let Some(flow) = document.get("flow") {
             flow_asks(&top, flow)?;
         }
+        let pinning = document
+            .get("pins")
+            .map(|p| Pinning::parse(&top, p, path))
+            .transpose()?;
+        let audit = document
+            .get("audit")
+            .map(|a| AuditSettings::parse(&top, a, path))
+            .transpose()?;
         Ok(Self {
             path: Some(path.to_path_buf()),
             servers,
             aliases,
             projects,
             disabled,
+            pinning,
+            audit,
             document,
         })
     }
@@ -343,6 +363,16 @@ impl Registry {
     /// `--tenants`; a tenants file says it per tenant.
     pub fn flow_asks(&self) -> bool {
         self.document.get("flow").and_then(Value::as_str) == Some("ask")
+    }
+
+    /// The `"pins"` policy with the pins in force, if tools are pinned.
+    pub fn pinning(&self) -> Option<&Pinning> {
+        self.pinning.as_ref()
+    }
+
+    /// Where runs are recorded (the `"audit"` setting), if anywhere.
+    pub fn audit(&self) -> Option<&AuditSettings> {
+        self.audit.as_ref()
     }
 
     /// The servers marked `"disabled": true`.

@@ -57,6 +57,19 @@ impl TrustedKey {
     }
 }
 
+impl TrustedKey {
+    /// Whether `signature` (base64 DER ECDSA) is this key's signature of `bytes`.
+    pub fn verifies(&self, bytes: &[u8], signature: &str) -> bool {
+        verifies(
+            &StoredSignature {
+                payload: bytes.to_vec(),
+                signature: signature.to_owned(),
+            },
+            &self.key,
+        )
+    }
+}
+
 /// A private key to sign with.
 pub struct SigningKey {
     key: p256::ecdsa::SigningKey,
@@ -82,6 +95,14 @@ impl SigningKey {
             .or_else(|_| p256::SecretKey::from_sec1_pem(&text).map(Into::into))
             .map_err(|e| bad(format!("not a PEM ECDSA P-256 private key ({e})")))?;
         Ok(Self { key })
+    }
+}
+
+impl SigningKey {
+    /// The base64 DER ECDSA P-256/SHA-256 signature of `bytes`.
+    pub fn sign_bytes(&self, bytes: &[u8]) -> String {
+        let signature: p256::ecdsa::Signature = self.key.sign(bytes);
+        base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
     }
 }
 

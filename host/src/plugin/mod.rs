@@ -29,8 +29,10 @@ use crate::aggregator::Aggregator;
 use crate::client::{ProgressSink, RequestRelay, TraceContext};
 use components::ComponentCache;
 
+mod audit;
 mod components;
 mod description;
+mod error;
 mod host;
 mod limits;
 pub mod policy;
@@ -39,6 +41,7 @@ mod snapshot;
 mod state;
 
 pub use description::{grant_report, grants_summary, PluginDescription, Requires};
+pub use error::PluginError;
 pub use limits::TrapKind;
 pub use policy::{load_policy_file, PluginPolicy, PluginSpec, PolicyError, Preopen};
 pub use resources::{CallEntry, CallTrace, Gauges, SessionEntry, SessionRouter, TracedCall};
@@ -65,87 +68,6 @@ mod bindings {
 use bindings::mcp_registry::plugin::{log as wit_log, progress as wit_progress, registry, types};
 
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Errors of the plugin host (loading, instantiating, running).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PluginError {
-    /// The component file could not be read.
-    #[error("{}: cannot read plugin: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The bytes are not a valid component for this world.
-    #[error("{name}: not a valid orchestrator component: {message}")]
-    Invalid {
-        /// Plugin name.
-        name: String,
-        /// What wasmtime reported.
-        message: String,
-    },
-    /// The plugin trapped (or was stopped by a limit) in `describe` or `run`.
-    #[error("plugin {name}: trapped: {message}")]
-    Trap {
-        /// Plugin name.
-        name: String,
-        /// The trap.
-        message: String,
-        /// Which bound stopped it, if one did.
-        kind: TrapKind,
-    },
-    /// The run exceeded its wall-clock deadline and was stopped.
-    #[error("plugin {name}: stopped after its deadline of {deadline:?}")]
-    Deadline {
-        /// Plugin name.
-        name: String,
-        /// The deadline.
-        deadline: Duration,
-    },
-    /// `run` returned an error string.
-    #[error("plugin {name}: {message}")]
-    Failed {
-        /// Plugin name.
-        name: String,
-        /// The guest's message.
-        message: String,
-    },
-    /// `describe` did not return the expected JSON.
-    #[error("plugin {name}: describe() must return {{\"name\", \"description\", \"inputSchema\"}}: {message}")]
-    Describe {
-        /// Plugin name.
-        name: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The engine could not be set up.
-    #[error("wasmtime engine: {0}")]
-    Engine(String),
-    /// The component could not be fetched from its registry, or failed its digest or
-    /// signature check (nothing was compiled).
-    #[error(transparent)]
-    Fetch(#[from] crate::oci::OciError),
-}
-
-impl PluginError {
-    /// How a failed run ended, as metrics count it: `deadline`, `fuel`, `memory` or `stack`
-    /// (a limit hit), `trap`, or `failed` (the guest's own error, or the host's).
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Self::Deadline { .. } => "deadline",
-            Self::Trap { kind, .. } => match kind {
-                TrapKind::Fuel => "fuel",
-                TrapKind::Memory => "memory",
-                TrapKind::Stack => "stack",
-                TrapKind::Deadline => "deadline",
-                _ => "trap",
-            },
-            _ => "failed",
-        }
-    }
-}
 
 struct EpochTicker {
     stop: Arc<AtomicBool>,
@@ -189,6 +111,8 @@ pub struct RunOptions {
     pub taint: Option<crate::flow::SharedTaint>,
     /// Labels its caller adds to the registry's (a tenant's), for flow control.
     pub added_labels: Option<crate::flow::AddedLabels>,
+    /// Who the run is for (a tenant's name), as the audit log records it.
+    pub principal: Option<String>,
 }
 
 /// Admits one call (an embedder's bounds): a guard held while the call runs, or the bound it
@@ -521,6 +445,8 @@ impl PluginHost {
     ) -> Result<String, PluginError> {
         let started = Instant::now();
         let policy = Arc::new(policy.clone());
+        let mut options = options;
+        let audit = audit::RunAudit::start(&self.aggregator, &mut options)?;
         let usage = options.usage.clone();
         let (mut store, stdout, stderr) = self.store(&plugin.name, &policy, options)?;
         let name = plugin.name.to_string();
@@ -544,9 +470,12 @@ impl PluginHost {
         let outcome = tokio::time::timeout(policy.deadline + EPOCH_TICK * 5, run).await;
         forward_output(&plugin.name, "stdout", &stdout);
         forward_output(&plugin.name, "stderr", &stderr);
-        if let (Some(usage), Ok(left)) = (usage, store.get_fuel()) {
-            let given = policy.fuel.unwrap_or(u64::MAX);
-            usage.0.store(given.saturating_sub(left), Ordering::SeqCst);
+        let fuel = store
+            .get_fuel()
+            .map(|left| policy.fuel.unwrap_or(u64::MAX).saturating_sub(left))
+            .unwrap_or(0);
+        if let Some(usage) = usage {
+            usage.0.store(fuel, Ordering::SeqCst);
         }
         // Dropping the store drops every session and call the guest still held.
         drop(store);
@@ -568,6 +497,10 @@ impl PluginHost {
             Ok(Ok(Ok(output))) => Ok(output),
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        if let Some(audit) = audit {
+            let outcome = result.as_ref().map_or_else(PluginError::outcome, |_| "ok");
+            audit.finish(&plugin.name, input, outcome, duration_ms, fuel);
+        }
         match &result {
             Ok(_) => {
                 tracing::info!(target: "mcp_registry::audit", duration_ms, outcome = "ok", "plugin run")

@@ -126,9 +126,13 @@ impl Drop for SessionEntry {
     }
 }
 
-/// The calls of one run, for the embedder to read afterwards (code mode's per-call trace).
+/// The calls of one run, for the embedder to read afterwards (code mode's per-call trace),
+/// and for the audit log (which also wants each call's digests).
 #[derive(Clone, Default)]
-pub struct CallTrace(Arc<std::sync::Mutex<Vec<TracedCall>>>);
+pub struct CallTrace {
+    calls: Arc<std::sync::Mutex<Vec<TracedCall>>>,
+    digests: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// One call of a run: the tool, how long it took, and how it ended.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -140,16 +144,34 @@ pub struct TracedCall {
     /// How it ended: an [`Outcome`](crate::aggregator::Outcome)'s name (`ok`, `tool-error`,
     /// `not-found`, `invalid`, `limit`, ...).
     pub outcome: &'static str,
+    /// The digest (`sha256:`) of its arguments' canonical JSON, where the run is audited
+    /// (not part of what a model reads).
+    #[serde(skip)]
+    pub arguments: Option<String>,
+    /// The digest of its result (content, structured content, error flag), where the run is
+    /// audited and the tool answered.
+    #[serde(skip)]
+    pub result: Option<String>,
 }
 
 impl CallTrace {
     /// The calls so far, in the order they ended.
     pub fn calls(&self) -> Vec<TracedCall> {
-        lock(&self.0).clone()
+        lock(&self.calls).clone()
+    }
+
+    /// From now on, each call's arguments and result are digested too (for the audit log).
+    pub(super) fn digest_calls(&self) {
+        self.digests
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn digests(&self) -> bool {
+        self.digests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(super) fn record(&self, call: TracedCall) {
-        lock(&self.0).push(call);
+        lock(&self.calls).push(call);
     }
 }
 

@@ -90,6 +90,7 @@ impl PluginState {
             log_level,
             taint,
             added_labels,
+            principal: _,
         } = options;
         Self {
             name,
@@ -296,6 +297,8 @@ impl PluginState {
                 tool: name.to_owned(),
                 ms: 0.0,
                 outcome: outcome_name(&Err(error.clone())),
+                arguments: None,
+                result: None,
             });
         }
     }
@@ -328,16 +331,35 @@ pub(super) fn audit(
     req: &CallRequest,
     mode: &str,
     started: Instant,
-    outcome: &CallOutcome,
+    call_outcome: &CallOutcome,
     trace: Option<&CallTrace>,
 ) {
     let duration_ms = started.elapsed().as_secs_f64() * 1e3;
-    let outcome = outcome_name(outcome);
+    let outcome = outcome_name(call_outcome);
     if let Some(trace) = trace {
+        let (arguments, result) = if trace.digests() {
+            let arguments = req
+                .arguments
+                .clone()
+                .map(serde_json::Value::Object)
+                .unwrap_or_default();
+            let result = call_outcome.as_ref().ok().map(|r| {
+                crate::digest::of_json(&serde_json::json!({
+                    "content": r.content,
+                    "structuredContent": r.structured_content,
+                    "isError": r.is_error,
+                }))
+            });
+            (Some(crate::digest::of_json(&arguments)), result)
+        } else {
+            (None, None)
+        };
         trace.record(TracedCall {
             tool: req.name.to_string(),
             ms: duration_ms,
             outcome,
+            arguments,
+            result,
         });
     }
     tracing::info!(

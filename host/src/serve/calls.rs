@@ -218,7 +218,11 @@ impl RequestScope {
                 .await;
         }
         let labels = self.labels_of(&name);
+        let audited = self.audited(labels, arguments.as_ref());
         if let Err(refusal) = self.flow_gate(&name, labels, arguments.as_ref()).await {
+            if let Some(audited) = audited {
+                audited.append(self, &name, None, "denied-flow", 0.0);
+            }
             return Ok(CallToolResult::error(vec![ContentBlock::text(refusal)]));
         }
         crate::locks::lock(&self.taint).add(&name, labels);
@@ -242,38 +246,16 @@ impl RequestScope {
         if let Some(logs) = logs {
             logs.finish().await;
         }
-        let outcome = Outcome::of(&result).as_str();
-        tracing::info!(
-            target: "mcp_registry::calls",
-            server = name.server(),
-            tool = name.tool(),
-            outcome,
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "upstream call"
-        );
-        // Label values come from configured names only: a tool the server does not list
-        // (a caller can make up any number of names) is counted as `unknown`.
-        let listed = match self.shared.aggregator.lists(name.server(), name.tool()) {
-            Some(listed) => listed,
-            // No list of the server yet (a client that calls without listing): ask once;
-            // from then on it is cached.
-            None => pool
-                .list_server_tools(name.server())
-                .await
-                .is_ok_and(|tools| tools.iter().any(|t| t.tool.name == name.tool())),
-        };
-        let tool = if listed { name.tool() } else { "unknown" };
-        self.shared.ops.call(
-            CallLabels {
-                tenant: self.tenant.name.to_string(),
-                server: name.server().to_owned(),
-                tool: tool.to_owned(),
-                outcome: outcome.to_owned(),
-            },
-            started.elapsed(),
-        );
+        self.count_call(&name, &result, started, audited).await;
         match result {
             Ok(r) => Ok(r.for_our_client()),
+            // Granted, but its definition drifted from its pin: said plainly, as a result the
+            // model and its user read.
+            Err(e @ AggregatorError::Quarantined { .. }) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(
+                    e.to_string(),
+                )]))
+            }
             Err(e) => match e.kind() {
                 ErrorKind::NotFound | ErrorKind::Denied => Err(unknown_tool(requested)),
                 ErrorKind::Invalid => Err(ErrorData::invalid_params(e.to_string(), None)),
@@ -285,6 +267,77 @@ impl RequestScope {
                 )])),
             },
         }
+    }
+
+    /// Says how an upstream call ended: the operator's log, the metrics (label values from
+    /// configured names only) and, where calls are recorded, the audit log.
+    async fn count_call(
+        &self,
+        name: &ToolName,
+        result: &Result<CallToolResult, AggregatorError>,
+        started: std::time::Instant,
+        audited: Option<AuditedCall>,
+    ) {
+        let outcome = Outcome::of(result).as_str();
+        tracing::info!(
+            target: "mcp_registry::calls",
+            server = name.server(),
+            tool = name.tool(),
+            outcome,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "upstream call"
+        );
+        // Label values come from configured names only: a tool the server does not list
+        // (a caller can make up any number of names) is counted as `unknown`.
+        let pool = self.pool(name.server());
+        let listed = match self.shared.aggregator.lists(name.server(), name.tool()) {
+            Some(listed) => listed,
+            // No list of the server yet (a client that calls without listing): ask once;
+            // from then on it is cached.
+            None => pool
+                .list_server_tools(name.server())
+                .await
+                .is_ok_and(|tools| tools.iter().any(|t| t.tool.name == name.tool())),
+        };
+        if let Some(audited) = audited {
+            let result_digest = result
+                .as_ref()
+                .ok()
+                .map(|r| crate::digest::of_json(&serde_json::to_value(r).unwrap_or_default()));
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            audited.append(self, name, result_digest, outcome, ms);
+        }
+        let tool = if listed { name.tool() } else { "unknown" };
+        self.shared.ops.call(
+            CallLabels {
+                tenant: self.tenant.name.to_string(),
+                server: name.server().to_owned(),
+                tool: tool.to_owned(),
+                outcome: outcome.to_owned(),
+            },
+            started.elapsed(),
+        );
+    }
+
+    /// The start of a call's audit line, if the registry names an audit log; one that
+    /// cannot be opened is said in the operator's log (the call goes on: it is not the
+    /// caller's fault).
+    fn audited(
+        &self,
+        labels: crate::config::Labels,
+        arguments: Option<&Map<String, Value>>,
+    ) -> Option<AuditedCall> {
+        let log =
+            crate::audit::log_for(&self.shared.aggregator.registry()).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the audit log cannot be opened; calls go unrecorded");
+                None
+            })?;
+        let arguments = arguments.cloned().map(Value::Object).unwrap_or_default();
+        Some(AuditedCall {
+            log,
+            labels,
+            arguments: crate::digest::of_json(&arguments),
+        })
     }
 
     /// Runs a plugin for the tenant: under its policy, within the tenant's grants, its
@@ -310,6 +363,7 @@ impl RequestScope {
             log_level: self.log_level,
             taint: Some(self.taint.clone()),
             added_labels: Some(self.tenant.labels().clone()),
+            principal: Some(tenant.name.to_string()),
             ..RunOptions::default()
         };
         let progress = self.progress_relay().map(|(sink, relay)| {
@@ -341,6 +395,49 @@ impl RequestScope {
                 Err(_) => CallToolResult::success(vec![ContentBlock::text(out)]),
             },
             Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+        }
+    }
+}
+
+/// A plain call of a client session being recorded in the audit log.
+struct AuditedCall {
+    log: Arc<crate::audit::AuditLog>,
+    labels: crate::config::Labels,
+    /// The digest of its arguments.
+    arguments: String,
+}
+
+impl AuditedCall {
+    /// Appends the call's line: who, which tool with which labels, digests of its arguments
+    /// and result, how it ended.
+    fn append(
+        self,
+        scope: &RequestScope,
+        name: &ToolName,
+        result: Option<String>,
+        outcome: &str,
+        ms: f64,
+    ) {
+        let labels = [
+            (self.labels.private, "private"),
+            (self.labels.untrusted, "untrusted"),
+            (self.labels.egress, "egress"),
+        ];
+        let labels: Vec<&str> = labels
+            .into_iter()
+            .filter_map(|(on, label)| on.then_some(label))
+            .collect();
+        let mut record = Map::new();
+        record.insert("kind".into(), "call".into());
+        record.insert("tenant".into(), scope.tenant.name.to_string().into());
+        record.insert("tool".into(), name.to_string().into());
+        record.insert("labels".into(), labels.into());
+        record.insert("arguments".into(), self.arguments.into());
+        record.insert("result".into(), result.into());
+        record.insert("outcome".into(), outcome.into());
+        record.insert("ms".into(), ((ms * 1000.0).round() / 1000.0).into());
+        if let Err(e) = self.log.append(record) {
+            tracing::error!(error = %e, "the call could not be recorded in the audit log");
         }
     }
 }

@@ -188,6 +188,7 @@ impl RequestScope {
             cpu: Some(self.tenant.cpu.clone()),
             relay: Some(Arc::new(self.relay())),
             log_level: self.log_level,
+            principal: Some(tenant.name.to_string()),
         };
         let execution = code_mode.execute(host, code, scope, timeout).await;
         self.shared

@@ -1,5 +1,5 @@
-//! Reloading `serve`'s configuration without a restart: on SIGHUP, and when the registry or
-//! tenants file changes on disk (read every second and compared).
+//! Reloading `serve`'s configuration without a restart: on SIGHUP, and when the registry,
+//! tenants or pins file changes on disk (read every second and compared).
 //!
 //! Why whole files and a diff: a reload reads and checks both files completely before
 //! anything changes, so a broken file is rejected whole (the log line names the file, the
@@ -73,11 +73,15 @@ impl Shared {
         }
         let changed_tenants = next.changes_from(&previous);
         let aliases_changed = before.aliases() != registry.aliases();
-        self.aggregator.replace_registry(registry);
+        let pins_changed = self.aggregator.replace_registry(registry);
         let next = Arc::new(next);
         self.replace_tenants(next.clone());
         next.reconfigure_pools(&previous).await;
-        if !changed_servers.is_empty() || !changed_tenants.is_empty() || aliases_changed {
+        if !changed_servers.is_empty()
+            || !changed_tenants.is_empty()
+            || aliases_changed
+            || pins_changed
+        {
             next.announce_lists_changed();
         }
         let list = |v: &[String]| {
@@ -88,9 +92,10 @@ impl Shared {
             }
         };
         Ok(format!(
-            "servers {}; tenants {}",
+            "servers {}; tenants {}{}",
             list(&changed_servers),
-            list(&changed_tenants)
+            list(&changed_tenants),
+            if pins_changed { "; pins changed" } else { "" }
         ))
     }
 }
@@ -106,10 +111,16 @@ pub(super) async fn reload_and_report(shared: &Shared, sources: &ReloadSources, 
     }
 }
 
-/// The files' contents, to notice a change.
-fn contents(sources: &ReloadSources) -> Vec<Option<Vec<u8>>> {
+/// The files' contents (the pins file too, where the registry has one), to notice a change.
+fn contents(sources: &ReloadSources, shared: &Shared) -> Vec<Option<Vec<u8>>> {
+    let pins = shared
+        .aggregator
+        .registry()
+        .pinning()
+        .map(|p| p.path.clone());
     std::iter::once(&sources.registry)
         .chain(sources.tenants.as_ref())
+        .chain(pins.as_ref())
         .map(|p| std::fs::read(p).ok())
         .collect()
 }
@@ -118,12 +129,12 @@ fn contents(sources: &ReloadSources) -> Vec<Option<Vec<u8>>> {
 pub(super) fn watch(shared: &Arc<Shared>, sources: ReloadSources) {
     let weak = Arc::downgrade(shared);
     let files = sources.clone();
+    let mut seen = contents(&files, shared);
     tokio::spawn(async move {
-        let mut seen = contents(&files);
         loop {
             tokio::time::sleep(WATCH_EVERY).await;
             let Some(shared) = weak.upgrade() else { break };
-            let now = contents(&files);
+            let now = contents(&files, &shared);
             if now != seen {
                 seen = now;
                 reload_and_report(&shared, &files, "a file changed").await;
