@@ -169,6 +169,7 @@ for name, title in [
     ("multitenant.txt", "Many tenants over HTTP (`cargo bench --bench multitenant`)"),
     ("codemode.txt", "Code mode (`cargo bench --bench codemode`)"),
     ("replicas.txt", "Replicas behind HAProxy (`cargo bench --bench replicas`)"),
+    ("guards.txt", "What labels, pins and the audit log cost a plain call (`cargo bench --bench guards`)"),
 ]:
     path = os.path.join(bench, name)
     if os.path.exists(path):

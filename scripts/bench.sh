@@ -26,4 +26,5 @@ cargo bench -p mcp-registry-host --bench http
 cargo bench -p mcp-registry-host --bench multitenant
 cargo bench -p mcp-registry-host --bench codemode
 cargo bench -p mcp-registry-host --bench replicas
+cargo bench -p mcp-registry-host --bench guards
 "$venv/bin/python" bench/report.py

@@ -13,15 +13,13 @@
 mod common;
 #[path = "../../tests/it/support/haproxy.rs"]
 mod haproxy;
-use common::{cargo_build, cpu_s, percentile, root};
+use common::{call_loop, cargo_build, cpu_s, percentile, root};
 
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -77,61 +75,6 @@ fn free_addr() -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// One keep-alive connection calling `s__echo` as tenant `i` until `end`; the latencies (µs)
-/// of calls that started after `warm`, and how many failed.
-async fn connection(addr: String, i: usize, warm: Instant, end: Instant) -> (Vec<f64>, usize) {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "s__echo", "arguments": {"message": "hi"},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}})
-    .to_string();
-    let bearer = format!("Bearer {}", key(i));
-    let (mut latencies, mut failures) = (Vec::new(), 0);
-    'connect: while Instant::now() < end {
-        let Ok(stream) = tokio::net::TcpStream::connect(&addr).await else {
-            failures += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(io).await else {
-            failures += 1;
-            continue;
-        };
-        tokio::spawn(conn);
-        while Instant::now() < end {
-            let request = hyper::Request::post("/mcp")
-                .header("host", &addr)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "tools/call")
-                .header("mcp-name", "s__echo")
-                .header("authorization", &bearer)
-                .body(Full::new(Bytes::from(body.clone())))
-                .expect("a valid request");
-            let started = Instant::now();
-            let Ok(response) = sender.send_request(request).await else {
-                failures += 1;
-                continue 'connect;
-            };
-            let ok = response.status() == 200;
-            let Ok(answer) = response.into_body().collect().await else {
-                failures += 1;
-                continue 'connect;
-            };
-            let answer = answer.to_bytes();
-            let elapsed = started.elapsed();
-            if !ok || !answer.windows(4).any(|w| w == b"\"hi\"") {
-                failures += 1;
-            } else if started >= warm {
-                latencies.push(elapsed.as_secs_f64() * 1e6);
-            }
-        }
-    }
-    (latencies, failures)
-}
-
 /// One row: the load through `front`, and the CPU the replicas and HAProxy spent on it.
 fn measure(label: &str, front: &str, replicas: &[u32], haproxy: Option<u32>) -> String {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -146,7 +89,14 @@ fn measure(label: &str, front: &str, replicas: &[u32], haproxy: Option<u32>) -> 
     let mut before = (0.0, 0.0, 0.0);
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..TENANTS * CONNECTIONS_PER_TENANT)
-            .map(|c| tokio::spawn(connection(front.to_owned(), c % TENANTS, warm, end)))
+            .map(|c| {
+                tokio::spawn(call_loop(
+                    front.to_owned(),
+                    Some(format!("Bearer {}", key(c % TENANTS))),
+                    warm,
+                    end,
+                ))
+            })
             .collect();
         tokio::time::sleep_until(warm.into()).await;
         before = (cpu(replicas), haproxy.map_or(0.0, cpu_s), cpu_s(own));

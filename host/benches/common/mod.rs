@@ -5,6 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::json;
 
 use serde_json::Value;
 
@@ -76,4 +81,67 @@ pub fn cpu_s(pid: u32) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(14) + ticks(15)) / hz
+}
+
+/// One keep-alive HTTP/1.1 connection calling `s__echo` (stateless 2026-07-28 requests, with
+/// `authorization` if given) until `end`; the latencies (µs) of calls that started after
+/// `warm`, and how many failed.
+pub async fn call_loop(
+    addr: String,
+    authorization: Option<String>,
+    warm: Instant,
+    end: Instant,
+) -> (Vec<f64>, usize) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "s__echo", "arguments": {"message": "hi"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    'connect: while Instant::now() < end {
+        let Ok(stream) = tokio::net::TcpStream::connect(&addr).await else {
+            failures += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(io).await else {
+            failures += 1;
+            continue;
+        };
+        tokio::spawn(conn);
+        while Instant::now() < end {
+            let mut request = hyper::Request::post("/mcp")
+                .header("host", &addr)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "s__echo");
+            if let Some(authorization) = &authorization {
+                request = request.header("authorization", authorization);
+            }
+            let request = request
+                .body(Full::new(Bytes::from(body.clone())))
+                .expect("a valid request");
+            let started = Instant::now();
+            let Ok(response) = sender.send_request(request).await else {
+                failures += 1;
+                continue 'connect;
+            };
+            let ok = response.status() == 200;
+            let Ok(answer) = response.into_body().collect().await else {
+                failures += 1;
+                continue 'connect;
+            };
+            let answer = answer.to_bytes();
+            let elapsed = started.elapsed();
+            if !ok || !answer.windows(4).any(|w| w == b"\"hi\"") {
+                failures += 1;
+            } else if started >= warm {
+                latencies.push(elapsed.as_secs_f64() * 1e6);
+            }
+        }
+    }
+    (latencies, failures)
 }
