@@ -111,6 +111,11 @@ struct CachedTools {
     /// generation).
     source: (u64, u64),
     tools: Vec<Tool>,
+    /// The list's drifted tools, as of a generation of the pins (see `pinned`).
+    drifted: Option<(
+        u64,
+        Arc<std::collections::BTreeMap<String, crate::pins::Drift>>,
+    )>,
 }
 
 struct Inner {
@@ -120,6 +125,8 @@ struct Inner {
     /// The pins in force (none: tools are not pinned); first sights and approvals update
     /// them, a reload replaces them with the file's.
     pins: Mutex<Option<Pinning>>,
+    /// Bumped whenever the pins change, so verdicts cached with a tool list are redone.
+    pins_generation: std::sync::atomic::AtomicU64,
     /// Drifts already logged (`server__tool: why`), so each is said once, not per listing.
     drifts_logged: Mutex<std::collections::HashSet<String>>,
     /// Temporary connections being closed after their call returned.
@@ -143,6 +150,7 @@ impl Aggregator {
             inner: Arc::new(Inner {
                 pins: Mutex::new(registry.pinning().cloned()),
                 drifts_logged: Mutex::default(),
+                pins_generation: Default::default(),
                 registry: std::sync::RwLock::new(Arc::new(registry)),
                 cache: Mutex::new(HashMap::new()),
                 closing: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
@@ -199,6 +207,9 @@ impl Aggregator {
             let changed = pins.as_ref() != registry.pinning();
             if changed {
                 *pins = registry.pinning().cloned();
+                self.inner
+                    .pins_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             changed
         };
@@ -474,6 +485,7 @@ impl Aggregator {
             CachedTools {
                 source,
                 tools: tools.clone(),
+                drifted: None,
             },
         );
         Ok(tools)

@@ -3,10 +3,13 @@
 //! sessions, `serve`, plugins, code mode). The pins themselves are [`crate::pins`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use rmcp::model::Tool;
 
 use super::{Aggregator, AggregatorError};
+use crate::client::ServerConnection;
 use crate::config::PinMode;
 use crate::locks::lock;
 use crate::names::ToolName;
@@ -31,6 +34,7 @@ impl Aggregator {
         };
         let (drifted, changed) = crate::pins::check(pinning, server, tools);
         if changed {
+            self.inner.pins_generation.fetch_add(1, Ordering::SeqCst);
             if let Err(e) = pinning.save_server(server) {
                 tracing::warn!(file = %pinning.path.display(), error = %e, "cannot write the pins file");
             }
@@ -75,6 +79,49 @@ impl Aggregator {
             }
         }
         match self.drifted(name.server(), tools).remove(name.tool()) {
+            Some(why) => Err(AggregatorError::Quarantined {
+                server: name.server().to_owned(),
+                tool: name.tool().to_owned(),
+                why: why.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a call to `name` on `conn` if the tool drifted from its pin. The verdict is
+    /// kept with the cached tool list until the list or the pins change, so a call pays a
+    /// lookup, not a hash of every definition.
+    pub(crate) async fn check_pinned_on(
+        &self,
+        conn: &ServerConnection,
+        name: &ToolName,
+    ) -> Result<(), AggregatorError> {
+        if !self.pins_on() {
+            return Ok(());
+        }
+        let source = (conn.id(), conn.tools_generation());
+        let generation = self.inner.pins_generation.load(Ordering::SeqCst);
+        let cached = lock(&self.inner.cache)
+            .get(name.server())
+            .filter(|entry| entry.source == source)
+            .and_then(|entry| entry.drifted.clone())
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, drifted)| drifted);
+        let drifted = match cached {
+            Some(drifted) => drifted,
+            None => {
+                let tools = self.cached_tools(conn).await?;
+                let drifted = Arc::new(self.drifted(name.server(), &tools));
+                let generation = self.inner.pins_generation.load(Ordering::SeqCst);
+                if let Some(entry) = lock(&self.inner.cache).get_mut(name.server()) {
+                    if entry.source == source {
+                        entry.drifted = Some((generation, drifted.clone()));
+                    }
+                }
+                drifted
+            }
+        };
+        match drifted.get(name.tool()) {
             Some(why) => Err(AggregatorError::Quarantined {
                 server: name.server().to_owned(),
                 tool: name.tool().to_owned(),

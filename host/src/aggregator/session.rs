@@ -117,10 +117,7 @@ impl Session {
         let started = Instant::now();
         let result = async {
             let conn = self.manager.connection(server).await?;
-            if self.aggregator.pins_on() {
-                let tools = self.aggregator.cached_tools(&conn).await?;
-                self.aggregator.check_pinned(&name, &tools)?;
-            }
+            self.aggregator.check_pinned_on(&conn, &name).await?;
             let result = conn.call_tool_with(tool, arguments, options).await;
             let listed = || async {
                 // The cached list first; a tool it lacks may be new, so ask again.
