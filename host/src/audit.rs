@@ -45,6 +45,14 @@ pub enum AuditError {
         /// What is wrong with the key.
         message: String,
     },
+    /// The file's last line is not an audit line: the chain cannot go on from it.
+    #[error("audit log {path}: {why}")]
+    NotALog {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// A line breaks the chain or its signature.
     #[error("{path}: line {line}: {why}")]
     Broken {
@@ -60,20 +68,25 @@ pub enum AuditError {
 /// The hash a chain starts from.
 const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An audit log open for appending. One per file per process ([`log_for`]): two writers on
-/// one file would fork its chain.
+/// An audit log open for appending: one per file per process ([`log_for`]), and across
+/// processes one writer at a time (an exclusive lock of the file), each going on from the
+/// file's last line, so a `serve` and an `exec` sharing a registry extend one chain.
 pub struct AuditLog {
     path: PathBuf,
     key: Option<SigningKey>,
     checkpoint_every: u64,
+    values: bool,
     chain: Mutex<Chain>,
 }
 
 struct Chain {
     file: std::fs::File,
-    /// The last line's number and hash.
+    /// The last line's number and hash, as of `end`.
     seq: u64,
     head: String,
+    /// The file's length after our last line: if it is longer now, another process appended
+    /// (a `serve` and an `exec` share one registry) and the chain goes on from its line.
+    end: u64,
     /// Lines since the last checkpoint.
     unsigned: u64,
 }
@@ -129,10 +142,9 @@ impl AuditLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        // The chain goes on from the file's last line.
-        let (seq, head) = last_line(&path)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(io)?;
@@ -140,13 +152,20 @@ impl AuditLog {
             path,
             key,
             checkpoint_every: settings.checkpoint_every,
+            values: settings.values,
             chain: Mutex::new(Chain {
                 file,
-                seq,
-                head,
+                seq: 0,
+                head: GENESIS.into(),
+                end: 0,
                 unsigned: 0,
             }),
         })
+    }
+
+    /// Whether lines hold values beside digests (the setting's `values`).
+    pub fn values(&self) -> bool {
+        self.values
     }
 
     /// Appends `record` (an object: what happened) as the chain's next line, and a signed
@@ -170,24 +189,37 @@ impl AuditLog {
     }
 
     fn write_checkpoint(&self, chain: &mut Chain) -> Result<(), AuditError> {
-        let Some(key) = &self.key else {
-            return Ok(());
-        };
-        let signature = key.sign_bytes(chain.head.as_bytes());
         let mut record = Map::new();
         record.insert("kind".into(), "checkpoint".into());
-        record.insert("signature".into(), signature.into());
         self.write_line(chain, record)?;
         chain.unsigned = 0;
         Ok(())
     }
 
+    /// Appends one line under an exclusive lock of the file (`flock`), going on from the
+    /// file's last line, whoever wrote it.
     fn write_line(
         &self,
         chain: &mut Chain,
         mut record: Map<String, Value>,
     ) -> Result<(), AuditError> {
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let _locked = FileLock::exclusive(&chain.file).map_err(io)?;
+        let len = chain.file.metadata().map_err(io)?.len();
+        if len != chain.end {
+            (chain.seq, chain.head) = last_line(&self.path, &chain.file, len)?;
+        }
         let seq = chain.seq + 1;
+        // A checkpoint signs the hash of everything before it, as it is in the file now.
+        if record.get("kind").and_then(Value::as_str) == Some("checkpoint") {
+            if let Some(key) = &self.key {
+                let signature = key.sign_bytes(chain.head.as_bytes());
+                record.insert("signature".into(), signature.into());
+            }
+        }
         record.insert("seq".into(), seq.into());
         record.insert("prev".into(), chain.head.clone().into());
         record.insert(
@@ -201,13 +233,8 @@ impl AuditLog {
         record.insert("hash".into(), hash.clone().into());
         let mut line = digest::canonical(&Value::Object(record));
         line.push(b'\n');
-        chain
-            .file
-            .write_all(&line)
-            .map_err(|source| AuditError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        (&chain.file).write_all(&line).map_err(io)?;
+        chain.end = len + line.len() as u64;
         chain.seq = seq;
         chain.head = hash;
         chain.unsigned += 1;
@@ -215,43 +242,68 @@ impl AuditLog {
     }
 }
 
-/// The last line's `seq` and `hash` (0 and the genesis hash for a new or empty file).
-fn last_line(path: &Path) -> Result<(u64, String), AuditError> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.into())),
-        Err(source) => {
-            return Err(AuditError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+/// The `seq` and `hash` of the last line of `file` (`len` bytes long), read backwards from
+/// its end; 0 and the genesis hash for an empty file.
+fn last_line(path: &Path, file: &std::fs::File, len: u64) -> Result<(u64, String), AuditError> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: u64 = 64 * 1024;
+    let io = |source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
     };
-    let mut last = None;
-    let mut number = 0;
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(|source| AuditError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        number += 1;
-        if !line.trim().is_empty() {
-            last = Some(line);
+    // The bytes after the last newline but one (the file ends with a newline).
+    let mut tail: Vec<u8> = Vec::new();
+    let mut at = len;
+    let line = loop {
+        let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+        if let Some(i) = body.iter().rposition(|b| *b == b'\n') {
+            break body[i + 1..].to_vec();
         }
-    }
-    let Some(last) = last else {
+        if at == 0 {
+            break body.to_vec();
+        }
+        let start = at.saturating_sub(CHUNK);
+        let mut chunk = vec![0; (at - start) as usize];
+        file.read_exact_at(&mut chunk, start).map_err(io)?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        at = start;
+    };
+    if line.iter().all(u8::is_ascii_whitespace) {
         return Ok((0, GENESIS.into()));
-    };
-    let value: Value = serde_json::from_str(&last).unwrap_or_default();
+    }
+    let value: Value = serde_json::from_slice(&line).unwrap_or_default();
     match (value["seq"].as_u64(), value["hash"].as_str()) {
         (Some(seq), Some(hash)) => Ok((seq, hash.to_owned())),
-        _ => Err(AuditError::Broken {
+        _ => Err(AuditError::NotALog {
             path: path.to_path_buf(),
-            line: number,
-            why: "not an audit line, so the chain cannot go on from it; check the file with \
-                  `mcp-registry audit verify` and move it aside"
+            why: "the last line is not an audit line, so the chain cannot go on from it; check \
+                  the file with `mcp-registry audit verify` and move it aside"
                 .into(),
         }),
+    }
+}
+
+/// An exclusive `flock` of a file, released when dropped: one writer at a time across
+/// processes.
+struct FileLock<'a>(&'a std::fs::File);
+
+impl<'a> FileLock<'a> {
+    fn exclusive(file: &'a std::fs::File) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock(2) on a descriptor we own for the life of the guard.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self(file))
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as above.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 

@@ -151,3 +151,77 @@ fn a_runs_record_verifies_and_each_tampering_names_its_line() {
         "{said}"
     );
 }
+
+/// With `"values": true` a plugin run's line holds its input and each call's arguments and
+/// result, and `audit extract` turns it into a recording that `run --replay` plays back with
+/// no server at all, to the same output.
+#[test]
+fn a_run_recorded_with_values_replays_from_the_log_alone() {
+    let s = Scratch::new(json!({"alpha": {"command": test_server().display().to_string()}}));
+    let mut registry: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config).unwrap()).unwrap();
+    registry["audit"] = json!({"file": "audit.jsonl", "values": true});
+    std::fs::write(&s.config, registry.to_string()).unwrap();
+    let probe = guest("probe");
+    let probe = probe.to_str().unwrap();
+    let input = r#"{"op": "session_counter", "server": "alpha", "n": 3}"#;
+    let live = s
+        .cli(&["run", probe, "--allow-server", "alpha", "--input", input])
+        .output()
+        .unwrap();
+    assert!(live.status.success(), "{live:?}");
+    let log = std::fs::read_to_string(s.path("audit.jsonl")).unwrap();
+    let run: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(run["input_value"], input, "{run}");
+    assert_eq!(
+        run["calls"][0]["result_value"]["content"][0]["text"], "1",
+        "{run}"
+    );
+
+    let out = s
+        .cli(&[
+            "audit",
+            "extract",
+            s.path("audit.jsonl").to_str().unwrap(),
+            "--seq",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let recording = s.path("run.jsonl");
+    std::fs::write(&recording, &out.stdout).unwrap();
+    std::fs::write(&s.config, r#"{"mcpServers": {}}"#).unwrap();
+    let replayed = s
+        .cli(&["run", probe, "--allow-server", "alpha", "--replay"])
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(replayed.status.success(), "{replayed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&replayed.stdout),
+        String::from_utf8_lossy(&live.stdout)
+    );
+
+    // A log of digests only says why it cannot be replayed.
+    let digests = Scratch::new(json!({"alpha": {"command": test_server().display().to_string()}}));
+    let mut registry: Value =
+        serde_json::from_str(&std::fs::read_to_string(&digests.config).unwrap()).unwrap();
+    registry["audit"] = json!("audit.jsonl");
+    std::fs::write(&digests.config, registry.to_string()).unwrap();
+    let live = digests
+        .cli(&["run", probe, "--allow-server", "alpha", "--input", input])
+        .output()
+        .unwrap();
+    assert!(live.status.success(), "{live:?}");
+    let log = digests.path("audit.jsonl");
+    let out = digests
+        .cli(&["audit", "extract", log.to_str().unwrap(), "--seq", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds digests only"),
+        "{out:?}"
+    );
+}

@@ -18,6 +18,10 @@ pub struct AuditSettings {
     pub key: Option<PathBuf>,
     /// Lines between signed checkpoints.
     pub checkpoint_every: u64,
+    /// Whether lines hold the values (a run's input, each call's arguments and result) beside
+    /// their digests, so a run can be replayed from its record (`audit extract`); off by
+    /// default, since values carry whatever secrets passed through.
+    pub values: bool,
 }
 
 /// Lines between signed checkpoints unless the setting says.
@@ -32,14 +36,19 @@ impl AuditSettings {
         registry: &Path,
     ) -> Result<Self, JsonFileError> {
         let base = registry.parent().unwrap_or(Path::new("."));
-        let (file, key, every) = match value {
-            Value::String(_) => (value, None, None),
+        let (file, key, every, values) = match value {
+            Value::String(_) => (value, None, None, None),
             Value::Object(obj) => {
-                top.only("audit", obj, &["file", "key", "checkpoint_every"])?;
+                top.only("audit", obj, &["file", "key", "checkpoint_every", "values"])?;
                 let file = obj.get("file").ok_or_else(|| {
                     top.err("audit.file", "missing; expected the log file's path")
                 })?;
-                (file, obj.get("key"), obj.get("checkpoint_every"))
+                (
+                    file,
+                    obj.get("key"),
+                    obj.get("checkpoint_every"),
+                    obj.get("values"),
+                )
             }
             other => {
                 return Err(top.err(
@@ -59,10 +68,15 @@ impl AuditSettings {
             .map(|n| top.count("audit.checkpoint_every", n))
             .transpose()?
             .unwrap_or(DEFAULT_CHECKPOINT_EVERY);
+        let values = values
+            .map(|v| top.bool("audit.values", v))
+            .transpose()?
+            .unwrap_or(false);
         Ok(Self {
             path,
             key,
             checkpoint_every,
+            values,
         })
     }
 }

@@ -32,6 +32,9 @@ impl RunAudit {
         };
         let trace = options.trace.get_or_insert_with(CallTrace::default).clone();
         trace.digest_calls();
+        if log.values() {
+            trace.keep_values();
+        }
         Ok(Some(Self {
             log,
             trace,
@@ -41,7 +44,7 @@ impl RunAudit {
 
     /// Appends the run's line; a log that cannot be written is said in the operator's log.
     pub(super) fn finish(self, plugin: &str, input: &str, outcome: &str, ms: f64, fuel: u64) {
-        let record = run_record(
+        let mut record = run_record(
             plugin,
             self.principal.as_deref(),
             input,
@@ -50,14 +53,18 @@ impl RunAudit {
             ms,
             fuel,
         );
+        if self.log.values() {
+            record.insert("input_value".into(), input.into());
+        }
         if let Err(e) = self.log.append(record) {
             tracing::error!(error = %e, "the run could not be recorded in the audit log");
         }
     }
 }
 
-fn millis(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
+/// Whole microseconds: a line holds no fractional number, so its canonical form is cheap.
+fn micros(ms: f64) -> u64 {
+    (ms * 1000.0).round() as u64
 }
 
 fn run_record(
@@ -72,13 +79,18 @@ fn run_record(
     let calls: Vec<Value> = calls
         .iter()
         .map(|c| {
-            json!({
+            let mut call = json!({
                 "tool": c.tool,
                 "arguments": c.arguments,
                 "result": c.result,
                 "outcome": c.outcome,
-                "ms": millis(c.ms),
-            })
+                "us": micros(c.ms),
+            });
+            if let (Some((arguments, result)), Some(call)) = (&c.values, call.as_object_mut()) {
+                call.insert("arguments_value".into(), arguments.clone());
+                call.insert("result_value".into(), result.clone().unwrap_or_default());
+            }
+            call
         })
         .collect();
     let mut record = Map::new();
@@ -91,7 +103,7 @@ fn run_record(
     );
     record.insert("calls".into(), calls.into());
     record.insert("outcome".into(), outcome.into());
-    record.insert("ms".into(), millis(ms).into());
+    record.insert("us".into(), micros(ms).into());
     record.insert("fuel".into(), fuel.into());
     record
 }

@@ -132,6 +132,7 @@ impl Drop for SessionEntry {
 pub struct CallTrace {
     calls: Arc<std::sync::Mutex<Vec<TracedCall>>>,
     digests: Arc<std::sync::atomic::AtomicBool>,
+    values: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One call of a run: the tool, how long it took, and how it ended.
@@ -152,6 +153,9 @@ pub struct TracedCall {
     /// audited and the tool answered.
     #[serde(skip)]
     pub result: Option<String>,
+    /// The arguments and the result themselves, where the audit log keeps values.
+    #[serde(skip)]
+    pub values: Option<(serde_json::Value, Option<serde_json::Value>)>,
 }
 
 impl CallTrace {
@@ -164,6 +168,16 @@ impl CallTrace {
     pub(super) fn digest_calls(&self) {
         self.digests
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// From now on, each call's arguments and result are kept too (the audit log's values).
+    pub(super) fn keep_values(&self) {
+        self.values
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn values(&self) -> bool {
+        self.values.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(super) fn digests(&self) -> bool {

@@ -299,6 +299,7 @@ impl PluginState {
                 outcome: outcome_name(&Err(error.clone())),
                 arguments: None,
                 result: None,
+                values: None,
             });
         }
     }
@@ -325,6 +326,21 @@ fn outcome_name(outcome: &CallOutcome) -> &'static str {
     .as_str()
 }
 
+/// A call's result as MCP has it (`content`, `structuredContent`, `isError`), from its WIT
+/// form (which holds the JSON as text).
+fn mcp_result(r: &types::CallResult) -> serde_json::Value {
+    let parsed = |text: &str| {
+        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+    };
+    let mut result = serde_json::Map::new();
+    result.insert("content".into(), parsed(&r.content));
+    if let Some(structured) = &r.structured_content {
+        result.insert("structuredContent".into(), parsed(structured));
+    }
+    result.insert("isError".into(), r.is_error.into());
+    serde_json::Value::Object(result)
+}
+
 /// One audit line per tool call, and its entry in the run's trace.
 pub(super) fn audit(
     plugin: &str,
@@ -337,29 +353,27 @@ pub(super) fn audit(
     let duration_ms = started.elapsed().as_secs_f64() * 1e3;
     let outcome = outcome_name(call_outcome);
     if let Some(trace) = trace {
-        let (arguments, result) = if trace.digests() {
-            let arguments = req
+        let (mut arguments, mut result, mut values) = (None, None, None);
+        if trace.digests() {
+            let arguments_value = req
                 .arguments
                 .clone()
                 .map(serde_json::Value::Object)
                 .unwrap_or_default();
-            let result = call_outcome.as_ref().ok().map(|r| {
-                crate::digest::of_json(&serde_json::json!({
-                    "content": r.content,
-                    "structuredContent": r.structured_content,
-                    "isError": r.is_error,
-                }))
-            });
-            (Some(crate::digest::of_json(&arguments)), result)
-        } else {
-            (None, None)
-        };
+            let result_value = call_outcome.as_ref().ok().map(mcp_result);
+            arguments = Some(crate::digest::of_json(&arguments_value));
+            result = result_value.as_ref().map(crate::digest::of_json);
+            if trace.values() {
+                values = Some((arguments_value, result_value));
+            }
+        }
         trace.record(TracedCall {
             tool: req.name.to_string(),
             ms: duration_ms,
             outcome,
             arguments,
             result,
+            values,
         });
     }
     tracing::info!(

@@ -300,12 +300,8 @@ impl RequestScope {
                 .is_ok_and(|tools| tools.iter().any(|t| t.tool.name == name.tool())),
         };
         if let Some(audited) = audited {
-            let result_digest = result
-                .as_ref()
-                .ok()
-                .map(|r| crate::digest::of_json(&serde_json::to_value(r).unwrap_or_default()));
             let ms = started.elapsed().as_secs_f64() * 1e3;
-            audited.append(self, name, result_digest, outcome, ms);
+            audited.append(self, name, result.as_ref().ok(), outcome, ms);
         }
         let tool = if listed { name.tool() } else { "unknown" };
         self.shared.ops.call(
@@ -334,9 +330,10 @@ impl RequestScope {
             })?;
         let arguments = arguments.cloned().map(Value::Object).unwrap_or_default();
         Some(AuditedCall {
-            log,
             labels,
-            arguments: crate::digest::of_json(&arguments),
+            digest: crate::digest::of_json(&arguments),
+            arguments: log.values().then_some(arguments),
+            log,
         })
     }
 
@@ -404,7 +401,9 @@ struct AuditedCall {
     log: Arc<crate::audit::AuditLog>,
     labels: crate::config::Labels,
     /// The digest of its arguments.
-    arguments: String,
+    digest: String,
+    /// The arguments themselves, where the log keeps values.
+    arguments: Option<Value>,
 }
 
 impl AuditedCall {
@@ -414,10 +413,11 @@ impl AuditedCall {
         self,
         scope: &RequestScope,
         name: &ToolName,
-        result: Option<String>,
+        result: Option<&CallToolResult>,
         outcome: &str,
         ms: f64,
     ) {
+        let result = result.map(|r| serde_json::to_value(r).unwrap_or_default());
         let labels = [
             (self.labels.private, "private"),
             (self.labels.untrusted, "untrusted"),
@@ -432,10 +432,17 @@ impl AuditedCall {
         record.insert("tenant".into(), scope.tenant.name.to_string().into());
         record.insert("tool".into(), name.to_string().into());
         record.insert("labels".into(), labels.into());
-        record.insert("arguments".into(), self.arguments.into());
-        record.insert("result".into(), result.into());
+        record.insert("arguments".into(), self.digest.into());
+        record.insert(
+            "result".into(),
+            result.as_ref().map(crate::digest::of_json).into(),
+        );
+        if let Some(arguments) = self.arguments {
+            record.insert("arguments_value".into(), arguments);
+            record.insert("result_value".into(), result.unwrap_or_default());
+        }
         record.insert("outcome".into(), outcome.into());
-        record.insert("ms".into(), ((ms * 1000.0).round() / 1000.0).into());
+        record.insert("us".into(), ((ms * 1000.0).round() as u64).into());
         if let Err(e) = self.log.append(record) {
             tracing::error!(error = %e, "the call could not be recorded in the audit log");
         }
