@@ -225,3 +225,51 @@ fn a_run_recorded_with_values_replays_from_the_log_alone() {
         "{out:?}"
     );
 }
+
+/// A code-mode snippet's line (values kept) replays with `exec --replay`: the snippet and
+/// every answer come from the log, no server is started.
+#[test]
+fn a_snippet_recorded_with_values_replays_with_exec() {
+    let s = Scratch::new(json!({"alpha": {"command": test_server().display().to_string()}}));
+    let mut registry: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config).unwrap()).unwrap();
+    registry["audit"] = json!({"file": "audit.jsonl", "values": true});
+    std::fs::write(&s.config, registry.to_string()).unwrap();
+    let snippet = "const a = await tools.alpha.counter({}); const b = await tools.alpha.pid({});\n\
+                   return [a, b]";
+    exec(&s, snippet);
+    let log = s.path("audit.jsonl");
+    let run: Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let live = &run["calls"];
+    assert_eq!(live.as_array().map(Vec::len), Some(2), "{run}");
+
+    let out = s
+        .cli(&["audit", "extract", log.to_str().unwrap(), "--seq", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let recording = s.path("snippet.jsonl");
+    std::fs::write(&recording, &out.stdout).unwrap();
+    std::fs::write(&s.config, r#"{"mcpServers": {}}"#).unwrap();
+    let replayed = s
+        .cli(&["exec", "--replay", recording.to_str().unwrap()])
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+        .output()
+        .unwrap();
+    assert!(replayed.status.success(), "{replayed:?}");
+    let record: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    // The recorded pid comes back: the process that answered live, not one started now.
+    // (Code mode reads a number's text as the number.)
+    let pid = live[1]["result_value"]["content"][0]["text"]
+        .as_str()
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or_default();
+    assert_eq!(record["value"], json!([1, pid]), "{record}");
+}

@@ -23,8 +23,14 @@ use crate::plugin::{default_cache_dir, PluginHost, SessionRouter};
 /// What `exec` was asked to do.
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
-    /// The snippet (JavaScript or TypeScript, an async function body), or `-` for stdin.
-    pub file: String,
+    /// The snippet (JavaScript or TypeScript, an async function body), or `-` for stdin;
+    /// with --replay, the recorded snippet unless given.
+    #[arg(required_unless_present = "replay")]
+    pub file: Option<String>,
+    /// Run against a recording instead of the registry's servers (`audit extract` of a
+    /// code-mode run): every call is answered from it, no server is started.
+    #[arg(long, value_name = "RECORDING")]
+    pub replay: Option<std::path::PathBuf>,
     /// A server the snippet may use (repeatable; default: every server of the registry).
     #[arg(long = "server", value_name = "NAME")]
     pub servers: Vec<String>,
@@ -42,13 +48,29 @@ pub struct ExecArgs {
 /// Runs the snippet and prints its record (value or error, console, calls) as JSON.
 /// Exit status 1 when the snippet failed.
 pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCode> {
-    let code = if args.file == "-" {
-        super::commands::text_or_stdin("-", "the snippet")?
-    } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("reading the snippet {}", args.file))?
+    let (registry, recorded) = match &args.replay {
+        Some(file) => {
+            let recording = super::replay::read(file)?;
+            let registry = super::replay::registry(file, &recording)?;
+            // A code-mode run's input is the engine's: the snippet (as the engine ran it,
+            // types stripped) is its `code`.
+            let code = recording
+                .input
+                .as_deref()
+                .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+                .and_then(|i| i["code"].as_str().map(str::to_owned));
+            (registry, code)
+        }
+        None => (Registry::load_or_default(path)?, None),
     };
-    let registry = Registry::load_or_default(path)?;
+    let code = match (args.file.as_deref(), recorded) {
+        (Some("-"), _) => super::commands::text_or_stdin("-", "the snippet")?,
+        (Some(file), _) => {
+            std::fs::read_to_string(file).with_context(|| format!("reading the snippet {file}"))?
+        }
+        (None, Some(code)) => code,
+        (None, None) => bail!("the recording holds no code-mode snippet; give one (FILE or -)"),
+    };
     for s in &args.servers {
         if registry.server(s).is_none() {
             bail!("--server {s}: no such server in {}", path.display());
