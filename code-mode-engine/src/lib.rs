@@ -75,7 +75,7 @@ thread_local! {
 impl Engine {
     fn new() -> Result<Self, String> {
         let mut context = Context::default();
-        let natives: [(JsString, usize, NativeFunction); 2] = [
+        let natives: [(JsString, usize, NativeFunction); 3] = [
             (
                 js_string!("__mcpStart"),
                 2,
@@ -85,6 +85,11 @@ impl Engine {
                 js_string!("__mcpConsole"),
                 2,
                 NativeFunction::from_fn_ptr(console),
+            ),
+            (
+                js_string!("__mcpProgress"),
+                3,
+                NativeFunction::from_fn_ptr(progress),
             ),
         ];
         for (name, length, body) in natives {
@@ -383,6 +388,21 @@ fn console(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsV
             run.console.push(json!({"level": level, "text": text}));
         }
     });
+    Ok(JsValue::undefined())
+}
+
+/// `__mcpProgress(done, total, message)`: the run's progress, to the client of `execute`.
+fn progress(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let done = args.get_or_undefined(0).to_number(context)?;
+    let total = match args.get_or_undefined(1) {
+        v if v.is_null_or_undefined() => None,
+        v => Some(v.to_number(context)?),
+    };
+    let message = match args.get_or_undefined(2) {
+        v if v.is_null_or_undefined() => None,
+        _ => Some(string_arg(args, 2, context)?),
+    };
+    mcp_registry::plugin::progress::report(done, total, message.as_deref());
     Ok(JsValue::undefined())
 }
 

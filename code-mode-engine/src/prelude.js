@@ -1,13 +1,15 @@
 // The code-mode prelude, evaluated once before the snapshot. It builds what a snippet sees
-// (`tools`, `console`, `ToolError`) over two native functions, which it takes off the global
-// object, and returns the hooks the engine calls: `names` (this run's identifier mapping) and
-// `settle` (a started call finished).
+// (`tools`, `console`, `ToolError`, `progress`) over three native functions, which it takes
+// off the global object, and returns the hooks the engine calls: `names` (this run's
+// identifier mapping) and `settle` (a started call finished).
 (() => {
   'use strict';
   const start = globalThis.__mcpStart;
   const emit = globalThis.__mcpConsole;
+  const report = globalThis.__mcpProgress;
   delete globalThis.__mcpStart;
   delete globalThis.__mcpConsole;
+  delete globalThis.__mcpProgress;
 
   /** A tool call that did not produce a value: `kind` says why (the host's error variant). */
   class ToolError extends Error {
@@ -68,6 +70,10 @@
 
   Object.defineProperty(globalThis, 'tools', { value: tools });
   globalThis.ToolError = ToolError;
+  /** `progress(done, total?, message?)`: progress of `execute`, seen by its client. */
+  globalThis.progress = (done, total, message) => {
+    report(Number(done), total == null ? null : Number(total), message == null ? null : String(message));
+  };
   globalThis.console = {
     log: log('log'),
     info: log('info'),

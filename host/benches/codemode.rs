@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcp_registry_host::client::ConnectHooks;
-use mcp_registry_host::codemode::{CodeMode, CodeModePolicy, Scope};
+use mcp_registry_host::codemode::{CodeMode, CodeModePolicy, Language, Scope};
 use mcp_registry_host::config::{Registry, ServerConfig};
 use mcp_registry_host::plugin::{PluginHost, SessionRouter};
 use mcp_registry_host::Aggregator;
@@ -77,7 +77,7 @@ fn in_process(server: &Path, cache: &Path, report: &mut String) {
         let mut ms = Vec::new();
         for i in 0..1050 {
             let t = Instant::now();
-            let run = engine.execute(&host, "return 1", Scope::default(), None).await;
+            let run = engine.execute(&host, "return 1", Language::TypeScript, Scope::default(), None).await;
             if i >= 50 {
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
             }
@@ -107,7 +107,13 @@ fn in_process(server: &Path, cache: &Path, report: &mut String) {
             ..Scope::default()
         };
         let warm = engine
-            .execute(&host, "return await tools.alpha.echo({message: 'x'})", scope.clone(), None)
+            .execute(
+                &host,
+                "return await tools.alpha.echo({message: 'x'})",
+                Language::TypeScript,
+                scope.clone(),
+                None,
+            )
             .await;
         assert!(warm.succeeded(), "{:?}", warm.error);
         let before = rss_kib();
@@ -125,6 +131,7 @@ fn in_process(server: &Path, cache: &Path, report: &mut String) {
             engine.execute(
                 &host,
                 "const r = await tools.alpha.sleep({ms: 1500}); return typeof r;",
+                Language::TypeScript,
                 scope.clone(),
                 None,
             )

@@ -12,9 +12,13 @@ use crate::support::*;
 const SECRET: &str = "the-launch-code-is-0000";
 
 fn exec(s: &Scratch, code: &str) {
+    exec_in(s, code, "typescript");
+}
+
+fn exec_in(s: &Scratch, code: &str, language: &str) {
     use std::io::Write;
     let mut child = s
-        .cli(&["exec", "-"])
+        .cli(&["exec", "--language", language, "-"])
         .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -230,14 +234,25 @@ fn a_run_recorded_with_values_replays_from_the_log_alone() {
 /// every answer come from the log, no server is started.
 #[test]
 fn a_snippet_recorded_with_values_replays_with_exec() {
+    replays_from_the_log(
+        "typescript",
+        "const a = await tools.alpha.counter({}); const b = await tools.alpha.pid({});\n\
+         return [a, b]",
+    );
+    // A Python snippet's record says so: the replay runs it on the Python engine.
+    replays_from_the_log(
+        "python",
+        "a = await tools.alpha.counter()\nb = await tools.alpha.pid()\n[a, b]",
+    );
+}
+
+fn replays_from_the_log(language: &str, snippet: &str) {
     let s = Scratch::new(json!({"alpha": {"command": test_server().display().to_string()}}));
     let mut registry: Value =
         serde_json::from_str(&std::fs::read_to_string(&s.config).unwrap()).unwrap();
     registry["audit"] = json!({"file": "audit.jsonl", "values": true});
     std::fs::write(&s.config, registry.to_string()).unwrap();
-    let snippet = "const a = await tools.alpha.counter({}); const b = await tools.alpha.pid({});\n\
-                   return [a, b]";
-    exec(&s, snippet);
+    exec_in(&s, snippet, language);
     let log = s.path("audit.jsonl");
     let run: Value = serde_json::from_str(
         std::fs::read_to_string(&log)

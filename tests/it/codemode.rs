@@ -4,7 +4,8 @@
 //! Hostile snippets run through `exec` (one process each, like a model's worst tries);
 //! real servers (npm `server-everything`, `server-memory`, `server-filesystem`) are driven
 //! through `exec`; the TypeScript and Python SDK clients drive `serve --code-mode` over
-//! stdio: `search`, then `execute`, a runaway snippet beside a good one.
+//! stdio: `search`, then `execute`, a runaway snippet beside a good one, in JavaScript and
+//! in Python (`codemode_python.rs` has Python's own cases), with progress.
 //!
 //! The engine snapshot and its compiled form are cached in one directory for the whole test
 //! binary (`support::code_mode_cache`, made once), as a user's cache would be.
@@ -15,7 +16,7 @@ use crate::support::*;
 use serde_json::{json, Value};
 
 /// A registry of two test servers, `alpha` and `beta`.
-fn test_servers() -> Scratch {
+pub(crate) fn test_servers() -> Scratch {
     let server = test_server().display().to_string();
     Scratch::new(json!({
         "alpha": {"command": server},
@@ -24,7 +25,7 @@ fn test_servers() -> Scratch {
 }
 
 /// `exec` of `code` with `args`; its JSON record and whether it exited 0.
-fn exec(s: &Scratch, code: &str, args: &[&str]) -> (Value, bool) {
+pub(crate) fn exec(s: &Scratch, code: &str, args: &[&str]) -> (Value, bool) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
         .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
@@ -56,7 +57,7 @@ fn exec(s: &Scratch, code: &str, args: &[&str]) -> (Value, bool) {
 }
 
 /// The error of a failed run (and checks it failed).
-fn failure(s: &Scratch, code: &str, args: &[&str]) -> Value {
+pub(crate) fn failure(s: &Scratch, code: &str, args: &[&str]) -> Value {
     let (record, ok) = exec(s, code, args);
     assert!(!ok, "{code} should fail: {record}");
     assert!(record.get("value").is_none(), "{record}");
@@ -64,7 +65,7 @@ fn failure(s: &Scratch, code: &str, args: &[&str]) -> Value {
 }
 
 /// The value of a successful run.
-fn value(s: &Scratch, code: &str) -> Value {
+pub(crate) fn value(s: &Scratch, code: &str) -> Value {
     let (record, ok) = exec(s, code, &[]);
     assert!(ok, "{code} failed: {record}");
     record["value"].clone()
@@ -421,7 +422,7 @@ fn check_client(report: &Value) {
         json!(["execute", "search"]),
         "--code-mode=only lists two tools"
     );
-    let declarations = report["search"]["text"].as_str().unwrap();
+    let declarations = report["search"][0]["text"].as_str().unwrap();
     assert!(
         declarations.contains("declare namespace tools.alpha"),
         "{declarations}"
@@ -431,8 +432,14 @@ fn check_client(report: &Value) {
         "{declarations}"
     );
     assert_eq!(
-        report["search"]["structured"]["tools"][0]["call"],
+        report["search"][0]["structured"]["tools"][0]["call"],
         "tools.alpha.echo"
+    );
+    let stubs = report["search"][1]["text"].as_str().unwrap();
+    assert!(stubs.contains("class alpha:"), "{stubs}");
+    assert!(
+        stubs.contains("async def echo(self, *, message: str) -> Any:"),
+        "{stubs}"
     );
     let batch = &report["executes"][0];
     // The runaway was stopped; the good snippet beside it finished first.
@@ -460,12 +467,65 @@ fn check_client(report: &Value) {
         syntax["structured"]["error"]["name"], "SyntaxError",
         "{syntax}"
     );
+    // Python: a runaway stopped beside a good snippet whose progress the client saw.
+    let python = &report["executes"][4];
+    assert_eq!(
+        python[0]["structured"]["error"]["kind"], "timeout",
+        "{python}"
+    );
+    assert_eq!(python[1]["is_error"], false, "{python}");
+    assert_eq!(
+        python[1]["structured"]["value"],
+        json!(["a", "b"]),
+        "{python}"
+    );
+    assert_eq!(
+        progress_of(&python[1]),
+        [(1.0, Some(2.0), Some("half")), (2.0, Some(2.0), None)],
+        "{python}"
+    );
+    // A ToolError caught (its kind read from it), and one not caught: the snippet's error,
+    // with its kind and line.
+    let errors = &report["executes"][5];
+    assert_eq!(errors[0]["structured"]["value"], "tool-error", "{errors}");
+    let uncaught = &errors[1]["structured"]["error"];
+    assert_eq!(errors[1]["is_error"], true, "{errors}");
+    assert_eq!(uncaught["name"], "ToolError", "{uncaught}");
+    assert_eq!(uncaught["kind"], "not-found", "{uncaught}");
+    assert_eq!(uncaught["line"], 2, "{uncaught}");
+    // JavaScript's progress reaches the client the same way.
+    let js = &report["executes"][6][0];
+    assert_eq!(
+        progress_of(js),
+        [(1.0, Some(3.0), Some("one")), (3.0, Some(3.0), None)],
+        "{js}"
+    );
+}
+
+/// The progress notifications a client saw for one `execute`, as numbers (one SDK gives
+/// integers, the other floats).
+fn progress_of(result: &Value) -> Vec<(f64, Option<f64>, Option<&str>)> {
+    result["progress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p[0].as_f64().unwrap_or(f64::NAN),
+                p[1].as_f64(),
+                p[2].as_str(),
+            )
+        })
+        .collect()
 }
 
 fn client_spec(s: &Scratch) -> Value {
     json!({
         "command": [env!("CARGO_BIN_EXE_mcp-registry"), "--config", s.config, "serve", "--code-mode=only"],
-        "search": {"query": "echo message", "limit": 2},
+        "search": [
+            {"query": "echo message", "limit": 2},
+            {"query": "echo message", "limit": 2, "language": "python"}
+        ],
         "executes": [
             [
                 {"code": "while (true) {}", "timeout_ms": 3000},
@@ -473,7 +533,16 @@ fn client_spec(s: &Scratch) -> Value {
             ],
             [{"code": "Object.prototype.polluted = 1; return 1;"}],
             [{"code": "return ({}).polluted === undefined ? 'clean' : 'polluted';"}],
-            [{"code": "return (;"}]
+            [{"code": "return (;"}],
+            [
+                {"code": "while True:\n    pass", "language": "python", "timeout_ms": 3000},
+                {"code": "import asyncio\nprogress(1, 2, 'half')\nr = await asyncio.gather(tools.alpha.echo(message='a'), tools.beta.echo(message='b'))\nprogress(2, 2)\nawait tools.alpha.echo(message='done')\nr", "language": "python"}
+            ],
+            [
+                {"code": "try:\n    await tools.alpha.fail(message='no')\nexcept ToolError as e:\n    kind = str(e).split(':')[0]\nkind", "language": "python"},
+                {"code": "x = 1\nawait tools.alpha.nope()", "language": "python"}
+            ],
+            [{"code": "progress(1, 3, 'one'); progress(3, 3); await tools.alpha.echo({message: 'done'}); return 1;"}]
         ]
     })
 }

@@ -4,9 +4,11 @@
 // Usage: node codemode_client.mjs SPEC   (node 22 from .peers)
 //   SPEC is JSON: {"command": [argv of serve], "search": {...search arguments},
 //                  "executes": [[{...execute arguments}, ...], ...]}
+//   `search` may be a list of argument objects: one search each (`search` is then a list).
 //   Each inner list is a batch of calls made at once; batches run one after another.
 // Prints one JSON object: {"tools": [names], "search": {"text", "structured"},
-// "executes": [[{"is_error", "structured", "text"}]], "order": [[batch, index] as they finished]}.
+// "executes": [[{"is_error", "structured", "text", "progress": [[done, total, message]]}]],
+// "order": [[batch, index] as they finished]}.
 // Packages come from .peers/node_modules (MCP_PEERS_DIR overrides).
 
 const spec = JSON.parse(process.argv[2]);
@@ -31,17 +33,22 @@ await client.connect(transport);
 const text = (r) => (r.content ?? []).map((c) => c.text ?? '').join('');
 const out = {};
 out.tools = (await client.listTools()).tools.map((t) => t.name).sort();
-const found = await client.callTool({ name: 'search', arguments: spec.search });
-out.search = { text: text(found), structured: found.structuredContent ?? null };
+const search = async (args) => {
+  const found = await client.callTool({ name: 'search', arguments: args });
+  return { text: text(found), structured: found.structuredContent ?? null };
+};
+out.search = Array.isArray(spec.search) ? await Promise.all(spec.search.map(search)) : await search(spec.search);
 out.order = [];
 out.executes = [];
 for (const [b, batch] of spec.executes.entries()) {
   out.executes.push(
     await Promise.all(
       batch.map(async (args, i) => {
-        const r = await client.callTool({ name: 'execute', arguments: args }, undefined, { timeout: 100_000 });
+        const progress = [];
+        const onprogress = (p) => progress.push([p.progress, p.total ?? null, p.message ?? null]);
+        const r = await client.callTool({ name: 'execute', arguments: args }, undefined, { timeout: 100_000, onprogress });
         out.order.push([b, i]);
-        return { is_error: Boolean(r.isError), structured: r.structuredContent ?? null, text: text(r) };
+        return { is_error: Boolean(r.isError), structured: r.structuredContent ?? null, text: text(r), progress };
       }),
     ),
   );

@@ -38,21 +38,33 @@ async def drive(spec, params, out) -> None:
         async with ClientSession(read, write) as session:
             await session.initialize()
             out["tools"] = sorted(t.name for t in (await session.list_tools()).tools)
-            found = await session.call_tool("search", spec["search"])
-            out["search"] = {
-                "text": text(found),
-                "structured": field(found, "structured_content", "structuredContent"),
-            }
+            async def search(arguments):
+                found = await session.call_tool("search", arguments)
+                return {
+                    "text": text(found),
+                    "structured": field(found, "structured_content", "structuredContent"),
+                }
+
+            if isinstance(spec["search"], list):
+                out["search"] = [await search(a) for a in spec["search"]]
+            else:
+                out["search"] = await search(spec["search"])
             out["executes"] = []
             for b, batch in enumerate(spec["executes"]):
                 results = [None] * len(batch)
 
                 async def run(i, arguments, b=b, results=results):
-                    r = await session.call_tool("execute", arguments)
+                    progress = []
+
+                    async def note(done, total, message):
+                        progress.append([done, total, message])
+
+                    r = await session.call_tool("execute", arguments, progress_callback=note)
                     results[i] = {
                         "is_error": bool(field(r, "is_error", "isError")),
                         "structured": field(r, "structured_content", "structuredContent"),
                         "text": text(r),
+                        "progress": progress,
                     }
                     out["order"].append([b, i])
 

@@ -16,21 +16,25 @@ use super::print_json;
 use crate::aggregator::{Aggregator, NamespacedTool};
 use crate::client::ConnectHooks;
 use crate::codemode::typescript::identifier;
-use crate::codemode::{CodeMode, CodeModePolicy, Names, Scope};
+use crate::codemode::{CodeMode, CodeModePolicy, Language, Names, Scope};
 use crate::config::Registry;
 use crate::plugin::{default_cache_dir, PluginHost, SessionRouter};
 
 /// What `exec` was asked to do.
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
-    /// The snippet (JavaScript or TypeScript, an async function body), or `-` for stdin;
-    /// with --replay, the recorded snippet unless given.
+    /// The snippet (JavaScript or TypeScript, an async function body; Python for a `.py`
+    /// file), or `-` for stdin; with --replay, the recorded snippet unless given.
     #[arg(required_unless_present = "replay")]
     pub file: Option<String>,
     /// Run against a recording instead of the registry's servers (`audit extract` of a
     /// code-mode run): every call is answered from it, no server is started.
     #[arg(long, value_name = "RECORDING")]
     pub replay: Option<std::path::PathBuf>,
+    /// The snippet's language: typescript (default; JavaScript is part of it), javascript
+    /// or python (the default for a `.py` file).
+    #[arg(long, value_name = "LANGUAGE", value_parser = parse_language)]
+    pub language: Option<Language>,
     /// A server the snippet may use (repeatable; default: every server of the registry).
     #[arg(long = "server", value_name = "NAME")]
     pub servers: Vec<String>,
@@ -45,6 +49,10 @@ pub struct ExecArgs {
     pub random: bool,
 }
 
+fn parse_language(name: &str) -> Result<Language, String> {
+    Language::parse(name).ok_or_else(|| format!("one of {}", Language::NAMES.join(", ")))
+}
+
 /// Runs the snippet and prints its record (value or error, console, calls) as JSON.
 /// Exit status 1 when the snippet failed.
 pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCode> {
@@ -54,21 +62,25 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
             let registry = super::replay::registry(file, &recording)?;
             // A code-mode run's input is the engine's: the snippet (as the engine ran it,
             // types stripped) is its `code`.
-            let code = recording
+            let input = recording
                 .input
                 .as_deref()
-                .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
-                .and_then(|i| i["code"].as_str().map(str::to_owned));
+                .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok());
+            let code = input.as_ref().and_then(|i| {
+                let language = i["language"].as_str().and_then(Language::parse);
+                Some((i["code"].as_str()?.to_owned(), language))
+            });
             (registry, code)
         }
         None => (Registry::load_or_default(path)?, None),
     };
-    let code = match (args.file.as_deref(), recorded) {
-        (Some("-"), _) => super::commands::text_or_stdin("-", "the snippet")?,
-        (Some(file), _) => {
-            std::fs::read_to_string(file).with_context(|| format!("reading the snippet {file}"))?
-        }
-        (None, Some(code)) => code,
+    let (code, recorded_language) = match (args.file.as_deref(), recorded) {
+        (Some("-"), _) => (super::commands::text_or_stdin("-", "the snippet")?, None),
+        (Some(file), _) => (
+            std::fs::read_to_string(file).with_context(|| format!("reading the snippet {file}"))?,
+            None,
+        ),
+        (None, Some((code, language))) => (code, language),
         (None, None) => bail!("the recording holds no code-mode snippet; give one (FILE or -)"),
     };
     for s in &args.servers {
@@ -134,8 +146,16 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         taint: None,
         added_labels: None,
         principal: None,
+        progress: None,
     };
-    let execution = engine.execute(&host, &code, scope, None).await;
+    let language =
+        args.language
+            .or(recorded_language)
+            .unwrap_or_else(|| match args.file.as_deref() {
+                Some(file) => Language::of_file(file),
+                None => Language::default(),
+            });
+    let execution = engine.execute(&host, &code, language, scope, None).await;
     print_json(&execution.to_json())?;
     session.close().await;
     Ok(if execution.succeeded() {
@@ -145,13 +165,13 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
     })
 }
 
-/// `search QUERY [--limit N] [--names] [--server NAME]...`: what code mode's `search` answers,
+/// `search QUERY [--limit N] [--names | --python] [--server NAME]...`: what code mode's `search` answers,
 /// for the registry's servers (a server that cannot be listed is named on stderr).
 pub(super) async fn search(
     path: &Path,
     query: &str,
     limit: usize,
-    types: bool,
+    detail: crate::codemode::search::Detail,
     servers: &[String],
 ) -> anyhow::Result<ExitCode> {
     let aggregator = Aggregator::new(Registry::load(path)?);
@@ -159,7 +179,7 @@ pub(super) async fn search(
     for (server, e) in &failures {
         eprintln!("warning: {server} left out: {e}");
     }
-    let (text, _) = crate::codemode::search::answer(query, &tools, limit, types);
+    let (text, _) = crate::codemode::search::answer(query, &tools, limit, detail);
     println!("{text}");
     Ok(ExitCode::SUCCESS)
 }

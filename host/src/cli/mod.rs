@@ -240,6 +240,9 @@ pub enum Command {
         /// Names and descriptions as JSON instead of declarations.
         #[arg(long)]
         names: bool,
+        /// Python stubs instead of TypeScript declarations.
+        #[arg(long, conflicts_with = "names")]
+        python: bool,
         /// Only this server's tools (repeatable).
         #[arg(long, value_name = "NAME")]
         server: Vec<String>,
@@ -544,8 +547,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             query,
             limit,
             names,
+            python,
             server,
-        } => exec::search(path, &query, limit.max(1), !names, &server).await,
+        } => {
+            use crate::codemode::search::Detail;
+            let detail = match (names, python) {
+                (true, _) => Detail::Names,
+                (_, true) => Detail::Python,
+                _ => Detail::TypeScript,
+            };
+            exec::search(path, &query, limit.max(1), detail, &server).await
+        }
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
         Command::Push(args) => args.run().await,
         Command::New(args) => args.run(),

@@ -28,6 +28,7 @@ use crate::plugin::{
     SessionRouter, TracedCall, TrapKind,
 };
 
+pub mod python;
 pub mod search;
 #[cfg(feature = "code-mode")]
 mod strip;
@@ -69,6 +70,59 @@ static ENGINE_WASM: Option<&[u8]> = Some(include_bytes!(env!("CODE_MODE_ENGINE")
 /// A build without the `code-mode` feature (as the demo's) has no engine.
 #[cfg(not(feature = "code-mode"))]
 static ENGINE_WASM: Option<&[u8]> = None;
+
+/// The Python engine component (Monty), built by `build.rs` from `code-mode-python/`.
+#[cfg(feature = "code-mode")]
+static PYTHON_WASM: Option<&[u8]> = Some(include_bytes!(env!("CODE_MODE_PYTHON")));
+#[cfg(not(feature = "code-mode"))]
+static PYTHON_WASM: Option<&[u8]> = None;
+
+/// The language a snippet is written in, and so the engine that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Language {
+    /// TypeScript (types stripped by the host) on the JavaScript engine.
+    #[default]
+    TypeScript,
+    /// JavaScript on the JavaScript engine.
+    JavaScript,
+    /// Python on the Python engine: Monty's subset of Python 3, its last expression the
+    /// answer, `await` at the top level.
+    Python,
+}
+
+impl Language {
+    /// Every language by the name `execute` takes.
+    pub const NAMES: [&'static str; 3] = ["typescript", "javascript", "python"];
+
+    /// The language called `name` (as `execute`'s `language` argument names it).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "typescript" | "ts" => Some(Self::TypeScript),
+            "javascript" | "js" => Some(Self::JavaScript),
+            "python" | "py" => Some(Self::Python),
+            _ => None,
+        }
+    }
+
+    /// Its name, as `execute` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TypeScript => "typescript",
+            Self::JavaScript => "javascript",
+            Self::Python => "python",
+        }
+    }
+
+    /// The language a snippet file's name says (`.py` is Python; anything else TypeScript,
+    /// which JavaScript is a part of).
+    pub fn of_file(name: &str) -> Self {
+        if name.ends_with(".py") {
+            Self::Python
+        } else {
+            Self::TypeScript
+        }
+    }
+}
 
 /// Errors setting code mode up (a snippet's own failures are [`Execution`]s).
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +208,8 @@ pub struct Scope {
     pub added_labels: Option<crate::flow::AddedLabels>,
     /// Who the snippet runs for (a tenant's name), as the audit log records it.
     pub principal: Option<String>,
+    /// Where the snippet's `progress(...)` reports go: the client of `execute`.
+    pub progress: Option<crate::client::ProgressSink>,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -205,9 +261,11 @@ impl Execution {
     }
 }
 
-/// The loaded engine and its policy.
+/// The loaded engines and their policy.
 pub struct CodeMode {
     engine: Plugin,
+    /// Loaded at the first Python snippet (most users never send one).
+    python: tokio::sync::OnceCell<Plugin>,
     policy: CodeModePolicy,
 }
 
@@ -225,7 +283,28 @@ impl CodeMode {
             None => host.pre_initialize("code-mode", wasm).await?,
         };
         let engine = host.load("code-mode", &snapshot)?;
-        Ok(Self { engine, policy })
+        Ok(Self {
+            engine,
+            python: tokio::sync::OnceCell::new(),
+            policy,
+        })
+    }
+
+    /// The engine for `language` (the Python one loaded at its first use: compiled once,
+    /// then read from the host's component cache).
+    async fn engine_for(
+        &self,
+        host: &PluginHost,
+        language: Language,
+    ) -> Result<&Plugin, CodeModeError> {
+        if language != Language::Python {
+            return Ok(&self.engine);
+        }
+        let wasm = PYTHON_WASM.ok_or(CodeModeError::NotBuilt)?;
+        Ok(self
+            .python
+            .get_or_try_init(|| async { host.load("code-mode-python", wasm) })
+            .await?)
     }
 
     /// The policy every run gets.
@@ -233,21 +312,36 @@ impl CodeMode {
         &self.policy
     }
 
-    /// Runs `code` (JavaScript or TypeScript: an async function body) in a fresh instance.
+    /// Runs `code` (JavaScript or TypeScript: an async function body; Python: a module whose
+    /// last expression is the answer) in a fresh instance.
     pub async fn execute(
         &self,
         host: &PluginHost,
         code: &str,
+        language: Language,
         scope: Scope,
         timeout: Option<Duration>,
     ) -> Execution {
         let started = Instant::now();
-        let Stripped { code, syntax_error } = {
-            let _turn = match &scope.cpu {
-                Some(turns) => turns.clone().acquire_owned().await.ok(),
-                None => None,
-            };
-            strip_types(code).await
+        let engine = match self.engine_for(host, language).await {
+            Ok(engine) => engine,
+            Err(e) => {
+                let error = json!({"name": "EngineError", "message": e.to_string()});
+                return Execution::failed(error, Vec::new(), started);
+            }
+        };
+        let Stripped { code, syntax_error } = match language {
+            Language::Python => Stripped {
+                code: code.to_owned(),
+                syntax_error: None,
+            },
+            Language::TypeScript | Language::JavaScript => {
+                let _turn = match &scope.cpu {
+                    Some(turns) => turns.clone().acquire_owned().await.ok(),
+                    None => None,
+                };
+                strip_types(code).await
+            }
         };
         let limits = &self.policy;
         let deadline = timeout.map_or(limits.deadline, |t| t.min(limits.deadline));
@@ -267,8 +361,10 @@ impl CodeMode {
             opaque_denials: true,
             ..PluginPolicy::default()
         };
+        // The language is the engines' to ignore: it is there for a replay of the record.
         let input = json!({
             "code": code,
+            "language": language.name(),
             "names": scope.names.to_engine(),
             "max_console_bytes": limits.max_output_bytes / 2,
             "max_in_flight": limits.max_in_flight,
@@ -280,7 +376,7 @@ impl CodeMode {
             aggregator: scope.aggregator,
             sessions: scope.sessions,
             trace: Some(trace.clone()),
-            progress: None,
+            progress: scope.progress,
             trace_context: scope.trace_context,
             usage: Some(usage.clone()),
             gate: scope.gate,
@@ -290,7 +386,7 @@ impl CodeMode {
             added_labels: scope.added_labels,
             principal: scope.principal,
         };
-        let outcome = host.run_with(&self.engine, &input, &policy, options).await;
+        let outcome = host.run_with(engine, &input, &policy, options).await;
         let execution = match outcome {
             Ok(out) => {
                 let mut execution = self.answer(&out, trace.calls(), started);

@@ -107,10 +107,26 @@ pub fn rank<'a>(query: &str, tools: &'a [NamespacedTool], limit: usize) -> Vec<&
 /// How many tools `search` returns unless asked for more.
 pub const DEFAULT_LIMIT: usize = 8;
 
+/// How `search` shows the tools it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Names, call paths and descriptions as JSON.
+    Names,
+    /// TypeScript declarations (for JavaScript and TypeScript snippets).
+    TypeScript,
+    /// Python stubs (for Python snippets).
+    Python,
+}
+
 /// What `search` answers, the same for a model (code mode's `search` tool) and a person
-/// (`mcp-registry search`): the text to read (TypeScript declarations of the best `limit`
-/// tools, or with `types` false their names as JSON) and the structured result.
-pub fn answer(query: &str, tools: &[NamespacedTool], limit: usize, types: bool) -> (String, Value) {
+/// (`mcp-registry search`): the text to read (the best `limit` tools as `detail` says) and
+/// the structured result.
+pub fn answer(
+    query: &str,
+    tools: &[NamespacedTool],
+    limit: usize,
+    detail: Detail,
+) -> (String, Value) {
     let names = super::Names::new(tools);
     let found = rank(query, tools, limit);
     let listed: Vec<Value> = found
@@ -123,12 +139,16 @@ pub fn answer(query: &str, tools: &[NamespacedTool], limit: usize, types: bool) 
             })
         })
         .collect();
-    let text = if !types {
-        serde_json::to_string_pretty(&listed).unwrap_or_default()
-    } else if found.is_empty() {
-        format!("// no tool matches {query:?}; try other words, or an empty query for all")
-    } else {
-        super::declarations(&found, &names)
+    let text = match detail {
+        Detail::Names => serde_json::to_string_pretty(&listed).unwrap_or_default(),
+        _ if found.is_empty() => {
+            let comment = if detail == Detail::Python { "#" } else { "//" };
+            format!(
+                "{comment} no tool matches {query:?}; try other words, or an empty query for all"
+            )
+        }
+        Detail::TypeScript => super::declarations(&found, &names),
+        Detail::Python => super::python::stubs(&found, &names),
     };
     let structured = serde_json::json!({"tools": listed, "total": tools.len()});
     (text, structured)

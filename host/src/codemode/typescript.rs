@@ -94,9 +94,9 @@ pub struct Names {
     /// server identifier -> (server, tool identifier -> tool)
     servers: BTreeMap<String, (String, BTreeMap<String, String>)>,
     /// server -> its identifier
-    server_ids: BTreeMap<String, String>,
+    pub(super) server_ids: BTreeMap<String, String>,
     /// (server, tool) -> tool identifier
-    tool_ids: BTreeMap<(String, String), String>,
+    pub(super) tool_ids: BTreeMap<(String, String), String>,
 }
 
 fn unique(wanted: String, taken: &BTreeSet<String>) -> String {

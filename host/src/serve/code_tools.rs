@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::request::RequestScope;
 use crate::codemode::search::{self, DEFAULT_LIMIT};
-use crate::codemode::{Names, Scope};
+use crate::codemode::{Language, Names, Scope};
 use crate::names::ToolName;
 
 /// Name of the tool that finds tools.
@@ -37,13 +37,15 @@ pub(super) fn tools() -> [Tool; 2] {
         Tool::new(
             SEARCH,
             "Find the tools for a task. Returns TypeScript declarations (detail \"types\", the \
-             default) or just names (detail \"names\") of the best matches; call them from \
-             `execute` as `await tools.<server>.<tool>(args)`.",
+             default; Python stubs with language \"python\") or just names (detail \"names\") \
+             of the best matches; call them from `execute` as \
+             `await tools.<server>.<tool>(args)`.",
             schema(json!({
                 "type": "object",
                 "properties": {
                     "query": {"type": "string", "description": "What the tools should do, in words."},
                     "detail": {"type": "string", "enum": ["names", "types"], "default": "types"},
+                    "language": {"type": "string", "enum": Language::NAMES, "default": "typescript"},
                     "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}
                 },
                 "required": ["query"]
@@ -56,11 +58,17 @@ pub(super) fn tools() -> [Tool; 2] {
              value; it comes back as structuredContent with console output and every call \
              made. A failed call throws a ToolError with `kind` (not-found, denied, invalid, \
              timeout, server-failed, tool-error, limit) and `message`. Filter big results \
-             in the snippet and return only what is needed. No files, network, or real clock.",
+             in the snippet and return only what is needed. No files, network, or real clock. \
+             With language \"python\": a Python module (a subset of Python 3: no classes \
+             inheriting, no imports beyond asyncio, json, re, math and the like) whose last \
+             expression is the answer; `await tools.<server>.<tool>(**args)`, \
+             `asyncio.gather` for calls at once, `print` for the console; a failed call \
+             raises ToolError, its message \"<kind>: <message>\".",
             schema(json!({
                 "type": "object",
                 "properties": {
-                    "code": {"type": "string", "description": "An async function body."},
+                    "code": {"type": "string", "description": "An async function body (JavaScript, TypeScript) or a module (Python)."},
+                    "language": {"type": "string", "enum": Language::NAMES, "default": "typescript"},
                     "timeout_ms": {"type": "integer", "minimum": 1, "description": "At most the server's deadline."}
                 },
                 "required": ["code"]
@@ -74,7 +82,7 @@ fn invalid(message: impl Into<String>) -> ErrorData {
 }
 
 impl RequestScope {
-    /// `search {query, detail?, limit?}`.
+    /// `search {query, detail?, language?, limit?}`.
     pub(super) async fn code_search(
         &self,
         arguments: Map<String, Value>,
@@ -104,9 +112,22 @@ impl RequestScope {
         if detail != "types" && detail != "names" {
             return Err(invalid("search: \"detail\" must be \"names\" or \"types\""));
         }
+        let detail = match (detail, arguments.get("language").and_then(Value::as_str)) {
+            ("names", _) => search::Detail::Names,
+            (_, None) => search::Detail::TypeScript,
+            (_, Some(name)) => match Language::parse(name) {
+                Some(Language::Python) => search::Detail::Python,
+                Some(_) => search::Detail::TypeScript,
+                None => {
+                    return Err(invalid(format!(
+                        "search: \"language\" must be one of {}",
+                        Language::NAMES.join(", ")
+                    )))
+                }
+            },
+        };
         let gathered = self.callable_tools().await;
-        let (text, mut structured) =
-            search::answer(query, &gathered.items, limit, detail == "types");
+        let (text, mut structured) = search::answer(query, &gathered.items, limit, detail);
         let mut content = vec![ContentBlock::text(text)];
         // A model that is not told a server is missing takes its tools for absent for good.
         if !gathered.missing.is_empty() {
@@ -148,7 +169,7 @@ impl RequestScope {
         Ok(result)
     }
 
-    /// `execute {code, timeout_ms?}`.
+    /// `execute {code, language?, timeout_ms?}`.
     pub(super) async fn code_execute(
         self: &Arc<Self>,
         arguments: Map<String, Value>,
@@ -164,6 +185,15 @@ impl RequestScope {
             .get("code")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("execute: \"code\" (a string) is required"))?;
+        let language = match arguments.get("language") {
+            None | Some(Value::Null) => Language::default(),
+            Some(v) => v.as_str().and_then(Language::parse).ok_or_else(|| {
+                invalid(format!(
+                    "execute: \"language\" must be one of {}",
+                    Language::NAMES.join(", ")
+                ))
+            })?,
+        };
         let timeout = match arguments.get("timeout_ms") {
             None | Some(Value::Null) => None,
             Some(v) => Some(Duration::from_millis(
@@ -175,7 +205,9 @@ impl RequestScope {
         let tools = self.callable_tools().await.items;
         let tenant = &self.tenant;
         // Only what this client can list is callable: the tenant's grants, and `--filter`.
+        let (progress, progress_relay) = self.progress_relay().unzip();
         let scope = Scope {
+            progress,
             servers: tenant.servers().to_vec(),
             ceiling: self.access(),
             taint: Some(self.taint.clone()),
@@ -190,7 +222,12 @@ impl RequestScope {
             log_level: self.log_level,
             principal: Some(tenant.name.to_string()),
         };
-        let execution = code_mode.execute(host, code, scope, timeout).await;
+        let execution = code_mode
+            .execute(host, code, language, scope, timeout)
+            .await;
+        if let Some(relay) = progress_relay {
+            relay.finish().await;
+        }
         self.shared
             .ops
             .run(&tenant.name, "code-mode", execution.outcome, execution.fuel);

@@ -235,7 +235,7 @@ impl CallLogRelay {
 
 /// Sends the progress of one of our client's requests (an upstream call's, a plugin run's) to
 /// our client under the client's own token, increasing.
-pub(super) struct ProgressRelay(tokio::task::JoinHandle<()>);
+pub(super) struct ProgressRelay(tokio::task::JoinHandle<bool>);
 
 /// How many progress notifications may wait for our client before more are dropped.
 const PROGRESS_BACKLOG: usize = 64;
@@ -254,6 +254,7 @@ impl ProgressRelay {
             // notification's handler in a task of its own, so an upstream's progress can
             // arrive here out of order.
             let mut last = f64::NEG_INFINITY;
+            let mut sent = false;
             while let Some(p) = rx.recv().await {
                 if p.progress.is_nan() || p.progress <= last {
                     continue;
@@ -262,15 +263,21 @@ impl ProgressRelay {
                 let mut note = ProgressNotificationParam::new(token.clone(), p.progress);
                 note.total = p.total;
                 note.message = p.message;
-                let _ = peer.notify_progress(note).await;
+                sent |= peer.notify_progress(note).await.is_ok();
             }
+            sent
         });
         (tx, ProgressRelay(relay))
     }
 
-    /// Waits until everything sent before the sink was dropped reached our client.
+    /// Waits until everything sent before the sink was dropped reached our client, and, if
+    /// anything was, a moment more: the TypeScript SDK handles a notification a microtask
+    /// after the answer that came in the same read, by when it has forgotten the request's
+    /// progress token, so a report just before the answer would be lost.
     pub(super) async fn finish(self) {
-        let _ = self.0.await;
+        if self.0.await.unwrap_or(false) {
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
     }
 }
 

@@ -1,0 +1,172 @@
+//! Code mode in Python (`exec --language python`, `execute` with `"language": "python"`):
+//! snippets run on the Monty engine, a second component beside the JavaScript one, against
+//! real test server processes. The cases mirror the JavaScript ones: chained and concurrent
+//! calls, errors a snippet catches by kind, and the hostile snippets, each ending as that
+//! snippet's error. (The SDK clients drive Python through `serve` in `codemode.rs`.)
+
+use serde_json::json;
+
+use super::codemode::{exec, failure, test_servers};
+
+const PY: [&str; 2] = ["--language", "python"];
+
+#[test]
+fn a_python_snippet_calls_tools_chained_and_concurrently() {
+    let s = test_servers();
+    let (record, ok) = exec(
+        &s,
+        "import asyncio\n\
+         a = await tools.alpha.echo(message='one')\n\
+         x, y = await asyncio.gather(tools.alpha.counter(), tools.beta.counter())\n\
+         again = await tools.alpha.counter({})\n\
+         print('got', a, x, y)\n\
+         {'a': a, 'x': x, 'y': y, 'again': again}",
+        &PY,
+    );
+    assert!(ok, "{record}");
+    // One process per server for the run: alpha's counter goes on from 1 to 2.
+    assert_eq!(
+        record["value"],
+        json!({"a": "one", "x": 1, "y": 1, "again": 2})
+    );
+    assert_eq!(
+        record["console"],
+        json!([{"level": "log", "text": "got one 1 1"}])
+    );
+    let calls = record["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 4, "{record}");
+    assert!(calls.iter().all(|c| c["outcome"] == "ok"), "{record}");
+
+    // Five 400 ms sleeps gathered overlap upstream: far less than the 2 s in sequence.
+    let (record, ok) = exec(
+        &s,
+        "import asyncio\n\
+         pids = await asyncio.gather(*[tools.alpha.sleep(ms=400) for _ in range(5)])\n\
+         len(pids)",
+        &PY,
+    );
+    assert!(ok, "{record}");
+    assert_eq!(record["value"], 5);
+    let ms = record["ms"].as_f64().unwrap();
+    assert!(ms < 1900.0, "the calls did not overlap: {ms} ms");
+}
+
+#[test]
+fn python_tool_errors_are_catchable_by_kind_and_an_uncaught_one_names_its_line() {
+    let s = test_servers();
+    let (record, ok) = exec(
+        &s,
+        r#"
+out = {}
+for k, call in [('fail', lambda: tools.alpha.fail(message='upstream words')),
+                ('missing', lambda: tools.alpha.nope()),
+                ('invalid', lambda: tools.alpha.echo(1, 2)),
+                ('crash', lambda: tools.alpha.crash())]:
+    try:
+        await call()
+        out[k] = 'no error'
+    except ToolError as e:
+        out[k] = str(e)
+out
+"#,
+        &PY,
+    );
+    assert!(ok, "{record}");
+    let v = &record["value"];
+    let kind = |k: &str| v[k].as_str().unwrap().split(':').next().unwrap().to_owned();
+    assert_eq!(kind("fail"), "tool-error", "{v}");
+    assert!(
+        v["fail"].as_str().unwrap().contains("upstream words"),
+        "{v}"
+    );
+    assert_eq!(kind("missing"), "not-found", "{v}");
+    assert_eq!(kind("invalid"), "invalid", "{v}");
+    assert_eq!(kind("crash"), "server-failed", "{v}");
+
+    let e = failure(&s, "x = 1\n\nawait tools.alpha.fail(message='no')\n", &PY);
+    assert_eq!(e["name"], "ToolError", "{e}");
+    assert_eq!(e["kind"], "tool-error", "{e}");
+    assert_eq!(e["line"], 3, "{e}");
+    // Python's own errors keep their names and lines.
+    let e = failure(&s, "a = 1\nb = a / 0\n", &PY);
+    assert_eq!(e["name"], "ZeroDivisionError", "{e}");
+    assert_eq!(e["line"], 2, "{e}");
+    let e = failure(&s, "for i in range(3):\n  print(i\n", &PY);
+    assert_eq!(e["name"], "SyntaxError", "{e}");
+}
+
+#[test]
+fn hostile_python_snippets_end_as_their_own_error() {
+    let s = test_servers();
+    let cases: [(&str, String, &[&str], &str); 6] = [
+        (
+            "runaway loop",
+            "while True:\n    pass".into(),
+            &["--timeout", "2"],
+            "timeout",
+        ),
+        (
+            "memory bomb",
+            "x = []\nwhile True:\n    x.append('x' * 1000000)".into(),
+            &[],
+            "limit",
+        ),
+        (
+            "deep recursion",
+            "def f(n):\n    return f(n + 1)\nf(0)".into(),
+            &[],
+            "limit",
+        ),
+        ("huge answer", "'x' * 3000000".into(), &[], "limit"),
+        (
+            "call flood",
+            "for i in range(1000):\n    await tools.alpha.echo(message='x')".into(),
+            &[],
+            "limit",
+        ),
+        (
+            "deep nesting",
+            format!("x = {}1{}", "(".repeat(30_000), ")".repeat(30_000)),
+            &[],
+            "",
+        ),
+    ];
+    for (what, code, extra, kind) in cases {
+        let args: Vec<&str> = PY.iter().chain(extra).copied().collect();
+        let e = failure(&s, &code, &args);
+        if kind.is_empty() {
+            assert_eq!(e["name"], "SyntaxError", "{what}: {e}");
+        } else {
+            assert_eq!(e["kind"], kind, "{what}: {e}");
+        }
+    }
+    // No files, environment or clock: the sandbox answers with an error, not the host's.
+    let e = failure(&s, "import os\nos.getenv('HOME')", &PY);
+    assert_eq!(e["name"], "PermissionError", "{e}");
+    let e = failure(&s, "open('/etc/passwd').read()", &PY);
+    assert_eq!(e["name"], "PermissionError", "{e}");
+    // A bystander after all of them: a plain snippet still runs.
+    let (record, ok) = exec(&s, "await tools.alpha.echo(message='still here')", &PY);
+    assert!(ok, "{record}");
+    assert_eq!(record["value"], "still here");
+}
+
+#[test]
+fn search_shows_python_stubs_that_a_snippet_calls_as_written() {
+    let s = test_servers();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .arg("--config")
+        .arg(&s.config)
+        .args(["search", "add two numbers", "--python", "--limit", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stubs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stubs.contains("async def add(self, *, a: float, b: float) -> Any:"),
+        "{stubs}"
+    );
+    let (record, ok) = exec(&s, "await tools.alpha.add(a=2, b=3)", &PY);
+    assert!(ok, "{record}");
+    assert_eq!(record["value"], 5);
+}
