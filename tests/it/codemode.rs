@@ -416,8 +416,7 @@ fn drive_client(program: &std::path::Path, script: &str, spec: &Value) -> Value 
         .unwrap_or_else(|e| panic!("{script}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// What a client driver reported; `everything`: the Python and progress batches too.
-fn check_client(report: &Value, everything: bool) {
+fn check_client(report: &Value) {
     assert_eq!(
         report["tools"],
         json!(["execute", "search"]),
@@ -468,9 +467,6 @@ fn check_client(report: &Value, everything: bool) {
         syntax["structured"]["error"]["name"], "SyntaxError",
         "{syntax}"
     );
-    if !everything {
-        return;
-    }
     // Python: a runaway stopped beside a good snippet whose progress the client saw.
     let python = &report["executes"][4];
     assert_eq!(
@@ -523,9 +519,8 @@ fn progress_of(result: &Value) -> Vec<(f64, Option<f64>, Option<&str>)> {
         .collect()
 }
 
-/// The driver's spec; `everything`: with the Python and progress batches (4 to 6).
-fn client_spec(s: &Scratch, everything: bool) -> Value {
-    let mut spec = json!({
+fn client_spec(s: &Scratch) -> Value {
+    json!({
         "command": [env!("CARGO_BIN_EXE_mcp-registry"), "--config", s.config, "serve", "--code-mode=only"],
         "search": [
             {"query": "echo message", "limit": 2},
@@ -549,11 +544,7 @@ fn client_spec(s: &Scratch, everything: bool) -> Value {
             ],
             [{"code": "progress(1, 3, 'one'); progress(3, 3); await tools.alpha.echo({message: 'done'}); return 1;"}]
         ]
-    });
-    if !everything {
-        spec["executes"].as_array_mut().unwrap().truncate(4);
-    }
-    spec
+    })
 }
 
 #[test]
@@ -573,12 +564,11 @@ fn typescript_sdk_client_searches_then_executes() {
         return;
     }
     let s = test_servers();
-    // The TypeScript SDK runs the JavaScript batches only: with the Python and progress
-    // batches it timed out on a clean CI run (twice; not reproduced here), see the notes.
-    check_client(
-        &drive_client(&node, "codemode_client.mjs", &client_spec(&s, false)),
-        false,
-    );
+    check_client(&drive_client(
+        &node,
+        "codemode_client.mjs",
+        &client_spec(&s),
+    ));
 }
 
 #[test]
@@ -587,10 +577,11 @@ fn python_sdk_client_searches_then_executes() {
         return;
     };
     let s = test_servers();
-    check_client(
-        &drive_client(&python, "codemode_client.py", &client_spec(&s, true)),
-        true,
-    );
+    check_client(&drive_client(
+        &python,
+        "codemode_client.py",
+        &client_spec(&s),
+    ));
 }
 
 #[test]

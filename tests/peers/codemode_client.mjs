@@ -46,9 +46,7 @@ for (const [b, batch] of spec.executes.entries()) {
       batch.map(async (args, i) => {
         const progress = [];
         const onprogress = (p) => progress.push([p.progress, p.total ?? null, p.message ?? null]);
-        // A progress token only where the snippet reports progress.
-        const options = /progress\(/.test(args.code) ? { timeout: 100_000, onprogress } : { timeout: 100_000 };
-        const r = await client.callTool({ name: 'execute', arguments: args }, undefined, options);
+        const r = await client.callTool({ name: 'execute', arguments: args }, undefined, { timeout: 100_000, onprogress });
         out.order.push([b, i]);
         return { is_error: Boolean(r.isError), structured: r.structuredContent ?? null, text: text(r), progress };
       }),

@@ -147,7 +147,6 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         added_labels: None,
         principal: None,
         progress: None,
-        budget: Default::default(),
     };
     let language =
         args.language
@@ -185,9 +184,8 @@ pub(super) async fn search(
     Ok(ExitCode::SUCCESS)
 }
 
-/// At a terminal, after `init`: compiles the code-mode engines (JavaScript and Python) for
-/// this machine into the cache now (many seconds, once), so that the first `exec` or `serve
-/// --code-mode` answers at once.
+/// At a terminal, after `init`: compiles the code-mode engine for this machine into the cache
+/// now (many seconds, once), so that the first `exec` or `serve --code-mode` answers at once.
 pub(super) async fn prepare_engine() {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
@@ -202,12 +200,8 @@ pub(super) async fn prepare_engine() {
         return;
     };
     println!("preparing code mode for this machine (once; it takes a while on a small machine)...");
-    let loaded = match CodeMode::load(&host, Some(&cache), CodeModePolicy::default()).await {
-        Ok(engine) => engine.prepare_python(&host).await,
-        Err(e) => Err(e),
-    };
-    match loaded {
-        Ok(()) => println!(
+    match CodeMode::load(&host, Some(&cache), CodeModePolicy::default()).await {
+        Ok(_) => println!(
             "code mode is ready ({})",
             crate::client::human_duration(started.elapsed())
         ),

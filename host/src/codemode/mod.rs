@@ -210,8 +210,6 @@ pub struct Scope {
     pub principal: Option<String>,
     /// Where the snippet's `progress(...)` reports go: the client of `execute`.
     pub progress: Option<crate::client::ProgressSink>,
-    /// What its caller's policy lets one snippet use (a tenant's), within the host's.
-    pub budget: crate::config::tenants::CodeBudget,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -230,10 +228,6 @@ pub struct Execution {
     pub calls: Vec<TracedCall>,
     /// Milliseconds the run took.
     pub ms: f64,
-    /// What the run could use and what it used: `max_calls`, `max_ms`, `max_memory_bytes`,
-    /// and `used` (`calls`, `ms`, `memory_bytes`).
-    #[serde(skip_serializing_if = "Value::is_null")]
-    pub budget: Value,
     /// Fuel the run consumed (for metrics; not part of the record a model reads).
     #[serde(skip)]
     pub fuel: u64,
@@ -251,7 +245,6 @@ impl Execution {
             console: Vec::new(),
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
-            budget: Value::Null,
             fuel: 0,
             outcome: "failed",
         }
@@ -297,16 +290,8 @@ impl CodeMode {
         })
     }
 
-    /// Loads the Python engine now (compiled once, then read from the host's component
-    /// cache), so that the first Python snippet does not wait for it. Seconds of synchronous
-    /// work on a fresh machine: for a blocking thread, not an async worker.
-    pub async fn prepare_python(&self, host: &PluginHost) -> Result<(), CodeModeError> {
-        self.engine_for(host, Language::Python).await.map(|_| ())
-    }
-
-    /// The engine for `language` (the Python one loaded at its first use unless prepared:
-    /// compiled once, then read from the host's component cache; concurrent first uses wait
-    /// for one load).
+    /// The engine for `language` (the Python one loaded at its first use: compiled once,
+    /// then read from the host's component cache).
     async fn engine_for(
         &self,
         host: &PluginHost,
@@ -358,19 +343,7 @@ impl CodeMode {
                 strip_types(code).await
             }
         };
-        let budget = scope.budget;
-        let limits = &CodeModePolicy {
-            deadline: budget.max_ms.map_or(self.policy.deadline, |ms| {
-                Duration::from_millis(ms).min(self.policy.deadline)
-            }),
-            max_calls: budget
-                .max_calls
-                .map_or(self.policy.max_calls, |n| n.min(self.policy.max_calls)),
-            max_memory_bytes: budget.max_memory.map_or(self.policy.max_memory_bytes, |n| {
-                n.min(self.policy.max_memory_bytes)
-            }),
-            ..self.policy.clone()
-        };
+        let limits = &self.policy;
         let deadline = timeout.map_or(limits.deadline, |t| t.min(limits.deadline));
         let policy = PluginPolicy {
             allowed_servers: scope.servers,
@@ -440,21 +413,8 @@ impl CodeMode {
                 ..Execution::failed(run_error(&e, &policy), trace.calls(), started)
             },
         };
-        let budget = json!({
-            "max_calls": limits.max_calls,
-            "max_ms": deadline.as_millis() as u64,
-            "max_memory_bytes": limits.max_memory_bytes,
-            "used": {
-                // Every attempt counts; one refused at the limit is not a call made.
-                "calls": execution.calls.len().min(limits.max_calls),
-                "ms": execution.ms.round() as u64,
-                "memory_bytes": usage.memory_bytes(),
-            },
-        });
         Execution {
             fuel: usage.fuel(),
-            budget,
-            outcome: exhausted(&execution, &policy).unwrap_or(execution.outcome),
             ..execution
         }
     }
@@ -487,20 +447,9 @@ impl CodeMode {
             console,
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
-            budget: Value::Null,
             fuel: 0,
         }
     }
-}
-
-/// The budget a run ran out of, as metrics count it (`calls`, `memory`, `deadline`), if one:
-/// a call refused at the call limit counts even if the snippet caught its `ToolError`.
-fn exhausted(execution: &Execution, policy: &PluginPolicy) -> Option<&'static str> {
-    match execution.outcome {
-        "deadline" | "memory" => return Some(execution.outcome),
-        _ => {}
-    }
-    (execution.calls.len() > policy.max_calls).then_some("calls")
 }
 
 /// A run that did not come back with an answer, as the model should read it.

@@ -208,7 +208,6 @@ impl RequestScope {
         let (progress, progress_relay) = self.progress_relay().unzip();
         let scope = Scope {
             progress,
-            budget: tenant.code_budget(),
             servers: tenant.servers().to_vec(),
             ceiling: self.access(),
             taint: Some(self.taint.clone()),

@@ -44,10 +44,6 @@ impl registry::Host for PluginState {
         let req = self
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
-        if let Err(e) = self.approve(&req).await {
-            self.trace_refused(&name, &e);
-            return Err(e);
-        }
         let _admitted = self
             .admit_call()
             .inspect_err(|e| self.trace_refused(&name, e))?;
@@ -138,10 +134,6 @@ impl registry::HostSession for PluginState {
         let req = self
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
-        if let Err(e) = self.approve(&req).await {
-            self.trace_refused(&name, &e);
-            return Err(e);
-        }
         let session = self.session(&this, req.name.server())?;
         let _admitted = self
             .admit_call()
@@ -178,10 +170,6 @@ impl registry::HostSession for PluginState {
         let req = self
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
-        if let Err(e) = self.approve(&req).await {
-            self.trace_refused(&name, &e);
-            return Err(e);
-        }
         let session = self.session(&this, req.name.server())?;
         let admitted = self
             .admit_call()
