@@ -3,7 +3,8 @@
 //! file and upstreams, both driven by the Python `mcp` 2.3 client over stdio
 //! (`bench/codemode_client.py`); the same work as plain calls through `serve`; the size of
 //! the tool list a model reads (bytes, and o200k tokens) plain and in code mode; in process,
-//! a fresh engine instance running `return 1`; and resident memory with 50 snippets at once.
+//! a fresh engine instance running `return 1` (and Python's `1`); resident memory with 50
+//! snippets at once in each language; Python snippets through `serve` beside JavaScript's.
 //! Release build. Writes `target/bench/codemode.txt`. Numbers only: nothing asserts a
 //! threshold.
 
@@ -95,6 +96,26 @@ fn in_process(server: &Path, cache: &Path, report: &mut String) {
             percentile(&ms, 0.5),
             percentile(&ms, 0.99)
         );
+        let t = Instant::now();
+        let first = engine.execute(&host, "1", Language::Python, Scope::default(), None).await;
+        assert!(first.succeeded(), "{:?}", first.error);
+        let python_load = t.elapsed();
+        let mut ms = Vec::new();
+        for i in 0..1050 {
+            let t = Instant::now();
+            let run = engine.execute(&host, "1", Language::Python, Scope::default(), None).await;
+            if i >= 50 {
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            assert!(run.succeeded(), "{:?}", run.error);
+        }
+        let _ = writeln!(
+            report,
+            "Python engine load at its first snippet: {:.0} ms (compiled once, then from the cache); in process, Python `1` in a fresh instance: p50 {:.3} ms  p99 {:.3} ms  (1000 runs)",
+            python_load.as_secs_f64() * 1e3,
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
         // 50 snippets at once, each awaiting a 1.5 s call on one shared connection.
         let session = Arc::new(aggregator.lazy_session_of(&["alpha"], ConnectHooks::default()));
         let router: SessionRouter = {
@@ -106,46 +127,47 @@ fn in_process(server: &Path, cache: &Path, report: &mut String) {
             sessions: Some(router),
             ..Scope::default()
         };
-        let warm = engine
-            .execute(
-                &host,
-                "return await tools.alpha.echo({message: 'x'})",
+        for (language, warm_code, code) in [
+            (
                 Language::TypeScript,
-                scope.clone(),
-                None,
+                "return await tools.alpha.echo({message: 'x'})",
+                "const r = await tools.alpha.sleep({ms: 1500}); return typeof r;",
+            ),
+            (
+                Language::Python,
+                "await tools.alpha.echo(message='x')",
+                "r = await tools.alpha.sleep(ms=1500)\ntype(r).__name__",
+            ),
+        ] {
+            let warm = engine
+                .execute(&host, warm_code, language, scope.clone(), None)
+                .await;
+            assert!(warm.succeeded(), "{:?}", warm.error);
+            let before = rss_kib();
+            let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+            let sampler = {
+                let peak = peak.clone();
+                tokio::spawn(async move {
+                    loop {
+                        peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            };
+            let runs = futures::future::join_all(
+                (0..50).map(|_| engine.execute(&host, code, language, scope.clone(), None)),
             )
             .await;
-        assert!(warm.succeeded(), "{:?}", warm.error);
-        let before = rss_kib();
-        let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
-        let sampler = {
-            let peak = peak.clone();
-            tokio::spawn(async move {
-                loop {
-                    peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-        };
-        let runs = futures::future::join_all((0..50).map(|_| {
-            engine.execute(
-                &host,
-                "const r = await tools.alpha.sleep({ms: 1500}); return typeof r;",
-                Language::TypeScript,
-                scope.clone(),
-                None,
-            )
-        }))
-        .await;
-        sampler.abort();
-        let ok = runs.iter().filter(|r| r.succeeded()).count();
-        let grown = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
-        let _ = writeln!(
-            report,
-            "50 snippets at once, each awaiting a 1.5 s call: resident memory +{:.1} MiB over the idle host = {:.2} MiB per run ({ok}/50 succeeded)",
-            grown as f64 / 1024.0,
-            grown as f64 / 1024.0 / 50.0
-        );
+            sampler.abort();
+            let ok = runs.iter().filter(|r| r.succeeded()).count();
+            let grown = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
+            let _ = writeln!(
+                report,
+                "{language:?}: 50 snippets at once, each awaiting a 1.5 s call: resident memory +{:.1} MiB over the idle host = {:.2} MiB per run ({ok}/50 succeeded)",
+                grown as f64 / 1024.0,
+                grown as f64 / 1024.0 / 50.0
+            );
+        }
         session.close().await;
         aggregator.shutdown().await;
     });
@@ -286,12 +308,17 @@ fn main() {
         ],
     );
     let twenty = "let n = 0; for (let i = 0; i < 20; i++) { n += (await tools.alpha.echo({message: 'x'})).length; } return n;";
+    let py_twenty =
+        "n = 0\nfor i in range(20):\n    n += len(await tools.alpha.echo(message='x'))\nn";
     let ours_cases = json!([
         {"name": "plain", "tool": "alpha__echo", "arguments": {"message": "x"}, "n": 300, "warmup": 20},
         {"name": "return1", "tool": "execute", "arguments": {"code": "return 1"}, "n": 300, "warmup": 20},
         {"name": "one", "tool": "execute", "arguments": {"code": "return await tools.alpha.echo({message: 'x'})"}, "n": 200, "warmup": 10},
         {"name": "twenty", "tool": "execute", "arguments": {"code": twenty}, "n": 30, "warmup": 3},
         {"name": "gather", "tool": "execute", "arguments": {"code": "await Promise.all([1,2,3,4,5].map(() => tools.alpha.sleep({ms: 300}))); return 5;"}, "n": 5, "warmup": 1},
+        {"name": "py_return1", "tool": "execute", "arguments": {"code": "1", "language": "python"}, "n": 300, "warmup": 20},
+        {"name": "py_one", "tool": "execute", "arguments": {"code": "await tools.alpha.echo(message='x')", "language": "python"}, "n": 200, "warmup": 10},
+        {"name": "py_twenty", "tool": "execute", "arguments": {"code": py_twenty, "language": "python"}, "n": 30, "warmup": 3},
         {"name": "runaway", "tool": "execute", "arguments": {"code": "while (true) {}"}, "n": 1},
         {"name": "after", "tool": "execute", "arguments": {"code": "return 1"}, "n": 50},
     ]);
@@ -330,6 +357,21 @@ fn main() {
     );
     ms_row(
         &mut report,
+        "serve --code-mode: Python execute `1`",
+        &c["py_return1"],
+    );
+    ms_row(
+        &mut report,
+        "serve --code-mode: Python execute, 1 call",
+        &c["py_one"],
+    );
+    ms_row(
+        &mut report,
+        "serve --code-mode: Python execute, 20 sequential calls",
+        &c["py_twenty"],
+    );
+    ms_row(
+        &mut report,
         "serve --code-mode: runaway `while (true) {}` (30 s deadline)",
         &c["runaway"],
     );
@@ -359,6 +401,16 @@ fn main() {
         per_call_twenty,
         per_call_one / plain,
         per_call_twenty / plain
+    );
+    let py_one = p("py_one") - p("py_return1");
+    let py_twenty = (p("py_twenty") - p("py_return1")) / 20.0;
+    let _ = writeln!(
+        report,
+        "a call inside a Python snippet costs {:.2} ms (1 call) / {:.2} ms (each of 20) over `1`: {:.2}x / {:.2}x a plain call (goal: at most 2x)",
+        py_one,
+        py_twenty,
+        py_one / plain,
+        py_twenty / plain
     );
     eprint!("{report}");
 
@@ -402,6 +454,13 @@ fn main() {
             p("return1"),
             theirs_p50,
             p("return1") / theirs_p50
+        );
+        let _ = writeln!(
+            report,
+            "Python execute `1` p50 (both Monty): serve {:.2} ms vs FastMCP {:.2} ms ({:.2}x; goal: at most 0.5x)",
+            p("py_return1"),
+            theirs_p50,
+            p("py_return1") / theirs_p50
         );
     } else {
         let _ = writeln!(report, "\nFastMCP 4.1.6 not installed (.peers/fastmcp-venv): its rows are skipped (scripts/bench.sh installs it)");

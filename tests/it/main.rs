@@ -10,6 +10,7 @@ mod support;
 mod access;
 mod audit;
 mod codemode;
+mod codemode_budgets;
 mod codemode_python;
 mod compat;
 mod config_cli;

@@ -147,6 +147,7 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
         added_labels: None,
         principal: None,
         progress: None,
+        budget: Default::default(),
     };
     let language =
         args.language

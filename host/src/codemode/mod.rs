@@ -210,6 +210,8 @@ pub struct Scope {
     pub principal: Option<String>,
     /// Where the snippet's `progress(...)` reports go: the client of `execute`.
     pub progress: Option<crate::client::ProgressSink>,
+    /// What its caller's policy lets one snippet use (a tenant's), within the host's.
+    pub budget: crate::config::tenants::CodeBudget,
 }
 
 /// What a snippet did: its value or its error, what it logged, and every call it made.
@@ -228,6 +230,10 @@ pub struct Execution {
     pub calls: Vec<TracedCall>,
     /// Milliseconds the run took.
     pub ms: f64,
+    /// What the run could use and what it used: `max_calls`, `max_ms`, `max_memory_bytes`,
+    /// and `used` (`calls`, `ms`, `memory_bytes`).
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub budget: Value,
     /// Fuel the run consumed (for metrics; not part of the record a model reads).
     #[serde(skip)]
     pub fuel: u64,
@@ -245,6 +251,7 @@ impl Execution {
             console: Vec::new(),
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
+            budget: Value::Null,
             fuel: 0,
             outcome: "failed",
         }
@@ -343,7 +350,19 @@ impl CodeMode {
                 strip_types(code).await
             }
         };
-        let limits = &self.policy;
+        let budget = scope.budget;
+        let limits = &CodeModePolicy {
+            deadline: budget.max_ms.map_or(self.policy.deadline, |ms| {
+                Duration::from_millis(ms).min(self.policy.deadline)
+            }),
+            max_calls: budget
+                .max_calls
+                .map_or(self.policy.max_calls, |n| n.min(self.policy.max_calls)),
+            max_memory_bytes: budget.max_memory.map_or(self.policy.max_memory_bytes, |n| {
+                n.min(self.policy.max_memory_bytes)
+            }),
+            ..self.policy.clone()
+        };
         let deadline = timeout.map_or(limits.deadline, |t| t.min(limits.deadline));
         let policy = PluginPolicy {
             allowed_servers: scope.servers,
@@ -413,8 +432,21 @@ impl CodeMode {
                 ..Execution::failed(run_error(&e, &policy), trace.calls(), started)
             },
         };
+        let budget = json!({
+            "max_calls": limits.max_calls,
+            "max_ms": deadline.as_millis() as u64,
+            "max_memory_bytes": limits.max_memory_bytes,
+            "used": {
+                // Every attempt counts; one refused at the limit is not a call made.
+                "calls": execution.calls.len().min(limits.max_calls),
+                "ms": execution.ms.round() as u64,
+                "memory_bytes": usage.memory_bytes(),
+            },
+        });
         Execution {
             fuel: usage.fuel(),
+            budget,
+            outcome: exhausted(&execution, &policy).unwrap_or(execution.outcome),
             ..execution
         }
     }
@@ -447,9 +479,20 @@ impl CodeMode {
             console,
             calls,
             ms: started.elapsed().as_secs_f64() * 1e3,
+            budget: Value::Null,
             fuel: 0,
         }
     }
+}
+
+/// The budget a run ran out of, as metrics count it (`calls`, `memory`, `deadline`), if one:
+/// a call refused at the call limit counts even if the snippet caught its `ToolError`.
+fn exhausted(execution: &Execution, policy: &PluginPolicy) -> Option<&'static str> {
+    match execution.outcome {
+        "deadline" | "memory" => return Some(execution.outcome),
+        _ => {}
+    }
+    (execution.calls.len() > policy.max_calls).then_some("calls")
 }
 
 /// A run that did not come back with an answer, as the model should read it.

@@ -8,7 +8,7 @@
 //!      "servers": ["memory", "time"],
 //!      "tools": ["memory__*", "time__get_current_time"],
 //!      "plugins": ["fanout"],
-//!      "code_mode": true,
+//!      "code_mode": {"max_calls": 50, "max_ms": 10000, "max_memory_mib": 32},
 //!      "limits": {"processes": 8, "in_flight": 32, "calls_per_minute": 600, "sessions": 16}
 //!    }},
 //!  "jwt": {"issuer": "https://idp.example", "audience": "https://mcp.example/mcp",
@@ -39,6 +39,8 @@ pub struct TenantConfig {
     pub plugins: Vec<String>,
     /// Whether it may use code mode's `search` and `execute` (with `serve --code-mode`).
     pub code_mode: bool,
+    /// What one of its snippets may use (`"code_mode": {...}`), within the host's bounds.
+    pub code_budget: CodeBudget,
     /// Whether a call flow control stops is put to its user (`"flow": "ask"`) rather than
     /// refused (the default).
     pub flow_asks: bool,
@@ -46,6 +48,18 @@ pub struct TenantConfig {
     pub labels: BTreeMap<String, super::ServerLabels>,
     /// Its bounds.
     pub limits: TenantLimits,
+}
+
+/// What one code-mode snippet of a tenant may use (`None`: the host's bound). The tenant's
+/// policy, not the snippet's arguments: `execute`'s `timeout_ms` may only shorten `max_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CodeBudget {
+    /// Tool calls per snippet.
+    pub max_calls: Option<usize>,
+    /// Milliseconds per snippet.
+    pub max_ms: Option<u64>,
+    /// Bytes of engine memory per snippet.
+    pub max_memory: Option<usize>,
 }
 
 /// A tenant's bounds (`None`: only the host's own bounds apply).
@@ -230,12 +244,37 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
             limits.sessions = Some(bound("limits.sessions", n)?);
         }
     }
+    let mut code_budget = CodeBudget::default();
     let code_mode = match obj.get("code_mode") {
         None => false,
+        Some(Value::Object(budget)) => {
+            for (key, n) in budget {
+                let field = format!("code_mode.{key}");
+                let n = v.size(&field, n)?;
+                match key.as_str() {
+                    "max_calls" => code_budget.max_calls = Some(n),
+                    "max_ms" => code_budget.max_ms = Some(n as u64),
+                    "max_memory_mib" => {
+                        let bytes = n.checked_mul(1 << 20);
+                        code_budget.max_memory = Some(bytes.ok_or_else(|| v.err(&field, "too large"))?);
+                    }
+                    _ => {
+                        return Err(v.err(
+                            &field,
+                            "unknown: a code-mode budget has max_calls, max_ms and max_memory_mib",
+                        ))
+                    }
+                }
+            }
+            true
+        }
         Some(c) => c.as_bool().ok_or_else(|| {
             v.err(
                 "code_mode",
-                format!("expected true or false, found {}", json::kind(c)),
+                format!(
+                    "expected true, false or a budget ({{\"max_calls\", \"max_ms\", \"max_memory_mib\"}}), found {}",
+                    json::kind(c)
+                ),
             )
         })?,
     };
@@ -248,6 +287,7 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
             .transpose()?,
         plugins: list("plugins")?,
         code_mode,
+        code_budget,
         flow_asks: match obj.get("flow") {
             None => false,
             Some(flow) => super::flow_asks(v, flow)?,

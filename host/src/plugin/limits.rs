@@ -39,6 +39,11 @@ impl MemoryBudget {
         self.max
     }
 
+    /// The bytes held now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::SeqCst)
+    }
+
     /// Takes `bytes` if they fit; otherwise marks the budget exceeded.
     fn take(&self, bytes: usize) -> bool {
         let taken = self

@@ -121,12 +121,18 @@ pub type CallGate = Arc<dyn Fn() -> Result<Box<dyn Send>, String> + Send + Sync>
 
 /// What a run used, filled in when it ends (shared with the embedder that asked).
 #[derive(Clone, Default, Debug)]
-pub struct RunUsage(Arc<std::sync::atomic::AtomicU64>);
+pub struct RunUsage(Arc<[std::sync::atomic::AtomicU64; 2]>);
 
 impl RunUsage {
     /// Fuel the run consumed (wasmtime's unit: about one per Wasm instruction).
     pub fn fuel(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.0[0].load(Ordering::SeqCst)
+    }
+
+    /// Bytes of memory the run held at its end (its memories and tables, which never shrink,
+    /// and results it had not collected): what counted against `max_memory_bytes`.
+    pub fn memory_bytes(&self) -> u64 {
+        self.0[1].load(Ordering::SeqCst)
     }
 }
 
@@ -475,7 +481,8 @@ impl PluginHost {
             .map(|left| policy.fuel.unwrap_or(u64::MAX).saturating_sub(left))
             .unwrap_or(0);
         if let Some(usage) = usage {
-            usage.0.store(fuel, Ordering::SeqCst);
+            usage.0[0].store(fuel, Ordering::SeqCst);
+            usage.0[1].store(budget.used() as u64, Ordering::SeqCst);
         }
         // Dropping the store drops every session and call the guest still held.
         drop(store);

@@ -208,6 +208,7 @@ impl RequestScope {
         let (progress, progress_relay) = self.progress_relay().unzip();
         let scope = Scope {
             progress,
+            budget: tenant.code_budget(),
             servers: tenant.servers().to_vec(),
             ceiling: self.access(),
             taint: Some(self.taint.clone()),

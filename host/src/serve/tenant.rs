@@ -17,7 +17,7 @@ use super::auth::Authenticator;
 use crate::access::Access;
 use crate::aggregator::{Aggregator, Session};
 use crate::client::{ConnectHooks, RequestRelay, ServerEvent};
-use crate::config::tenants::{TenantLimits, TenantsConfig, DEFAULT_SESSIONS};
+use crate::config::tenants::{CodeBudget, TenantLimits, TenantsConfig, DEFAULT_SESSIONS};
 use crate::config::{Registry, ServerLabels, Sharing};
 use crate::locks::lock;
 use crate::manager::ProcessBudget;
@@ -176,6 +176,11 @@ impl Tenant {
         self.grant.code_mode
     }
 
+    /// What one of its snippets may use.
+    pub(crate) fn code_budget(&self) -> CodeBudget {
+        self.grant.code_budget
+    }
+
     /// How many client sessions it may hold open at once (`None`: no bound, the local
     /// tenant).
     pub(crate) fn max_sessions(&self) -> Option<usize> {
@@ -267,6 +272,7 @@ struct Grant {
     tools: Option<Vec<String>>,
     plugins: Option<Vec<String>>,
     code_mode: bool,
+    code_budget: CodeBudget,
     /// Whether a call flow control stops is put to the user (`None`: as the registry says,
     /// for the local tenant).
     flow_asks: Option<bool>,
@@ -284,6 +290,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
             tools: None,
             plugins: None,
             code_mode: true,
+            code_budget: CodeBudget::default(),
             flow_asks: None,
             labels: Arc::default(),
             limits: TenantLimits::default(),
@@ -304,6 +311,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
                 tools: t.tools.clone(),
                 plugins: Some(t.plugins.clone()),
                 code_mode: t.code_mode,
+                code_budget: t.code_budget,
                 flow_asks: Some(t.flow_asks),
                 labels: Arc::new(t.labels.clone()),
                 // A tenant of a tenants file always has a bound on its sessions.
