@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use super::codemode::{exec, failure, test_servers};
+use crate::support::*;
 
 const PY: [&str; 2] = ["--language", "python"];
 
@@ -169,4 +170,77 @@ fn search_shows_python_stubs_that_a_snippet_calls_as_written() {
     let (record, ok) = exec(&s, "await tools.alpha.add(a=2, b=3)", &PY);
     assert!(ok, "{record}");
     assert_eq!(record["value"], 5);
+}
+
+/// A call its server marks `"approval"` pauses the snippet and asks the client's user with
+/// the exact arguments (the Python `mcp` SDK's elicitation callback, in both eras): accepted,
+/// the call proceeds; declined, the snippet gets a `ToolError` of kind `denied`.
+#[test]
+fn a_call_marked_for_approval_waits_for_the_user_in_both_eras() {
+    let Some(python) = peer(peers_dir().join("venv/bin/python"), "PyPI mcp 2.3.0 (venv)") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("posted.jsonl");
+    let s = Scratch::new(json!({
+        "out": {"command": test_server().display().to_string(),
+                "env": {"MCP_TEST_POST_FILE": file.display().to_string()},
+                "approval": ["post"]},
+    }));
+    let serve = json!([
+        env!("CARGO_BIN_EXE_mcp-registry"),
+        "--config",
+        s.config,
+        "serve",
+        "--code-mode=only"
+    ]);
+    for mode in ["legacy", "2026-07-28"] {
+        for answer in ["accept", "decline"] {
+            let body = format!("{mode} {answer}");
+            let code = format!(
+                "r = 'posted'\n\
+                 await tools.out.echo(message='no approval needed')\n\
+                 try:\n    await tools.out.post(to='someone@example.com', body='{body}')\n\
+                 except ToolError as e:\n    r = str(e)\n\
+                 r"
+            );
+            let calls = json!([["execute", {"code": code, "language": "python"}]]);
+            let out = std::process::Command::new(&python)
+                .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+                .env("MCP_COMPAT_ELICIT", answer)
+                .arg(workspace_root().join("tests/peers/compat_client.py"))
+                .args([mode, "stdio", &serve.to_string(), &calls.to_string()])
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{mode}: no JSON ({e}): {out:?}"));
+            let asked = report["asked"].to_string();
+            // Asked once, for the marked tool only, with its exact arguments.
+            assert_eq!(
+                report["asked"].as_array().map(Vec::len),
+                Some(1),
+                "{report}"
+            );
+            assert!(
+                asked.contains("out__post") && asked.contains(&body),
+                "{mode} {answer}: {report}"
+            );
+            let result = report["calls"][0]["text"].to_string();
+            let posted = std::fs::read_to_string(&file).unwrap_or_default();
+            if answer == "accept" {
+                assert!(
+                    result.contains(r#"\"value\":\"posted\""#),
+                    "{mode}: {report}"
+                );
+                assert!(posted.contains(&body), "{mode}: {posted}");
+            } else {
+                assert!(
+                    result.contains("denied: the user declined the call of out__post"),
+                    "{mode}: {report}"
+                );
+                assert!(!posted.contains(&body), "{mode}: {posted}");
+            }
+        }
+    }
 }

@@ -438,6 +438,16 @@ impl Aggregator {
             .unwrap_or_default()
     }
 
+    /// Whether a call of `name` from a plugin run or a snippet waits for the user's approval
+    /// (its server's `"approval"` globs).
+    pub fn needs_approval(&self, name: &ToolName) -> bool {
+        self.registry().server(name.server()).is_some_and(|c| {
+            c.approval
+                .iter()
+                .any(|glob| crate::names::glob_match(glob, name.tool()))
+        })
+    }
+
     /// The information-flow labels of `name`: its registry entry's, joined with what the
     /// server says of the tool once its list has been read (`openWorldHint`: its results
     /// are untrusted and it reaches outside). The server's word can only add labels.

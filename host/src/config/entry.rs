@@ -1,6 +1,6 @@
 //! One server entry of a registry file, checked field by field: the stdio fields
 //! (`command`, `args`, `env`, `cwd`) or the remote ones (`remote.rs`), then what every
-//! server has (timeouts, tool filter, roots, era, sharing).
+//! server has (timeouts, tool filter, labels, approval, roots, era, sharing).
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,7 @@ const SERVER_FIELDS: &[&str] = &[
     "timeouts",
     "tools",
     "labels",
+    "approval",
     "roots",
     "protocol",
     "sharing",
@@ -52,6 +53,9 @@ pub(super) fn parse_server(
     }
     if let Some(l) = obj.get("labels") {
         config.labels = super::labels::parse(v, "labels", l)?;
+    }
+    if let Some(a) = obj.get("approval") {
+        config.approval = v.strings("approval", a)?;
     }
     if let Some(r) = obj.get("roots") {
         config.roots = v.strings("roots", r)?;

@@ -163,6 +163,9 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// What its tools' results are and what its tools do, for information-flow control.
     pub labels: ServerLabels,
+    /// Globs over its tool names whose calls from a plugin run or a code-mode snippet wait for
+    /// the user's approval (`"approval"`).
+    pub approval: Vec<String>,
     /// Roots answered to `roots/list` (file URIs).
     pub roots: Vec<String>,
     /// Which protocol era to speak.
@@ -190,6 +193,7 @@ impl ServerConfig {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             tools: ToolFilter::All,
             labels: ServerLabels::default(),
+            approval: Vec::new(),
             roots: Vec::new(),
             protocol: ProtocolMode::Auto,
             sharing: Sharing::Tenant,

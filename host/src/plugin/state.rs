@@ -194,6 +194,44 @@ pub(super) struct CallRequest {
 }
 
 impl PluginState {
+    /// A call its server marks for approval (`"approval"`) waits here for the user of the
+    /// run's caller, asked with the exact arguments (an elicitation, or a 2026-07-28 input
+    /// request); declined, unanswered, or with nobody to ask (the command line), it is
+    /// denied. The run's deadline still holds while it waits.
+    pub(super) async fn approve(&mut self, req: &CallRequest) -> Result<(), types::Error> {
+        if !self.aggregator.needs_approval(&req.name) {
+            return Ok(());
+        }
+        let name = &req.name;
+        let Some(relay) = self.relay.clone() else {
+            return Err(self.denied(format!(
+                "{name} needs the user's approval, and this run has nobody to ask"
+            )));
+        };
+        let arguments =
+            serde_json::to_string(&req.arguments.clone().unwrap_or_default()).unwrap_or_default();
+        let params: Result<rmcp::model::ElicitRequestParams, _> = serde_json::from_value(
+            serde_json::json!({
+                "mode": "form",
+                "message": format!("{} wants to call {name} with these arguments:\n{arguments}\n\nAllow this one call?", self.name),
+                "requestedSchema": {"type": "object", "properties": {}},
+            }),
+        );
+        let params =
+            params.map_err(|e| self.denied(format!("{name}: cannot ask the user: {e}")))?;
+        match relay.create_elicitation("mcp-registry", params).await {
+            Ok(answer) if answer.action == rmcp::model::ElicitationAction::Accept => {
+                tracing::info!(target: "mcp_registry::audit", plugin = %self.name, tool = %name, "approved by the user");
+                Ok(())
+            }
+            Ok(_) => Err(self.denied(format!("the user declined the call of {name}"))),
+            Err(e) => Err(self.denied(format!(
+                "{name} needs the user's approval, and the user could not be asked: {}",
+                e.message
+            ))),
+        }
+    }
+
     pub(super) fn denied(&self, rule: String) -> types::Error {
         tracing::info!(target: "mcp_registry::audit", plugin = %self.name, "denied: {rule}");
         if self.policy.opaque_denials {

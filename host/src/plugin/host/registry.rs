@@ -44,6 +44,10 @@ impl registry::Host for PluginState {
         let req = self
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
+        if let Err(e) = self.approve(&req).await {
+            self.trace_refused(&name, &e);
+            return Err(e);
+        }
         let _admitted = self
             .admit_call()
             .inspect_err(|e| self.trace_refused(&name, e))?;
@@ -134,6 +138,10 @@ impl registry::HostSession for PluginState {
         let req = self
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
+        if let Err(e) = self.approve(&req).await {
+            self.trace_refused(&name, &e);
+            return Err(e);
+        }
         let session = self.session(&this, req.name.server())?;
         let _admitted = self
             .admit_call()
@@ -170,6 +178,10 @@ impl registry::HostSession for PluginState {
         let req = self
             .check_call(&name, &arguments)
             .inspect_err(|e| self.trace_refused(&name, e))?;
+        if let Err(e) = self.approve(&req).await {
+            self.trace_refused(&name, &e);
+            return Err(e);
+        }
         let session = self.session(&this, req.name.server())?;
         let admitted = self
             .admit_call()
