@@ -484,7 +484,7 @@ fn search_prints_what_a_model_gets() {
 }
 
 /// `init` at a terminal offers to import the clients' servers it finds, and prepares code
-/// mode, so the first `exec` finds the engine compiled.
+/// mode (both engines), so the first `exec` finds the engine compiled.
 #[test]
 fn init_at_a_terminal_imports_and_prepares_code_mode() {
     let s = Scratch::new(json!({}));
@@ -528,7 +528,8 @@ fn init_at_a_terminal_imports_and_prepares_code_mode() {
             .collect()
     };
     let before = compiled();
-    assert_eq!(before.len(), 1, "{said}");
+    // The JavaScript engine and the Python one.
+    assert_eq!(before.len(), 2, "{said}");
     let snippet = s.path("snippet.js");
     std::fs::write(&snippet, "return (await tools.t.add({a: 1, b: 2}))").unwrap();
     let out = s

@@ -185,8 +185,9 @@ pub(super) async fn search(
     Ok(ExitCode::SUCCESS)
 }
 
-/// At a terminal, after `init`: compiles the code-mode engine for this machine into the cache
-/// now (many seconds, once), so that the first `exec` or `serve --code-mode` answers at once.
+/// At a terminal, after `init`: compiles the code-mode engines (JavaScript and Python) for
+/// this machine into the cache now (many seconds, once), so that the first `exec` or `serve
+/// --code-mode` answers at once.
 pub(super) async fn prepare_engine() {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
@@ -201,8 +202,12 @@ pub(super) async fn prepare_engine() {
         return;
     };
     println!("preparing code mode for this machine (once; it takes a while on a small machine)...");
-    match CodeMode::load(&host, Some(&cache), CodeModePolicy::default()).await {
-        Ok(_) => println!(
+    let loaded = match CodeMode::load(&host, Some(&cache), CodeModePolicy::default()).await {
+        Ok(engine) => engine.prepare_python(&host).await,
+        Err(e) => Err(e),
+    };
+    match loaded {
+        Ok(()) => println!(
             "code mode is ready ({})",
             crate::client::human_duration(started.elapsed())
         ),

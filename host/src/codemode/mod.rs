@@ -297,8 +297,16 @@ impl CodeMode {
         })
     }
 
-    /// The engine for `language` (the Python one loaded at its first use: compiled once,
-    /// then read from the host's component cache).
+    /// Loads the Python engine now (compiled once, then read from the host's component
+    /// cache), so that the first Python snippet does not wait for it. Seconds of synchronous
+    /// work on a fresh machine: for a blocking thread, not an async worker.
+    pub async fn prepare_python(&self, host: &PluginHost) -> Result<(), CodeModeError> {
+        self.engine_for(host, Language::Python).await.map(|_| ())
+    }
+
+    /// The engine for `language` (the Python one loaded at its first use unless prepared:
+    /// compiled once, then read from the host's component cache; concurrent first uses wait
+    /// for one load).
     async fn engine_for(
         &self,
         host: &PluginHost,

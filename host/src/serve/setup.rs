@@ -256,17 +256,31 @@ impl EngineLoading {
         let runtime = tokio::runtime::Handle::current();
         let compiling = tokio::task::spawn_blocking(move || {
             let cache = crate::plugin::default_cache_dir();
-            runtime.block_on(CodeMode::load(
-                &host,
-                cache.as_deref(),
-                CodeModePolicy::default(),
-            ))
+            let loaded = runtime
+                .block_on(CodeMode::load(
+                    &host,
+                    cache.as_deref(),
+                    CodeModePolicy::default(),
+                ))
+                .map(Arc::new);
+            // Then the Python engine, on a blocking thread of its own: JavaScript snippets
+            // need not wait for it, and a Python one waits only for what is left of it.
+            if let Ok(engine) = &loaded {
+                let engine = engine.clone();
+                let handle = runtime.clone();
+                runtime.spawn_blocking(move || {
+                    if let Err(e) = handle.block_on(engine.prepare_python(&host)) {
+                        tracing::error!(error = %e, "code mode in Python is unavailable");
+                    }
+                });
+            }
+            loaded
         });
         let load = async move {
             let loaded = compiling
                 .await
                 .map_err(|e| format!("code mode is unavailable: the load ended: {e}"))?;
-            loaded.map(Arc::new).map_err(|e| {
+            loaded.map_err(|e| {
                 tracing::error!(error = %e, "code mode is unavailable");
                 format!("code mode is unavailable: {e}")
             })

@@ -234,27 +234,30 @@ pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shared-cache")
 }
 
-/// [`shared_cache`], with the code-mode engine's snapshot made and compiled (once per test
-/// process, by the first test that needs it).
+/// [`shared_cache`], with the code-mode engines made and compiled (once per test process, by
+/// the first test that needs them).
 pub fn code_mode_cache() -> PathBuf {
     static WARM: OnceLock<()> = OnceLock::new();
     WARM.get_or_init(|| {
         let s = Scratch::new(serde_json::json!({}));
-        let out = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-            .env("MCP_REGISTRY_CACHE_DIR", shared_cache())
-            .arg("--config")
-            .arg(&s.config)
-            .args(["exec", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(b"return 1")?;
-                child.wait_with_output()
-            })
-            .unwrap();
-        assert!(out.status.success(), "warming the engine cache failed");
+        // Both engines: the JavaScript one, and the Python one a first Python snippet loads.
+        for (language, code) in [("typescript", "return 1"), ("python", "1")] {
+            let out = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+                .env("MCP_REGISTRY_CACHE_DIR", shared_cache())
+                .arg("--config")
+                .arg(&s.config)
+                .args(["exec", "--language", language, "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().unwrap().write_all(code.as_bytes())?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            assert!(out.status.success(), "warming the {language} engine failed");
+        }
     });
     shared_cache()
 }
