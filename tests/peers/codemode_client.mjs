@@ -24,9 +24,14 @@ setTimeout(() => {
 }, 120_000).unref();
 
 const { Client } = await load('sdk/dist/esm/client/index.js');
-const { StdioClientTransport } = await load('sdk/dist/esm/client/stdio.js');
+const { StdioClientTransport, getDefaultEnvironment } = await load('sdk/dist/esm/client/stdio.js');
 const [command, ...args] = spec.command;
-const transport = new StdioClientTransport({ command, args, stderr: 'inherit' });
+// The SDK's default environment (what Claude Desktop and the others pass), plus the cache
+// directory: without it serve compiles the code-mode engines into the user's own cache, cold on
+// a fresh machine (minutes under load, past the client's timeouts).
+const env = { ...getDefaultEnvironment() };
+if (process.env.MCP_REGISTRY_CACHE_DIR) env.MCP_REGISTRY_CACHE_DIR = process.env.MCP_REGISTRY_CACHE_DIR;
+const transport = new StdioClientTransport({ command, args, env, stderr: 'inherit' });
 const client = new Client({ name: 'codemode-client', version: '1.0.0' });
 await client.connect(transport);
 

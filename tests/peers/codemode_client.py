@@ -5,11 +5,12 @@ Usage: codemode_client.py SPEC   (SPEC as in codemode_client.mjs; same JSON prin
 """
 
 import json
+import os
 import sys
 
 import anyio
 from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
+from mcp.client.stdio import get_default_environment, stdio_client
 
 
 def text(result):
@@ -24,9 +25,19 @@ def field(result, *names):
     return None
 
 
+def server_env():
+    """The SDK's default environment (what Claude Desktop and the others pass), plus the
+    cache directory: without it serve compiles the code-mode engines into the user's own
+    cache, cold on a fresh machine (minutes under load, past the client's timeouts)."""
+    env = get_default_environment()
+    if os.environ.get("MCP_REGISTRY_CACHE_DIR"):
+        env["MCP_REGISTRY_CACHE_DIR"] = os.environ["MCP_REGISTRY_CACHE_DIR"]
+    return env
+
+
 async def main() -> None:
     spec = json.loads(sys.argv[1])
-    params = StdioServerParameters(command=spec["command"][0], args=spec["command"][1:])
+    params = StdioServerParameters(command=spec["command"][0], args=spec["command"][1:], env=server_env())
     out = {"order": []}
     with anyio.fail_after(120):
         await drive(spec, params, out)

@@ -5,11 +5,12 @@ Prints one JSON object with what it observed; the Rust test asserts on it.
 """
 
 import json
+import os
 import sys
 
 import anyio
 from mcp import ClientSession, StdioServerParameters, types
-from mcp.client.stdio import stdio_client
+from mcp.client.stdio import get_default_environment, stdio_client
 
 
 def text(result):
@@ -21,7 +22,11 @@ def is_error(result):
 
 
 async def main() -> None:
-    params = StdioServerParameters(command=sys.argv[1], args=sys.argv[2:])
+    # The SDK's default environment, plus the cache directory (the test's own, not the user's).
+    env = get_default_environment()
+    if os.environ.get("MCP_REGISTRY_CACHE_DIR"):
+        env["MCP_REGISTRY_CACHE_DIR"] = os.environ["MCP_REGISTRY_CACHE_DIR"]
+    params = StdioServerParameters(command=sys.argv[1], args=sys.argv[2:], env=env)
     seen = {"list_changed": 0}
     changed = anyio.Event()
 
