@@ -113,7 +113,7 @@ impl From<ClientError> for StartFailure {
 
 /// The transport of a stdio connection: rmcp's line transport over the process's pipes,
 /// minus late answers to the era probe's own requests (which rmcp would take for a conflict),
-/// and with progress delivered as it is read (see [`DeliversProgress`]).
+/// and with progress delivered as it is read (see [`DeliversInOrder`]).
 struct PipeTransport {
     lines: AsyncRwTransport<
         RoleClient,
@@ -121,27 +121,36 @@ struct PipeTransport {
         tokio::process::ChildStdin,
     >,
     progress_to: Option<Arc<CallsInFlight>>,
+    /// The server's name and where its log messages are announced.
+    logs_to: Option<(Arc<str>, super::ServerEvents)>,
 }
 
-/// A transport that delivers `notifications/progress` to the calls in flight itself, in the
-/// order it reads them. Why: rmcp runs each notification's handler in a task of its own and
-/// hands a response to its caller at once, so under load a call's last progress reached the
-/// call after its result (and its client after the result too, which drops it).
-trait DeliversProgress {
+/// A transport that delivers `notifications/progress` to the calls in flight, and announces
+/// `notifications/message` (logs), itself, in the order it reads them. Why: rmcp runs each
+/// notification's handler in a task of its own and hands a response to its caller at once, so
+/// under load a call's last progress reached the call after its result (and its client after
+/// the result too, which drops it), and the logs a call wrote before its answer missed the
+/// relay that sends them before the answer.
+trait DeliversInOrder {
     /// From now on, progress goes to `calls` as it is read.
     fn deliver_progress_to(&mut self, _calls: Arc<CallsInFlight>) {}
+    /// From now on, log messages are announced on `events` as they are read.
+    fn announce_logs_to(&mut self, _server: Arc<str>, _events: super::ServerEvents) {}
 }
 
-impl DeliversProgress for PipeTransport {
+impl DeliversInOrder for PipeTransport {
     fn deliver_progress_to(&mut self, calls: Arc<CallsInFlight>) {
         self.progress_to = Some(calls);
+    }
+    fn announce_logs_to(&mut self, server: Arc<str>, events: super::ServerEvents) {
+        self.logs_to = Some((server, events));
     }
 }
 
 /// Remote transports: progress through rmcp's handler (a remote server's responses and
 /// notifications may travel on different streams anyway).
-impl DeliversProgress for SseTransport {}
-impl DeliversProgress for rmcp::transport::StreamableHttpClientTransport<reqwest::Client> {}
+impl DeliversInOrder for SseTransport {}
+impl DeliversInOrder for rmcp::transport::StreamableHttpClientTransport<reqwest::Client> {}
 
 fn is_probe_answer(message: &ServerJsonRpcMessage) -> bool {
     let id = match message {
@@ -157,6 +166,7 @@ impl PipeTransport {
         PipeTransport {
             lines: AsyncRwTransport::new_client(pipes.stdout, pipes.stdin),
             progress_to: None,
+            logs_to: None,
         }
     }
 }
@@ -177,12 +187,19 @@ impl Transport<RoleClient> for PipeTransport {
             if is_probe_answer(&message) {
                 continue;
             }
-            if let (Some(calls), ServerJsonRpcMessage::Notification(n)) =
-                (&self.progress_to, &message)
-            {
-                if let rmcp::model::ServerNotification::ProgressNotification(p) = &n.notification {
-                    calls.progress(p.params.clone());
-                    continue;
+            if let ServerJsonRpcMessage::Notification(n) = &message {
+                use rmcp::model::ServerNotification as N;
+                match (&n.notification, &self.progress_to, &self.logs_to) {
+                    (N::ProgressNotification(p), Some(calls), _) => {
+                        calls.progress(p.params.clone());
+                        continue;
+                    }
+                    #[allow(deprecated)] // logging: deprecated for 2026-07-28, still part of it
+                    (N::LoggingMessageNotification(m), _, Some((server, events))) => {
+                        super::handler::log_arrived(server, events, m.params.clone());
+                        continue;
+                    }
+                    _ => {}
                 }
             }
             return Some(message);
@@ -479,7 +496,7 @@ impl ServerConnection {
         deadline: tokio::time::Instant,
     ) -> Result<Self, StartFailure>
     where
-        T: Transport<RoleClient> + DeliversProgress + Send + 'static,
+        T: Transport<RoleClient> + DeliversInOrder + Send + 'static,
         T::Error: std::error::Error + Send + Sync + 'static,
     {
         let name: Arc<str> = name.into();
@@ -487,6 +504,9 @@ impl ServerConnection {
         let calls = Arc::new(CallsInFlight::new(hooks.relay.clone()));
         let mut transport = transport;
         transport.deliver_progress_to(calls.clone());
+        if let Some(events) = &hooks.events {
+            transport.announce_logs_to(name.clone(), events.clone());
+        }
         let handler = ConnectionHandler {
             server: name.clone(),
             roots: Arc::new(config.roots.clone()),

@@ -244,10 +244,23 @@ impl ClientHandler for ConnectionHandler {
         message: rmcp::model::LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        tracing::debug!(server = %self.server, level = ?message.level, data = %message.data, "server log");
-        self.announce(ServerEvent::Log {
-            server: self.server.to_string(),
-            message,
-        });
+        if let Some(events) = &self.events {
+            log_arrived(&self.server, events, message);
+        }
     }
+}
+
+/// A log message of `server`, announced to the layers above (by the handler, or by a
+/// transport that announces them in the order it reads them).
+#[allow(deprecated)] // logging: deprecated for 2026-07-28, part of 2025-11-25
+pub(super) fn log_arrived(
+    server: &str,
+    events: &ServerEvents,
+    message: rmcp::model::LoggingMessageNotificationParam,
+) {
+    tracing::debug!(server, level = ?message.level, data = %message.data, "server log");
+    let _ = events.send(ServerEvent::Log {
+        server: server.to_string(),
+        message,
+    });
 }

@@ -229,7 +229,8 @@ impl CallLogRelay {
     pub(super) async fn finish(self) {
         crate::client::notifications_land().await;
         let _ = self.stop.send(());
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), self.task).await;
+        // Bounded: a client that reads nothing must not hold the answer back for long.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.task).await;
     }
 }
 
