@@ -79,6 +79,17 @@ async function step(action) {
 }
 
 /** The actions, in order. `RpcError` is the SDK's class for a JSON-RPC error response. */
+// Waits (up to 5 s) for the three log messages of each logging call: in a 2025-11-25 session
+// over HTTP they travel on the session's own stream, not the call's, so they may arrive after
+// the call's answer.
+async function logsSettle() {
+  const expected = 3 * CALLS.filter(([name]) => name.endsWith('test_tool_with_logging')).length;
+  const until = Date.now() + 5000;
+  while ((out.logs?.length ?? 0) < expected && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function exercise(client, RpcError) {
   const call = (name, args) => client.callTool({ name, arguments: args });
 
@@ -119,6 +130,7 @@ async function exercise(client, RpcError) {
         }),
       );
     }
+    if (LOGS) await logsSettle();
     return;
   }
   out.memory_read_graph = await step(async () => outcome(await call('memory__read_graph', {})));

@@ -10,7 +10,7 @@ The served registry is expected to aggregate a `memory` server (server-memory) a
 server (the test server). The script lists tools, calls memory__read_graph, modern__echo,
 modern__counter three times and the unknown modern__nope, and prints one JSON object with what
 it saw. Every step records its own failure ("Class: message"), so one failure hides nothing;
-the whole run is bounded at 60 s. With CALLS (a JSON list of [tool, arguments] pairs) it lists
+the whole run is bounded at 120 s. With CALLS (a JSON list of [tool, arguments] pairs) it lists
 tools and makes those calls instead, reporting them under "calls" with how many progress
 notifications each got; a third element "cancel" gives the call up after 1.5 s (reported as
 "cancelled"). The mcp 2.x client answers
@@ -37,8 +37,9 @@ LOGS = bool(os.environ.get("MCP_COMPAT_LOGS"))
 # `subscriptions/listen` in 2026-07-28, as a notification in 2025-11-25), then looks for
 # SERVER__extra in a fresh tools/list; reported under "changes".
 CHANGES = json.loads(os.environ.get("MCP_COMPAT_CHANGES") or "[]")
-STEP_TIMEOUT = 15
-TOTAL_TIMEOUT = 60
+# A step may start a server (npx under a loaded CI machine: tens of seconds) behind `serve`.
+STEP_TIMEOUT = 30
+TOTAL_TIMEOUT = 120
 
 out: dict = {"mode": MODE, "transport": TRANSPORT}
 _printed = threading.Lock()
@@ -85,6 +86,16 @@ async def step(action):
             return await action()
     except Exception as e:
         return {"ok": False, "error": failure(e)}
+
+
+async def logs_settle() -> None:
+    """Waits (up to 5 s) for the three log messages of each logging call: in a 2025-11-25
+    session over HTTP they travel on the session's own stream, not the call's, so they may
+    arrive after the call's answer."""
+    expected = 3 * sum(1 for spec in CALLS if spec[0].endswith("test_tool_with_logging"))
+    with anyio.move_on_after(5):
+        while len(out.get("logs", [])) < expected:
+            await anyio.sleep(0.05)
 
 
 async def exercise(list_tools, call_tool, rpc_error) -> None:
@@ -134,6 +145,8 @@ async def exercise(list_tools, call_tool, rpc_error) -> None:
     out["tools"] = await step(tools)
     if CALLS is not None:
         out["calls"] = [await step(traced_call(*spec)) for spec in CALLS]
+        if LOGS:
+            await logs_settle()
         return
     out["memory_read_graph"] = await step(call("memory__read_graph", {}))
     out["echo"] = await step(call("modern__echo", {"message": "compat"}))
