@@ -35,6 +35,9 @@ wit_bindgen::generate!({
 use mcp_registry::plugin::registry::{self, FutureCallResult, Session};
 use mcp_registry::plugin::types;
 
+mod results;
+use results::{error_json, tool_value};
+
 /// The file name snippets are compiled under: error positions name it.
 const SNIPPET: &str = "snippet.js";
 /// What comes before the snippet on its first line (columns there are shifted by its length).
@@ -166,7 +169,10 @@ impl Engine {
                 match call.get() {
                     Some(outcome) => {
                         let (ok, value) = match outcome {
-                            Ok(result) => tool_value(result),
+                            Ok(result) => match tool_value(result) {
+                                Ok(value) => (true, value),
+                                Err(failure) => (false, failure),
+                            },
                             Err(e) => (false, error_json(&e)),
                         };
                         let value = JsValue::from_json(&value, &mut self.context)?;
@@ -290,51 +296,6 @@ fn position_in(text: &str) -> Option<(u64, u64)> {
     }
     let i = text.find("line ")?;
     numbers(&text[i + 5..], ", col").and_then(in_snippet)
-}
-
-/// A tool's answer as the snippet's value: `structuredContent` if there is one; otherwise a
-/// single text item (parsed when it is JSON); otherwise the content list. A result with
-/// `isError` rejects, with the server's text.
-fn tool_value(result: types::CallResult) -> (bool, Value) {
-    let content: Value = serde_json::from_str(&result.content).unwrap_or(Value::Null);
-    let texts: Vec<&str> = content
-        .as_array()
-        .map(|items| items.iter().filter_map(|i| i["text"].as_str()).collect())
-        .unwrap_or_default();
-    if result.is_error {
-        let message = if texts.is_empty() {
-            "the tool reported an error".to_owned()
-        } else {
-            texts.join("\n")
-        };
-        return (false, json!({"kind": "tool-error", "message": message}));
-    }
-    if let Some(structured) = result.structured_content {
-        return (
-            true,
-            serde_json::from_str(&structured).unwrap_or(Value::Null),
-        );
-    }
-    match content.as_array().map(Vec::as_slice) {
-        Some([item]) if item["type"] == "text" => {
-            let text = item["text"].as_str().unwrap_or("");
-            let parsed = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
-            (true, parsed)
-        }
-        _ => (true, content),
-    }
-}
-
-fn error_json(e: &types::Error) -> Value {
-    let (kind, message) = match e {
-        types::Error::NotFound(m) => ("not-found", m),
-        types::Error::Denied(m) => ("denied", m),
-        types::Error::InvalidInput(m) => ("invalid", m),
-        types::Error::ServerFailed(m) => ("server-failed", m),
-        types::Error::Timeout(m) => ("timeout", m),
-        types::Error::LimitExceeded(m) => ("limit", m),
-    };
-    json!({"kind": kind, "message": message})
 }
 
 /// Argument `i` of a native function, as a Rust string.

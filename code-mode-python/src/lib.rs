@@ -41,6 +41,11 @@ wit_bindgen::generate!({
 use mcp_registry::plugin::registry::{self, FutureCallResult, Session};
 use mcp_registry::plugin::{progress as wit_progress, types};
 
+// The JavaScript engine's: what a snippet gets of a call, the same in both languages.
+#[path = "../../code-mode-engine/src/results.rs"]
+mod results;
+use results::{error_json, tool_value};
+
 /// The file name snippets are compiled under: tracebacks name it.
 const SNIPPET: &str = "snippet.py";
 /// Console output kept per run unless the input says otherwise.
@@ -385,48 +390,13 @@ fn start_queued() {
     });
 }
 
-/// A tool's answer as the snippet's value: `structuredContent` if there is one; otherwise a
-/// single text item (parsed when it is JSON); otherwise the content list. A result with
-/// `isError` raises `ToolError` of kind `tool-error`, with the server's text.
+/// A tool's answer as the snippet's value (see `results::tool_value`); a failure raises
+/// `ToolError`.
 fn answer(result: types::CallResult, tool: &str) -> ExtFunctionResult {
-    let content: Value = serde_json::from_str(&result.content).unwrap_or(Value::Null);
-    let texts: Vec<&str> = content
-        .as_array()
-        .map(|items| items.iter().filter_map(|i| i["text"].as_str()).collect())
-        .unwrap_or_default();
-    if result.is_error {
-        let message = if texts.is_empty() {
-            "the tool reported an error".to_owned()
-        } else {
-            texts.join("\n")
-        };
-        let failure = json!({"kind": "tool-error", "message": message});
-        return ExtFunctionResult::Error(tool_error(&failure, tool));
+    match tool_value(result) {
+        Ok(value) => ExtFunctionResult::Return(from_json(&value)),
+        Err(failure) => ExtFunctionResult::Error(tool_error(&failure, tool)),
     }
-    let value = if let Some(structured) = result.structured_content {
-        serde_json::from_str(&structured).unwrap_or(Value::Null)
-    } else {
-        match content.as_array().map(Vec::as_slice) {
-            Some([item]) if item["type"] == "text" => {
-                let text = item["text"].as_str().unwrap_or("");
-                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
-            }
-            _ => content,
-        }
-    };
-    ExtFunctionResult::Return(from_json(&value))
-}
-
-fn error_json(e: &types::Error) -> Value {
-    let (kind, message) = match e {
-        types::Error::NotFound(m) => ("not-found", m),
-        types::Error::Denied(m) => ("denied", m),
-        types::Error::InvalidInput(m) => ("invalid", m),
-        types::Error::ServerFailed(m) => ("server-failed", m),
-        types::Error::Timeout(m) => ("timeout", m),
-        types::Error::LimitExceeded(m) => ("limit", m),
-    };
-    json!({"kind": kind, "message": message})
 }
 
 /// `{kind, message}` raised as `ToolError`: `RuntimeError("<kind>: <message>")`.
