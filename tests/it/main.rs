@@ -25,6 +25,7 @@ mod hostile_tenants;
 mod interop;
 mod languages;
 mod lifecycle;
+mod oauth;
 mod ops;
 mod otlp;
 mod pins;

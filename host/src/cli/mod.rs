@@ -15,6 +15,7 @@ use crate::Aggregator;
 
 mod args;
 mod audit;
+mod auth;
 mod cases;
 mod commands;
 mod edit;
@@ -168,6 +169,19 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: audit::AuditAction,
+    },
+    /// Sign in to a remote server that takes OAuth (`"auth": "oauth"`): opens the
+    /// authorization page in a browser (and prints its URL), waits for the redirect, keeps the
+    /// tokens (mode 0600, under the data directory); --logout forgets them.
+    Auth {
+        /// Server name.
+        server: String,
+        /// Forget the server's tokens instead.
+        #[arg(long)]
+        logout: bool,
+        /// Print the URL only (a headless machine, or a browser elsewhere).
+        #[arg(long)]
+        no_browser: bool,
     },
     /// Pinned tool definitions (the registry's `"pins"`): list them, show what drifted,
     /// approve a tool as it is now.
@@ -511,6 +525,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get { name } => seed::get(path, &name),
         Command::Show => seed::show(path),
         Command::Alias { action } => seed::alias(path, &action),
+        Command::Auth {
+            server,
+            logout,
+            no_browser,
+        } => auth::auth(path, &server, logout, no_browser).await,
         Command::Pins { action } => pins::pins(path, &action).await,
         Command::Audit { action } => audit::audit(&action),
         Command::Run {

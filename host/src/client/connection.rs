@@ -151,6 +151,12 @@ impl DeliversInOrder for PipeTransport {
 /// notifications may travel on different streams anyway).
 impl DeliversInOrder for SseTransport {}
 impl DeliversInOrder for rmcp::transport::StreamableHttpClientTransport<reqwest::Client> {}
+impl DeliversInOrder
+    for rmcp::transport::StreamableHttpClientTransport<
+        rmcp::transport::auth::AuthClient<reqwest::Client>,
+    >
+{
+}
 
 fn is_probe_answer(message: &ServerJsonRpcMessage) -> bool {
     let id = match message {
@@ -231,7 +237,7 @@ async fn refusal(
             format!("{} before answering {method}", upstream.closed())
         }
         ClientInitializeError::TransportError { error, .. } if upstream.is_remote() => {
-            let why = remote::explain(error.error.as_ref());
+            let why = remote::explain(name, error.error.as_ref());
             let why = why.as_deref().unwrap_or("the connection failed");
             format!("{method} ({}): {why}", upstream.endpoint())
         }
@@ -361,6 +367,24 @@ impl ServerConnection {
     ) -> Result<Self, StartFailure> {
         let upstream = Upstream::Remote(remote::shown_url(&remote.url));
         match remote.transport {
+            RemoteTransport::StreamableHttp if remote.oauth.is_some() => {
+                let signed_in = remote::signed_in_streamable_http(name, remote);
+                let transport = match tokio::time::timeout_at(deadline, signed_in).await {
+                    Ok(transport) => transport?,
+                    Err(_) => {
+                        return Err(ClientError::ConnectTimeout {
+                            server: name.into(),
+                            timeout: config.connect_timeout,
+                            details: "; its authorization server did not answer".into(),
+                        }
+                        .into())
+                    }
+                };
+                Self::handshake(
+                    name, config, hooks, upstream, transport, handshake, deadline,
+                )
+                .await
+            }
             RemoteTransport::StreamableHttp => {
                 let transport = remote::streamable_http(name, remote)?;
                 Self::handshake(

@@ -26,6 +26,7 @@ mod connection;
 pub mod era;
 mod handler;
 mod input;
+pub mod oauth;
 pub mod process;
 pub mod recording;
 mod remote;
@@ -104,6 +105,14 @@ pub enum ClientError {
         timeout: Duration,
         /// What the process said meanwhile (`; its stderr ended with: ...`), or empty.
         details: String,
+    },
+    /// A server that takes an OAuth sign-in has none we can use, or the sign-in failed.
+    #[error("server \"{server}\": {message}")]
+    SignIn {
+        /// Server name.
+        server: String,
+        /// What is wrong and what to do (never a token).
+        message: String,
     },
     /// The handshake failed: the process exited, closed its pipes, or refused.
     #[error("server \"{server}\": handshake failed: {message}")]

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::auth::{AuthClient, AuthError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, Transport};
 use rmcp::RoleClient;
@@ -102,15 +103,40 @@ pub(super) fn streamable_http(
     remote: &RemoteServer,
 ) -> Result<StreamableHttpClientTransport<reqwest::Client>, ClientError> {
     let client = client().map_err(|m| unreachable(server, m))?;
+    Ok(StreamableHttpClientTransport::with_client(
+        client,
+        streamable_http_config(server, remote)?,
+    ))
+}
+
+/// The same for a server that takes an OAuth sign-in (`"auth": "oauth"`): every request
+/// carries the stored token, refreshed as it expires.
+pub(super) async fn signed_in_streamable_http(
+    server: &str,
+    remote: &RemoteServer,
+) -> Result<StreamableHttpClientTransport<AuthClient<reqwest::Client>>, ClientError> {
+    let client = client().map_err(|m| unreachable(server, m))?;
+    let client = super::oauth::signed_in_client(server, remote, client).await?;
+    Ok(StreamableHttpClientTransport::with_client(
+        client,
+        streamable_http_config(server, remote)?,
+    ))
+}
+
+fn streamable_http_config(
+    server: &str,
+    remote: &RemoteServer,
+) -> Result<StreamableHttpClientTransportConfig, ClientError> {
     let custom: HashMap<HeaderName, HeaderValue> = headers(server, &remote.headers)?
         .into_iter()
         .filter_map(|(k, v)| Some((k?, v)))
         .collect();
-    let config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str())
-        .custom_headers(custom)
-        // A server that restarted forgets our session: open a new one instead of failing.
-        .reinit_on_expired_session(true);
-    Ok(StreamableHttpClientTransport::with_client(client, config))
+    Ok(
+        StreamableHttpClientTransportConfig::with_uri(remote.url.as_str())
+            .custom_headers(custom)
+            // A server that restarted forgets our session: open a new one instead of failing.
+            .reinit_on_expired_session(true),
+    )
 }
 
 /// A connection over the HTTP+SSE transport (2024-11-05): server messages arrive as
@@ -228,18 +254,29 @@ fn describe(e: &reqwest::Error) -> String {
 /// Why a remote server's transport failed, in words a user can act on, without the URL's
 /// query or a header's value: the error chain is searched for what the HTTP client and rmcp's
 /// streamable HTTP client reported. `None` if nothing in it is known.
-pub(super) fn explain(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(super) fn explain(server: &str, error: &(dyn std::error::Error + 'static)) -> Option<String> {
     use rmcp::transport::streamable_http_client::StreamableHttpError;
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(http) = e.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
             return Some(match http {
+                // A challenge that names resource metadata asks for an OAuth sign-in.
+                StreamableHttpError::AuthRequired(challenge)
+                    if challenge.www_authenticate_header.contains("resource_metadata") =>
+                {
+                    format!("the server refused us (HTTP 401): it takes an OAuth sign-in; give its entry \"auth\": \"oauth\" and run `mcp-registry auth {server}`")
+                }
                 StreamableHttpError::AuthRequired(_) => {
                     "the server refused our credentials (HTTP 401); check the server's \"headers\" (Authorization)".into()
                 }
-                StreamableHttpError::InsufficientScope(_) => {
-                    "the server refused our credentials' scope (HTTP 403)".into()
+                StreamableHttpError::InsufficientScope(scope) => match &scope.required_scope {
+                    Some(wanted) => format!("the server wants scope \"{wanted}\" our credentials lack (HTTP 403); for an OAuth server, add it to \"auth\".\"scopes\" and run `mcp-registry auth {server}`"),
+                    None => "the server refused our credentials' scope (HTTP 403)".into(),
+                },
+                StreamableHttpError::Auth(AuthError::AuthorizationRequired) => {
+                    format!("not signed in (or the sign-in was revoked): run `mcp-registry auth {server}`")
                 }
+                StreamableHttpError::Auth(e) => format!("OAuth: {e}"),
                 StreamableHttpError::HttpStatus(status) => {
                     format!("the server answered HTTP {}", status.status)
                 }

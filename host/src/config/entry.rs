@@ -14,6 +14,7 @@ const SERVER_FIELDS: &[&str] = &[
     "type",
     "url",
     "headers",
+    "auth",
     "command",
     "args",
     "env",
@@ -88,7 +89,7 @@ fn stdio(
     obj: &Map<String, Value>,
     base_dir: &Path,
 ) -> Result<ServerConfig, JsonFileError> {
-    if let Some(field) = ["url", "headers"]
+    if let Some(field) = ["url", "headers", "auth"]
         .into_iter()
         .find(|f| obj.contains_key(*f))
     {

@@ -36,7 +36,7 @@ pub use filter::{parse_filter, FilterSpecError, ToolFilter};
 use json::{kind, Fields};
 pub use json::{JsonFileError, Location};
 pub use labels::{Labels, ServerLabels};
-pub use paths::{cache_dir, default_path, CACHE_ENV, CONFIG_ENV};
+pub use paths::{cache_dir, data_dir, default_path, CACHE_ENV, CONFIG_ENV, DATA_ENV};
 pub use pins::{PinFile, PinMode, Pinning, ServerPins, ToolPin, DEFAULT_PINS_FILE};
 
 /// Default time allowed to spawn a server and finish the MCP handshake.
@@ -131,6 +131,20 @@ pub struct RemoteServer {
     pub url: String,
     /// Headers sent with every request (`Authorization`, API keys).
     pub headers: BTreeMap<String, String>,
+    /// Whether it needs an OAuth sign-in (`"auth": "oauth"`), and how.
+    pub oauth: Option<OAuthSettings>,
+}
+
+/// A remote server's OAuth sign-in (`"auth": "oauth"`, or `{"type": "oauth", "client_id",
+/// "scopes"}`): what `mcp-registry auth SERVER` asks for. The tokens themselves are never in
+/// the registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// A client ID registered with the authorization server beforehand (else the server's
+    /// client ID metadata documents or dynamic registration).
+    pub client_id: Option<String>,
+    /// The scopes to ask for (else those the server advertises).
+    pub scopes: Vec<String>,
 }
 
 /// What a stdio server gets of our environment without asking, as the official MCP SDKs
@@ -208,6 +222,7 @@ impl ServerConfig {
             transport,
             url: url.into(),
             headers: BTreeMap::new(),
+            oauth: None,
         });
         config
     }

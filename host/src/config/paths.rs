@@ -1,4 +1,5 @@
-//! Where the host's files are: the registry, and the cache of what it can recompute.
+//! Where the host's files are: the registry, its private data (tokens), and the cache of
+//! what it can recompute.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,25 @@ pub fn default_path(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
         None => PathBuf::from(std::env::var_os("HOME").ok_or(ConfigError::NoPath)?).join(".config"),
     };
     Ok(base.join("mcp-registry").join("config.json"))
+}
+
+/// Environment variable that overrides the data directory.
+pub const DATA_ENV: &str = "MCP_REGISTRY_DATA_DIR";
+
+/// Where the host keeps what it cannot recompute and must keep private (OAuth tokens):
+/// `$MCP_REGISTRY_DATA_DIR`, else `$XDG_DATA_HOME/mcp-registry`, else
+/// `~/.local/share/mcp-registry`; `None` if none of them is set.
+pub fn data_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
+        })?;
+    Some(base.join("mcp-registry"))
 }
 
 /// Where the host keeps what it can recompute (compiled components, servers' protocol eras):

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::json::{Fields, JsonFileError};
-use super::{RemoteTransport, ServerConfig};
+use super::{OAuthSettings, RemoteTransport, ServerConfig};
 
 /// The remote transport an entry names, or `None` for a stdio server.
 pub(super) fn transport(
@@ -72,11 +72,40 @@ pub(super) fn parse(
             return Err(v.err(format!("headers.{name}"), "not a valid HTTP header name"));
         }
     }
+    let oauth = obj.get("auth").map(|a| oauth(v, a)).transpose()?;
     let mut config = ServerConfig::remote(transport, url);
     if let Some(remote) = config.remote.as_mut() {
         remote.headers = headers;
+        remote.oauth = oauth;
     }
     Ok(config)
+}
+
+/// `"auth"`: `"oauth"`, or `{"type": "oauth", "client_id": ..., "scopes": [...]}`.
+fn oauth(v: &Fields<'_>, auth: &Value) -> Result<OAuthSettings, JsonFileError> {
+    let expected = "expected \"oauth\" or {\"type\": \"oauth\", \"client_id\", \"scopes\"}";
+    let mut settings = OAuthSettings::default();
+    let kind = match auth {
+        Value::String(s) => s.clone(),
+        Value::Object(fields) => {
+            v.only("auth", fields, &["type", "client_id", "scopes"])?;
+            if let Some(id) = fields.get("client_id") {
+                settings.client_id = Some(v.string("auth.client_id", id)?);
+            }
+            if let Some(scopes) = fields.get("scopes") {
+                settings.scopes = v.strings("auth.scopes", scopes)?;
+            }
+            match fields.get("type") {
+                Some(t) => v.string("auth.type", t)?,
+                None => return Err(v.err("auth.type", format!("missing; {expected}"))),
+            }
+        }
+        _ => return Err(v.err("auth", expected)),
+    };
+    if kind != "oauth" {
+        return Err(v.err("auth", format!("unknown \"{kind}\"; {expected}")));
+    }
+    Ok(settings)
 }
 
 /// An `http://` or `https://` URL with a host.
@@ -126,11 +155,23 @@ mod tests {
         assert_eq!(remote("b").transport, RemoteTransport::Sse);
         assert_eq!(remote("c").transport, RemoteTransport::Sse);
         assert_eq!(remote("d").transport, RemoteTransport::StreamableHttp);
+        assert_eq!(remote("a").oauth, None);
+        let r = parse(
+            r#"{"mcpServers": {
+                "e": {"url": "https://x.example/mcp", "auth": "oauth"},
+                "f": {"url": "https://x.example/mcp", "auth": {"type": "oauth", "client_id": "c1", "scopes": ["read"]}}
+            }}"#,
+        )
+        .unwrap();
+        let oauth = |n: &str| r.server(n).unwrap().remote.clone().unwrap().oauth.unwrap();
+        assert_eq!(oauth("e"), OAuthSettings::default());
+        assert_eq!(oauth("f").client_id.as_deref(), Some("c1"));
+        assert_eq!(oauth("f").scopes, ["read"]);
     }
 
     #[test]
     fn mistakes_name_the_server_and_field() {
-        let cases: [(&str, &[&str]); 6] = [
+        let cases: [(&str, &[&str]); 9] = [
             (
                 r#"{"type": "http"}"#,
                 &["server \"a\": field \"url\": missing"],
@@ -154,6 +195,18 @@ mod tests {
             (
                 r#"{"url": "http://x", "headers": {"a b": "1"}}"#,
                 &["field \"headers.a b\""],
+            ),
+            (
+                r#"{"url": "http://x", "auth": "basic"}"#,
+                &["field \"auth\"", "unknown \"basic\"", "\"oauth\""],
+            ),
+            (
+                r#"{"url": "http://x", "auth": {"type": "oauth", "scope": "a"}}"#,
+                &["field \"auth", "scope"],
+            ),
+            (
+                r#"{"command": "y", "auth": "oauth"}"#,
+                &["field \"auth\"", "only for a remote"],
             ),
         ];
         for (entry, parts) in cases {

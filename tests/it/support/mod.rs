@@ -328,10 +328,12 @@ impl Scratch {
         self.path("cache")
     }
 
-    /// `mcp-registry --config ... ARGS`, with the cache in the scratch directory.
+    /// `mcp-registry --config ... ARGS`, with the cache and the data directory (tokens) in
+    /// the scratch directory.
     pub fn cli(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
         cmd.env("MCP_REGISTRY_CACHE_DIR", self.cache())
+            .env("MCP_REGISTRY_DATA_DIR", self.path("data"))
             .arg("--config")
             .arg(&self.config)
             .args(args);

@@ -1,0 +1,321 @@
+//! Remote servers that take an OAuth sign-in (`"auth": "oauth"`), against an authorization
+//! server and a protected MCP server this project did not write: the Python `mcp` SDK's own
+//! (`tests/peers/oauth_server.py` only supplies an in-memory provider that approves without a
+//! person). The sign-in runs through the real CLI and its loopback redirect, with the test as
+//! the browser; the calls after it run through the real CLI too.
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+use serde_json::{json, Value};
+
+/// The SDK's OAuth-protected server; it exits when dropped (its stdin closes) and is killed.
+struct OAuthServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for OAuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OAuthServer {
+    /// Starts one with these flags (`--iss`, `--access-token-ttl 3`, ...).
+    fn start(flags: &[&str]) -> Option<Self> {
+        let python = peer(peers_dir().join("venv/bin/python"), "PyPI mcp 2.3.0 (venv)")?;
+        let mut child = Command::new(python)
+            .arg(workspace_root().join("tests/peers/oauth_server.py"))
+            .args(flags)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let url = line.trim().to_owned();
+        assert!(
+            url.ends_with("/mcp"),
+            "the OAuth server did not start: {line:?}"
+        );
+        Some(OAuthServer { child, url })
+    }
+
+    /// What its provider counted (registrations, refreshes, ...).
+    fn stats(&self) -> Value {
+        let (status, _, body) = get(&self.url.replace("/mcp", "/test/stats"));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn revoke_all(&self) {
+        let url = self.url.replace("/mcp", "/test/revoke-all");
+        let (status, _, body) = request("POST", &url);
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// One plain HTTP/1.1 request, redirects not followed: status, `location`, body.
+fn request(method: &str, url: &str) -> (u16, Option<String>, String) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let location = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_owned())
+    });
+    (status, location, body.to_owned())
+}
+
+fn get(url: &str) -> (u16, Option<String>, String) {
+    request("GET", url)
+}
+
+/// A registry with one OAuth server `secure` at `url`; the data directory (the tokens) is the
+/// scratch directory's own.
+fn registry(url: &str) -> Scratch {
+    Scratch::new(json!({"secure": {"url": url, "auth": "oauth"}}))
+}
+
+fn token_file(s: &Scratch) -> std::path::PathBuf {
+    s.path("data").join("oauth").join("secure.json")
+}
+
+/// `auth secure --no-browser`, with the test as the browser: it opens the URL the command
+/// prints (the authorization server approves at once and redirects), then follows the
+/// redirect to the command's loopback listener.
+fn sign_in(s: &Scratch) -> Output {
+    let mut child = s
+        .cli(&["auth", "secure", "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+        printed.push_str(&line);
+        if line.starts_with("http") {
+            break;
+        }
+        line.clear();
+    }
+    if line.starts_with("http") {
+        let (status, location, body) = get(line.trim());
+        let location = location.unwrap_or_else(|| panic!("no redirect ({status}): {body}"));
+        assert!(
+            location.starts_with("http://127.0.0.1:"),
+            "the redirect goes to the loopback listener: {location}"
+        );
+        let (status, _, page) = get(&location);
+        assert_eq!(status, 200, "{page}");
+    }
+    let _ = stdout.read_to_string(&mut printed);
+    let mut out = child.wait_with_output().unwrap();
+    out.stdout = printed.into_bytes();
+    out
+}
+
+/// The access and refresh tokens a token file holds.
+fn tokens(file: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let saved: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    ["access_token", "refresh_token"]
+        .into_iter()
+        .map(|field| {
+            saved["credentials"]["token_response"][field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field}: {saved}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// What `whoami` answered (its text, as JSON).
+fn answer(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", both(out));
+    let result: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(out)));
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {result}"))
+}
+
+/// `call secure__whoami` (with `-vv`: every log line there is).
+fn whoami(s: &Scratch) -> Output {
+    s.cli(&["-vv", "call", "secure__whoami"]).output().unwrap()
+}
+
+fn both(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn sign_in_once_then_calls_carry_the_token_refreshed_until_revoked() {
+    // RFC 9207's iss in the redirect, RFC 8707's resource bound into the token, and access
+    // tokens that expire in 3 s.
+    let Some(server) =
+        OAuthServer::start(&["--iss", "--validate-resource", "--access-token-ttl", "3"])
+    else {
+        return;
+    };
+    let s = registry(&server.url);
+
+    // Before any sign-in the error says what to do.
+    let out = whoami(&s);
+    assert!(!out.status.success());
+    assert!(
+        both(&out).contains("mcp-registry auth secure"),
+        "{}",
+        both(&out)
+    );
+
+    let out = sign_in(&s);
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        both(&out).contains("signed in to \"secure\""),
+        "{}",
+        both(&out)
+    );
+    let file = token_file(&s);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600, "the token file is its owner's only");
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    // Every token the file ever held: none may show in any output.
+    let mut seen = tokens(&file);
+    assert_eq!(server.stats()["registrations"], 1, "registered dynamically");
+
+    let out = whoami(&s);
+    let me = answer(&out);
+    assert_eq!(me["authenticated"], true, "{me}");
+    assert_eq!(me["subject"], "test-user", "{me}");
+    assert_eq!(
+        me["resource"],
+        server.url.as_str(),
+        "the token is bound to the resource"
+    );
+    let mut outputs = vec![both(&out)];
+
+    // Past the access token's life, the next call refreshes it (before expiry or on the 401).
+    std::thread::sleep(Duration::from_secs(4));
+    let out = whoami(&s);
+    assert_eq!(answer(&out)["authenticated"], true);
+    assert!(
+        server.stats()["refreshes"].as_u64() >= Some(1),
+        "{}",
+        server.stats()
+    );
+    seen.extend(tokens(&file));
+    assert!(seen.len() >= 4, "the refresh saved new tokens: {seen:?}");
+    outputs.push(both(&out));
+
+    // No token text in any output: not in -vv logs, `list`, `show`, `get`.
+    for args in [&["-vv", "list"][..], &["show"], &["get", "secure"]] {
+        outputs.push(both(&s.cli(args).output().unwrap()));
+    }
+
+    // Tokens are for the URL they were given for: the same name at another URL is not
+    // signed in.
+    let Some(other) = OAuthServer::start(&[]) else {
+        return;
+    };
+    let moved = Scratch::new(json!({"secure": {"url": other.url, "auth": "oauth"}}));
+    std::fs::create_dir_all(moved.path("data").join("oauth")).unwrap();
+    std::fs::copy(&file, token_file(&moved)).unwrap();
+    let out = whoami(&moved);
+    assert!(!out.status.success());
+    assert!(
+        both(&out).contains("mcp-registry auth secure"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(other.stats()["code_exchanges"], 0);
+
+    // Revoked (the refresh token too): the error says to sign in again.
+    server.revoke_all();
+    let out = whoami(&s);
+    assert!(!out.status.success());
+    let text = both(&out);
+    assert!(text.contains("mcp-registry auth secure"), "{text}");
+    outputs.push(text);
+    for text in &outputs {
+        for token in &seen {
+            assert!(
+                !text.contains(token.as_str()),
+                "a token in the output: {text}"
+            );
+        }
+    }
+
+    let out = s.cli(&["auth", "secure", "--logout"]).output().unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(!file.exists(), "--logout deletes the tokens");
+}
+
+#[test]
+fn an_authorization_response_from_another_issuer_is_refused() {
+    // The server advertises RFC 9207 and sends back an issuer that is not its own.
+    let Some(server) = OAuthServer::start(&["--iss", "--iss-value", "http://127.0.0.1:9/evil"])
+    else {
+        return;
+    };
+    let s = registry(&server.url);
+    let out = sign_in(&s);
+    assert!(!out.status.success(), "{}", both(&out));
+    assert!(
+        both(&out).to_lowercase().contains("issuer"),
+        "{}",
+        both(&out)
+    );
+    assert!(!token_file(&s).exists());
+    assert_eq!(
+        server.stats()["code_exchanges"],
+        0,
+        "the code was not spent"
+    );
+}
+
+#[test]
+fn auth_names_the_field_for_a_server_without_oauth() {
+    let s = Scratch::new(json!({"plain": {"url": "http://127.0.0.1:9/mcp"}}));
+    let out = s.cli(&["auth", "plain", "--no-browser"]).output().unwrap();
+    assert!(!out.status.success());
+    let text = both(&out);
+    assert!(
+        text.contains("server \"plain\"") && text.contains("field \"auth\""),
+        "{text}"
+    );
+}
