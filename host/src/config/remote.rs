@@ -73,6 +73,12 @@ pub(super) fn parse(
         }
     }
     let oauth = obj.get("auth").map(|a| oauth(v, a)).transpose()?;
+    if oauth.is_some() && transport == RemoteTransport::Sse {
+        return Err(v.err(
+            "auth",
+            "OAuth sign-in is for streamable HTTP servers (\"type\": \"http\"), not the older HTTP+SSE",
+        ));
+    }
     let mut config = ServerConfig::remote(transport, url);
     if let Some(remote) = config.remote.as_mut() {
         remote.headers = headers;
@@ -171,7 +177,7 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_server_and_field() {
-        let cases: [(&str, &[&str]); 9] = [
+        let cases: [(&str, &[&str]); 10] = [
             (
                 r#"{"type": "http"}"#,
                 &["server \"a\": field \"url\": missing"],
@@ -203,6 +209,10 @@ mod tests {
             (
                 r#"{"url": "http://x", "auth": {"type": "oauth", "scope": "a"}}"#,
                 &["field \"auth", "scope"],
+            ),
+            (
+                r#"{"type": "sse", "url": "http://x/sse", "auth": "oauth"}"#,
+                &["field \"auth\"", "streamable HTTP"],
             ),
             (
                 r#"{"command": "y", "auth": "oauth"}"#,
