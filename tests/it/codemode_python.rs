@@ -4,6 +4,10 @@
 //! calls, errors a snippet catches by kind, and the hostile snippets, each ending as that
 //! snippet's error. (The SDK clients drive Python through `serve` in `codemode.rs`.)
 
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::codemode::{exec, failure, test_servers};
@@ -244,6 +248,69 @@ fn a_call_marked_for_approval_waits_for_the_user_in_both_eras() {
                 );
                 assert!(!posted.contains(&body), "{mode}: {posted}");
             }
+        }
+    }
+}
+
+#[test]
+fn a_python_snippet_leaves_no_server_process_behind_a_crash_or_a_signal() {
+    let server = test_server().display().to_string();
+    let scratch = tempfile::tempdir().unwrap();
+    let pid_file = scratch.path().join("pids");
+    let s = Scratch::new(json!({
+        "alpha": {"command": server, "env": {"MCP_TEST_PID_FILE": pid_file.display().to_string()}},
+    }));
+    // The server crashes under the call: the snippet gets a server-failed ToolError it can
+    // catch, and the run goes on (a new process for the next call).
+    let (record, ok) = exec(
+        &s,
+        "try:\n    await tools.alpha.crash()\nexcept ToolError as e:\n    kind = str(e).split(':')[0]\n[kind, await tools.alpha.echo(message='after')]",
+        &PY,
+    );
+    assert!(ok, "{record}");
+    assert_eq!(
+        record["value"],
+        json!(["server-failed", "after"]),
+        "{record}"
+    );
+    for pid in pids_in(&pid_file) {
+        assert!(gone(pid), "server process {pid} outlived its run");
+    }
+    // exec ended by a signal while a call is in flight: the server goes with it.
+    for signal in ["-TERM", "-INT", "-KILL"] {
+        std::fs::write(&pid_file, "").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+            .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+            .arg("--config")
+            .arg(&s.config)
+            .args(["exec", "--language", "python", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"await tools.alpha.sleep(ms=60000)")
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while pids_in(&pid_file).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{signal}: the server never started"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = child.wait();
+        for pid in pids_in(&pid_file) {
+            assert!(gone(pid), "{signal}: server process {pid} outlived exec");
         }
     }
 }
