@@ -115,8 +115,14 @@ fn token_file(s: &Scratch) -> std::path::PathBuf {
 /// prints (the authorization server approves at once and redirects), then follows the
 /// redirect to the command's loopback listener.
 fn sign_in(s: &Scratch) -> Output {
+    sign_in_with(s, &[])
+}
+
+/// [`sign_in`] with more arguments (`--tenant NAME`).
+fn sign_in_with(s: &Scratch, extra: &[&str]) -> Output {
     let mut child = s
         .cli(&["auth", "secure", "--no-browser"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -337,4 +343,117 @@ fn auth_names_the_field_for_a_server_without_oauth() {
         text.contains("server \"plain\"") && text.contains("field \"auth\""),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_serve_a_tenant_uses_its_own_sign_in_or_the_operators() {
+    use super::tenants::{call, digest};
+    const OWN: &str = "own-tenant-key-5b21";
+    const UNSIGNED: &str = "unsigned-tenant-key-0c7e";
+    const SHARED: &str = "shared-tenant-key-e94d";
+    let Some(server) = OAuthServer::start(&[]) else {
+        return;
+    };
+    let s = registry(&server.url);
+    std::fs::write(
+        s.path("tenants.json"),
+        json!({"tenants": {
+            "own": {"keys": [digest(OWN)], "servers": ["secure"], "oauth": "own"},
+            "unsigned": {"keys": [digest(UNSIGNED)], "servers": ["secure"], "oauth": "own"},
+            "shared": {"keys": [digest(SHARED)], "servers": ["secure"]},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    // The operator signs in for itself, and for the tenant "own".
+    let scratch = &s;
+    for extra in [&[][..], &["--tenant", "own"]] {
+        let out = sign_in_with(scratch, extra);
+        assert!(out.status.success(), "{}", both(&out));
+    }
+    let client_of = |file: std::path::PathBuf| {
+        let saved: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        saved["credentials"]["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let operators = client_of(token_file(&s));
+    let owns = client_of(s.path("data").join("oauth/tenants/own/secure.json"));
+    assert_ne!(operators, owns, "two sign-ins, two registrations");
+
+    // serve's log (the operator's) goes to a file the test reads.
+    let log = s.path("serve.log");
+    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
+        .env("MCP_REGISTRY_CACHE_DIR", s.cache())
+        .env("MCP_REGISTRY_DATA_DIR", s.path("data"))
+        .arg("--config")
+        .arg(&s.config)
+        .args(["serve", "--http", "127.0.0.1:0", "--tenants"])
+        .arg(s.path("tenants.json"))
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        let text = logged();
+        if let Some(at) = text.find("serving MCP on http://") {
+            let rest = &text[at + "serving MCP on http://".len()..];
+            break rest
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches("/mcp")
+                .to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve named no address: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let whoami = |key: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let reply = call(&addr, Some(key), "secure__whoami", json!({})).await;
+            let message = reply.message();
+            let text = message["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (serde_json::from_str::<Value>(&text).ok(), reply.body)
+        }
+    };
+    let (me, body) = whoami(OWN).await;
+    assert_eq!(me.unwrap_or_default()["client_id"], owns.as_str(), "{body}");
+    let (me, body) = whoami(SHARED).await;
+    assert_eq!(
+        me.unwrap_or_default()["client_id"],
+        operators.as_str(),
+        "{body}"
+    );
+    // A tenant with its own sign-in that has none is not given the operator's: its call
+    // fails (opaquely, as every upstream failure does for a tenant), and the operator's log
+    // says what to run.
+    let (me, body) = whoami(UNSIGNED).await;
+    assert!(me.is_none(), "{body}");
+    assert!(body.contains("\"isError\":true"), "{body}");
+    assert!(
+        logged().contains("mcp-registry auth secure --tenant unsigned"),
+        "{}",
+        logged()
+    );
+    assert_eq!(server.stats()["code_exchanges"], 2);
+    let log = logged();
+    for file in [
+        token_file(&s),
+        s.path("data").join("oauth/tenants/own/secure.json"),
+    ] {
+        for token in tokens(&file) {
+            assert!(!log.contains(&token), "a token in serve's log");
+        }
+    }
 }

@@ -14,15 +14,28 @@ pub(super) async fn auth(
     server: &str,
     logout: bool,
     no_browser: bool,
+    tenant: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(t) = tenant {
+        if t.is_empty()
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("--tenant {t:?}: tenant names use letters, digits, '-' and '_'");
+        }
+    }
+    let whose = tenant
+        .map(|t| format!(" as tenant \"{t}\""))
+        .unwrap_or_default();
     if logout {
-        let had = oauth::sign_out(server)?;
+        let had = oauth::sign_out(server, tenant)?;
         println!(
             "{}",
             if had {
-                format!("signed out of \"{server}\": its tokens are deleted")
+                format!("signed out of \"{server}\"{whose}: its tokens are deleted")
             } else {
-                format!("\"{server}\" had no tokens")
+                format!("\"{server}\" had no tokens{whose}")
             }
         );
         return Ok(ExitCode::SUCCESS);
@@ -40,14 +53,19 @@ pub(super) async fn auth(
             path.display()
         );
     };
-    let saved = oauth::sign_in(server, remote, |url| {
-        println!("Open this URL to sign in to \"{server}\" (waiting for the browser):\n{url}");
+    let saved = oauth::sign_in(server, remote, tenant, |url| {
+        println!(
+            "Open this URL to sign in to \"{server}\"{whose} (waiting for the browser):\n{url}"
+        );
         if !no_browser {
             open_browser(url);
         }
     })
     .await?;
-    println!("signed in to \"{server}\" (tokens in {})", saved.display());
+    println!(
+        "signed in to \"{server}\"{whose} (tokens in {})",
+        saved.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

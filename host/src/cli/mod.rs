@@ -182,6 +182,10 @@ pub enum Command {
         /// Print the URL only (a headless machine, or a browser elsewhere).
         #[arg(long)]
         no_browser: bool,
+        /// Sign in as this tenant (for `serve --tenants`, a tenant whose policy says
+        /// `"oauth": "own"`), not as the operator.
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
     },
     /// Pinned tool definitions (the registry's `"pins"`): list them, show what drifted,
     /// approve a tool as it is now.
@@ -529,7 +533,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
             logout,
             no_browser,
-        } => auth::auth(path, &server, logout, no_browser).await,
+            tenant,
+        } => auth::auth(path, &server, logout, no_browser, tenant.as_deref()).await,
         Command::Pins { action } => pins::pins(path, &action).await,
         Command::Audit { action } => audit::audit(&action),
         Command::Run {

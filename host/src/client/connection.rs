@@ -368,7 +368,8 @@ impl ServerConnection {
         let upstream = Upstream::Remote(remote::shown_url(&remote.url));
         match remote.transport {
             RemoteTransport::StreamableHttp if remote.oauth.is_some() => {
-                let signed_in = remote::signed_in_streamable_http(name, remote);
+                let owner = hooks.sign_in_as.as_deref();
+                let signed_in = remote::signed_in_streamable_http(name, remote, owner);
                 let transport = match tokio::time::timeout_at(deadline, signed_in).await {
                     Ok(transport) => transport?,
                     Err(_) => {

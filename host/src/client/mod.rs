@@ -278,6 +278,9 @@ pub struct ConnectHooks {
     /// flight carries a relay of its own ([`CallOptions::relay`]). Without one, the client
     /// declares neither capability, so servers do not ask.
     pub relay: Option<Arc<dyn RequestRelay>>,
+    /// Whose OAuth sign-in a server with `"auth": "oauth"` is connected with: a tenant's own
+    /// (its token files, [`oauth::token_path`]), or `None`, the operator's.
+    pub sign_in_as: Option<Arc<str>>,
 }
 
 #[cfg(test)]

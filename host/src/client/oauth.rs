@@ -30,8 +30,9 @@ use crate::config::RemoteServer;
 /// How long `auth` waits for the browser to come back to the loopback redirect.
 const SIGN_IN_WAIT: Duration = Duration::from_secs(300);
 
-/// The file that holds `server`'s tokens: `<data dir>/oauth/<server>.json`.
-pub fn token_path(server: &str) -> Result<PathBuf, ClientError> {
+/// The file that holds `server`'s tokens: `<data dir>/oauth/<server>.json`, or a tenant's own
+/// (`owner`, a tenant name: letters, digits, `-`, `_`) `<data dir>/oauth/tenants/<owner>/<server>.json`.
+pub fn token_path(server: &str, owner: Option<&str>) -> Result<PathBuf, ClientError> {
     let dir = crate::config::data_dir().ok_or_else(|| {
         sign_in_error(
             server,
@@ -41,7 +42,11 @@ pub fn token_path(server: &str) -> Result<PathBuf, ClientError> {
             ),
         )
     })?;
-    Ok(dir.join("oauth").join(format!("{server}.json")))
+    let dir = match owner {
+        Some(tenant) => dir.join("oauth").join("tenants").join(tenant),
+        None => dir.join("oauth"),
+    };
+    Ok(dir.join(format!("{server}.json")))
 }
 
 /// An error about `server`'s sign-in.
@@ -159,10 +164,13 @@ impl CredentialStore for TokenFile {
 
 /// rmcp's error, as a message for `server`'s user (rmcp's errors carry what the server said,
 /// never a token).
-fn auth_failed(server: &str, e: AuthError) -> ClientError {
+fn auth_failed(server: &str, owner: Option<&str>, e: AuthError) -> ClientError {
     let message = match e {
         AuthError::AuthorizationRequired => {
-            format!("not signed in (or the sign-in was revoked): run `mcp-registry auth {server}`")
+            let tenant = owner.map(|t| format!(" --tenant {t}")).unwrap_or_default();
+            format!(
+                "not signed in (or the sign-in was revoked): run `mcp-registry auth {server}{tenant}`"
+            )
         }
         other => format!("OAuth: {other}"),
     };
@@ -170,32 +178,38 @@ fn auth_failed(server: &str, e: AuthError) -> ClientError {
 }
 
 /// An authorization manager for `remote` that keeps its tokens in `server`'s file.
-async fn manager(server: &str, remote: &RemoteServer) -> Result<AuthorizationManager, ClientError> {
+async fn manager(
+    server: &str,
+    remote: &RemoteServer,
+    owner: Option<&str>,
+) -> Result<AuthorizationManager, ClientError> {
     super::remote::install_tls_provider();
     let mut manager = AuthorizationManager::new(remote.url.as_str())
         .await
-        .map_err(|e| auth_failed(server, e))?;
+        .map_err(|e| auth_failed(server, owner, e))?;
     manager.set_credential_store(TokenFile {
-        path: token_path(server)?,
+        path: token_path(server, owner)?,
         url: remote.url.clone(),
     });
     Ok(manager)
 }
 
-/// The HTTP client of a connection to `remote` that sends `server`'s stored token (and
-/// refreshes it); an error says to run `mcp-registry auth SERVER` if there is none.
+/// The HTTP client of a connection to `remote` that sends `server`'s stored token (`owner`'s,
+/// a tenant's, or the operator's) and refreshes it; an error says to run `mcp-registry auth
+/// SERVER` if there is none.
 pub(super) async fn signed_in_client(
     server: &str,
     remote: &RemoteServer,
+    owner: Option<&str>,
     http: reqwest::Client,
 ) -> Result<AuthClient<reqwest::Client>, ClientError> {
-    let mut manager = manager(server, remote).await?;
+    let mut manager = manager(server, remote, owner).await?;
     let found = manager
         .initialize_from_store()
         .await
-        .map_err(|e| auth_failed(server, e))?;
+        .map_err(|e| auth_failed(server, owner, e))?;
     if !found {
-        return Err(auth_failed(server, AuthError::AuthorizationRequired));
+        return Err(auth_failed(server, owner, AuthError::AuthorizationRequired));
     }
     Ok(AuthClient::new(http, manager))
 }
@@ -203,10 +217,11 @@ pub(super) async fn signed_in_client(
 /// Signs in to `remote` as `server`: discovers its authorization server, registers (or uses
 /// the configured client ID), hands the authorization URL to `show` (to print, and to open in
 /// a browser), waits for the browser to come back to a loopback redirect, and saves the
-/// tokens. Returns where they are.
+/// tokens (`owner`'s, a tenant's, or the operator's). Returns where they are.
 pub async fn sign_in(
     server: &str,
     remote: &RemoteServer,
+    owner: Option<&str>,
     show: impl FnOnce(&str),
 ) -> Result<PathBuf, ClientError> {
     let settings = remote.oauth.clone().unwrap_or_default();
@@ -219,11 +234,11 @@ pub async fn sign_in(
         .map_err(|e| fail(e.to_string()))?
         .port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    let mut manager = manager(server, remote).await?;
+    let mut manager = manager(server, remote, owner).await?;
     let found = manager
         .resolve_metadata()
         .await
-        .map_err(|e| auth_failed(server, e))?;
+        .map_err(|e| auth_failed(server, owner, e))?;
     if !found.source.is_discovered() {
         return Err(fail(format!(
             "{} publishes no OAuth metadata (RFC 9728 or RFC 8414): it cannot be signed in to",
@@ -240,7 +255,7 @@ pub async fn sign_in(
     }
     let session = AuthorizationSession::new(manager, request)
         .await
-        .map_err(|(_, e)| auth_failed(server, e))?;
+        .map_err(|(_, e)| auth_failed(server, owner, e))?;
     show(session.get_authorization_url());
     let callback = tokio::time::timeout(SIGN_IN_WAIT, redirected(&listener))
         .await
@@ -258,13 +273,13 @@ pub async fn sign_in(
     session
         .handle_callback_url(&url)
         .await
-        .map_err(|e| auth_failed(server, e))?;
-    token_path(server)
+        .map_err(|e| auth_failed(server, owner, e))?;
+    token_path(server, owner)
 }
 
-/// Forgets `server`'s tokens; whether there were any.
-pub fn sign_out(server: &str) -> Result<bool, ClientError> {
-    let path = token_path(server)?;
+/// Forgets `server`'s tokens (`owner`'s, or the operator's); whether there were any.
+pub fn sign_out(server: &str, owner: Option<&str>) -> Result<bool, ClientError> {
+    let path = token_path(server, owner)?;
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

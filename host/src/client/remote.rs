@@ -114,9 +114,10 @@ pub(super) fn streamable_http(
 pub(super) async fn signed_in_streamable_http(
     server: &str,
     remote: &RemoteServer,
+    owner: Option<&str>,
 ) -> Result<StreamableHttpClientTransport<AuthClient<reqwest::Client>>, ClientError> {
     let client = client().map_err(|m| unreachable(server, m))?;
-    let client = super::oauth::signed_in_client(server, remote, client).await?;
+    let client = super::oauth::signed_in_client(server, remote, owner, client).await?;
     Ok(StreamableHttpClientTransport::with_client(
         client,
         streamable_http_config(server, remote)?,

@@ -41,6 +41,10 @@ pub struct TenantConfig {
     pub code_mode: bool,
     /// What one of its snippets may use (`"code_mode": {...}`), within the host's bounds.
     pub code_budget: CodeBudget,
+    /// Whether its calls to OAuth servers use its own sign-in (`"oauth": "own"`, made with
+    /// `mcp-registry auth SERVER --tenant NAME`) rather than the operator's (`"operator"`, the
+    /// default).
+    pub own_sign_in: bool,
     /// Whether a call flow control stops is put to its user (`"flow": "ask"`) rather than
     /// refused (the default).
     pub flow_asks: bool,
@@ -112,6 +116,7 @@ const TENANT_FIELDS: &[&str] = &[
     "tools",
     "plugins",
     "code_mode",
+    "oauth",
     "flow",
     "labels",
     "limits",
@@ -288,6 +293,19 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
         plugins: list("plugins")?,
         code_mode,
         code_budget,
+        own_sign_in: match obj.get("oauth") {
+            None => false,
+            Some(o) => match v.string("oauth", o)?.as_str() {
+                "own" => true,
+                "operator" => false,
+                other => {
+                    return Err(v.err(
+                        "oauth",
+                        format!("unknown \"{other}\"; expected \"operator\" (the operator's sign-in, the default) or \"own\" (the tenant's: `mcp-registry auth SERVER --tenant NAME`)"),
+                    ))
+                }
+            },
+        },
         flow_asks: match obj.get("flow") {
             None => false,
             Some(flow) => super::flow_asks(v, flow)?,
@@ -395,5 +413,9 @@ mod tests {
             .contains("the same key as tenant \"a\""));
         let e = parse(r#"{"tenants": {}, "jwt": {"issuer": "x"}}"#).unwrap_err();
         assert!(e.contains("jwt.audience") && e.contains("missing"), "{e}");
+        let e = parse(r#"{"tenants": {"acme": {"oauth": "mine"}}}"#).unwrap_err();
+        assert!(e.contains("\"oauth\"") && e.contains("\"own\""), "{e}");
+        let own = parse(r#"{"tenants": {"acme": {"oauth": "own"}, "beta": {}}}"#).unwrap();
+        assert!(own.tenants["acme"].own_sign_in && !own.tenants["beta"].own_sign_in);
     }
 }

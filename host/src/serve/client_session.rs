@@ -231,6 +231,7 @@ impl RegistryServer {
             let hooks = ConnectHooks {
                 events: Some(tx),
                 relay: Some(Arc::new(fallback)),
+                sign_in_as: tenant.sign_in_as(),
             };
             spawn_forwarder(
                 &self.client,

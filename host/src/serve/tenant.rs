@@ -57,10 +57,14 @@ impl RequestRelay for NoCallInFlight {
 
 /// Hooks of a pool several clients share: its notifications go to every one of them, and its
 /// server's requests go by call (the client of the call in flight).
-fn shared_hooks(events: &tokio::sync::broadcast::Sender<ServerEvent>) -> ConnectHooks {
+fn shared_hooks(
+    events: &tokio::sync::broadcast::Sender<ServerEvent>,
+    sign_in_as: Option<Arc<str>>,
+) -> ConnectHooks {
     ConnectHooks {
         events: Some(events.clone()),
         relay: Some(Arc::new(NoCallInFlight)),
+        sign_in_as,
     }
 }
 
@@ -176,6 +180,12 @@ impl Tenant {
         self.grant.code_mode
     }
 
+    /// Whose OAuth sign-in its connections use: its own (`"oauth": "own"`), or (`None`) the
+    /// operator's.
+    pub(crate) fn sign_in_as(&self) -> Option<Arc<str>> {
+        self.grant.sign_in_as(&self.name)
+    }
+
     /// What one of its snippets may use.
     pub(crate) fn code_budget(&self) -> CodeBudget {
         self.grant.code_budget
@@ -279,6 +289,16 @@ struct Grant {
     /// Labels it adds to servers' (by server).
     labels: Arc<BTreeMap<String, ServerLabels>>,
     limits: TenantLimits,
+    /// Whether its OAuth servers are connected with its own sign-in (`"oauth": "own"`).
+    own_sign_in: bool,
+}
+
+impl Grant {
+    /// Whose OAuth sign-in the connections of tenant `name` use: its own, or (`None`) the
+    /// operator's.
+    fn sign_in_as(&self, name: &str) -> Option<Arc<str>> {
+        self.own_sign_in.then(|| name.into())
+    }
 }
 
 /// Each tenant's grant among the exposed `servers` (or the one local tenant's: everything).
@@ -294,6 +314,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
             flow_asks: None,
             labels: Arc::default(),
             limits: TenantLimits::default(),
+            own_sign_in: false,
         };
         return vec![(LOCAL.to_owned(), local)];
     };
@@ -319,6 +340,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
                     sessions: Some(t.limits.sessions.unwrap_or(DEFAULT_SESSIONS)),
                     ..t.limits
                 },
+                own_sign_in: t.own_sign_in,
             };
             (name.clone(), grant)
         })
@@ -347,7 +369,7 @@ impl Tenants {
         let global = Arc::new(
             aggregator
                 .with_budgets(vec![host_budget.clone()])
-                .lazy_session_of(&global_servers, shared_hooks(&global_events)),
+                .lazy_session_of(&global_servers, shared_hooks(&global_events, None)),
         );
         let none = Self {
             by_name: BTreeMap::new(),
@@ -515,7 +537,8 @@ impl Tenants {
             None => {
                 let (events, _) = tokio::sync::broadcast::channel(256);
                 let pooled = self.pooled(&grant.servers);
-                let pool = aggregator.lazy_session_of(&pooled, shared_hooks(&events));
+                let pool = aggregator
+                    .lazy_session_of(&pooled, shared_hooks(&events, grant.sign_in_as(name)));
                 (events, Arc::new(pool))
             }
         };
