@@ -447,6 +447,35 @@ async fn under_serve_a_tenant_uses_its_own_sign_in_or_the_operators() {
         logged()
     );
     assert_eq!(server.stats()["code_exchanges"], 2);
+
+    // A reload that gives "shared" a sign-in of its own (it has none) takes the operator's
+    // from it: its connections made with the operator's tokens are closed.
+    std::fs::write(
+        s.path("tenants.json"),
+        json!({"tenants": {
+            "own": {"keys": [digest(OWN)], "servers": ["secure"], "oauth": "own"},
+            "unsigned": {"keys": [digest(UNSIGNED)], "servers": ["secure"], "oauth": "own"},
+            "shared": {"keys": [digest(SHARED)], "servers": ["secure"], "oauth": "own"},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (me, body) = whoami(SHARED).await;
+        if me.is_none() {
+            assert!(body.contains("\"isError\":true"), "{body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still the operator's sign-in: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (me, body) = whoami(OWN).await;
+    assert_eq!(me.unwrap_or_default()["client_id"], owns.as_str(), "{body}");
+
     let log = logged();
     for file in [
         token_file(&s),

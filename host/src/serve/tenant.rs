@@ -434,8 +434,10 @@ impl Tenants {
             touched += tenant.pool.reconfigure(&pooled).await.len();
         }
         for (name, gone) in &previous.by_name {
-            if !self.by_name.contains_key(name) {
-                gone.pool.close().await;
+            match self.by_name.get(name) {
+                Some(now) if Arc::ptr_eq(&now.pool, &gone.pool) => {}
+                // Gone, or connecting with another sign-in now.
+                _ => gone.pool.close().await,
             }
         }
         let sessions: Vec<(Arc<str>, Arc<Session>)> = {
@@ -447,14 +449,16 @@ impl Tenants {
                 .collect()
         };
         for (name, pool) in sessions {
+            let signed_in_as = |t: &Tenants| t.by_name.get(&name).map(|t| t.grant.own_sign_in);
             match self.by_name.get(&name) {
-                Some(t) => {
+                Some(t) if signed_in_as(self) == signed_in_as(previous) => {
                     touched += pool
                         .reconfigure(&self.per_session(&t.grant.servers))
                         .await
                         .len()
                 }
-                None => pool.close().await,
+                // Gone, or connecting with another sign-in now.
+                _ => pool.close().await,
             }
         }
         touched
@@ -532,8 +536,19 @@ impl Tenants {
                 aggregator.with_budgets(budgets)
             }
         };
+        // Its pool goes on unless whose OAuth sign-in it connects with changed (its open
+        // connections carry the old one's tokens): then a new pool, and the reload closes the
+        // old one.
         let (events, pool) = match old {
-            Some(old) => (old.events.clone(), old.pool.clone()),
+            Some(old) if old.grant.own_sign_in == grant.own_sign_in => {
+                (old.events.clone(), old.pool.clone())
+            }
+            Some(old) => {
+                let pooled = self.pooled(&grant.servers);
+                let pool = aggregator
+                    .lazy_session_of(&pooled, shared_hooks(&old.events, grant.sign_in_as(name)));
+                (old.events.clone(), Arc::new(pool))
+            }
             None => {
                 let (events, _) = tokio::sync::broadcast::channel(256);
                 let pooled = self.pooled(&grant.servers);
