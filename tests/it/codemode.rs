@@ -502,6 +502,20 @@ fn check_client(report: &Value) {
         [(1.0, Some(3.0), Some("one")), (3.0, Some(3.0), None)],
         "{js}"
     );
+    // An inner call's upstream progress reaches the client as the snippet's, naming the tool.
+    for inner in report["executes"][7].as_array().unwrap() {
+        assert_eq!(inner["structured"]["value"], "progress done", "{inner}");
+        let tool = Some("alpha__test_tool_with_progress");
+        assert_eq!(
+            progress_of(inner),
+            [
+                (0.0, Some(100.0), tool),
+                (50.0, Some(100.0), tool),
+                (100.0, Some(100.0), tool)
+            ],
+            "{inner}"
+        );
+    }
 }
 
 /// The progress notifications a client saw for one `execute`, as numbers (one SDK gives
@@ -544,7 +558,11 @@ fn client_spec(s: &Scratch) -> Value {
                 {"code": "try:\n    await tools.alpha.fail(message='no')\nexcept ToolError as e:\n    kind = str(e).split(':')[0]\nkind", "language": "python"},
                 {"code": "x = 1\nawait tools.alpha.nope()", "language": "python"}
             ],
-            [{"code": "progress(1, 3, 'one'); progress(3, 3); await tools.alpha.echo({message: 'done'}); return 1;"}]
+            [{"code": "progress(1, 3, 'one'); progress(3, 3); await tools.alpha.echo({message: 'done'}); return 1;"}],
+            [
+                {"code": "return await tools.alpha.test_tool_with_progress({});"},
+                {"code": "await tools.alpha.test_tool_with_progress()", "language": "python"}
+            ]
         ]
     })
 }

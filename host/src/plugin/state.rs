@@ -130,15 +130,38 @@ impl PluginState {
     }
 
     /// The options of every call the guest makes: the run's trace carried on, the servers'
-    /// questions sent to the run's client.
-    pub(super) fn call_options(&self) -> CallOptions {
+    /// questions sent to the run's client, and, where that client asked for the run's
+    /// progress, the call's upstream progress passed on as the run's.
+    pub(super) fn call_options(&self, name: &ToolName) -> CallOptions {
         CallOptions {
             trace: self.trace_context.clone(),
             relay: self.relay.clone(),
             log_level: self.log_level,
+            progress: self
+                .progress
+                .as_ref()
+                .map(|run| upstream_progress(run.clone(), name.to_string())),
             ..CallOptions::default()
         }
     }
+}
+
+/// A sink for one call's upstream progress that passes each report on to the run's, its
+/// message naming the tool (`server__tool: message`). Advisory like the run's own: a report
+/// the client cannot take now is dropped, and the run's relay keeps the values increasing
+/// (an inner call's that would go back is dropped there).
+fn upstream_progress(run: ProgressSink, tool: String) -> ProgressSink {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::client::Progress>(16);
+    tokio::spawn(async move {
+        while let Some(mut report) = rx.recv().await {
+            report.message = Some(match report.message.take() {
+                Some(m) => super::host::bounded(format!("{tool}: {m}")),
+                None => tool.clone(),
+            });
+            let _ = run.try_send(report);
+        }
+    });
+    tx
 }
 
 impl WasiView for PluginState {

@@ -3,5 +3,6 @@
 //! `session` and `future-call-result` resources), `log`, `progress`.
 
 mod log;
+pub(super) use log::bounded;
 mod progress;
 mod registry;

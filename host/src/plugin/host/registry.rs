@@ -57,12 +57,20 @@ impl registry::Host for PluginState {
         let called = match session {
             Some(session) => {
                 session
-                    .call_tool_with(&req.name, req.arguments.clone(), self.call_options())
+                    .call_tool_with(
+                        &req.name,
+                        req.arguments.clone(),
+                        self.call_options(&req.name),
+                    )
                     .await
             }
             None => {
                 self.aggregator
-                    .call_tool_with(&req.name, req.arguments.clone(), self.call_options())
+                    .call_tool_with(
+                        &req.name,
+                        req.arguments.clone(),
+                        self.call_options(&req.name),
+                    )
                     .await
             }
         };
@@ -148,7 +156,11 @@ impl registry::HostSession for PluginState {
             .inspect_err(|e| self.trace_refused(&name, e))?;
         let started = Instant::now();
         let called = session
-            .call_tool_with(&req.name, req.arguments.clone(), self.call_options())
+            .call_tool_with(
+                &req.name,
+                req.arguments.clone(),
+                self.call_options(&req.name),
+            )
             .await;
         let outcome = match called {
             Ok(r) => to_wit_result(r, self.policy.max_result_bytes),
@@ -190,7 +202,7 @@ impl registry::HostSession for PluginState {
         let plugin = self.name.clone();
         let max_result_bytes = self.policy.max_result_bytes;
         let trace = self.trace.clone();
-        let options = self.call_options();
+        let options = self.call_options(&req.name);
         let budget = self.budget.clone();
         let task = tokio::spawn(
             async move {
