@@ -588,8 +588,20 @@ async fn a_tenant_and_its_model_are_told_which_servers_are_missing_but_not_their
     )
     .await;
     // The listing has the good server's tools and names the two others, with what failed
-    // and how, not the server's stderr or command (those are the operator's).
-    let listed = request(&addr, KEY, "tools/list", json!({})).await;
+    // and how, not the server's stderr or command (those are the operator's). (Under load the
+    // broken server may not have failed within the listing's 1 s wait: then a later listing
+    // names its failure, which the pool remembers.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let listed = loop {
+        let listed = request(&addr, KEY, "tools/list", json!({})).await;
+        let broken = &listed["result"]["_meta"]["mcp-registry/unavailable"]["broken"];
+        if broken.as_str().is_some_and(|b| b.contains("failed"))
+            || std::time::Instant::now() > deadline
+        {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let tools = listed["result"]["tools"].to_string();
     assert!(tools.contains("good__echo"), "{listed}");
     let missing = &listed["result"]["_meta"]["mcp-registry/unavailable"];
