@@ -24,16 +24,15 @@ pub(crate) fn test_servers() -> Scratch {
     }))
 }
 
-/// `exec` of `code` with `args`; its JSON record and whether it exited 0.
-pub(crate) fn exec(s: &Scratch, code: &str, args: &[&str]) -> (Value, bool) {
+/// `exec ARGS -` running `code` (the engines compiled once for the whole test process), its
+/// output piped.
+pub(crate) fn exec_child(s: &Scratch, code: &str, args: &[&str]) -> std::process::Child {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
-        .arg("--config")
-        .arg(&s.config)
-        .arg("exec")
+    let mut child = s
+        .cli(&["exec"])
         .args(args)
         .arg("-")
+        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -45,7 +44,12 @@ pub(crate) fn exec(s: &Scratch, code: &str, args: &[&str]) -> (Value, bool) {
         .unwrap()
         .write_all(code.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child
+}
+
+/// `exec` of `code` with `args`; its JSON record and whether it exited 0.
+pub(crate) fn exec(s: &Scratch, code: &str, args: &[&str]) -> (Value, bool) {
+    let out = exec_child(s, code, args).wait_with_output().unwrap();
     let record: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "exec printed no JSON ({e}): {}\nstderr: {}",

@@ -4,13 +4,12 @@
 //! calls, errors a snippet catches by kind, and the hostile snippets, each ending as that
 //! snippet's error. (The SDK clients drive Python through `serve` in `codemode.rs`.)
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::codemode::{exec, failure, test_servers};
+use super::codemode::{exec, exec_child, failure, test_servers};
 use crate::support::*;
 
 const PY: [&str; 2] = ["--language", "python"];
@@ -279,22 +278,7 @@ fn a_python_snippet_leaves_no_server_process_behind_a_crash_or_a_signal() {
     // exec ended by a signal while a call is in flight: the server goes with it.
     for signal in ["-TERM", "-INT", "-KILL"] {
         std::fs::write(&pid_file, "").unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-            .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
-            .arg("--config")
-            .arg(&s.config)
-            .args(["exec", "--language", "python", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"await tools.alpha.sleep(ms=60000)")
-            .unwrap();
+        let mut child = exec_child(&s, "await tools.alpha.sleep(ms=60000)", &PY);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while pids_in(&pid_file).is_empty() {
             assert!(

@@ -249,23 +249,13 @@ fn sign_in_once_then_calls_carry_the_token_refreshed_until_revoked() {
     outputs.push(both(&out));
 
     // A code-mode snippet's calls go through the same connections, with the token.
-    let mut snippet = s
-        .cli(&["exec", "--language", "python", "-"])
-        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    snippet
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"(await tools.secure.whoami())['subject']")
-        .unwrap();
-    let out = snippet.wait_with_output().unwrap();
-    let record: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert_eq!(record["value"], "test-user", "{}", both(&out));
+    let (record, ok) = super::codemode::exec(
+        &s,
+        "(await tools.secure.whoami())['subject']",
+        &["--language", "python"],
+    );
+    assert!(ok, "{record}");
+    assert_eq!(record["value"], "test-user", "{record}");
 
     // No token text in any output: not in -vv logs, `list`, `show`, `get`.
     for args in [&["-vv", "list"][..], &["show"], &["get", "secure"]] {
