@@ -34,28 +34,27 @@ pub const DATA_ENV: &str = "MCP_REGISTRY_DATA_DIR";
 /// `$MCP_REGISTRY_DATA_DIR`, else `$XDG_DATA_HOME/mcp-registry`, else
 /// `~/.local/share/mcp-registry`; `None` if none of them is set.
 pub fn data_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
-        })?;
-    Some(base.join("mcp-registry"))
+    user_dir(DATA_ENV, "XDG_DATA_HOME", &[".local", "share"])
 }
 
 /// Where the host keeps what it can recompute (compiled components, servers' protocol eras):
 /// `$MCP_REGISTRY_CACHE_DIR`, else `$XDG_CACHE_HOME/mcp-registry`, else
 /// `~/.cache/mcp-registry`; `None` if none of them is set.
 pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os(CACHE_ENV).filter(|v| !v.is_empty()) {
+    user_dir(CACHE_ENV, "XDG_CACHE_HOME", &[".cache"])
+}
+
+/// `$override_env`, else `$xdg_env/mcp-registry`, else `~/<home_path>/mcp-registry`.
+fn user_dir(override_env: &str, xdg_env: &str, home_path: &[&str]) -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(override_env).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(d));
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
+    let base = std::env::var_os(xdg_env)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        .or_else(|| {
+            let home = PathBuf::from(std::env::var_os("HOME")?);
+            Some(home_path.iter().fold(home, |p, part| p.join(part)))
+        })?;
     Some(base.join("mcp-registry"))
 }
