@@ -144,6 +144,16 @@ fn sign_in_with(s: &Scratch, extra: &[&str]) -> Output {
             location.starts_with("http://127.0.0.1:"),
             "the redirect goes to the loopback listener: {location}"
         );
+        // Another local process's forged callback (a made-up state, or an error) is not
+        // taken for the browser's: it gets 404 and the sign-in waits on.
+        let listener = &location[..location.find("/callback").unwrap()];
+        for forged in [
+            "/callback?code=evil&state=forged",
+            "/callback?error=x&state=forged",
+        ] {
+            let (status, _, _) = get(&format!("{listener}{forged}"));
+            assert_eq!(status, 404, "{forged}");
+        }
         let (status, _, page) = get(&location);
         assert_eq!(status, 200, "{page}");
     }
@@ -475,4 +485,36 @@ async fn under_serve_a_tenant_uses_its_own_sign_in_or_the_operators() {
             assert!(!log.contains(&token), "a token in serve's log");
         }
     }
+}
+
+#[test]
+fn a_tenant_with_its_own_sign_in_cannot_reach_a_globally_shared_oauth_server() {
+    use super::tenants::digest;
+    let s = Scratch::new(json!({
+        "g": {"url": "http://127.0.0.1:9/mcp", "auth": "oauth", "sharing": "global"},
+    }));
+    std::fs::write(
+        s.path("tenants.json"),
+        json!({"tenants": {"own": {"keys": [digest("own-key-42")], "servers": ["g"], "oauth": "own"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let tenants = s.path("tenants.json");
+    let out = s
+        .cli(&[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--tenants",
+            tenants.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = both(&out);
+    assert!(
+        text.contains("tenant \"own\"") && text.contains("\"sharing\": \"global\""),
+        "{text}"
+    );
 }

@@ -256,8 +256,10 @@ pub async fn sign_in(
     let session = AuthorizationSession::new(manager, request)
         .await
         .map_err(|(_, e)| auth_failed(server, owner, e))?;
-    show(session.get_authorization_url());
-    let callback = tokio::time::timeout(SIGN_IN_WAIT, redirected(&listener))
+    let auth_url = session.get_authorization_url().to_owned();
+    let state = query_field(&auth_url, "state").unwrap_or_default();
+    show(&auth_url);
+    let callback = tokio::time::timeout(SIGN_IN_WAIT, redirected(&listener, &state))
         .await
         .map_err(|_| {
             fail(format!(
@@ -287,35 +289,44 @@ pub fn sign_out(server: &str, owner: Option<&str>) -> Result<bool, ClientError> 
     }
 }
 
-/// The `error` (and its description) of an authorization response, if it is one.
-fn refusal(url: &str) -> Option<String> {
+/// One query parameter of `url`.
+fn query_field(url: &str, name: &str) -> Option<String> {
     let url = reqwest::Url::parse(url).ok()?;
-    let field = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let error = field("error")?;
-    Some(match field("error_description") {
-        Some(d) => format!("{error}: {d}"),
-        None => error,
-    })
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
-/// Waits for the browser's request to `/callback` on `listener` and answers it with a page
-/// saying what to do next; returns its path and query. Other requests (a favicon) get 404.
-async fn redirected(listener: &tokio::net::TcpListener) -> Result<String, String> {
+/// The `error` (and its description) of an authorization response, if it is one: printed to
+/// the user's terminal, so without control characters and at most 300 characters.
+fn refusal(url: &str) -> Option<String> {
+    let error = query_field(url, "error")?;
+    let said = match query_field(url, "error_description") {
+        Some(d) => format!("{error}: {d}"),
+        None => error,
+    };
+    Some(said.chars().filter(|c| !c.is_control()).take(300).collect())
+}
+
+/// Waits for the browser's request to `/callback` carrying this sign-in's `state` on
+/// `listener` and answers it with a page saying what to do next; returns its path and query.
+/// Anything else (a favicon, another local process's forged callback) gets 404 and the wait
+/// goes on; a connection gets 5 s to send its request line.
+async fn redirected(listener: &tokio::net::TcpListener, state: &str) -> Result<String, String> {
     loop {
         let (mut stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let mut head = Vec::new();
         let mut buf = [0u8; 2048];
         // The request line is all we need; a browser sends it at once.
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
-            match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
-                _ => break,
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
+                match stream.read(&mut buf).await {
+                    Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
             }
-        }
+        })
+        .await;
         let line = String::from_utf8_lossy(&head);
         let target = line
             .lines()
@@ -324,7 +335,9 @@ async fn redirected(listener: &tokio::net::TcpListener) -> Result<String, String
             .and_then(|l| l.split(' ').next())
             .unwrap_or_default()
             .to_owned();
-        if !target.starts_with("/callback") {
+        let ours = query_field(&format!("http://127.0.0.1{target}"), "state")
+            .is_some_and(|s| !state.is_empty() && s == state);
+        if !target.starts_with("/callback") || !ours {
             let _ = stream
                 .write_all(
                     b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
@@ -356,5 +369,12 @@ mod tests {
             Some("access_denied: no thanks".into())
         );
         assert_eq!(refusal("http://127.0.0.1:1/callback?code=c&state=x"), None);
+        // What reaches the terminal has no escape sequences.
+        assert_eq!(
+            refusal(
+                "http://127.0.0.1:1/callback?error=x&error_description=%1b]0;T%07%1b[2J%0aFAKE"
+            ),
+            Some("x: ]0;T[2JFAKE".into())
+        );
     }
 }

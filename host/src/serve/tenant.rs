@@ -301,6 +301,29 @@ impl Grant {
     }
 }
 
+/// A tenant with its own OAuth sign-in must not reach an OAuth server shared globally: that
+/// server's one connection is the operator's.
+fn check_sign_ins(
+    registry: &Registry,
+    servers: &[String],
+    config: Option<&TenantsConfig>,
+) -> Result<(), String> {
+    let Some(config) = config else { return Ok(()) };
+    for (name, t) in config.tenants.iter().filter(|(_, t)| t.own_sign_in) {
+        let shared_oauth = servers.iter().filter(|s| t.servers.contains(s)).find(|s| {
+            registry.server(s).is_some_and(|c| {
+                c.sharing == Sharing::Global && c.remote.as_ref().is_some_and(|r| r.oauth.is_some())
+            })
+        });
+        if let Some(server) = shared_oauth {
+            return Err(format!(
+                "tenant \"{name}\": \"oauth\": \"own\", but server \"{server}\" takes an OAuth sign-in and has \"sharing\": \"global\" (one connection, the operator's sign-in); give it \"sharing\": \"tenant\""
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Each tenant's grant among the exposed `servers` (or the one local tenant's: everything).
 fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Grant)> {
     let Some(config) = config else {
@@ -358,6 +381,7 @@ impl Tenants {
         let host_budget = ProcessBudget::new("this host (--max-processes)", max_processes);
         let (global_events, _) = tokio::sync::broadcast::channel(256);
         let registry = aggregator.registry();
+        check_sign_ins(&registry, servers, config)?;
         let global_servers: Vec<&String> = servers
             .iter()
             .filter(|s| {
@@ -395,6 +419,7 @@ impl Tenants {
         servers: &[String],
         config: Option<&TenantsConfig>,
     ) -> Result<Self, String> {
+        check_sign_ins(registry, servers, config)?;
         let mut next = Self {
             by_name: BTreeMap::new(),
             auth: config.map(Authenticator::new).transpose()?,
