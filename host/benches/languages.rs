@@ -1,9 +1,9 @@
-//! The same fan-out plugin written in Rust, Python and JavaScript, side by side: component
+//! The same fan-out plugin written in Rust, Python, JavaScript, C, Go and Zig, side by side: component
 //! size, compile time (cold), load time from the compile cache, instantiate + `describe`,
 //! and the cost of one round of calls from a session (two concurrent `counter` calls).
 //!
 //! `cargo bench -p mcp-registry-host --bench languages` after `scripts/install-peers.sh`
-//! and `scripts/build-guests.sh` (Python/JS guests missing from target/guests are skipped).
+//! and `scripts/build-guests.sh` (guests missing from target/guests are skipped).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -36,6 +36,9 @@ async fn main() {
         ("rust", rust),
         ("python", root().join("target/guests/python-fanout.wasm")),
         ("javascript", root().join("target/guests/js-fanout.wasm")),
+        ("c", root().join("target/guests/c-fanout.wasm")),
+        ("go", root().join("target/guests/go-fanout.wasm")),
+        ("zig", root().join("target/guests/zig-fanout.wasm")),
     ];
     let registry = Registry::from_servers(["alpha", "beta"].map(|n| {
         (

@@ -1,13 +1,16 @@
 //! Guests in other Wasm languages against the same WIT and the same host, with the same
-//! assertions as the Rust guests: Python (componentize-py) and JavaScript (componentize-js).
-//! The toolchains come from `scripts/install-peers.sh` (pinned, under `.peers/`); with
-//! `CI=true` they are mandatory, elsewhere a missing toolchain skips with a reason.
+//! assertions as the Rust guests: Python (componentize-py), JavaScript (componentize-js), and
+//! C, Go and Zig (a core module from their own compiler, bindings from `wit-bindgen`, made a
+//! component by `mcp-registry componentize`). The toolchains come from
+//! `scripts/install-peers.sh` (pinned, under `.peers/`, and Debian's clang); with `CI=true`
+//! they are mandatory, elsewhere a missing toolchain skips with a reason.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::support::toolchains::{sh, toolchain, Native};
 use crate::support::*;
 use mcp_registry_host::plugin::{PluginHost, PluginPolicy};
 use mcp_registry_host::Aggregator;
@@ -83,6 +86,31 @@ fn js_guest() -> Option<PathBuf> {
                 "JavaScript",
             );
             Some(wasm)
+        })
+        .clone()
+}
+
+/// Builds examples/<lang>-fanout with scripts/build-guests.sh (what docs/authoring.md shows).
+fn native_guest(lang: Native) -> Option<PathBuf> {
+    static BUILT: [OnceLock<Option<PathBuf>>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    BUILT[lang as usize]
+        .get_or_init(|| {
+            let (path, cc) = toolchain(lang)?;
+            let name = match lang {
+                Native::C => "c",
+                Native::Go => "go",
+                Native::Zig => "zig",
+            };
+            let started = Instant::now();
+            sh(
+                &workspace_root(),
+                &format!("scripts/build-guests.sh {name}"),
+                &path,
+                cc.as_deref(),
+            );
+            eprintln!("built the {name} guest in {:?}", started.elapsed());
+            Some(out_dir().join(format!("{name}-fanout.wasm")))
         })
         .clone()
 }
@@ -175,10 +203,10 @@ async fn same_assertions_as_rust(guest: PathBuf, language: &str) {
     assert_eq!(host.open_sessions(), 0);
 }
 
-fn full_name(language: &str) -> &'static str {
+fn full_name(language: &str) -> &str {
     match language {
-        "python" => "python",
-        _ => "javascript",
+        "js" => "javascript",
+        other => other,
     }
 }
 
@@ -192,4 +220,28 @@ async fn python_guest_behaves_like_the_rust_one() {
 async fn javascript_guest_behaves_like_the_rust_one() {
     let Some(guest) = js_guest() else { return };
     same_assertions_as_rust(guest, "js").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_guest_behaves_like_the_rust_one() {
+    let Some(guest) = native_guest(Native::C) else {
+        return;
+    };
+    same_assertions_as_rust(guest, "c").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_guest_behaves_like_the_rust_one() {
+    let Some(guest) = native_guest(Native::Go) else {
+        return;
+    };
+    same_assertions_as_rust(guest, "go").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zig_guest_behaves_like_the_rust_one() {
+    let Some(guest) = native_guest(Native::Zig) else {
+        return;
+    };
+    same_assertions_as_rust(guest, "zig").await;
 }

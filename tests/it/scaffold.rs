@@ -1,9 +1,10 @@
-//! `mcp-registry new --lang rust|python|js`: each project is built with the command its
-//! README documents, and passes its own `mcp-registry test`, with this host's WIT.
+//! `mcp-registry new --lang rust|python|js|c|go|zig`: each project is built with the command
+//! its README documents, and passes its own `mcp-registry test`, with this host's WIT.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::toolchains::{toolchain, Native};
 use crate::support::{peer, peers_dir, workspace_root};
 
 /// The lines of the first ```sh block after `heading` in a generated README.
@@ -124,6 +125,43 @@ fn a_new_javascript_plugin_builds_and_passes_its_own_test() {
             .unwrap_or_else(|| panic!("{build}"))
             .to_owned()
     });
+}
+
+/// A C, Go or Zig project: bindings from wit-bindgen, the language's compiler, then
+/// `mcp-registry componentize`, all as its README says.
+fn native(lang: Native, name: &str) {
+    let Some((path, _)) = toolchain(lang) else {
+        return;
+    };
+    let lang_arg = match lang {
+        Native::C => "c",
+        Native::Go => "go",
+        Native::Zig => "zig",
+    };
+    new_build_test(lang_arg, name, &path, |_, build| {
+        assert!(
+            build.contains("mcp-registry componentize core.wasm"),
+            "{build}"
+        );
+        // What the test adds to the documented build: the compiler Debian names clang-19,
+        // and Go kept off the network (the module it needs is in the project).
+        format!("export CC=/usr/bin/clang-19 GOTOOLCHAIN=local GOPROXY=off\n{build}")
+    });
+}
+
+#[test]
+fn a_new_c_plugin_builds_and_passes_its_own_test() {
+    native(Native::C, "c-echo");
+}
+
+#[test]
+fn a_new_go_plugin_builds_and_passes_its_own_test() {
+    native(Native::Go, "go-echo");
+}
+
+#[test]
+fn a_new_zig_plugin_builds_and_passes_its_own_test() {
+    native(Native::Zig, "zig-echo");
 }
 
 #[test]

@@ -281,9 +281,19 @@ pub enum Command {
     /// print its reference pinned by digest (what `run`, `serve --plugin` and policy files
     /// take).
     Push(publish::PushArgs),
-    /// Create a plugin project (Rust, Python or JavaScript) that builds with its language's
+    /// Create a plugin project (Rust, Python, JavaScript, C, Go or Zig) that builds with its language's
     /// tool and passes its own `mcp-registry test`, against this host's WIT.
     New(scaffold::NewArgs),
+    /// Make a core Wasm module (from C, Go, Zig or any wasm32-wasi compiler) a plugin
+    /// component: this host's WIT world embedded where the module has none, WASI preview 1
+    /// adapted to preview 2.
+    Componentize {
+        /// The core module.
+        module: PathBuf,
+        /// Where to write the component.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 /// `serve --code-mode[=only]`.
@@ -585,5 +595,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Describe { plugin } => commands::describe(path, &plugin).await,
         Command::Push(args) => args.run().await,
         Command::New(args) => args.run(),
+        Command::Componentize { module, output } => {
+            let bytes = crate::plugin::componentize::componentize_file(&module, &output)?;
+            eprintln!("wrote {} ({bytes} bytes)", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

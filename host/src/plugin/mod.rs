@@ -30,6 +30,7 @@ use crate::client::{ProgressSink, RequestRelay, TraceContext};
 use components::ComponentCache;
 
 mod audit;
+pub mod componentize;
 mod components;
 mod description;
 mod error;

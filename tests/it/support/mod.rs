@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod haproxy;
+pub mod toolchains;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
