@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the example plugins of the languages named (default: all of python js c go zig) into
 # target/guests/LANG-fanout.wasm, with the pinned toolchains that scripts/install-peers.sh
-# installs: componentize-py (PyPI), componentize-js (npm), wit-bindgen's CLI (crates.io), Go
-# and Zig (PyPI wheels), clang 19 with wasi-libc (Debian). C, Go and Zig compile to a core
-# module that `mcp-registry componentize` makes a component (the host binary on PATH, or
-# target/debug's). The Rust guests are built by cargo
+# installs: componentize-py (PyPI), componentize-js (npm), Go and Zig (PyPI wheels), clang 19
+# with wasi-libc (Debian). C, Go and Zig get their bindings from `mcp-registry bindings` and
+# compile to a core module that `mcp-registry componentize` makes a component (the host binary
+# on PATH, or target/debug's). The Rust guests are built by cargo
 # (`cargo build --target wasm32-wasip2 -p fanout`). tests/it/languages.rs runs this script.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,7 +12,6 @@ cd "$root"
 out="$root/target/guests"
 mkdir -p "$out"
 peers="$root/.peers"
-wit_bindgen="${WIT_BINDGEN:-$peers/tools/bin/wit-bindgen}"
 mcp_registry="$(command -v mcp-registry || echo "$root/target/debug/mcp-registry")"
 # Go builds from local files only: no module proxy, no other toolchain.
 export GOTOOLCHAIN=local GOPROXY=off PATH="$peers/guest-venv/bin:$PATH"
@@ -36,7 +35,7 @@ build() {
       ;;
     c)
       local dir; dir="$(build_dir c)"
-      "$wit_bindgen" c wit --world orchestrator --out-dir "$dir/gen" > /dev/null
+      "$mcp_registry" bindings c --out-dir "$dir/gen" 2> /dev/null
       "${CC:-clang-19}" --target=wasm32-wasi -mexec-model=reactor -O2 -I"$dir/gen" -Iguest-sdk/c \
         examples/c-fanout/app.c guest-sdk/c/mcp_registry_guest.c "$dir/gen/orchestrator.c" \
         "$dir/gen/orchestrator_component_type.o" -o "$dir/core.wasm"
@@ -45,7 +44,7 @@ build() {
     go)
       local dir; dir="$(build_dir go)"
       cp -r examples/go-fanout/export_wit_world "$dir/"
-      "$wit_bindgen" go wit --world orchestrator --out-dir "$dir" > /dev/null
+      "$mcp_registry" bindings go --out-dir "$dir" 2> /dev/null
       (cd "$dir" && go mod edit -replace="go.bytecodealliance.org/pkg=$root/guest-sdk/go" &&
         GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o core.wasm .)
       "$mcp_registry" componentize "$dir/core.wasm" -o "$out/go-fanout.wasm"
@@ -53,7 +52,7 @@ build() {
     zig)
       local dir; dir="$(build_dir zig)"
       cp examples/zig-fanout/app.zig "$dir/"
-      "$wit_bindgen" c wit --world orchestrator --out-dir "$dir/gen" > /dev/null
+      "$mcp_registry" bindings c --out-dir "$dir/gen" 2> /dev/null
       zig translate-c -target wasm32-wasi -lc -I"$dir/gen" -Iguest-sdk/c \
         guest-sdk/c/mcp_registry_guest.h > "$dir/gen/c.zig"
       (cd "$dir" && zig build-exe -target wasm32-wasi -fno-entry -mexec-model=reactor -rdynamic \

@@ -25,6 +25,8 @@ npm_pkgs=(
   # componentize-js 0.23.0 imports preview2-shim at run time but lists it only as a dev
   # dependency; install the version it was developed against.
   "@bytecodealliance/preview2-shim@0.17.5"
+  # The JavaScript guest SDK's types are checked with it (jco brings the same version).
+  "typescript@7.0.2"
 )
 stamp="$peers/.npm-stamp"
 if [ "$(cat "$stamp" 2>/dev/null)" != "${npm_pkgs[*]}" ]; then
@@ -52,16 +54,11 @@ python_venv "$root/tests/peers/requirements.txt" "$peers/venv"
 python_venv "$root/tests/peers/requirements-mcp1.txt" "$peers/venv-mcp1"
 # FastMCP 4 as a remote server (streamable HTTP and SSE, behind a bearer token).
 python_venv "$root/tests/peers/requirements-fastmcp.txt" "$peers/fastmcp-venv"
-# Plugins in C, Go and Zig: Go and Zig as wheels (with a `zig` command, which the wheel
-# leaves out), and wit-bindgen's CLI, which writes their bindings from wit/.
+# Plugins in Go and Zig: the toolchains as wheels (with a `zig` command, which the wheel
+# leaves out). Their bindings come from `mcp-registry bindings`.
 python_venv "$root/tests/peers/requirements-guests.txt" "$peers/guest-venv"
 printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$peers/guest-venv/bin/python" > "$peers/guest-venv/bin/zig"
 chmod +x "$peers/guest-venv/bin/zig"
-if [ "$("$peers/tools/bin/wit-bindgen" --version 2>/dev/null)" != "wit-bindgen-cli 0.63.0" ]; then
-  # Not through CI's clippy wrapper: this is someone else's crate.
-  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo install --quiet --locked wit-bindgen-cli \
-    --version 0.63.0 --no-default-features --features c,go --root "$peers/tools"
-fi
 # Debian packages the tests run against: a real Prometheus that scrapes `serve`, HAProxy in
 # front of several replicas, the CNCF distribution registry that plugins are pushed to and
 # pulled from, and clang with wasi-libc for C plugins. Installed only where apt can (as root,

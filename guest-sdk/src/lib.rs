@@ -41,7 +41,7 @@ pub use serde_json::{self, json, Value};
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "orchestrator",
         pub_export_macro: true,
         export_macro_name: "export_orchestrator",

@@ -3,7 +3,8 @@
 //! layout, pull by digest through `describe`, `run`, `run --policy` and `serve --plugin`,
 //! the cache by digest with the registry down, and every way a pull must be refused (a
 //! tampered blob, a wrong digest, an unsigned component or one signed by another key where a
-//! signature is required, a registry that is down).
+//! signature is required, a registry that is down); and the WIT package itself, published by
+//! version where wkg looks for it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -421,5 +422,78 @@ async fn a_policy_that_requires_a_signature_runs_only_what_its_key_signed() {
     assert!(
         err.contains("policy.json") && err.contains("\"p\"") && err.contains("signed_by"),
         "{err}"
+    );
+}
+
+/// `wit --out` writes the contract as a binary WIT package and `push` publishes it in the Wasm
+/// OCI layout at REGISTRY/mcp-registry/plugin:VERSION, the repository and tag wkg derives from
+/// `mcp-registry:plugin@VERSION`; what the registry serves is a package a WIT tool reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wit_package_is_published_by_version_for_wit_tools() {
+    let s = Scratch::new(json!({}));
+    let Some(registry) = LocalRegistry::start(s.dir.path()).await else {
+        return;
+    };
+    let package = s.path("plugin-wit.wasm");
+    let out = s
+        .cli(&["wit", "--out", package.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let version = stderr(&out)
+        .split_once("mcp-registry:plugin@")
+        .and_then(|(_, rest)| rest.split_once(','))
+        .map(|(v, _)| v.to_owned())
+        .unwrap_or_else(|| panic!("{}", stderr(&out)));
+    push(
+        &s,
+        &package,
+        &format!("{}:{version}", registry.url("mcp-registry/plugin")),
+        None,
+    );
+
+    let (status, _, manifest) = http_exchange(
+        &registry.addr,
+        "GET",
+        &format!("/v2/mcp-registry/plugin/manifests/{version}"),
+        &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{manifest}");
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
+    let bytes = std::fs::read(&package).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(layer, sha256(&bytes));
+    let served = registry.blob_file(layer);
+    assert_eq!(std::fs::read(&served).unwrap(), bytes);
+
+    // Bindings generate from it as from a wit/ directory (wit-bindgen's generator reading the
+    // binary package, as it does in wit-bindgen's CLI).
+    let fetched = s.path("fetched-plugin-wit.wasm");
+    std::fs::copy(&served, &fetched).unwrap();
+    let gen = s.path("gen");
+    let out = s
+        .cli(&[
+            "bindings",
+            "c",
+            "--wit",
+            fetched.to_str().unwrap(),
+            "--out-dir",
+        ])
+        .arg(&gen)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = std::fs::read_to_string(gen.join("orchestrator.h")).unwrap();
+    assert!(
+        header.contains("mcp_registry_plugin_registry_static_session_open")
+            && header.contains("mcp_registry_plugin_progress_report"),
+        "{header}"
     );
 }

@@ -1,6 +1,6 @@
 //! Guests in other Wasm languages against the same WIT and the same host, with the same
 //! assertions as the Rust guests: Python (componentize-py), JavaScript (componentize-js), and
-//! C, Go and Zig (a core module from their own compiler, bindings from `wit-bindgen`, made a
+//! C, Go and Zig (a core module from their own compiler, bindings from `mcp-registry bindings`, made a
 //! component by `mcp-registry componentize`). The toolchains come from
 //! `scripts/install-peers.sh` (pinned, under `.peers/`, and Debian's clang); with `CI=true`
 //! they are mandatory, elsewhere a missing toolchain skips with a reason.

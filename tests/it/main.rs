@@ -28,6 +28,7 @@ mod lifecycle;
 mod oauth;
 mod ops;
 mod otlp;
+mod packages;
 mod pins;
 mod plugin;
 mod reload;

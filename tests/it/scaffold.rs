@@ -18,21 +18,25 @@ fn documented(readme: &Path, heading: &str) -> String {
     block.split_once("```").unwrap().0.trim().to_owned()
 }
 
-/// Creates a project, runs its documented build (`prepare` may adjust it) and test commands
-/// in it with `path` first on PATH, and returns the test's output.
+/// Creates a project (against this checkout's guest SDKs with `sdk`, else the packages by
+/// version), runs its documented build (`prepare` may adjust it) and test commands in it with
+/// `path` first on PATH, and returns the test's output.
 fn new_build_test(
     lang: &str,
     name: &str,
     path: &[PathBuf],
+    sdk: bool,
     prepare: fn(&Path, String) -> String,
 ) -> String {
     let dir = tempfile::tempdir().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_mcp-registry"));
-    let out = Command::new(bin)
-        .current_dir(dir.path())
-        .args(["new", "--lang", lang, name])
-        .output()
-        .unwrap();
+    let mut new = Command::new(bin);
+    new.current_dir(dir.path())
+        .args(["new", "--lang", lang, name]);
+    if sdk {
+        new.arg("--sdk").arg(workspace_root().join("guest-sdk"));
+    }
+    let out = new.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -81,8 +85,16 @@ fn new_build_test(
 
 #[test]
 fn a_new_rust_plugin_builds_and_passes_its_own_test() {
-    new_build_test("rust", "echo-plugin", &[], |project, build| {
+    new_build_test("rust", "echo-plugin", &[], true, |project, build| {
         assert_eq!(build, "cargo build --release");
+        // The SDK is a dependency by the WIT's version, patched to this checkout by `--sdk`.
+        let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("mcp-registry-guest = \"0.1.1\"")
+                && manifest.contains("[patch.crates-io]"),
+            "{manifest}"
+        );
+        assert!(!project.join("mcp-registry-guest").exists());
         // Share one target directory across runs (the guest SDK's dependencies build once).
         let shared = workspace_root().join("target/scaffold");
         std::fs::create_dir_all(&shared).unwrap();
@@ -99,11 +111,38 @@ fn a_new_python_plugin_builds_and_passes_its_own_test() {
     ) else {
         return;
     };
+    // The published package stands in as the wheel this checkout builds, installed in the
+    // environment componentize-py bundles from (what `pip install -r requirements.txt` does
+    // with the package on PyPI).
+    let Some(wheel) = crate::packages::python_sdk_wheel() else {
+        return;
+    };
+    let venv = tool.parent().unwrap().parent().unwrap().to_path_buf();
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--no-deps", "--force-reinstall"])
+        .arg(&wheel)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     new_build_test(
         "python",
         "py-echo",
         &[tool.parent().unwrap().to_path_buf()],
-        |_, build| build,
+        false,
+        |project, build| {
+            let requirements = std::fs::read_to_string(project.join("requirements.txt")).unwrap();
+            assert!(
+                requirements.contains("mcp-registry-guest==0.1.1"),
+                "{requirements}"
+            );
+            // The project's README says: in an activated virtual environment.
+            let venv = peers_dir().join("venv");
+            format!("export VIRTUAL_ENV={}\n{build}", venv.display())
+        },
     );
 }
 
@@ -113,11 +152,18 @@ fn a_new_javascript_plugin_builds_and_passes_its_own_test() {
         return;
     };
     let bins = node.parent().unwrap().to_path_buf();
-    new_build_test("js", "js-echo", &[bins], |project, build| {
-        // `npm install` would fetch componentize-js again: the installed peers stand in for it.
+    new_build_test("js", "js-echo", &[bins], true, |project, build| {
+        // `npm install` would fetch componentize-js and rolldown again: the installed peers
+        // stand in for them, and the SDK is linked where `npm install` puts a `file:` one.
+        let modules = project.join("node_modules");
+        std::fs::create_dir(&modules).unwrap();
+        for entry in std::fs::read_dir(peers_dir().join("node_modules")).unwrap() {
+            let entry = entry.unwrap();
+            std::os::unix::fs::symlink(entry.path(), modules.join(entry.file_name())).unwrap();
+        }
         std::os::unix::fs::symlink(
-            peers_dir().join("node_modules"),
-            project.join("node_modules"),
+            workspace_root().join("guest-sdk/js"),
+            modules.join("mcp-registry-guest"),
         )
         .unwrap();
         build
@@ -127,7 +173,7 @@ fn a_new_javascript_plugin_builds_and_passes_its_own_test() {
     });
 }
 
-/// A C, Go or Zig project: bindings from wit-bindgen, the language's compiler, then
+/// A C, Go or Zig project: `mcp-registry bindings`, the language's compiler, then
 /// `mcp-registry componentize`, all as its README says.
 fn native(lang: Native, name: &str) {
     let Some((path, _)) = toolchain(lang) else {
@@ -138,7 +184,7 @@ fn native(lang: Native, name: &str) {
         Native::Go => "go",
         Native::Zig => "zig",
     };
-    new_build_test(lang_arg, name, &path, |_, build| {
+    new_build_test(lang_arg, name, &path, false, |_, build| {
         assert!(
             build.contains("mcp-registry componentize core.wasm"),
             "{build}"

@@ -485,3 +485,28 @@ fn ask(plugin: &str, requires: &Requires) -> anyhow::Result<bool> {
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
+
+/// `wit [--out FILE]`: the plugin contract as text (every file, with its path), or as a
+/// binary WIT package.
+pub(super) fn wit(out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    use crate::plugin::componentize::{wit_package, wit_version, WIT_FILES};
+    match out {
+        Some(path) => {
+            let package = wit_package()?;
+            std::fs::write(path, &package)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "wrote {} (mcp-registry:plugin@{}, {} bytes)",
+                path.display(),
+                wit_version(),
+                package.len()
+            );
+        }
+        None => {
+            for (path, text) in WIT_FILES {
+                println!("// {path}\n{text}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

