@@ -101,7 +101,7 @@ async fn main() {
             rounds.push(full.saturating_sub(base) / 100);
         }
         println!(
-            "{:<11} {:>10.1} {:>12} {:>12} {:>16} {:>16.1}",
+            "{:<11} {:>10.2} {:>12} {:>12} {:>16} {:>16.1}",
             name,
             size,
             ms(compile),

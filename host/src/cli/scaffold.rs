@@ -165,6 +165,7 @@ impl NewArgs {
             ("{{rust_patch}}", sdk.rust_patch),
             ("{{python_requirement}}", sdk.python_requirement),
             ("{{js_dependency}}", sdk.js_dependency),
+            ("{{sdk_note}}", self.sdk_note()),
             ("{{type_name}}", type_name(name)),
             ("{{host_version}}", HOST_VERSION.to_owned()),
             ("{{language}}", language.to_owned()),
@@ -218,6 +219,35 @@ impl NewArgs {
             python_requirement: format!("mcp-registry-guest @ file://{dir}/python"),
             js_dependency: format!("file:{dir}/js"),
         })
+    }
+
+    /// Where the project's guest SDK comes from, for its README.
+    fn sdk_note(&self) -> String {
+        let version = wit_version();
+        let registry = match self.lang {
+            Language::Rust => "crates.io",
+            Language::Python => "PyPI",
+            Language::Js => "npm",
+            Language::C | Language::Zig => {
+                return "The C guest SDK is in `sdk/` (copied from this host).".into()
+            }
+            Language::Go => {
+                return "The runtime the Go bindings import is in `wit-runtime/` (copied from \
+                        this host)."
+                    .into()
+            }
+        };
+        match &self.sdk {
+            Some(dir) => format!(
+                "The guest SDK comes from the mcp-registry checkout at {} (`new --sdk`).",
+                dir.display()
+            ),
+            None => format!(
+                "The guest SDK is the package `mcp-registry-guest` {version} from {registry}. \
+                 Where it is not published yet, build against an mcp-registry checkout: \
+                 `mcp-registry new --sdk PATH/TO/mcp-registry/guest-sdk ...`."
+            ),
+        }
     }
 
     fn layout(&self, name: &str) -> Layout {
