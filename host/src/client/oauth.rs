@@ -33,6 +33,20 @@ const SIGN_IN_WAIT: Duration = Duration::from_secs(300);
 /// The file that holds `server`'s tokens: `<data dir>/oauth/<server>.json`, or a tenant's own
 /// (`owner`, a tenant name: letters, digits, `-`, `_`) `<data dir>/oauth/tenants/<owner>/<server>.json`.
 pub fn token_path(server: &str, owner: Option<&str>) -> Result<PathBuf, ClientError> {
+    // Both become path components: only names the registry itself accepts (a name with a
+    // `/` or `..` would reach files outside the token directory, `auth --logout` included).
+    crate::names::validate_server_name(server).map_err(|m| sign_in_error(server, m))?;
+    if let Some(tenant) = owner.filter(|t| {
+        t.is_empty()
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }) {
+        return Err(sign_in_error(
+            server,
+            format!("tenant {tenant:?}: use only letters, digits, '-' and '_'"),
+        ));
+    }
     let dir = crate::config::data_dir().ok_or_else(|| {
         sign_in_error(
             server,
@@ -49,8 +63,16 @@ pub fn token_path(server: &str, owner: Option<&str>) -> Result<PathBuf, ClientEr
     Ok(dir.join(format!("{server}.json")))
 }
 
-/// An error about `server`'s sign-in.
+/// An error about `server`'s sign-in. Its text often quotes what an authorization server
+/// answered (through rmcp's errors), and it reaches terminals, logs and MCP clients: without
+/// control characters, and bounded.
 fn sign_in_error(server: &str, message: String) -> ClientError {
+    const MAX_CHARS: usize = 600;
+    let mut message: String = message.chars().filter(|c| !c.is_control()).collect();
+    if let Some((cut, _)) = message.char_indices().nth(MAX_CHARS) {
+        message.truncate(cut);
+        message.push_str("...");
+    }
     ClientError::SignIn {
         server: server.into(),
         message,
@@ -361,6 +383,27 @@ async fn redirected(listener: &tokio::net::TcpListener, state: &str) -> Result<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_paths_stay_in_the_token_directory() {
+        for (server, owner) in [
+            ("../etc/x", None),
+            ("a/b", None),
+            ("", None),
+            ("ok", Some("../t")),
+        ] {
+            assert!(token_path(server, owner).is_err(), "{server:?} {owner:?}");
+        }
+    }
+
+    #[test]
+    fn what_a_server_said_loses_control_characters_and_is_bounded() {
+        let e = sign_in_error("s", format!("OAuth: \x1b[31mred\x07{}", "x".repeat(5000)));
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.len() < 700, "{}", text.len());
+        assert!(text.contains("[31mred"));
+    }
 
     #[test]
     fn an_authorization_error_is_read_from_the_redirect() {
