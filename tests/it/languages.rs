@@ -6,7 +6,6 @@
 //! they are mandatory, elsewhere a missing toolchain skips with a reason.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -22,97 +21,60 @@ fn out_dir() -> PathBuf {
     dir
 }
 
-fn build(cmd: &mut Command, what: &str) {
-    let started = Instant::now();
-    let out = cmd.current_dir(workspace_root()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "building the {what} guest failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("built the {what} guest in {:?}", started.elapsed());
+/// Builds examples/<name>-fanout with scripts/build-guests.sh (what docs/authoring.md shows),
+/// once per run, after `tools` found the toolchain (PATH directories and CC, or a skip).
+fn built(
+    name: &str,
+    once: &OnceLock<Option<PathBuf>>,
+    tools: impl FnOnce() -> Option<(Vec<PathBuf>, Option<PathBuf>)>,
+) -> Option<PathBuf> {
+    once.get_or_init(|| {
+        let (path, cc) = tools()?;
+        let started = Instant::now();
+        sh(
+            &workspace_root(),
+            &format!("scripts/build-guests.sh {name}"),
+            &path,
+            cc.as_deref(),
+        );
+        eprintln!("built the {name} guest in {:?}", started.elapsed());
+        Some(out_dir().join(format!("{name}-fanout.wasm")))
+    })
+    .clone()
 }
 
 fn python_guest() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let tool = peer(
-                peers_dir().join("venv/bin/componentize-py"),
-                "componentize-py",
-            )?;
-            let wasm = out_dir().join("python-fanout.wasm");
-            build(
-                Command::new(tool)
-                    .args(["-d", "wit", "-w", "orchestrator", "componentize", "app"])
-                    .args([
-                        "-p",
-                        "examples/python-fanout",
-                        "-p",
-                        "guest-sdk/python",
-                        "-o",
-                    ])
-                    .arg(&wasm),
-                "Python",
-            );
-            Some(wasm)
-        })
-        .clone()
+    built("python", &BUILT, || {
+        peer(
+            peers_dir().join("venv/bin/componentize-py"),
+            "componentize-py",
+        )?;
+        Some((Vec::new(), None))
+    })
 }
 
 fn js_guest() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let node = peer(peers_dir().join("node_modules/.bin/node"), "Node 22")?;
-            let cli = peer(
-                peers_dir().join("node_modules/@bytecodealliance/componentize-js/src/cli.js"),
-                "componentize-js",
-            )?;
-            let wasm = out_dir().join("js-fanout.wasm");
-            build(
-                Command::new(node)
-                    .arg(cli)
-                    .args([
-                        "examples/js-fanout/app.js",
-                        "--wit",
-                        "wit",
-                        "--world-name",
-                        "orchestrator",
-                    ])
-                    .args(["-d", "http", "fetch-event", "-o"])
-                    .arg(&wasm),
-                "JavaScript",
-            );
-            Some(wasm)
-        })
-        .clone()
+    built("js", &BUILT, || {
+        peer(peers_dir().join("node_modules/.bin/node"), "Node 22")?;
+        peer(
+            peers_dir().join("node_modules/@bytecodealliance/componentize-js/src/cli.js"),
+            "componentize-js",
+        )?;
+        Some((Vec::new(), None))
+    })
 }
 
-/// Builds examples/<lang>-fanout with scripts/build-guests.sh (what docs/authoring.md shows).
 fn native_guest(lang: Native) -> Option<PathBuf> {
     static BUILT: [OnceLock<Option<PathBuf>>; 3] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    BUILT[lang as usize]
-        .get_or_init(|| {
-            let (path, cc) = toolchain(lang)?;
-            let name = match lang {
-                Native::C => "c",
-                Native::Go => "go",
-                Native::Zig => "zig",
-            };
-            let started = Instant::now();
-            sh(
-                &workspace_root(),
-                &format!("scripts/build-guests.sh {name}"),
-                &path,
-                cc.as_deref(),
-            );
-            eprintln!("built the {name} guest in {:?}", started.elapsed());
-            Some(out_dir().join(format!("{name}-fanout.wasm")))
-        })
-        .clone()
+    let name = match lang {
+        Native::C => "c",
+        Native::Go => "go",
+        Native::Zig => "zig",
+    };
+    built(name, &BUILT[lang as usize], || toolchain(lang))
 }
 
 /// A host over two test servers recording their pids; the compile cache is shared across
