@@ -298,3 +298,38 @@ fn a_python_snippet_leaves_no_server_process_behind_a_crash_or_a_signal() {
         }
     }
 }
+
+/// The first Python snippet on a machine waits seconds for its engine to compile: `exec`
+/// says so on stderr instead of sitting silent, and only then (the next run reads the
+/// compiled engine from the cache).
+#[test]
+fn the_first_python_exec_says_it_is_preparing_and_the_next_does_not() {
+    use std::io::Write;
+    use std::process::Stdio;
+    // A cache of its own, cold (Scratch::cli points MCP_REGISTRY_CACHE_DIR into the scratch).
+    let s = Scratch::new(json!({}));
+    let run = || {
+        let mut child = s
+            .cli(&["exec", "--language", "python", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"6 * 7").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("42"),
+            "{out:?}"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run();
+    assert!(
+        first.contains("preparing Python code mode for this machine"),
+        "{first}"
+    );
+    let second = run();
+    assert!(!second.contains("preparing"), "{second}");
+}

@@ -156,6 +156,11 @@ pub(super) async fn exec(path: &Path, args: &ExecArgs) -> anyhow::Result<ExitCod
                 Some(file) => Language::of_file(file),
                 None => Language::default(),
             });
+    if engine.needs_compiling(&host, language) {
+        eprintln!(
+            "mcp-registry: preparing Python code mode for this machine (once; later runs reuse it)"
+        );
+    }
     let execution = engine.execute(&host, &code, language, scope, None).await;
     print_json(&execution.to_json())?;
     session.close().await;

@@ -304,6 +304,14 @@ impl CodeMode {
         self.engine_for(host, Language::Python).await.map(|_| ())
     }
 
+    /// Whether a `language` snippet waits for its engine to be compiled first (the Python
+    /// engine, on a machine that never ran one: seconds).
+    pub fn needs_compiling(&self, host: &PluginHost, language: Language) -> bool {
+        language == Language::Python
+            && self.python.get().is_none()
+            && PYTHON_WASM.is_some_and(|wasm| !host.is_compiled(wasm))
+    }
+
     /// The engine for `language` (the Python one loaded at its first use unless prepared:
     /// compiled once, then read from the host's component cache; concurrent first uses wait
     /// for one load).

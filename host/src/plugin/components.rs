@@ -26,23 +26,40 @@ impl ComponentCache {
         }
     }
 
-    /// The component of `bytes`, compiled by `engine` (or found in the cache).
-    pub(super) fn compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    /// Whether `bytes` would load without compiling: compiled in this process already, or in
+    /// the cache directory.
+    pub(super) fn has(&self, engine: &Engine, bytes: &[u8]) -> bool {
+        let key = Self::key(bytes);
+        lock(&self.compiled).contains_key(&key)
+            || self.file(engine, &key).is_some_and(|f| f.is_file())
+    }
+
+    fn key(bytes: &[u8]) -> [u8; 32] {
         let mut hasher = Sha256::new();
         hasher.update(bytes);
-        let key: [u8; 32] = hasher.finalize().into();
-        let mut compiled = lock(&self.compiled);
-        if let Some(c) = compiled.get(&key) {
-            return Ok(c.clone());
-        }
+        hasher.finalize().into()
+    }
+
+    /// The cache file of a component: named by its hash and this engine's configuration.
+    fn file(&self, engine: &Engine, key: &[u8; 32]) -> Option<PathBuf> {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
         engine
             .precompile_compatibility_hash()
             .hash(&mut engine_hash);
-        let file = self.dir.as_ref().map(|dir| {
+        self.dir.as_ref().map(|dir| {
             let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
             dir.join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
-        });
+        })
+    }
+
+    /// The component of `bytes`, compiled by `engine` (or found in the cache).
+    pub(super) fn compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let key = Self::key(bytes);
+        let mut compiled = lock(&self.compiled);
+        if let Some(c) = compiled.get(&key) {
+            return Ok(c.clone());
+        }
+        let file = self.file(engine, &key);
         if let Some(file) = file.as_ref().filter(|f| f.exists()) {
             // SAFETY: the file is in our own cache directory, named by the hash of the source
             // component and of this engine's configuration, and was written by `serialize`

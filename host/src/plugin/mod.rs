@@ -257,6 +257,12 @@ impl PluginHost {
         &self.aggregator
     }
 
+    /// Whether the component `bytes` loads without compiling (compiled already, here or in
+    /// the cache directory): a caller can say so before a first load that takes seconds.
+    pub fn is_compiled(&self, bytes: &[u8]) -> bool {
+        self.components.has(&self.engine, bytes)
+    }
+
     /// Plugin instances (`Store`s) alive right now.
     pub fn live_instances(&self) -> usize {
         self.gauges.instances.load(Ordering::SeqCst)
