@@ -69,12 +69,7 @@ fn js_guest() -> Option<PathBuf> {
 fn native_guest(lang: Native) -> Option<PathBuf> {
     static BUILT: [OnceLock<Option<PathBuf>>; 3] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let name = match lang {
-        Native::C => "c",
-        Native::Go => "go",
-        Native::Zig => "zig",
-    };
-    built(name, &BUILT[lang as usize], || toolchain(lang))
+    built(lang.name(), &BUILT[lang as usize], || toolchain(lang))
 }
 
 /// A host over two test servers recording their pids; the compile cache is shared across

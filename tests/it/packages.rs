@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use crate::support::toolchains::{sh, toolchain, Native};
 use crate::support::{peer, peers_dir, workspace_root};
+use mcp_registry_host::plugin::componentize::wit_version;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -20,13 +21,6 @@ fn run(cmd: &mut Command) -> String {
     );
     assert!(out.status.success(), "{cmd:?} failed:\n{all}");
     all
-}
-
-/// `mcp-registry:plugin@X.Y.Z` -> `X.Y.Z`, from the WIT itself.
-fn wit_version() -> String {
-    let wit = std::fs::read_to_string(workspace_root().join("wit/orchestrator.wit")).unwrap();
-    let rest = wit.split_once("package mcp-registry:plugin@").unwrap().1;
-    rest.split_once(';').unwrap().0.to_owned()
 }
 
 /// The `version` of a TOML (`version = "..."`) or JSON (`"version": "..."`) manifest.
@@ -46,6 +40,12 @@ fn manifest_version(path: &Path) -> String {
 #[test]
 fn every_guest_sdk_has_the_wit_packages_version() {
     let wit = wit_version();
+    assert!(
+        std::fs::read_to_string(workspace_root().join("wit/orchestrator.wit"))
+            .unwrap()
+            .contains(&format!("package mcp-registry:plugin@{wit};")),
+        "the host's WIT is the workspace's"
+    );
     for manifest in [
         "guest-sdk/Cargo.toml",
         "guest-sdk/python/pyproject.toml",
@@ -246,7 +246,7 @@ fn a_guest_built_against_the_previous_wit_runs_on_this_host() {
         component.windows(name.len()).any(|w| w == name.as_bytes())
     };
     assert!(
-        imports("0.1.0") && !imports(&wit_version()),
+        imports("0.1.0") && !imports(wit_version()),
         "not a 0.1.0 guest"
     );
     let out = sh(

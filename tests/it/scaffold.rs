@@ -179,12 +179,7 @@ fn native(lang: Native, name: &str) {
     let Some((path, _)) = toolchain(lang) else {
         return;
     };
-    let lang_arg = match lang {
-        Native::C => "c",
-        Native::Go => "go",
-        Native::Zig => "zig",
-    };
-    new_build_test(lang_arg, name, &path, false, |_, build| {
+    new_build_test(lang.name(), name, &path, false, |_, build| {
         assert!(
             build.contains("mcp-registry componentize core.wasm"),
             "{build}"

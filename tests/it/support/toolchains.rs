@@ -15,6 +15,17 @@ pub enum Native {
     Zig,
 }
 
+impl Native {
+    /// The name `new --lang` and scripts/build-guests.sh take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Native::C => "c",
+            Native::Go => "go",
+            Native::Zig => "zig",
+        }
+    }
+}
+
 /// What a build of `lang` needs first on PATH (the compiler) and, for C, the compiler to put
 /// in `CC`; `None` (a printed skip, or a failure under CI) if one is missing.
 pub fn toolchain(lang: Native) -> Option<(Vec<PathBuf>, Option<PathBuf>)> {
