@@ -12,11 +12,20 @@ use serde_json::{json, Value};
 /// (with `--metrics`, then a space and the metrics address). Its stderr goes to `serve.log`
 /// in the scratch directory.
 async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
+    serve_cached(s, &code_mode_cache(), extra).await
+}
+
+/// `serve` with the compile cache in `cache`.
+async fn serve_cached(
+    s: &Scratch,
+    cache: &std::path::Path,
+    extra: &[&str],
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let log = s.path("serve.log");
     let append = move |line: &str| append_line(&log, line);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"))
-        .env("MCP_REGISTRY_CACHE_DIR", code_mode_cache())
+        .env("MCP_REGISTRY_CACHE_DIR", cache)
         .arg("--config")
         .arg(&s.config)
         .args(["serve", "--http", "127.0.0.1:0"])
@@ -123,6 +132,34 @@ async fn health_readiness_and_metrics_of_real_calls() {
             .any(|l| l == r#"mcp_registry_server_restarts{server="alpha"} 1"#),
         "{metrics}"
     );
+}
+
+/// With code mode, a replica is not ready while it compiles its engines (seconds of every
+/// core on a first start; a balancer should send nothing meanwhile), though it is alive and
+/// answers plain calls; once the engines are loaded (from the cache here) it is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_code_mode_engines() {
+    let s = one_server();
+    let (mut cold, addr) = serve_cached(&s, &s.path("cold-cache"), &["--code-mode"]).await;
+    assert_eq!(
+        http(&addr, "GET", "/readyz", &[], "").await,
+        (503, "preparing code mode\n".to_owned())
+    );
+    assert_eq!(http(&addr, "GET", "/healthz", &[], "").await.0, 200);
+    assert_eq!(
+        call(&addr, "alpha__echo", json!({"message": "meanwhile"})).await,
+        (200, "meanwhile".into())
+    );
+    cold.kill().await.unwrap();
+
+    let (_warm, addr) = serve(&s, &["--code-mode"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = http(&addr, "GET", "/readyz", &[], "").await;
+    while last.0 != 200 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        last = http(&addr, "GET", "/readyz", &[], "").await;
+    }
+    assert_eq!(last, (200, "ready\n".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,6 +174,9 @@ fn operations(shared: &Shared, request: &Request<Body>, metrics: bool) -> Option
         "/readyz" if shared.ops.draining() => {
             Some((StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response())
         }
+        "/readyz" if shared.code_mode.as_ref().is_some_and(|c| !c.settled()) => {
+            Some((StatusCode::SERVICE_UNAVAILABLE, "preparing code mode\n").into_response())
+        }
         "/readyz" => Some((StatusCode::OK, "ready\n").into_response()),
         "/metrics" if metrics => {
             let mut response = (StatusCode::OK, shared.metrics()).into_response();

@@ -242,15 +242,22 @@ impl Shared {
 
 /// The code-mode engine, loading in the background from the start of `serve`: compiling it
 /// on a fresh install takes many seconds, and clients give up on an `initialize` that waits
-/// that long. A first `execute` waits for it instead.
+/// that long. A first `execute` waits for it instead, and `/readyz` says "not yet" meanwhile
+/// (a balancer sends nothing to a replica whose cores are busy compiling).
 #[derive(Clone)]
-pub(super) struct EngineLoading(
-    futures::future::Shared<futures::future::BoxFuture<'static, Result<Arc<CodeMode>, String>>>,
-);
+pub(super) struct EngineLoading {
+    engine:
+        futures::future::Shared<futures::future::BoxFuture<'static, Result<Arc<CodeMode>, String>>>,
+    /// Set once both engines are prepared, or their preparing has failed for good.
+    settled: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl EngineLoading {
     fn start(host: Arc<PluginHost>) -> Self {
         use futures::FutureExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let settled = Arc::new(AtomicBool::new(false));
+        let python_settled = settled.clone();
         // Compiling is seconds of synchronous work: on a blocking thread, never on a worker
         // that answers clients (a one-core machine has one).
         let runtime = tokio::runtime::Handle::current();
@@ -265,14 +272,18 @@ impl EngineLoading {
                 .map(Arc::new);
             // Then the Python engine, on a blocking thread of its own: JavaScript snippets
             // need not wait for it, and a Python one waits only for what is left of it.
-            if let Ok(engine) = &loaded {
-                let engine = engine.clone();
-                let handle = runtime.clone();
-                runtime.spawn_blocking(move || {
-                    if let Err(e) = handle.block_on(engine.prepare_python(&host)) {
-                        tracing::error!(error = %e, "code mode in Python is unavailable");
-                    }
-                });
+            match &loaded {
+                Ok(engine) => {
+                    let engine = engine.clone();
+                    let handle = runtime.clone();
+                    runtime.spawn_blocking(move || {
+                        if let Err(e) = handle.block_on(engine.prepare_python(&host)) {
+                            tracing::error!(error = %e, "code mode in Python is unavailable");
+                        }
+                        python_settled.store(true, Ordering::Release);
+                    });
+                }
+                Err(_) => python_settled.store(true, Ordering::Release),
             }
             loaded
         });
@@ -285,14 +296,19 @@ impl EngineLoading {
                 format!("code mode is unavailable: {e}")
             })
         };
-        let loading = Self(load.boxed().shared());
-        tokio::spawn(loading.0.clone());
-        loading
+        let engine = load.boxed().shared();
+        tokio::spawn(engine.clone());
+        Self { engine, settled }
     }
 
     /// The engine, once loaded.
     pub(super) async fn engine(&self) -> Result<Arc<CodeMode>, String> {
-        self.0.clone().await
+        self.engine.clone().await
+    }
+
+    /// Whether preparing both engines has ended (ready, or failed for good).
+    pub(super) fn settled(&self) -> bool {
+        self.settled.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
