@@ -6,7 +6,7 @@
 //! processes alive at the end; then one quiet tenant's p99 alone, while a tenant floods, and
 //! while a hostile tenant sends the worst request of each kind (a long URI against a
 //! template, a 3 MB search query, deeply nested code, made-up tool names, a session flood).
-//! Writes `target/bench/multitenant.txt`.
+//! Writes `target/bench/multitenant.txt`; `-- hostile` prints only the hostile-tenant rows.
 //!
 //! Needs `.peers/fastmcp-venv` (`scripts/bench.sh` installs `fastmcp==4.1.6` there); without
 //! it the FastMCP row is skipped. Numbers only: nothing here asserts a threshold.
@@ -178,6 +178,27 @@ fn flood_report(quiet_key: &str) -> String {
     )
 }
 
+/// Waits until `GET /readyz` answers 200: on a fresh cache serve compiles the code-mode
+/// engines first, seconds of both cores that would otherwise be measured as latency.
+fn wait_ready(addr: &str) {
+    use std::io::{Read, Write};
+    for _ in 0..1200 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+            let _ = write!(
+                stream,
+                "GET /readyz HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+            );
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if response.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("serve at {addr} never became ready");
+}
+
 /// One raw HTTP/1.1 exchange (connection closed after): whatever comes back is read and
 /// dropped. The hostile tenant's requests need no client library.
 fn raw_post(addr: &str, headers: &[(&str, &str)], body: &str) -> Option<String> {
@@ -231,43 +252,48 @@ fn attack(kind: &str, addr: &str, key: &str, stop: &std::sync::atomic::AtomicBoo
             })
         })
         .unwrap_or_default();
+    // Each request is built once: the attacker's own CPU (it shares this machine's 2 cores)
+    // is not what is measured. Made-up tool names change per request, so those are built
+    // each time (small bodies).
+    let fixed: Option<(Vec<(&str, String)>, String)> = match kind {
+        "long URI" => Some((
+            vec![
+                ("authorization", bearer.clone()),
+                ("mcp-session-id", session.clone()),
+                ("mcp-protocol-version", "2025-11-25".to_owned()),
+            ],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read",
+                   "params": {"uri": format!("file:///{}", "/".repeat(256 << 10))}})
+            .to_string(),
+        )),
+        "3 MB search query" => Some((
+            modern("tools/call", "search".into()),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "search", "arguments": {"query": "word ".repeat(600_000)}, "_meta": meta}})
+            .to_string(),
+        )),
+        "250 nested brackets" => Some((
+            modern("tools/call", "execute".into()),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "execute", "_meta": meta, "arguments": {
+                    "code": format!("return {}1{};", "(".repeat(250), ")".repeat(250))}}})
+            .to_string(),
+        )),
+        "made-up tool names" => None,
+        _ => Some((vec![("authorization", bearer.clone())], init.clone())),
+    };
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
-        let (headers, body): (Vec<(&str, String)>, String) = match kind {
-            "long URI" => (
-                vec![
-                    ("authorization", bearer.clone()),
-                    ("mcp-session-id", session.clone()),
-                    ("mcp-protocol-version", "2025-11-25".to_owned()),
-                ],
-                json!({"jsonrpc": "2.0", "id": n, "method": "resources/read",
-                       "params": {"uri": format!("file:///{}", "/".repeat(256 << 10))}})
-                .to_string(),
-            ),
-            "3 MB search query" => (
-                modern("tools/call", "search".into()),
-                json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-                    "name": "search", "arguments": {"query": "word ".repeat(600_000)}, "_meta": meta}})
-                .to_string(),
-            ),
-            "250 nested brackets" => (
-                modern("tools/call", "execute".into()),
-                json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-                    "name": "execute", "_meta": meta, "arguments": {
-                        "code": format!("return {}1{};", "(".repeat(250), ")".repeat(250))}}})
-                .to_string(),
-            ),
-            "made-up tool names" => {
+        let (headers, body) = match &fixed {
+            Some((headers, body)) => (headers.clone(), std::borrow::Cow::Borrowed(body.as_str())),
+            None => {
                 let name = format!("s__made_up_{n}");
-                (
-                    modern("tools/call", name.clone()),
-                    json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-                        "name": name, "arguments": {}, "_meta": meta}})
-                    .to_string(),
-                )
+                let body = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                    "name": name, "arguments": {}, "_meta": meta}})
+                .to_string();
+                (modern("tools/call", name), std::borrow::Cow::Owned(body))
             }
-            _ => (vec![("authorization", bearer.clone())], init.clone()),
         };
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let _ = raw_post(addr, &headers, &body);
@@ -407,6 +433,12 @@ fn main() {
         ])
         .arg(&tenants_file);
     let serve = start(cmd, "serving MCP on");
+    wait_ready("127.0.0.1:18931");
+    if std::env::args().any(|a| a == "hostile") {
+        // `cargo bench --bench multitenant -- hostile`: only the hostile-tenant rows, printed.
+        print!("{}", hostile_report(&keys[1]));
+        return;
+    }
     let cpu = cpu_s(serve.0.id());
     let (us, wall) = drive("ts1", "http://127.0.0.1:18931/mcp", "s__echo", &keys);
     let (rss, cpu) = (rss_mib(serve.0.id()), cpu_s(serve.0.id()) - cpu);

@@ -407,6 +407,56 @@ async fn calls_inside_a_snippet_count_toward_the_tenants_rate() {
     alice_still_works(&addr).await;
 }
 
+/// A tenant past its rate that retries at once (or floods requests that are refused anyway)
+/// is held at the front door, before its requests are read, until its next token is due: it
+/// gets a few answers a second instead of all the host can give. Past 16 held at once, it is
+/// refused there with a `Retry-After`. The bystander's calls go on throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_rate_a_tenant_waits_at_the_door() {
+    let s = scratch();
+    // Two calls a minute: no new token comes in the seconds this test takes.
+    let tenants = std::fs::read_to_string(s.path("tenants.json")).unwrap();
+    let mut tenants: Value = serde_json::from_str(&tenants).unwrap();
+    tenants["tenants"]["mallory"]["limits"]["calls_per_minute"] = json!(2);
+    std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
+    let (_serve, addr) = serve(&s, &[]).await;
+    // Mallory's two calls, spent.
+    for _ in 0..2 {
+        let r = call(&addr, Some(MALLORY), "a__echo", json!({"message": "x"})).await;
+        assert_eq!(text_of(&r), "x", "{}", r.body);
+    }
+    // Retrying at once for 3 s: each request is held 1 s (its next token is 30 s away).
+    let start = std::time::Instant::now();
+    let mut answers = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        let r = answered(
+            "a retry",
+            call(&addr, Some(MALLORY), "a__made_up", json!({})),
+        )
+        .await;
+        assert!(r.body.contains("limits.calls_per_minute"), "{}", r.body);
+        answers += 1;
+    }
+    assert!(
+        (1..=4).contains(&answers),
+        "{answers} answers in 3 s to a tenant past its rate (without the door: hundreds)"
+    );
+    // 40 at once: 16 wait their turn, the rest are refused at the door.
+    let flood = (0..40).map(|_| call(&addr, Some(MALLORY), "a__echo", json!({"message": "f"})));
+    let (flood, _) = tokio::join!(futures::future::join_all(flood), alice_still_works(&addr));
+    let at_door: Vec<_> = flood.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        at_door.len() >= 24,
+        "{} of 40 refused at the door",
+        at_door.len()
+    );
+    for r in at_door {
+        assert!(r.header("retry-after").is_some(), "{}", r.head);
+        assert!(r.body.contains("limits.calls_per_minute"), "{}", r.body);
+    }
+    alice_still_works(&addr).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_mode_is_a_grant_and_its_heavy_inputs_cost_the_host_nothing() {
     let s = scratch();
@@ -787,6 +837,15 @@ fn deepen(text: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_door_survives_whatever_a_tenant_sends() {
     let s = scratch();
+    // What is tried here is the front door's reading of requests, not mallory's rate (past
+    // it, each round would wait at the door): mallory gets no rate for this test.
+    let tenants = std::fs::read_to_string(s.path("tenants.json")).unwrap();
+    let mut tenants: Value = serde_json::from_str(&tenants).unwrap();
+    tenants["tenants"]["mallory"]["limits"]
+        .as_object_mut()
+        .unwrap()
+        .remove("calls_per_minute");
+    std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
     let (mut serve, addr) = serve(&s, &[]).await;
     let methods = [
         "tools/call",

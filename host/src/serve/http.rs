@@ -419,6 +419,25 @@ async fn front_door(
     let Some(tenant) = tenant else {
         return unauthorized(&base, &AuthError::Missing);
     };
+    // A tenant out of its rate waits here, before its request is read.
+    if request.method() == axum::http::Method::POST {
+        if let Err(retry) = tenant.wait_at_door().await {
+            shared.ops.refuse("limit");
+            let message = format!(
+                "tenant \"{}\" is over its rate of calls (limits.calls_per_minute) with too many requests waiting; retry later",
+                tenant.name
+            );
+            let mut response = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &serde_json::json!({"error": message}),
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry.as_secs().max(1)),
+            );
+            return response;
+        }
+    }
     let (mut parts, body) = request.into_parts();
     // Another tenant's session id reads as one that does not exist, on every method.
     let theirs = matches!(
@@ -480,6 +499,7 @@ async fn bound_sessions(
         if owners.count(&tenant.name).await >= max {
             owners.close(opened).await;
             shared.ops.refuse("limit");
+            tenant.charge_refusal();
             let message = format!(
                 "tenant \"{}\" already has {max} client sessions open (limits.sessions); end one (DELETE) first",
                 tenant.name

@@ -72,7 +72,16 @@ fn shared_hooks(
 struct RateBucket {
     per_minute: f64,
     state: Mutex<(f64, Instant)>,
+    /// Requests waiting at the front door for this rate's next token.
+    waiting: tokio::sync::Semaphore,
 }
+
+/// How many requests of one tenant may wait at the front door for its rate at once; past
+/// that they are refused there (429) without being read.
+const DOOR_WAITERS: usize = 16;
+
+/// The longest a request waits at the front door for its tenant's rate.
+const MAX_DOOR_WAIT: Duration = Duration::from_secs(1);
 
 impl RateBucket {
     fn new(per_minute: u32) -> Self {
@@ -80,25 +89,37 @@ impl RateBucket {
         Self {
             per_minute,
             state: Mutex::new((per_minute, Instant::now())),
+            waiting: tokio::sync::Semaphore::new(DOOR_WAITERS),
         }
+    }
+
+    /// The tokens there are now (refilled since the last look).
+    fn refill(&self, state: &mut (f64, Instant)) {
+        let now = Instant::now();
+        state.0 = (state.0 + now.duration_since(state.1).as_secs_f64() * self.per_minute / 60.0)
+            .min(self.per_minute);
+        state.1 = now;
     }
 
     /// Takes a token, or says how long until one is there.
     fn take(&self) -> Result<(), Duration> {
         let mut state = lock(&self.state);
-        let (tokens, last) = &mut *state;
-        let now = Instant::now();
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0)
-            .min(self.per_minute);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        self.refill(&mut state);
+        if state.0 >= 1.0 {
+            state.0 -= 1.0;
             Ok(())
         } else {
             Err(Duration::from_secs_f64(
-                (1.0 - *tokens) * 60.0 / self.per_minute,
+                (1.0 - state.0) * 60.0 / self.per_minute,
             ))
         }
+    }
+
+    /// How long until the bucket holds `tokens` (zero if it does).
+    fn until(&self, tokens: f64) -> Duration {
+        let mut state = lock(&self.state);
+        self.refill(&mut state);
+        Duration::from_secs_f64((tokens - state.0).max(0.0) * 60.0 / self.per_minute)
     }
 }
 
@@ -212,6 +233,37 @@ impl Tenant {
                 wait.as_millis().max(1)
             )),
             _ => Ok(()),
+        }
+    }
+
+    /// Holds a request of this tenant at the front door, before it is read, while its rate
+    /// has no token: until the next one is due, the waiters spaced a token apart (at most
+    /// [`MAX_DOOR_WAIT`]). A client that retries a refusal at once, or floods requests that
+    /// are refused anyway, then costs the host a request per token instead of all it can
+    /// send. Nothing is refused here but a flood: past [`DOOR_WAITERS`] waiting at once, the
+    /// answer is how long to wait.
+    pub(crate) async fn wait_at_door(&self) -> Result<(), Duration> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        let due = rate.until(1.0);
+        if due.is_zero() {
+            return Ok(());
+        }
+        let ahead = DOOR_WAITERS - rate.waiting.available_permits();
+        let Ok(_waiting) = rate.waiting.try_acquire() else {
+            return Err(MAX_DOOR_WAIT);
+        };
+        let spacing = Duration::from_secs_f64(60.0 / rate.per_minute);
+        tokio::time::sleep((due + spacing * ahead as u32).min(MAX_DOOR_WAIT)).await;
+        Ok(())
+    }
+
+    /// A request refused for a limit (a session past its bound) costs a token of the rate,
+    /// if there is one: a flood of refused requests soon waits at the door.
+    pub(crate) fn charge_refusal(&self) {
+        if let Some(rate) = &self.rate {
+            let _ = rate.take();
         }
     }
 
@@ -657,6 +709,18 @@ impl Tenants {
 #[cfg(test)]
 mod tests {
     use super::RateBucket;
+
+    #[test]
+    fn an_empty_bucket_says_when_its_next_token_is_due() {
+        let bucket = RateBucket::new(120);
+        assert!(bucket.until(1.0).is_zero());
+        while bucket.take().is_ok() {}
+        let due = bucket.until(1.0);
+        assert!(
+            due > std::time::Duration::ZERO && due <= std::time::Duration::from_millis(500),
+            "{due:?}"
+        );
+    }
 
     #[test]
     fn a_bucket_allows_its_rate_then_says_when() {
