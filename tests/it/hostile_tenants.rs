@@ -409,8 +409,9 @@ async fn calls_inside_a_snippet_count_toward_the_tenants_rate() {
 
 /// A tenant past its rate that retries at once (or floods requests that are refused anyway)
 /// is held at the front door, before its requests are read, until its next token is due: it
-/// gets a few answers a second instead of all the host can give. Past 16 held at once, it is
-/// refused there with a `Retry-After`. The bystander's calls go on throughout.
+/// gets a few answers a second instead of all the host can give, and one still without a
+/// token after its wait goes in only if it is small. Past 16 held at once, it is refused
+/// there with a `Retry-After`. The bystander's calls go on throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_its_rate_a_tenant_waits_at_the_door() {
     let s = scratch();
@@ -420,11 +421,18 @@ async fn past_its_rate_a_tenant_waits_at_the_door() {
     tenants["tenants"]["mallory"]["limits"]["calls_per_minute"] = json!(2);
     std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
     let (_serve, addr) = serve(&s, &[]).await;
-    // Mallory's two calls, spent.
-    for _ in 0..2 {
-        let r = call(&addr, Some(MALLORY), "a__echo", json!({"message": "x"})).await;
-        assert_eq!(text_of(&r), "x", "{}", r.body);
-    }
+    // Mallory's two tokens, spent: a call, and a body serve cannot read (which the rate
+    // does not count as a call, but which cost the host work).
+    let r = call(&addr, Some(MALLORY), "a__echo", json!({"message": "x"})).await;
+    assert_eq!(text_of(&r), "x", "{}", r.body);
+    let auth = [
+        ("authorization", format!("Bearer {MALLORY}")),
+        ("mcp-protocol-version", "2026-07-28".to_owned()),
+    ];
+    assert_eq!(
+        http(&addr, "POST", &auth, "{\"jsonrpc\": ").await.status,
+        400
+    );
     // Retrying at once for 3 s: each request is held 1 s (its next token is 30 s away).
     let start = std::time::Instant::now();
     let mut answers = 0;
@@ -441,6 +449,15 @@ async fn past_its_rate_a_tenant_waits_at_the_door() {
         (1..=4).contains(&answers),
         "{answers} answers in 3 s to a tenant past its rate (without the door: hundreds)"
     );
+    // Still without a token after its wait, a large request is refused unread.
+    let big = call(
+        &addr,
+        Some(MALLORY),
+        "a__echo",
+        json!({"message": "y".repeat(100_000)}),
+    )
+    .await;
+    assert_eq!(big.status, 429, "{}", big.body);
     // 40 at once: 16 wait their turn, the rest are refused at the door.
     let flood = (0..40).map(|_| call(&addr, Some(MALLORY), "a__echo", json!({"message": "f"})));
     let (flood, _) = tokio::join!(futures::future::join_all(flood), alice_still_works(&addr));

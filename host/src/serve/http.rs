@@ -21,7 +21,7 @@ use super::auth::AuthError;
 use super::client_session::RegistryServer;
 use super::sessions::{SessionCheck, SessionOwners, SESSION_HEADER};
 use super::setup::Shared;
-use super::tenant::{Caller, Tenant};
+use super::tenant::{Caller, Door, Tenant};
 use super::{ServeError, ServeOptions};
 
 /// How long a client may take to send a request's headers.
@@ -30,6 +30,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The largest request body.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The largest body a tenant out of its rate may still send (after its wait at the door):
+/// room for answers, cancellations and notifications, not for a flood of large requests.
+const SMALL_BODY_BYTES: usize = 64 * 1024;
 /// Where the protected-resource metadata is (RFC 9728).
 const RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
 
@@ -379,23 +382,9 @@ async fn front_door(
     }
     if shared.ops.draining() {
         shared.ops.refuse_draining();
-        let mut response = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining: retry on another replica",
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+        return draining();
     }
-    let too_big = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES);
-    if too_big {
+    if content_length(&request).is_some_and(|n| n > MAX_BODY_BYTES) {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     }
     let tenants = shared.tenants();
@@ -421,21 +410,20 @@ async fn front_door(
     };
     // A tenant out of its rate waits here, before its request is read.
     if request.method() == axum::http::Method::POST {
-        if let Err(retry) = tenant.wait_at_door().await {
+        let length = content_length(&request);
+        let retry = match tenant.wait_at_door().await {
+            Door::Open => None,
+            Door::SmallOnly(_) if length.is_some_and(|n| n <= SMALL_BODY_BYTES) => None,
+            Door::SmallOnly(retry) | Door::Refused(retry) => Some(retry),
+        };
+        if let Some(retry) = retry {
             shared.ops.refuse("limit");
-            let message = format!(
-                "tenant \"{}\" is over its rate of calls (limits.calls_per_minute) with too many requests waiting; retry later",
-                tenant.name
-            );
-            let mut response = json_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &serde_json::json!({"error": message}),
-            );
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry.as_secs().max(1)),
-            );
-            return response;
+            return over_rate(&tenant, retry);
+        }
+        // A drain that began while it waited does not count it: it goes elsewhere.
+        if shared.ops.draining() {
+            shared.ops.refuse_draining();
+            return draining();
         }
     }
     let (mut parts, body) = request.into_parts();
@@ -460,9 +448,15 @@ async fn front_door(
     // A body that says nothing of its length is cut off at the bound as it streams.
     let body = Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES));
     let response = next.run(Request::from_parts(parts, body)).await;
+    // What the rate does not count but cost the host work: a body it could not read.
+    if response.status() == StatusCode::BAD_REQUEST {
+        tenant.charge();
+    }
     let response = match (&session, response.headers().get(SESSION_HEADER)) {
-        // A session was opened: it is this tenant's, within its bound.
+        // A session was opened (which costs a token of the rate, if there is one): it is
+        // this tenant's, within its bound.
         (None, Some(opened)) => {
+            tenant.charge();
             let opened = opened.to_str().unwrap_or_default().to_owned();
             if let Some(refusal) = bound_sessions(&shared, &owners, &tenant, &opened).await {
                 return refusal;
@@ -487,6 +481,46 @@ async fn front_door(
     }
 }
 
+/// The request's `Content-Length`, if it says one.
+fn content_length(request: &Request<Body>) -> Option<usize> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `503` to a request that came in while draining: retry on another replica.
+fn draining() -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "draining: retry on another replica",
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// `429` to a request of a tenant out of its rate, refused at the front door unread.
+fn over_rate(tenant: &Tenant, retry: Duration) -> Response {
+    let message = format!(
+        "tenant \"{}\" is over its rate of calls (limits.calls_per_minute); retry in {} s",
+        tenant.name,
+        retry.as_secs().max(1)
+    );
+    let mut response = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &serde_json::json!({"error": message}),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry.as_secs().max(1)),
+    );
+    response
+}
+
 /// Records session `opened` as `tenant`'s, or, past the tenant's bound on sessions, ends it
 /// at once and answers with the refusal.
 async fn bound_sessions(
@@ -499,7 +533,6 @@ async fn bound_sessions(
         if owners.count(&tenant.name).await >= max {
             owners.close(opened).await;
             shared.ops.refuse("limit");
-            tenant.charge_refusal();
             let message = format!(
                 "tenant \"{}\" already has {max} client sessions open (limits.sessions); end one (DELETE) first",
                 tenant.name

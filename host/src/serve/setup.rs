@@ -257,7 +257,14 @@ impl EngineLoading {
         use futures::FutureExt;
         use std::sync::atomic::{AtomicBool, Ordering};
         let settled = Arc::new(AtomicBool::new(false));
-        let python_settled = settled.clone();
+        // Set however preparing ends, a panic included: a replica never ready gets no traffic.
+        struct Settles(Arc<AtomicBool>);
+        impl Drop for Settles {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let python_settled = Settles(settled.clone());
         // Compiling is seconds of synchronous work: on a blocking thread, never on a worker
         // that answers clients (a one-core machine has one).
         let runtime = tokio::runtime::Handle::current();
@@ -277,13 +284,13 @@ impl EngineLoading {
                     let engine = engine.clone();
                     let handle = runtime.clone();
                     runtime.spawn_blocking(move || {
+                        let _settles = python_settled;
                         if let Err(e) = handle.block_on(engine.prepare_python(&host)) {
                             tracing::error!(error = %e, "code mode in Python is unavailable");
                         }
-                        python_settled.store(true, Ordering::Release);
                     });
                 }
-                Err(_) => python_settled.store(true, Ordering::Release),
+                Err(_) => drop(python_settled),
             }
             loaded
         });

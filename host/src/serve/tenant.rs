@@ -80,6 +80,17 @@ struct RateBucket {
 /// that they are refused there (429) without being read.
 const DOOR_WAITERS: usize = 16;
 
+/// What the front door does with a request of a tenant, by its rate.
+pub(crate) enum Door {
+    /// In: its rate has a token.
+    Open,
+    /// Still no token after waiting: in only if its body is small; else refused, with how
+    /// long until the next token.
+    SmallOnly(Duration),
+    /// Too many of the tenant's requests wait already: refused, with how long to wait.
+    Refused(Duration),
+}
+
 /// The longest a request waits at the front door for its tenant's rate.
 const MAX_DOOR_WAIT: Duration = Duration::from_secs(1);
 
@@ -240,28 +251,33 @@ impl Tenant {
     /// has no token: until the next one is due, the waiters spaced a token apart (at most
     /// [`MAX_DOOR_WAIT`]). A client that retries a refusal at once, or floods requests that
     /// are refused anyway, then costs the host a request per token instead of all it can
-    /// send. Nothing is refused here but a flood: past [`DOOR_WAITERS`] waiting at once, the
-    /// answer is how long to wait.
-    pub(crate) async fn wait_at_door(&self) -> Result<(), Duration> {
+    /// send. A request still without a token after its wait goes in only if it is small (an
+    /// answer to an elicitation, a cancellation, a notification: nothing a client should
+    /// lose); past [`DOOR_WAITERS`] waiting at once, the answer is how long to wait.
+    pub(crate) async fn wait_at_door(&self) -> Door {
         let Some(rate) = &self.rate else {
-            return Ok(());
+            return Door::Open;
         };
         let due = rate.until(1.0);
         if due.is_zero() {
-            return Ok(());
+            return Door::Open;
         }
         let ahead = DOOR_WAITERS - rate.waiting.available_permits();
         let Ok(_waiting) = rate.waiting.try_acquire() else {
-            return Err(MAX_DOOR_WAIT);
+            return Door::Refused(due.max(MAX_DOOR_WAIT));
         };
         let spacing = Duration::from_secs_f64(60.0 / rate.per_minute);
         tokio::time::sleep((due + spacing * ahead as u32).min(MAX_DOOR_WAIT)).await;
-        Ok(())
+        match rate.until(1.0) {
+            due if due.is_zero() => Door::Open,
+            due => Door::SmallOnly(due),
+        }
     }
 
-    /// A request refused for a limit (a session past its bound) costs a token of the rate,
-    /// if there is one: a flood of refused requests soon waits at the door.
-    pub(crate) fn charge_refusal(&self) {
+    /// A request the rate does not count but that cost the host work (a session opened or
+    /// refused, a body it could not read) takes a token if there is one: a flood of them soon
+    /// waits at the door.
+    pub(crate) fn charge(&self) {
         if let Some(rate) = &self.rate {
             let _ = rate.take();
         }
