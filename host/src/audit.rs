@@ -229,9 +229,7 @@ impl AuditLog {
                 .into(),
         );
         record.remove("hash");
-        let hash = digest::of_json(&Value::Object(record.clone()));
-        record.insert("hash".into(), hash.clone().into());
-        let mut line = digest::canonical(&Value::Object(record));
+        let (hash, mut line) = hashed_line(record);
         line.push(b'\n');
         (&chain.file).write_all(&line).map_err(io)?;
         chain.end = len + line.len() as u64;
@@ -240,6 +238,45 @@ impl AuditLog {
         chain.unsigned += 1;
         Ok(())
     }
+}
+
+/// The line of `record`: its canonical form with `"hash"` (the digest of the canonical form
+/// without it) in its sorted place; and that hash. The record is serialised once, in two
+/// halves around where `"hash"` goes: the canonical form of an object is its members in key
+/// order, each serialised on its own, so the halves joined are the whole (our keys are ASCII,
+/// whose byte order is RFC 8785's UTF-16 order).
+fn hashed_line(record: Map<String, Value>) -> (String, Vec<u8>) {
+    let (mut before, mut after) = (Map::new(), Map::new());
+    for (key, value) in record {
+        if key.as_str() < "hash" {
+            before.insert(key, value);
+        } else {
+            after.insert(key, value);
+        }
+    }
+    let before = digest::canonical(&Value::Object(before));
+    let after = digest::canonical(&Value::Object(after));
+    // The members of each half, without the braces.
+    let inner = |bytes: &[u8]| bytes[1..bytes.len() - 1].to_vec();
+    let (before, after) = (inner(&before), inner(&after));
+    let join = |middle: &[u8]| {
+        let mut out = Vec::with_capacity(before.len() + middle.len() + after.len() + 4);
+        out.push(b'{');
+        for part in [&before[..], middle, &after[..]] {
+            if part.is_empty() {
+                continue;
+            }
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(part);
+        }
+        out.push(b'}');
+        out
+    };
+    let hash = digest::of_bytes(&join(&[]));
+    let line = join(format!("\"hash\":\"{hash}\"").as_bytes());
+    (hash, line)
 }
 
 /// The `seq` and `hash` of the last line of `file` (`len` bytes long), read backwards from
@@ -400,4 +437,29 @@ pub fn verify(path: &Path, key: Option<&TrustedKey>) -> Result<Verified, AuditEr
         ));
     }
     Ok(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_its_record_with_its_hash_in_canonical_form() {
+        for record in [
+            serde_json::json!({"kind": "call", "args": {"z": 1, "a": [1.5, "é"]}, "seq": 3,
+                               "prev": "p", "zeta": null, "hasher": 1, "has": 2}),
+            serde_json::json!({"kind": "checkpoint"}),
+            serde_json::json!({"a": 1}),
+            serde_json::json!({}),
+        ] {
+            let Value::Object(map) = record else {
+                unreachable!("an object")
+            };
+            let (hash, line) = hashed_line(map.clone());
+            assert_eq!(hash, digest::of_json(&Value::Object(map.clone())));
+            let mut with = map;
+            with.insert("hash".into(), hash.into());
+            assert_eq!(line, digest::canonical(&Value::Object(with)));
+        }
+    }
 }
