@@ -127,6 +127,9 @@ if os.path.exists(mt_txt):
             mt[parts[0]] = [float(parts[-6]), float(parts[-4]), float(parts[-3]), float(parts[-2].split("/")[0])]
         if line.startswith("quiet tenant's p99 while flooded"):
             mt["flood"] = float(line.split(":")[1].split("x")[0])
+        if line.startswith("while: ") and len(parts) >= 4:
+            # The hostile tenant's worst request of each kind: the quiet tenant's p99 x.
+            mt["hostile"] = max(mt.get("hostile", 0.0), float(parts[-1]))
     ours, fast = mt.get("mcp-registry"), mt.get("FastMCP")
     if ours and fast:
         lines.append(target("serve --tenants calls/s vs FastMCP proxy, 50 tenants x 4 TS clients", ours[0] / fast[0], 10))
@@ -135,6 +138,8 @@ if os.path.exists(mt_txt):
         lines.append(f"| serve --tenants host RSS | {ours[3]:.1f} MiB | < 64 MiB | {'met' if ours[3] < 64 else 'missed'} |")
     if "flood" in mt:
         lines.append(target("a quiet tenant's p99 while another floods / alone", mt["flood"], 2, "lower"))
+    if "hostile" in mt:
+        lines.append(target("a quiet tenant's p99 while a hostile tenant sends its worst request (worst kind) / alone", mt["hostile"], 1.5, "lower"))
 cm_txt = os.path.join(bench, "codemode.txt")
 if os.path.exists(cm_txt):
     import re
