@@ -38,6 +38,20 @@ fn scratch() -> Scratch {
     s
 }
 
+/// Sets mallory's `limits.calls_per_minute` in the scratch's tenants file (`null`: none).
+fn set_mallorys_rate(s: &Scratch, rate: Value) {
+    let tenants = std::fs::read_to_string(s.path("tenants.json")).unwrap();
+    let mut tenants: Value = serde_json::from_str(&tenants).unwrap();
+    let limits = tenants["tenants"]["mallory"]["limits"]
+        .as_object_mut()
+        .unwrap();
+    match rate {
+        Value::Null => limits.remove("calls_per_minute"),
+        rate => limits.insert("calls_per_minute".into(), rate),
+    };
+    std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
+}
+
 /// `serve --http --tenants --code-mode` on loopback, with `extra` arguments and
 /// [`HOST_SECRET`] in its environment; the child and its address.
 async fn serve(s: &Scratch, extra: &[&str]) -> (tokio::process::Child, String) {
@@ -418,10 +432,7 @@ async fn calls_inside_a_snippet_count_toward_the_tenants_rate() {
 async fn past_its_rate_a_tenant_waits_at_the_door() {
     let s = scratch();
     // Two calls a minute: no new token comes in the seconds this test takes.
-    let tenants = std::fs::read_to_string(s.path("tenants.json")).unwrap();
-    let mut tenants: Value = serde_json::from_str(&tenants).unwrap();
-    tenants["tenants"]["mallory"]["limits"]["calls_per_minute"] = json!(2);
-    std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
+    set_mallorys_rate(&s, json!(2));
     let (_serve, addr) = serve(&s, &[]).await;
     // Mallory's two tokens, spent: a call, and a body serve cannot read (which the rate
     // does not count as a call, but which cost the host work).
@@ -858,13 +869,7 @@ async fn the_front_door_survives_whatever_a_tenant_sends() {
     let s = scratch();
     // What is tried here is the front door's reading of requests, not mallory's rate (past
     // it, each round would wait at the door): mallory gets no rate for this test.
-    let tenants = std::fs::read_to_string(s.path("tenants.json")).unwrap();
-    let mut tenants: Value = serde_json::from_str(&tenants).unwrap();
-    tenants["tenants"]["mallory"]["limits"]
-        .as_object_mut()
-        .unwrap()
-        .remove("calls_per_minute");
-    std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
+    set_mallorys_rate(&s, Value::Null);
     let (mut serve, addr) = serve(&s, &[]).await;
     let methods = [
         "tools/call",

@@ -120,17 +120,20 @@ impl RateBucket {
             state.0 -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - state.0) * 60.0 / self.per_minute,
-            ))
+            Err(self.time_to(1.0 - state.0))
         }
     }
 
-    /// How long until the bucket holds `tokens` (zero if it does).
-    fn until(&self, tokens: f64) -> Duration {
+    /// How long until the bucket holds a token (zero if it does).
+    fn until_token(&self) -> Duration {
         let mut state = lock(&self.state);
         self.refill(&mut state);
-        Duration::from_secs_f64((tokens - state.0).max(0.0) * 60.0 / self.per_minute)
+        self.time_to((1.0 - state.0).max(0.0))
+    }
+
+    /// How long the bucket takes to refill `tokens`.
+    fn time_to(&self, tokens: f64) -> Duration {
+        Duration::from_secs_f64(tokens * 60.0 / self.per_minute)
     }
 }
 
@@ -258,7 +261,7 @@ impl Tenant {
         let Some(rate) = &self.rate else {
             return Door::Open;
         };
-        let due = rate.until(1.0);
+        let due = rate.until_token();
         if due.is_zero() {
             return Door::Open;
         }
@@ -268,7 +271,7 @@ impl Tenant {
         };
         let spacing = Duration::from_secs_f64(60.0 / rate.per_minute);
         tokio::time::sleep((due + spacing * ahead as u32).min(MAX_DOOR_WAIT)).await;
-        match rate.until(1.0) {
+        match rate.until_token() {
             due if due.is_zero() => Door::Open,
             due => Door::SmallOnly(due),
         }
@@ -729,9 +732,9 @@ mod tests {
     #[test]
     fn an_empty_bucket_says_when_its_next_token_is_due() {
         let bucket = RateBucket::new(120);
-        assert!(bucket.until(1.0).is_zero());
+        assert!(bucket.until_token().is_zero());
         while bucket.take().is_ok() {}
-        let due = bucket.until(1.0);
+        let due = bucket.until_token();
         assert!(
             due > std::time::Duration::ZERO && due <= std::time::Duration::from_millis(500),
             "{due:?}"
