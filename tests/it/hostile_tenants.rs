@@ -38,16 +38,16 @@ fn scratch() -> Scratch {
     s
 }
 
-/// Sets mallory's `limits.calls_per_minute` in the scratch's tenants file (`null`: none).
-fn set_mallorys_rate(s: &Scratch, rate: Value) {
+/// Sets mallory's `limits.<field>` in the scratch's tenants file (`null`: none).
+fn set_mallorys_limit(s: &Scratch, field: &str, value: Value) {
     let tenants = std::fs::read_to_string(s.path("tenants.json")).unwrap();
     let mut tenants: Value = serde_json::from_str(&tenants).unwrap();
     let limits = tenants["tenants"]["mallory"]["limits"]
         .as_object_mut()
         .unwrap();
-    match rate {
-        Value::Null => limits.remove("calls_per_minute"),
-        rate => limits.insert("calls_per_minute".into(), rate),
+    match value {
+        Value::Null => limits.remove(field),
+        value => limits.insert(field.into(), value),
     };
     std::fs::write(s.path("tenants.json"), tenants.to_string()).unwrap();
 }
@@ -432,7 +432,7 @@ async fn calls_inside_a_snippet_count_toward_the_tenants_rate() {
 async fn past_its_rate_a_tenant_waits_at_the_door() {
     let s = scratch();
     // Two calls a minute: no new token comes in the seconds this test takes.
-    set_mallorys_rate(&s, json!(2));
+    set_mallorys_limit(&s, "calls_per_minute", json!(2));
     let (_serve, addr) = serve(&s, &[]).await;
     // Mallory's two tokens, spent: a call, and a body serve cannot read (which the rate
     // does not count as a call, but which cost the host work).
@@ -485,6 +485,72 @@ async fn past_its_rate_a_tenant_waits_at_the_door() {
         assert!(r.body.contains("limits.calls_per_minute"), "{}", r.body);
     }
     alice_still_works(&addr).await;
+}
+
+/// Each request a tenant has open holds a connection (while its body arrives, it runs, or
+/// its stream is open): past its `limits.connections`, the next is refused at the door. A
+/// body that stops arriving is cut off when its time is up (10 s, a second more for each
+/// 16 KiB received), which gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_open_requests_are_capped_and_a_stalled_body_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = scratch();
+    set_mallorys_limit(&s, "calls_per_minute", Value::Null);
+    set_mallorys_limit(&s, "connections", json!(3));
+    let (_serve, addr) = serve(&s, &[]).await;
+    // Three requests whose bodies stop after a byte, each on a connection of its own.
+    let stall = || async {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\nauthorization: Bearer {MALLORY}\r\n\
+             mcp-protocol-version: 2026-07-28\r\ncontent-length: 100\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream
+    };
+    let mut stalled = Vec::new();
+    // Past her bound on open requests: refused at the door, with when to retry. (A call
+    // that reaches the door before a stalled request does takes its place for a moment,
+    // and that request is refused instead: it is sent again.)
+    let mut refused = None;
+    for _ in 0..50 {
+        while stalled.len() < 3 {
+            stalled.push(stall().await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = call(&addr, Some(MALLORY), "a__echo", json!({"message": "x"})).await;
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        stalled.retain(|s| matches!(s.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+    }
+    let refused = refused.expect("three stalled requests and a call, never refused");
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused.body.contains("limits.connections"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.header("retry-after").is_some(), "{}", refused.head);
+    alice_still_works(&addr).await;
+    // Each stalled body is cut off in its time, with a 408 that says why; the connection
+    // is closed.
+    for mut stream in stalled {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer));
+        assert!(
+            read.await.is_ok(),
+            "a stalled body still holds its connection after 60 s"
+        );
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("not received in time"), "{answer}");
+    }
+    // Their places are given back.
+    let r = call(&addr, Some(MALLORY), "a__echo", json!({"message": "back"})).await;
+    assert_eq!(text_of(&r), "back", "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -869,7 +935,7 @@ async fn the_front_door_survives_whatever_a_tenant_sends() {
     let s = scratch();
     // What is tried here is the front door's reading of requests, not mallory's rate (past
     // it, each round would wait at the door): mallory gets no rate for this test.
-    set_mallorys_rate(&s, Value::Null);
+    set_mallorys_limit(&s, "calls_per_minute", Value::Null);
     let (mut serve, addr) = serve(&s, &[]).await;
     let methods = [
         "tools/call",

@@ -9,7 +9,8 @@
 //!      "tools": ["memory__*", "time__get_current_time"],
 //!      "plugins": ["fanout"],
 //!      "code_mode": {"max_calls": 50, "max_ms": 10000, "max_memory_mib": 32},
-//!      "limits": {"processes": 8, "in_flight": 32, "calls_per_minute": 600, "sessions": 16}
+//!      "limits": {"processes": 8, "in_flight": 32, "calls_per_minute": 600, "sessions": 16,
+//!                 "connections": 64}
 //!    }},
 //!  "jwt": {"issuer": "https://idp.example", "audience": "https://mcp.example/mcp",
 //!          "jwks_file": "jwks.json", "tenant_claim": "tenant"}}
@@ -78,6 +79,9 @@ pub struct TenantLimits {
     /// Client sessions (`Mcp-Session-Id`) open at once, and as many `subscriptions/listen`
     /// streams (`None`: [`DEFAULT_SESSIONS`]).
     pub sessions: Option<usize>,
+    /// HTTP requests open at once, each holding a connection while its body arrives, it
+    /// runs, or its stream is open (`None`: [`default_connections`] of its sessions).
+    pub connections: Option<usize>,
 }
 
 /// The largest `processes`, `in_flight` or `sessions` bound a tenant may be given.
@@ -85,6 +89,12 @@ const MAX_BOUND: usize = 1 << 20;
 
 /// Client sessions a tenant may hold open at once unless its limits say otherwise.
 pub const DEFAULT_SESSIONS: usize = 64;
+
+/// Requests a tenant with a bound of `sessions` may hold open at once unless its limits say
+/// otherwise: each session's stream and `subscriptions/listen` stream, and 128 more.
+pub fn default_connections(sessions: usize) -> usize {
+    (2 * sessions + 128).min(MAX_BOUND)
+}
 
 /// How JWT bearer tokens are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +131,13 @@ const TENANT_FIELDS: &[&str] = &[
     "labels",
     "limits",
 ];
-const LIMIT_FIELDS: &[&str] = &["processes", "in_flight", "calls_per_minute", "sessions"];
+const LIMIT_FIELDS: &[&str] = &[
+    "processes",
+    "in_flight",
+    "calls_per_minute",
+    "sessions",
+    "connections",
+];
 const JWT_FIELDS: &[&str] = &["issuer", "audience", "jwks_file", "tenant_claim"];
 
 impl TenantsConfig {
@@ -247,6 +263,9 @@ fn tenant(v: &Fields<'_>, entry: &Value) -> Result<TenantConfig, JsonFileError> 
         }
         if let Some(n) = l.get("sessions") {
             limits.sessions = Some(bound("limits.sessions", n)?);
+        }
+        if let Some(n) = l.get("connections") {
+            limits.connections = Some(bound("limits.connections", n)?);
         }
     }
     let mut code_budget = CodeBudget::default();

@@ -1,40 +1,33 @@
-//! Streamable HTTP: rmcp's service behind axum, behind a front door of our own.
+//! Streamable HTTP: rmcp's service behind axum, behind a front door of our own
+//! ([`super::door`]).
 //!
-//! The front door: `TCP_NODELAY` on every connection (responses are written in pieces; with
-//! Nagle's algorithm a client that delays its ACKs waits ~40 ms for each), a deadline for a
-//! request's headers and bounds on their size and on the body (a client that never finishes
-//! or sends megabytes ties up nothing), authentication to a tenant (401 with
-//! `WWW-Authenticate` and the RFC 9728 protected-resource metadata it points to), and the
-//! status codes clients expect for ending a session.
+//! Here: the listener (`TCP_NODELAY` on every connection: responses are written in pieces,
+//! and with Nagle's algorithm a client that delays its ACKs waits ~40 ms for each; a deadline
+//! for a request's headers, which also ends an idle connection, and a bound on their size),
+//! the Hosts we answer to, the probes, the drain, and the status codes clients expect for a
+//! body rmcp cannot read and for ending a session.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use super::auth::AuthError;
 use super::client_session::RegistryServer;
-use super::sessions::{SessionCheck, SessionOwners, SESSION_HEADER};
+use super::door;
+use super::sessions::SessionOwners;
 use super::setup::Shared;
-use super::tenant::{Caller, Door, Tenant};
 use super::{ServeError, ServeOptions};
 
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most bytes of headers (the read buffer) a connection may hold.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// The largest request body.
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// The largest body a tenant out of its rate may still send (after its wait at the door):
-/// room for answers, cancellations and notifications, not for a flood of large requests.
-const SMALL_BODY_BYTES: usize = 64 * 1024;
-/// Where the protected-resource metadata is (RFC 9728).
-const RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
 
 /// Serves streamable HTTP at `addr` (path `/mcp`) until the process is told to stop, then
 /// drains: requests in flight finish (up to the drain timeout), new ones get 503, and every
@@ -72,7 +65,7 @@ pub(super) async fn serve_http(
         }))
         .layer(axum::middleware::from_fn(unreadable_body_status))
         .layer(axum::middleware::from_fn(move |request, next| {
-            front_door(door.clone(), owners.clone(), hosts.clone(), request, next)
+            door::front_door(door.clone(), owners.clone(), hosts.clone(), request, next)
         }));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -130,7 +123,7 @@ async fn serve_ops(
     let router = axum::Router::new().fallback(move |request: Request<Body>| {
         let shared = shared.clone();
         async move {
-            operations(&shared, &request, true)
+            operations(&shared, request.uri().path(), true)
                 .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
         }
     });
@@ -171,8 +164,8 @@ async fn accept(listener: tokio::net::TcpListener, router: axum::Router) {
 }
 
 /// `/healthz`, `/readyz` and (where it may be shown) `/metrics`; `None` for other paths.
-fn operations(shared: &Shared, request: &Request<Body>, metrics: bool) -> Option<Response> {
-    match request.uri().path() {
+pub(super) fn operations(shared: &Shared, path: &str, metrics: bool) -> Option<Response> {
+    match path {
         "/healthz" => Some((StatusCode::OK, "ok\n").into_response()),
         "/readyz" if shared.ops.draining() => {
             Some((StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response())
@@ -193,39 +186,6 @@ fn operations(shared: &Shared, request: &Request<Body>, metrics: bool) -> Option
         }
         _ => None,
     }
-}
-
-/// `401 Unauthorized`, pointing at the protected-resource metadata as the MCP authorization
-/// spec asks.
-fn unauthorized(base: &BaseUrl, error: &AuthError) -> Response {
-    let metadata = format!("{}{RESOURCE_METADATA}", base.origin);
-    let mut challenge = format!("Bearer resource_metadata=\"{metadata}\"");
-    if matches!(error, AuthError::Invalid(_)) {
-        challenge.push_str(", error=\"invalid_token\"");
-    }
-    let mut response = json_response(
-        StatusCode::UNAUTHORIZED,
-        &serde_json::json!({"error": error.to_string()}),
-    );
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
-}
-
-/// The protected-resource metadata (RFC 9728).
-fn resource_metadata(shared: &Shared, base: &BaseUrl) -> Response {
-    let mut doc = serde_json::json!({
-        "resource": base.resource,
-        "bearer_methods_supported": ["header"],
-        "resource_name": "mcp-registry",
-    });
-    if let Some(issuer) = shared.tenants().auth.as_ref().and_then(|a| a.issuer()) {
-        doc["authorization_servers"] = serde_json::json!([issuer]);
-    }
-    json_response(StatusCode::OK, &doc)
 }
 
 /// The URL clients reach `serve --http` at (`--public-url`): behind an ingress, the Host
@@ -266,17 +226,17 @@ impl PublicUrl {
 
 /// The Hosts `serve --http` answers to: the public URL's, else (on a loopback address) the
 /// loopback names; and our bind address itself.
-struct AllowedHosts {
+pub(super) struct AllowedHosts {
     names: Vec<String>,
     public: Option<PublicUrl>,
 }
 
 /// Where a request reached us, as responses name it.
-struct BaseUrl {
+pub(super) struct BaseUrl {
     /// `scheme://host[:port]`.
-    origin: String,
+    pub(super) origin: String,
     /// The MCP endpoint's URL (the protected resource).
-    resource: String,
+    pub(super) resource: String,
 }
 
 impl AllowedHosts {
@@ -293,9 +253,9 @@ impl AllowedHosts {
     }
 
     /// The base URL of `request`, if its Host is one we answer to.
-    fn base_url(&self, request: &Request<Body>) -> Option<BaseUrl> {
+    pub(super) fn base_url(&self, request: &Parts) -> Option<BaseUrl> {
         let host = request
-            .headers()
+            .headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())?;
         let (name, port) = split_authority(host)?;
@@ -345,206 +305,13 @@ fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
     Some((host, port))
 }
 
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+pub(super) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// Bounds the body, answers the metadata, and lets in only requests of a tenant (marking
-/// the request with it); without `--tenants` every request is the local tenant's.
-async fn front_door(
-    shared: Arc<Shared>,
-    owners: Arc<SessionOwners>,
-    hosts: Arc<AllowedHosts>,
-    request: Request<Body>,
-    next: axum::middleware::Next,
-) -> Response {
-    // With tenants, `/metrics` (which names them) is only on `--metrics ADDR`. The probes
-    // answer whatever the Host (a load balancer's health check names none of ours).
-    if let Some(response) = operations(&shared, &request, shared.tenants().auth.is_none()) {
-        return response;
-    }
-    // Only a Host we answer to gets any further: a defence against DNS rebinding, and the
-    // only Host a response may name.
-    let Some(base) = hosts.base_url(&request) else {
-        return (
-            StatusCode::FORBIDDEN,
-            "this server does not answer to that Host",
-        )
-            .into_response();
-    };
-    if request.uri().path().starts_with(RESOURCE_METADATA) {
-        return resource_metadata(&shared, &base);
-    }
-    if shared.ops.draining() {
-        shared.ops.refuse_draining();
-        return draining();
-    }
-    if content_length(&request).is_some_and(|n| n > MAX_BODY_BYTES) {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
-    }
-    let tenants = shared.tenants();
-    let tenant = match &tenants.auth {
-        None => tenants.local(),
-        Some(auth) => {
-            let header = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|h| h.to_str().ok());
-            match auth.tenant(header) {
-                Ok(name) => tenants.get(&name),
-                Err(e) => {
-                    tracing::info!(target: "mcp_registry::audit", reason = %e, "request refused");
-                    shared.ops.refuse("auth");
-                    return unauthorized(&base, &e);
-                }
-            }
-        }
-    };
-    let Some(tenant) = tenant else {
-        return unauthorized(&base, &AuthError::Missing);
-    };
-    // A tenant out of its rate waits here, before its request is read.
-    if request.method() == axum::http::Method::POST {
-        let length = content_length(&request);
-        let retry = match tenant.wait_at_door().await {
-            Door::Open => None,
-            Door::SmallOnly(_) if length.is_some_and(|n| n <= SMALL_BODY_BYTES) => None,
-            Door::SmallOnly(retry) | Door::Refused(retry) => Some(retry),
-        };
-        if let Some(retry) = retry {
-            shared.ops.refuse("limit");
-            return over_rate(&tenant, retry);
-        }
-        // A drain that began while it waited does not count it: it goes elsewhere.
-        if shared.ops.draining() {
-            shared.ops.refuse_draining();
-            return draining();
-        }
-    }
-    let (mut parts, body) = request.into_parts();
-    // Another tenant's session id reads as one that does not exist, on every method.
-    let theirs = matches!(
-        owners.check(&mut parts.headers, &tenant.name),
-        SessionCheck::Masked
-    );
-    let session = parts
-        .headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let ending = parts.method == axum::http::Method::DELETE && !theirs;
-    parts.extensions.insert(Caller {
-        tenant: tenant.clone(),
-        tenants,
-    });
-    // A request's place among those in flight is held until its response body has been
-    // sent (an SSE response ends when the call does), so a drain waits for it.
-    let in_flight = (parts.method == axum::http::Method::POST).then(|| shared.ops.enter());
-    // A body that says nothing of its length is cut off at the bound as it streams.
-    let body = Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES));
-    let response = next.run(Request::from_parts(parts, body)).await;
-    // What the rate does not count but cost the host work: a body it could not read.
-    if response.status() == StatusCode::BAD_REQUEST {
-        tenant.charge();
-    }
-    let response = match (&session, response.headers().get(SESSION_HEADER)) {
-        // A session was opened (which costs a token of the rate, if there is one): it is
-        // this tenant's, within its bound.
-        (None, Some(opened)) => {
-            tenant.charge();
-            let opened = opened.to_str().unwrap_or_default().to_owned();
-            if let Some(refusal) = bound_sessions(&shared, &owners, &tenant, &opened).await {
-                return refusal;
-            }
-            response
-        }
-        (Some(id), _) if ending && response.status().is_success() => {
-            owners.ended(id);
-            response
-        }
-        _ => response,
-    };
-    match in_flight {
-        None => response,
-        Some(held) => response.map(|body| {
-            use http_body_util::BodyExt;
-            Body::new(body.map_frame(move |frame| {
-                let _held = &held;
-                frame
-            }))
-        }),
-    }
-}
-
-/// The request's `Content-Length`, if it says one.
-fn content_length(request: &Request<Body>) -> Option<usize> {
-    request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-/// `503` to a request that came in while draining: retry on another replica.
-fn draining() -> Response {
-    let mut response = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "draining: retry on another replica",
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// `429` to a request of a tenant out of its rate, refused at the front door unread.
-fn over_rate(tenant: &Tenant, retry: Duration) -> Response {
-    let message = format!(
-        "tenant \"{}\" is over its rate of calls (limits.calls_per_minute); retry in {} s",
-        tenant.name,
-        retry.as_secs().max(1)
-    );
-    let mut response = json_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        &serde_json::json!({"error": message}),
-    );
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(retry.as_secs().max(1)),
-    );
-    response
-}
-
-/// Records session `opened` as `tenant`'s, or, past the tenant's bound on sessions, ends it
-/// at once and answers with the refusal.
-async fn bound_sessions(
-    shared: &Shared,
-    owners: &SessionOwners,
-    tenant: &Tenant,
-    opened: &str,
-) -> Option<Response> {
-    if let Some(max) = tenant.max_sessions() {
-        if owners.count(&tenant.name).await >= max {
-            owners.close(opened).await;
-            shared.ops.refuse("limit");
-            let message = format!(
-                "tenant \"{}\" already has {max} client sessions open (limits.sessions); end one (DELETE) first",
-                tenant.name
-            );
-            return Some(json_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &serde_json::json!({"error": message}),
-            ));
-        }
-    }
-    owners.opened(opened, &tenant.name);
-    None
 }
 
 /// rmcp answers a session's `DELETE` with 202 and accepts one for a session that is gone;

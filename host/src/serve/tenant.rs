@@ -9,15 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use rmcp::ErrorData;
 
 use super::auth::Authenticator;
+use super::rate::{Door, RateBucket};
 use crate::access::Access;
 use crate::aggregator::{Aggregator, Session};
 use crate::client::{ConnectHooks, RequestRelay, ServerEvent};
-use crate::config::tenants::{CodeBudget, TenantLimits, TenantsConfig, DEFAULT_SESSIONS};
+use crate::config::tenants::{
+    default_connections, CodeBudget, TenantLimits, TenantsConfig, DEFAULT_SESSIONS,
+};
 use crate::config::{Registry, ServerLabels, Sharing};
 use crate::locks::lock;
 use crate::manager::ProcessBudget;
@@ -68,75 +70,6 @@ fn shared_hooks(
     }
 }
 
-/// A token bucket: `per_minute` calls a minute, bursts up to that many.
-struct RateBucket {
-    per_minute: f64,
-    state: Mutex<(f64, Instant)>,
-    /// Requests waiting at the front door for this rate's next token.
-    waiting: tokio::sync::Semaphore,
-}
-
-/// How many requests of one tenant may wait at the front door for its rate at once; past
-/// that they are refused there (429) without being read.
-const DOOR_WAITERS: usize = 16;
-
-/// What the front door does with a request of a tenant, by its rate.
-pub(crate) enum Door {
-    /// In: its rate has a token.
-    Open,
-    /// Still no token after waiting: in only if its body is small; else refused, with how
-    /// long until the next token.
-    SmallOnly(Duration),
-    /// Too many of the tenant's requests wait already: refused, with how long to wait.
-    Refused(Duration),
-}
-
-/// The longest a request waits at the front door for its tenant's rate.
-const MAX_DOOR_WAIT: Duration = Duration::from_secs(1);
-
-impl RateBucket {
-    fn new(per_minute: u32) -> Self {
-        let per_minute = f64::from(per_minute);
-        Self {
-            per_minute,
-            state: Mutex::new((per_minute, Instant::now())),
-            waiting: tokio::sync::Semaphore::new(DOOR_WAITERS),
-        }
-    }
-
-    /// The tokens there are now (refilled since the last look).
-    fn refill(&self, state: &mut (f64, Instant)) {
-        let now = Instant::now();
-        state.0 = (state.0 + now.duration_since(state.1).as_secs_f64() * self.per_minute / 60.0)
-            .min(self.per_minute);
-        state.1 = now;
-    }
-
-    /// Takes a token, or says how long until one is there.
-    fn take(&self) -> Result<(), Duration> {
-        let mut state = lock(&self.state);
-        self.refill(&mut state);
-        if state.0 >= 1.0 {
-            state.0 -= 1.0;
-            Ok(())
-        } else {
-            Err(self.time_to(1.0 - state.0))
-        }
-    }
-
-    /// How long until the bucket holds a token (zero if it does).
-    fn until_token(&self) -> Duration {
-        let mut state = lock(&self.state);
-        self.refill(&mut state);
-        self.time_to((1.0 - state.0).max(0.0))
-    }
-
-    /// How long the bucket takes to refill `tokens`.
-    fn time_to(&self, tokens: f64) -> Duration {
-        Duration::from_secs_f64(tokens * 60.0 / self.per_minute)
-    }
-}
-
 /// Who the HTTP front door let in, and the tenants set it was let in under: the request's
 /// one snapshot of the configuration, carried to its handler.
 #[derive(Clone)]
@@ -166,6 +99,8 @@ pub(crate) struct Tenant {
     /// Its `subscriptions/listen` streams open at once, bounded as its sessions are: each is
     /// a standing stream, as a session is.
     listens: Option<Arc<tokio::sync::Semaphore>>,
+    /// Its HTTP requests open at once (`limits.connections`).
+    open: Option<Arc<tokio::sync::Semaphore>>,
     /// Its turns at the host's CPU-heavy steps (stripping a snippet's types): one tenant
     /// cannot take every core.
     pub(crate) cpu: Arc<tokio::sync::Semaphore>,
@@ -250,30 +185,12 @@ impl Tenant {
         }
     }
 
-    /// Holds a request of this tenant at the front door, before it is read, while its rate
-    /// has no token: until the next one is due, the waiters spaced a token apart (at most
-    /// [`MAX_DOOR_WAIT`]). A client that retries a refusal at once, or floods requests that
-    /// are refused anyway, then costs the host a request per token instead of all it can
-    /// send. A request still without a token after its wait goes in only if it is small (an
-    /// answer to an elicitation, a cancellation, a notification: nothing a client should
-    /// lose); past [`DOOR_WAITERS`] waiting at once, the answer is how long to wait.
+    /// Holds a request of this tenant at the front door while its rate has no token
+    /// ([`RateBucket::wait_at_door`]); a tenant without a rate goes straight in.
     pub(crate) async fn wait_at_door(&self) -> Door {
-        let Some(rate) = &self.rate else {
-            return Door::Open;
-        };
-        let due = rate.until_token();
-        if due.is_zero() {
-            return Door::Open;
-        }
-        let ahead = DOOR_WAITERS - rate.waiting.available_permits();
-        let Ok(_waiting) = rate.waiting.try_acquire() else {
-            return Door::Refused(due.max(MAX_DOOR_WAIT));
-        };
-        let spacing = Duration::from_secs_f64(60.0 / rate.per_minute);
-        tokio::time::sleep((due + spacing * ahead as u32).min(MAX_DOOR_WAIT)).await;
-        match rate.until_token() {
-            due if due.is_zero() => Door::Open,
-            due => Door::SmallOnly(due),
+        match &self.rate {
+            None => Door::Open,
+            Some(rate) => rate.wait_at_door().await,
         }
     }
 
@@ -300,6 +217,21 @@ impl Tenant {
             })?),
         };
         Ok(Admission(permit))
+    }
+
+    /// Holds a place among its HTTP requests open at once until the returned permit is
+    /// dropped, or says it has none left.
+    pub(crate) fn hold_open(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, String> {
+        let Some(open) = &self.open else {
+            return Ok(None);
+        };
+        open.clone().try_acquire_owned().map(Some).map_err(|_| {
+            format!(
+                "tenant \"{}\" already has {} requests open (limits.connections); finish or close one first",
+                self.name,
+                self.grant.limits.connections.unwrap_or_default()
+            )
+        })
     }
 
     /// Lets one more `subscriptions/listen` stream open (it counts toward the rate as a
@@ -416,6 +348,7 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
         .tenants
         .iter()
         .map(|(name, t)| {
+            let sessions = t.limits.sessions.unwrap_or(DEFAULT_SESSIONS);
             let grant = Grant {
                 local: false,
                 servers: servers
@@ -429,9 +362,15 @@ fn grants(servers: &[String], config: Option<&TenantsConfig>) -> Vec<(String, Gr
                 code_budget: t.code_budget,
                 flow_asks: Some(t.flow_asks),
                 labels: Arc::new(t.labels.clone()),
-                // A tenant of a tenants file always has a bound on its sessions.
+                // A tenant of a tenants file always has a bound on its sessions and its
+                // open requests.
                 limits: TenantLimits {
-                    sessions: Some(t.limits.sessions.unwrap_or(DEFAULT_SESSIONS)),
+                    sessions: Some(sessions),
+                    connections: Some(
+                        t.limits
+                            .connections
+                            .unwrap_or_else(|| default_connections(sessions)),
+                    ),
                     ..t.limits
                 },
                 own_sign_in: t.own_sign_in,
@@ -671,6 +610,12 @@ impl Tenants {
                 .sessions
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
         };
+        let open = match same(|l| l.connections.map(|n| n as u32)) {
+            Some(old) => old.open.clone(),
+            None => limits
+                .connections
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+        };
         let cpu = match old {
             Some(old) => old.cpu.clone(),
             None => Arc::new(tokio::sync::Semaphore::new(CPU_TURNS)),
@@ -689,6 +634,7 @@ impl Tenants {
             in_flight,
             rate,
             listens,
+            open,
             cpu,
         })
     }
@@ -722,33 +668,5 @@ impl Tenants {
         let mut pools: Vec<Arc<Session>> = self.by_name.values().map(|t| t.pool.clone()).collect();
         pools.push(self.global.clone());
         pools
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RateBucket;
-
-    #[test]
-    fn an_empty_bucket_says_when_its_next_token_is_due() {
-        let bucket = RateBucket::new(120);
-        assert!(bucket.until_token().is_zero());
-        while bucket.take().is_ok() {}
-        let due = bucket.until_token();
-        assert!(
-            due > std::time::Duration::ZERO && due <= std::time::Duration::from_millis(500),
-            "{due:?}"
-        );
-    }
-
-    #[test]
-    fn a_bucket_allows_its_rate_then_says_when() {
-        let bucket = RateBucket::new(3);
-        assert!(bucket.take().is_ok() && bucket.take().is_ok() && bucket.take().is_ok());
-        let wait = bucket.take().unwrap_err();
-        assert!(
-            wait.as_secs_f64() > 0.0 && wait.as_secs_f64() <= 20.0,
-            "{wait:?}"
-        );
     }
 }
