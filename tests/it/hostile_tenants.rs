@@ -553,6 +553,76 @@ async fn a_tenants_open_requests_are_capped_and_a_stalled_body_ends() {
     assert_eq!(text_of(&r), "back", "{}", r.body);
 }
 
+/// A flood of connections (anyone can open them, faster than the header deadline closes
+/// them) takes at most three quarters of serve's file descriptors: a tenant already
+/// connected still gets its call, which starts an upstream (pipes) for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_connections_leaves_the_host_descriptors_to_work_with() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const FDS: u64 = 256;
+    let s = scratch();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-registry"));
+    command
+        .arg("--config")
+        .arg(&s.config)
+        .args(["serve", "--http", "127.0.0.1:0", "--tenants"])
+        .arg(s.path("tenants.json"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: setrlimit(2) only, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: FDS,
+                rlim_max: FDS,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let addr = served_address(&mut child).await;
+    // Alice is connected before the flood.
+    let mut alice = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let flood = (0..FDS + 64).map(|_| {
+        let addr = addr.clone();
+        async move {
+            let connect = tokio::net::TcpStream::connect(addr);
+            tokio::time::timeout(Duration::from_secs(2), connect).await
+        }
+    });
+    let flood = futures::future::join_all(flood).await;
+    let open = flood.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+    assert!(open as u64 > FDS, "only {open} connections made");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Her call starts server `b`: pipes, a process.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "b__echo", "arguments": {"message": "fine"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nauthorization: Bearer {ALICE}\r\n\
+         mcp-protocol-version: 2026-07-28\r\nmcp-method: tools/call\r\nmcp-name: b__echo\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    alice.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    answered("a call during the flood", alice.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"text\":\"fine\""), "{answer}");
+    drop(flood);
+    alice_still_works(&addr).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_mode_is_a_grant_and_its_heavy_inputs_cost_the_host_nothing() {
     let s = scratch();

@@ -134,9 +134,15 @@ async fn serve_ops(
     }))
 }
 
-/// Accepts connections for ever (the caller aborts it to stop).
+/// Accepts connections for ever (the caller aborts it to stop), at most
+/// [`connection_bound`] at once: past it, new ones wait in the listen backlog.
 async fn accept(listener: tokio::net::TcpListener, router: axum::Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(connection_bound()));
+    let mut was_full = false;
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -146,11 +152,17 @@ async fn accept(listener: tokio::net::TcpListener, router: axum::Router) {
                 continue;
             }
         };
+        let full = slots.available_permits() == 0;
+        if full && !was_full {
+            tracing::warn!("at the bound on connections open at once; new ones wait");
+        }
+        was_full = full;
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -161,6 +173,24 @@ async fn accept(listener: tokio::net::TcpListener, router: axum::Router) {
             }
         });
     }
+}
+
+/// How many connections `serve --http` holds open at once: three quarters of the file
+/// descriptors the process may open. A client can open connections faster than the header
+/// deadline closes them; without a bound, a flood takes every descriptor, and then no
+/// upstream can be started (its pipes), no connection made, no file written, for any tenant.
+fn connection_bound() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes the struct it is given, nothing else.
+    let fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (fds.min(1 << 20) / 4 * 3).max(1)
 }
 
 /// `/healthz`, `/readyz` and (where it may be shown) `/metrics`; `None` for other paths.
