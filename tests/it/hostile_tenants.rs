@@ -487,46 +487,93 @@ async fn past_its_rate_a_tenant_waits_at_the_door() {
     alice_still_works(&addr).await;
 }
 
+/// Mallory's requests whose bodies stop after a byte (of `length` declared), `n` of them,
+/// each on a connection of its own; then `attempt` until the door refuses it. An attempt
+/// that reaches the door before a stalled request does takes its place for a moment, and
+/// that request is refused instead: it is sent again. The refusal, and the stalled
+/// connections.
+async fn refused_past_stalled<F: std::future::Future<Output = Reply>>(
+    addr: &str,
+    n: usize,
+    length: usize,
+    attempt: impl Fn() -> F,
+) -> (Reply, Vec<tokio::net::TcpStream>) {
+    use tokio::io::AsyncWriteExt;
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        while stalled.len() < n {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+                 accept: application/json, text/event-stream\r\nauthorization: Bearer {MALLORY}\r\n\
+                 mcp-protocol-version: 2026-07-28\r\ncontent-length: {length}\r\n\r\n{{"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stalled.push(stream);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = attempt().await;
+        if r.status == 429 {
+            return (r, stalled);
+        }
+        let unanswered = |s: &tokio::net::TcpStream| matches!(s.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        stalled.retain(unanswered);
+    }
+    panic!("{n} stalled requests and an attempt, never refused");
+}
+
+/// A tenant sends at most four bodies over 64 KiB (or of no stated length) at once: each is
+/// held in memory whole while it arrives. Small requests go on meanwhile; a body whose
+/// sender goes away gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sends_few_large_bodies_at_once() {
+    let s = scratch();
+    set_mallorys_limit(&s, "calls_per_minute", Value::Null);
+    let (_serve, addr) = serve(&s, &[]).await;
+    let large = || {
+        call(
+            &addr,
+            Some(MALLORY),
+            "a__echo",
+            json!({"message": "y".repeat(100_000)}),
+        )
+    };
+    let (refused, stalled) = refused_past_stalled(&addr, 4, 1 << 20, large).await;
+    assert!(refused.body.contains("over 64 KiB"), "{}", refused.body);
+    assert!(refused.header("retry-after").is_some(), "{}", refused.head);
+    let small = call(&addr, Some(MALLORY), "a__echo", json!({"message": "small"})).await;
+    assert_eq!(text_of(&small), "small", "{}", small.body);
+    alice_still_works(&addr).await;
+    drop(stalled);
+    let mut r = large().await;
+    for _ in 0..50 {
+        if r.status == 200 {
+            break;
+        }
+        // The host may not have seen the senders go yet.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = large().await;
+    }
+    assert_eq!(text_of(&r).len(), 100_000, "{}", r.status);
+}
+
 /// Each request a tenant has open holds a connection (while its body arrives, it runs, or
 /// its stream is open): past its `limits.connections`, the next is refused at the door. A
 /// body that stops arriving is cut off when its time is up (10 s, a second more for each
 /// 16 KiB received), which gives its place back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_open_requests_are_capped_and_a_stalled_body_ends() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let s = scratch();
     set_mallorys_limit(&s, "calls_per_minute", Value::Null);
     set_mallorys_limit(&s, "connections", json!(3));
     let (_serve, addr) = serve(&s, &[]).await;
-    // Three requests whose bodies stop after a byte, each on a connection of its own.
-    let stall = || async {
-        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let head = format!(
-            "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-             accept: application/json, text/event-stream\r\nauthorization: Bearer {MALLORY}\r\n\
-             mcp-protocol-version: 2026-07-28\r\ncontent-length: 100\r\n\r\n{{"
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream
-    };
-    let mut stalled = Vec::new();
-    // Past her bound on open requests: refused at the door, with when to retry. (A call
-    // that reaches the door before a stalled request does takes its place for a moment,
-    // and that request is refused instead: it is sent again.)
-    let mut refused = None;
-    for _ in 0..50 {
-        while stalled.len() < 3 {
-            stalled.push(stall().await);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let r = call(&addr, Some(MALLORY), "a__echo", json!({"message": "x"})).await;
-        if r.status == 429 {
-            refused = Some(r);
-            break;
-        }
-        stalled.retain(|s| matches!(s.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
-    }
-    let refused = refused.expect("three stalled requests and a call, never refused");
+    // Past her bound on open requests, with three whose bodies stop after a byte: refused
+    // at the door, with when to retry.
+    let (refused, stalled) = refused_past_stalled(&addr, 3, 100, || {
+        call(&addr, Some(MALLORY), "a__echo", json!({"message": "x"}))
+    })
+    .await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert!(
         refused.body.contains("limits.connections"),

@@ -23,11 +23,11 @@ use super::rate::Door;
 use super::receive::{self, Cut, CutOff, MAX_BODY_BYTES};
 use super::sessions::{SessionCheck, SessionOwners, SESSION_HEADER};
 use super::setup::Shared;
-use super::tenant::{Caller, Tenant, Tenants};
+use super::tenant::{Caller, Tenant, Tenants, LARGE_BODY_BYTES};
 
 /// The largest body a tenant out of its rate may still send (after its wait at the door):
 /// room for answers, cancellations and notifications, not for a flood of large requests.
-const SMALL_BODY_BYTES: usize = 64 * 1024;
+const SMALL_BODY_BYTES: usize = LARGE_BODY_BYTES;
 /// Where the protected-resource metadata is (RFC 9728).
 const RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
 
@@ -41,9 +41,17 @@ pub(super) async fn front_door(
     next: axum::middleware::Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let caller = match let_in(&shared, &hosts, &parts).await {
+    let caller = match let_in(&shared, &hosts, &parts) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        // Whoever is refused here has no more use for the connection (a probe's, a
+        // client's without a credential): it does not stay open for the next try.
+        Err(response) => {
+            let mut response = *response;
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
     let open = match caller.tenant.hold_open() {
         Ok(open) => open,
@@ -52,8 +60,23 @@ pub(super) async fn front_door(
             return too_many(&message, Duration::from_secs(1));
         }
     };
+    if let Err(response) = wait_for_rate(&shared, &caller.tenant, &parts).await {
+        return response;
+    }
+    // A large body is held in memory whole while it arrives: a few at once per tenant.
+    let large =
+        parts.method == Method::POST && content_length(&parts).is_none_or(|n| n > LARGE_BODY_BYTES);
+    let receiving = match large.then(|| caller.tenant.hold_large_body()) {
+        None => None,
+        Some(Ok(held)) => held,
+        Some(Err(message)) => {
+            shared.ops.refuse("limit");
+            return too_many(&message, Duration::from_secs(1));
+        }
+    };
     // A call's place among the host's requests in flight, which a drain waits for.
     let in_flight = (parts.method == Method::POST).then(|| shared.ops.enter());
+    let body = Incoming { body, receiving };
     let response = pass(&shared, &owners, caller, parts, body, next).await;
     // The request's places are held until its response body has been sent (an SSE response
     // ends when the call does, a stream when it is closed).
@@ -66,64 +89,72 @@ pub(super) async fn front_door(
     })
 }
 
-/// The checks made before a request is read: the request's caller, or the answer.
-async fn let_in(
-    shared: &Shared,
-    hosts: &AllowedHosts,
-    request: &Parts,
-) -> Result<Caller, Response> {
+/// A request's body, and its place among its tenant's large bodies being received, if it
+/// is one.
+struct Incoming {
+    body: Body,
+    receiving: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The checks made before a request is read, but its tenant's bounds: the request's caller,
+/// or the answer.
+fn let_in(shared: &Shared, hosts: &AllowedHosts, request: &Parts) -> Result<Caller, Box<Response>> {
     // With tenants, `/metrics` (which names them) is only on `--metrics ADDR`. The probes
     // answer whatever the Host (a load balancer's health check names none of ours).
     if let Some(response) = operations(shared, request.uri.path(), shared.tenants().auth.is_none())
     {
-        return Err(response);
+        return Err(Box::new(response));
     }
     let Some(base) = hosts.base_url(request) else {
-        return Err((
+        let refusal = (
             StatusCode::FORBIDDEN,
             "this server does not answer to that Host",
-        )
-            .into_response());
+        );
+        return Err(Box::new(refusal.into_response()));
     };
     if request.uri.path().starts_with(RESOURCE_METADATA) {
-        return Err(resource_metadata(shared, &base));
+        return Err(Box::new(resource_metadata(shared, &base)));
     }
+    if shared.ops.draining() {
+        shared.ops.refuse_draining();
+        return Err(Box::new(draining()));
+    }
+    if content_length(request).is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(Box::new(cut_off(Cut::TooLarge)));
+    }
+    let tenants = shared.tenants();
+    let tenant = who(shared, &tenants, request).map_err(|e| Box::new(unauthorized(&base, &e)))?;
+    Ok(Caller { tenant, tenants })
+}
+
+/// Holds a POST of a tenant out of its rate here, before it is read; the answer if it is
+/// refused after all.
+async fn wait_for_rate(shared: &Shared, tenant: &Tenant, request: &Parts) -> Result<(), Response> {
+    if request.method != Method::POST {
+        return Ok(());
+    }
+    let retry = match tenant.wait_at_door().await {
+        Door::Open => None,
+        Door::SmallOnly(_) if content_length(request).is_some_and(|n| n <= SMALL_BODY_BYTES) => {
+            None
+        }
+        Door::SmallOnly(retry) | Door::Refused(retry) => Some(retry),
+    };
+    if let Some(retry) = retry {
+        shared.ops.refuse("limit");
+        let message = format!(
+            "tenant \"{}\" is over its rate of calls (limits.calls_per_minute); retry in {} s",
+            tenant.name,
+            retry.as_secs().max(1)
+        );
+        return Err(too_many(&message, retry));
+    }
+    // A drain that began while it waited does not count it: it goes elsewhere.
     if shared.ops.draining() {
         shared.ops.refuse_draining();
         return Err(draining());
     }
-    if content_length(request).is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(cut_off(Cut::TooLarge));
-    }
-    let tenants = shared.tenants();
-    let tenant = who(shared, &tenants, request).map_err(|e| unauthorized(&base, &e))?;
-    // A tenant out of its rate waits here, before its request is read.
-    if request.method == Method::POST {
-        let retry = match tenant.wait_at_door().await {
-            Door::Open => None,
-            Door::SmallOnly(_)
-                if content_length(request).is_some_and(|n| n <= SMALL_BODY_BYTES) =>
-            {
-                None
-            }
-            Door::SmallOnly(retry) | Door::Refused(retry) => Some(retry),
-        };
-        if let Some(retry) = retry {
-            shared.ops.refuse("limit");
-            let message = format!(
-                "tenant \"{}\" is over its rate of calls (limits.calls_per_minute); retry in {} s",
-                tenant.name,
-                retry.as_secs().max(1)
-            );
-            return Err(too_many(&message, retry));
-        }
-        // A drain that began while it waited does not count it: it goes elsewhere.
-        if shared.ops.draining() {
-            shared.ops.refuse_draining();
-            return Err(draining());
-        }
-    }
-    Ok(Caller { tenant, tenants })
+    Ok(())
 }
 
 /// The tenant a request is from (the local tenant without `--tenants`), or why it is none.
@@ -152,7 +183,7 @@ async fn pass(
     owners: &SessionOwners,
     caller: Caller,
     mut parts: Parts,
-    body: Body,
+    body: Incoming,
     next: axum::middleware::Next,
 ) -> Response {
     let tenant = caller.tenant.clone();
@@ -169,7 +200,7 @@ async fn pass(
     let ending = parts.method == Method::DELETE && !theirs;
     parts.extensions.insert(caller);
     let cut = CutOff::default();
-    let body = receive::bounded(body, cut.clone());
+    let body = receive::bounded(body.body, cut.clone(), body.receiving);
     let response = next.run(Request::from_parts(parts, body)).await;
     if let Some(cut) = cut.cut() {
         tenant.charge();
@@ -221,12 +252,13 @@ fn draining() -> Response {
     response
 }
 
-/// `413` or `408` to a request whose body was too large or too slow; the connection is
-/// closed (what is left of the body is not read).
+/// `413`, `408` or `400` to a request whose body was too large, too slow or broken; the
+/// connection is closed (what is left of the body is not read).
 fn cut_off(cut: Cut) -> Response {
     let status = match cut {
         Cut::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Cut::Late => StatusCode::REQUEST_TIMEOUT,
+        Cut::Broken => StatusCode::BAD_REQUEST,
     };
     let mut response = json_response(status, &serde_json::json!({"error": cut.to_string()}));
     response

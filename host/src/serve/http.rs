@@ -22,6 +22,7 @@ use super::client_session::RegistryServer;
 use super::door;
 use super::sessions::SessionOwners;
 use super::setup::Shared;
+use super::stall::{NoStall, WRITE_STALL};
 use super::{ServeError, ServeOptions};
 
 /// How long a client may take to send a request's headers.
@@ -75,11 +76,12 @@ pub(super) async fn serve_http(
         .map_err(|e| ServeError::Io(e.to_string()))?;
     // Tests and scripts read the bound address (useful with port 0) from stderr.
     eprintln!("mcp-registry: serving MCP on http://{local}/mcp");
+    let slots: Slots = Arc::new(tokio::sync::Semaphore::new(connection_bound()));
     let mut side = None;
     if let Some(metrics_addr) = options.metrics {
-        side = Some(serve_ops(shared.clone(), metrics_addr).await?);
+        side = Some(serve_ops(shared.clone(), metrics_addr, slots.clone()).await?);
     }
-    let accepting = tokio::spawn(accept(listener, router));
+    let accepting = tokio::spawn(accept(listener, router, slots));
     let signal = super::ops::stop_signal().await;
     eprintln!(
         "mcp-registry: {signal}: draining (up to {} s for requests in flight)",
@@ -113,6 +115,7 @@ pub(super) async fn serve_http(
 async fn serve_ops(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    slots: Slots,
 ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -127,17 +130,15 @@ async fn serve_ops(
                 .unwrap_or_else(|| (StatusCode::NOT_FOUND, "not found").into_response())
         }
     });
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::warn!(error = %e, "the metrics listener stopped");
-        }
-    }))
+    Ok(tokio::spawn(accept(listener, router, slots)))
 }
 
-/// Accepts connections for ever (the caller aborts it to stop), at most
-/// [`connection_bound`] at once: past it, new ones wait in the listen backlog.
-async fn accept(listener: tokio::net::TcpListener, router: axum::Router) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(connection_bound()));
+/// Places for connections open at once, shared by every listener of one `serve`.
+type Slots = Arc<tokio::sync::Semaphore>;
+
+/// Accepts connections for ever (the caller aborts it to stop), each taking one of `slots`
+/// (past them, new ones wait in the listen backlog); writes that stall end the connection.
+async fn accept(listener: tokio::net::TcpListener, router: axum::Router, slots: Slots) {
     let mut was_full = false;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -167,7 +168,10 @@ async fn accept(listener: tokio::net::TcpListener, router: axum::Router) {
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(NoStall::new(stream, WRITE_STALL)),
+                    service,
+                );
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

@@ -51,6 +51,7 @@ mod reload;
 mod request;
 mod sessions;
 mod setup;
+mod stall;
 mod tasks;
 mod tenant;
 

@@ -33,6 +33,8 @@ pub(super) enum Cut {
     TooLarge,
     /// Not all there by its deadline.
     Late,
+    /// Unreadable as HTTP (a broken chunked encoding, a connection that ended early).
+    Broken,
 }
 
 /// Where a body's reader leaves word of why the body was cut off.
@@ -45,6 +47,7 @@ impl CutOff {
         match self.0.load(Ordering::Relaxed) {
             1 => Some(Cut::TooLarge),
             2 => Some(Cut::Late),
+            3 => Some(Cut::Broken),
             _ => None,
         }
     }
@@ -53,6 +56,7 @@ impl CutOff {
         let code = match cut {
             Cut::TooLarge => 1,
             Cut::Late => 2,
+            Cut::Broken => 3,
         };
         self.0.store(code, Ordering::Relaxed);
         cut
@@ -69,15 +73,24 @@ impl std::fmt::Display for Cut {
                 BODY_TIMEOUT.as_secs(),
                 MIN_BODY_RATE / 1024
             ),
+            Cut::Broken => write!(f, "request body unreadable as HTTP (its framing is broken)"),
         }
     }
 }
 
 impl std::error::Error for Cut {}
 
-/// `body`, bounded; why it was cut off is left in `cut_off`.
-pub(super) fn bounded(body: Body, cut_off: CutOff) -> Body {
-    Body::new(Receiving::new(body, cut_off, BODY_TIMEOUT))
+/// `body`, bounded; why it was cut off is left in `cut_off`. `place` (a place among the
+/// bodies its sender may be sending at once) is given back when the body has arrived or
+/// been cut off.
+pub(super) fn bounded(
+    body: Body,
+    cut_off: CutOff,
+    place: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Body {
+    let mut receiving = Receiving::new(body, cut_off, BODY_TIMEOUT);
+    receiving.place = place;
+    Body::new(receiving)
 }
 
 struct Receiving {
@@ -88,6 +101,7 @@ struct Receiving {
     deadline: Pin<Box<Sleep>>,
     received: usize,
     cut_off: CutOff,
+    place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Receiving {
@@ -100,6 +114,7 @@ impl Receiving {
             deadline: Box::pin(tokio::time::sleep_until(start + timeout)),
             received: 0,
             cut_off,
+            place: None,
         }
     }
 }
@@ -113,9 +128,35 @@ impl HttpBody for Receiving {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        let polled = this.poll_body(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            this.place = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Receiving {
+    /// The next frame, or why the body was cut off.
+    fn poll_body(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
+        let this = self;
         let frame = match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::debug!(error = %e, "a request body could not be read");
+                return Poll::Ready(Some(Err(this.cut_off.set(Cut::Broken).into())));
+            }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {
                 return match this.deadline.as_mut().poll(cx) {
@@ -136,14 +177,6 @@ impl HttpBody for Receiving {
             }
         }
         Poll::Ready(Some(Ok(frame)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -188,6 +221,26 @@ mod tests {
         }
         assert!(!read.await.unwrap());
         assert_eq!(cut_off.cut(), Some(Cut::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn a_body_gives_its_place_back_once_it_has_arrived() {
+        let places = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let (sender, stream) = futures::channel::mpsc::unbounded();
+        let place = places.clone().try_acquire_owned().ok();
+        let mut body = bounded(Body::from_stream(stream), CutOff::default(), place);
+        sender
+            .unbounded_send(Ok::<_, std::convert::Infallible>(Bytes::from_static(b"{")))
+            .unwrap();
+        assert!(body.frame().await.is_some());
+        assert_eq!(
+            places.available_permits(),
+            0,
+            "given back before the body arrived"
+        );
+        drop(sender);
+        assert!(body.frame().await.is_none());
+        assert_eq!(places.available_permits(), 1, "kept after the body arrived");
     }
 
     #[tokio::test]

@@ -101,10 +101,20 @@ pub(crate) struct Tenant {
     listens: Option<Arc<tokio::sync::Semaphore>>,
     /// Its HTTP requests open at once (`limits.connections`).
     open: Option<Arc<tokio::sync::Semaphore>>,
+    /// Its request bodies over [`LARGE_BODY_BYTES`] (or of no stated length) being received
+    /// at once: each is held in memory whole, up to the 4 MiB bound.
+    large_bodies: Arc<tokio::sync::Semaphore>,
     /// Its turns at the host's CPU-heavy steps (stripping a snippet's types): one tenant
     /// cannot take every core.
     pub(crate) cpu: Arc<tokio::sync::Semaphore>,
 }
+
+/// A request body larger than this is a large one.
+pub(crate) const LARGE_BODY_BYTES: usize = 64 * 1024;
+
+/// Large request bodies one tenant (of a tenants file) may be sending at once: at most
+/// 16 MiB of the host's memory, where its open requests could otherwise hold a gigabyte.
+const LARGE_BODIES: usize = 4;
 
 /// CPU-heavy steps one tenant may run at once.
 const CPU_TURNS: usize = 2;
@@ -232,6 +242,27 @@ impl Tenant {
                 self.grant.limits.connections.unwrap_or_default()
             )
         })
+    }
+
+    /// Holds a place among its large bodies being received until the returned permit is
+    /// dropped (`None`: the local tenant, unbounded), or says it has none left.
+    pub(crate) fn hold_large_body(
+        &self,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, String> {
+        if self.is_local() {
+            return Ok(None);
+        }
+        self.large_bodies
+            .clone()
+            .try_acquire_owned()
+            .map(Some)
+            .map_err(|_| {
+                format!(
+                    "tenant \"{}\" is already sending {LARGE_BODIES} request bodies over {} KiB; wait for one to arrive",
+                    self.name,
+                    LARGE_BODY_BYTES / 1024
+                )
+            })
     }
 
     /// Lets one more `subscriptions/listen` stream open (it counts toward the rate as a
@@ -620,6 +651,10 @@ impl Tenants {
             Some(old) => old.cpu.clone(),
             None => Arc::new(tokio::sync::Semaphore::new(CPU_TURNS)),
         };
+        let large_bodies = match old {
+            Some(old) => old.large_bodies.clone(),
+            None => Arc::new(tokio::sync::Semaphore::new(LARGE_BODIES)),
+        };
         let whose = format!("tenant \"{name}\"");
         let access = Access::everything()
             .servers(&whose, &grant.servers)
@@ -635,6 +670,7 @@ impl Tenants {
             rate,
             listens,
             open,
+            large_bodies,
             cpu,
         })
     }
