@@ -16,6 +16,7 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hyper::body::Body as HttpBody;
 
 use super::auth::AuthError;
 use super::http::{json_response, operations, AllowedHosts, BaseUrl};
@@ -81,12 +82,39 @@ pub(super) async fn front_door(
     // The request's places are held until its response body has been sent (an SSE response
     // ends when the call does, a stream when it is closed).
     response.map(|body| {
-        use http_body_util::BodyExt;
-        Body::new(body.map_frame(move |frame| {
-            let _held = (&in_flight, &open);
-            frame
-        }))
+        Body::new(Holding {
+            body,
+            _held: (in_flight, open),
+        })
     })
+}
+
+/// A response body that holds its request's places until it has been sent or dropped. It
+/// says what its body says of its length, so a JSON answer goes out with a
+/// `Content-Length`, not chunked.
+struct Holding<T> {
+    body: Body,
+    _held: T,
+}
+
+impl<T: Send + Unpin + 'static> HttpBody for Holding<T> {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A request's body, and its place among its tenant's large bodies being received, if it
