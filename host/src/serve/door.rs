@@ -26,9 +26,6 @@ use super::sessions::{SessionCheck, SessionOwners, SESSION_HEADER};
 use super::setup::Shared;
 use super::tenant::{Caller, Tenant, Tenants, LARGE_BODY_BYTES};
 
-/// The largest body a tenant out of its rate may still send (after its wait at the door):
-/// room for answers, cancellations and notifications, not for a flood of large requests.
-const SMALL_BODY_BYTES: usize = LARGE_BODY_BYTES;
 /// Where the protected-resource metadata is (RFC 9728).
 const RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
 
@@ -46,20 +43,11 @@ pub(super) async fn front_door(
         Ok(caller) => caller,
         // Whoever is refused here has no more use for the connection (a probe's, a
         // client's without a credential): it does not stay open for the next try.
-        Err(response) => {
-            let mut response = *response;
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
-        }
+        Err(response) => return closing(*response),
     };
     let open = match caller.tenant.hold_open() {
         Ok(open) => open,
-        Err(message) => {
-            shared.ops.refuse("limit");
-            return too_many(&message, Duration::from_secs(1));
-        }
+        Err(message) => return at_bound(&shared, &message),
     };
     if let Err(response) = wait_for_rate(&shared, &caller.tenant, &parts).await {
         return response;
@@ -70,10 +58,7 @@ pub(super) async fn front_door(
     let receiving = match large.then(|| caller.tenant.hold_large_body()) {
         None => None,
         Some(Ok(held)) => held,
-        Some(Err(message)) => {
-            shared.ops.refuse("limit");
-            return too_many(&message, Duration::from_secs(1));
-        }
+        Some(Err(message)) => return at_bound(&shared, &message),
     };
     // A call's place among the host's requests in flight, which a drain waits for.
     let in_flight = (parts.method == Method::POST).then(|| shared.ops.enter());
@@ -163,7 +148,7 @@ async fn wait_for_rate(shared: &Shared, tenant: &Tenant, request: &Parts) -> Res
     }
     let retry = match tenant.wait_at_door().await {
         Door::Open => None,
-        Door::SmallOnly(_) if content_length(request).is_some_and(|n| n <= SMALL_BODY_BYTES) => {
+        Door::SmallOnly(_) if content_length(request).is_some_and(|n| n <= LARGE_BODY_BYTES) => {
             None
         }
         Door::SmallOnly(retry) | Door::Refused(retry) => Some(retry),
@@ -269,11 +254,17 @@ fn content_length(request: &Parts) -> Option<usize> {
 
 /// `503` to a request that came in while draining: retry on another replica.
 fn draining() -> Response {
-    let mut response = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "draining: retry on another replica",
+    closing(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: retry on another replica",
+        )
+            .into_response(),
     )
-        .into_response();
+}
+
+/// `response`, closing its connection.
+fn closing(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -288,11 +279,17 @@ fn cut_off(cut: Cut) -> Response {
         Cut::Late => StatusCode::REQUEST_TIMEOUT,
         Cut::Broken => StatusCode::BAD_REQUEST,
     };
-    let mut response = json_response(status, &serde_json::json!({"error": cut.to_string()}));
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    closing(json_response(
+        status,
+        &serde_json::json!({"error": cut.to_string()}),
+    ))
+}
+
+/// `429` to a request past one of its tenant's bounds on what it holds at once (counted as
+/// a refusal): retry in a second.
+fn at_bound(shared: &Shared, message: &str) -> Response {
+    shared.ops.refuse("limit");
+    too_many(message, Duration::from_secs(1))
 }
 
 /// `429` saying which of a tenant's limits a request meets, and when to retry.

@@ -88,9 +88,7 @@ pub(super) fn bounded(
     cut_off: CutOff,
     place: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Body {
-    let mut receiving = Receiving::new(body, cut_off, BODY_TIMEOUT);
-    receiving.place = place;
-    Body::new(receiving)
+    Body::new(Receiving::new(body, cut_off, BODY_TIMEOUT, place))
 }
 
 struct Receiving {
@@ -105,7 +103,12 @@ struct Receiving {
 }
 
 impl Receiving {
-    fn new(body: Body, cut_off: CutOff, timeout: Duration) -> Self {
+    fn new(
+        body: Body,
+        cut_off: CutOff,
+        timeout: Duration,
+        place: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         let start = Instant::now();
         Self {
             body,
@@ -114,8 +117,41 @@ impl Receiving {
             deadline: Box::pin(tokio::time::sleep_until(start + timeout)),
             received: 0,
             cut_off,
-            place: None,
+            place,
         }
+    }
+
+    /// The next frame, or why the body was cut off.
+    fn poll_body(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
+        let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => {
+                tracing::debug!(error = %e, "a request body could not be read");
+                return Poll::Ready(Some(Err(self.cut_off.set(Cut::Broken).into())));
+            }
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {
+                return match self.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(self.cut_off.set(Cut::Late).into()))),
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+        };
+        if let Some(data) = frame.data_ref() {
+            self.received += data.len();
+            if self.received > MAX_BODY_BYTES {
+                return Poll::Ready(Some(Err(self.cut_off.set(Cut::TooLarge).into())));
+            }
+            let allowance = Duration::from_secs((self.received / MIN_BODY_RATE) as u64);
+            let deadline = self.start + self.timeout + allowance;
+            if deadline != self.deadline.deadline() {
+                self.deadline.as_mut().reset(deadline);
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
     }
 }
 
@@ -144,42 +180,6 @@ impl HttpBody for Receiving {
     }
 }
 
-impl Receiving {
-    /// The next frame, or why the body was cut off.
-    fn poll_body(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
-        let this = self;
-        let frame = match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => {
-                tracing::debug!(error = %e, "a request body could not be read");
-                return Poll::Ready(Some(Err(this.cut_off.set(Cut::Broken).into())));
-            }
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {
-                return match this.deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(this.cut_off.set(Cut::Late).into()))),
-                    Poll::Pending => Poll::Pending,
-                };
-            }
-        };
-        if let Some(data) = frame.data_ref() {
-            this.received += data.len();
-            if this.received > MAX_BODY_BYTES {
-                return Poll::Ready(Some(Err(this.cut_off.set(Cut::TooLarge).into())));
-            }
-            let allowance = Duration::from_secs((this.received / MIN_BODY_RATE) as u64);
-            let deadline = this.start + this.timeout + allowance;
-            if deadline != this.deadline.deadline() {
-                this.deadline.as_mut().reset(deadline);
-            }
-        }
-        Poll::Ready(Some(Ok(frame)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +191,7 @@ mod tests {
     fn receiving(timeout: Duration) -> (Sender, CutOff, tokio::task::JoinHandle<bool>) {
         let (sender, stream) = futures::channel::mpsc::unbounded();
         let cut_off = CutOff::default();
-        let body = Receiving::new(Body::from_stream(stream), cut_off.clone(), timeout);
+        let body = Receiving::new(Body::from_stream(stream), cut_off.clone(), timeout, None);
         let read = tokio::spawn(async move { Body::new(body).collect().await.is_ok() });
         (sender, cut_off, read)
     }
